@@ -1,0 +1,1 @@
+"""vision-gateway: an OpenAI-compatible gateway for vision-language models."""

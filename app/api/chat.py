@@ -1,0 +1,64 @@
+"""POST /v1/chat/completions: read, validate, authorize, then hand over to the chat service."""
+
+from __future__ import annotations
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.responses import Response
+
+from app.api.deps import ConfigDep, KeyDep, MetricsDep, ServiceDep, authorize_model
+from app.errors import InvalidJSON, RequestTooLarge, validation_error
+from app.schemas import ChatCompletionRequest
+from app.sse import event_stream_response
+from app.timing import current_timings
+
+router = APIRouter()
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it is known to be over `limit`."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise RequestTooLarge(f"the request body is over {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestTooLarge(f"the request body is over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_request(body: bytes) -> ChatCompletionRequest:
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise InvalidJSON("the request body is not valid JSON") from None
+    if not isinstance(payload, dict):
+        raise InvalidJSON("the request body must be a JSON object")
+    try:
+        return ChatCompletionRequest.model_validate(payload)
+    except ValidationError as exc:
+        raise validation_error(RequestValidationError(exc.errors())) from None
+
+
+@router.post("/v1/chat/completions", include_in_schema=True)
+@router.post("/chat/completions", include_in_schema=False)
+async def create_chat_completion(
+    request: Request, key: KeyDep, config: ConfigDep, service: ServiceDep, metrics: MetricsDep
+) -> Response:
+    chat = parse_request(await read_body(request, config.server.max_request_bytes))
+    authorize_model(key, chat.model)
+    with metrics.track(chat.model, stream=bool(chat.stream)) as outcome:
+        if chat.stream:
+            events, outcome.provider = await service.stream(chat)
+            return event_stream_response(events)
+        completion, outcome.provider = await service.complete(chat)
+        overhead_ms = current_timings().overhead_ms()
+        metrics.overhead.labels(chat.model, outcome.provider).observe(overhead_ms / 1000)
+        return Response(
+            completion.model_dump_json(), media_type="application/json",
+            headers={"x-gateway-overhead-ms": f"{overhead_ms:.3f}"},
+        )

@@ -1,0 +1,37 @@
+"""GET /v1/models and /v1/models/{id}: the configured, served model names."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from app.api.deps import KeyDep, RouterDep
+from app.errors import ModelNotFound
+from app.schemas import Model, ModelList
+
+router = APIRouter()
+
+
+def _created(request: Request) -> int:
+    started: int = request.app.state.started_at
+    return started
+
+
+@router.get("/v1/models")
+@router.get("/models", include_in_schema=False)
+async def list_models(request: Request, _: KeyDep, models: RouterDep) -> Response:
+    created = _created(request)
+    listing = ModelList(data=[Model(id=group.name, created=created, owned_by=group.provider_kind)
+                              for group in models.served()])
+    return Response(listing.model_dump_json(), media_type="application/json")
+
+
+@router.get("/v1/models/{model_id:path}")
+@router.get("/models/{model_id:path}", include_in_schema=False)
+async def retrieve_model(request: Request, model_id: str, _: KeyDep, models: RouterDep) -> Response:
+    owner = models.owner(model_id)
+    if owner is None:
+        raise ModelNotFound(f"the model {model_id!r} does not exist or is not enabled",
+                            param="model")
+    model = Model(id=model_id, created=_created(request), owned_by=owner)
+    return Response(model.model_dump_json(), media_type="application/json")

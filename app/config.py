@@ -1,0 +1,218 @@
+"""Load and validate `config.yaml`: `${VAR}` substitution, strict keys reported with their line."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+
+DEFAULT_CONFIG_PATH = "config.yaml"
+DEFAULT_TIMEOUT_S = 120.0
+DEFAULT_POLL_INTERVAL_S = 2.0
+
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be served; the message says what and where."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ApiKey(_Strict):
+    key: str
+    name: str | None = None
+    models: list[str] | None = None
+
+
+class ServerConfig(_Strict):
+    api_keys: list[str | ApiKey] = Field(default_factory=list)
+    max_request_bytes: Annotated[int, Field(gt=0)] = 32 * 1024 * 1024
+    playground: bool = True
+
+    def active_keys(self) -> list[ApiKey]:
+        """Keys with a value: an empty `${GATEWAY_API_KEY:-}` means no key is required."""
+        keys = [ApiKey(key=entry) if isinstance(entry, str) else entry for entry in self.api_keys]
+        return [key for key in keys if key.key]
+
+
+class ImagesConfig(_Strict):
+    max_images_per_request: Annotated[int, Field(ge=0)] = 16
+    max_image_bytes: Annotated[int, Field(gt=0)] = 20 * 1024 * 1024
+    max_image_pixels: Annotated[int, Field(gt=0)] = 50_000_000
+    fetch_timeout_s: Annotated[float, Field(gt=0)] = 10.0
+    allow_private_networks: bool = False
+    fetch_remote: Literal["auto", "always"] = "auto"
+
+
+class StateConfig(_Strict):
+    backend: Literal["memory", "redis"] = "memory"
+    url: str = "redis://localhost:6379/0"
+
+
+ProviderKind = Literal[
+    "openai", "aimlapi", "predictionguard", "masterpiecex", "vlmrun", "takeoff", "inspect"
+]
+
+
+class ModelEntry(_Strict):
+    """One deployment: a client-facing name routed to one upstream."""
+
+    name: Annotated[str, Field(min_length=1)]
+    provider: ProviderKind
+    upstream_model: str | None = None
+    base_url: str | None = None
+    api_key: str = ""
+    timeout_s: Annotated[float, Field(gt=0)] = DEFAULT_TIMEOUT_S
+    poll_interval_s: Annotated[float, Field(gt=0)] = DEFAULT_POLL_INTERVAL_S
+    options: dict[str, object] = Field(default_factory=dict)
+    fallbacks: list[str] = Field(default_factory=list)
+
+    # The environment variables `api_key` was written with, to name them when one is unset.
+    _api_key_variables: tuple[str, ...] = PrivateAttr(default=())
+
+    @property
+    def is_wildcard(self) -> bool:
+        return self.name.endswith("/*")
+
+    @property
+    def api_key_variables(self) -> tuple[str, ...]:
+        return self._api_key_variables
+
+    @field_validator("base_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+
+class GatewayConfig(_Strict):
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    images: ImagesConfig = Field(default_factory=ImagesConfig)
+    state: StateConfig = Field(default_factory=StateConfig)
+    models: list[ModelEntry] = Field(default_factory=list)
+
+
+class _LineLoader(yaml.SafeLoader):
+    """A YAML loader that remembers the line of every mapping key."""
+
+
+class _Mapping(dict[str, object]):
+    lines: dict[str, int]
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> _Mapping:
+    mapping = _Mapping(loader.construct_mapping(node, deep=True))
+    mapping.lines = {str(key.value): key.start_mark.line + 1 for key, _ in node.value}
+    return mapping
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def substitute(text: str, environ: Mapping[str, str]) -> str:
+    """Replace `${VAR}` and `${VAR:-default}` in one string."""
+
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in environ:
+            return environ[name]
+        if default is not None:
+            return default
+        raise ConfigError(f"environment variable {name} is not set (used as ${{{name}}})")
+
+    return _VARIABLE.sub(replace, text)
+
+
+def _substitute_tree(node: object, environ: Mapping[str, str], where: str) -> object:
+    if isinstance(node, _Mapping):
+        result = _Mapping(
+            {key: _substitute_tree(value, environ, f"{where}{key} (line {node.lines.get(key)}) ")
+             for key, value in node.items()}
+        )
+        result.lines = node.lines
+        return result
+    if isinstance(node, list):
+        return [_substitute_tree(item, environ, where) for item in node]
+    if isinstance(node, str):
+        try:
+            return substitute(node, environ)
+        except ConfigError as exc:
+            raise ConfigError(f"{where.strip()}: {exc}") from None
+    return node
+
+
+def _line_of(tree: object, loc: tuple[int | str, ...]) -> int | None:
+    line = None
+    node = tree
+    for part in loc:
+        if isinstance(node, _Mapping) and isinstance(part, str):
+            line = node.lines.get(part, line)
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            break
+    return line
+
+
+def _describe(error: ValidationError, tree: object, source: str) -> str:
+    problems = []
+    for item in error.errors():
+        loc = tuple(part for part in item["loc"] if not (isinstance(part, str) and "[" in part))
+        dotted = ".".join(str(part) for part in loc)
+        line = _line_of(tree, loc)
+        at = f"{source}:{line}: " if line else f"{source}: "
+        if item["type"] == "extra_forbidden":
+            problems.append(f"{at}unknown key {dotted!r}")
+        else:
+            problems.append(f"{at}{dotted}: {item['msg']}")
+    return "invalid configuration\n  " + "\n  ".join(problems)
+
+
+def _api_key_variables(raw_models: object) -> list[tuple[str, ...]]:
+    if not isinstance(raw_models, list):
+        return []
+    found = []
+    for entry in raw_models:
+        raw = entry.get("api_key") if isinstance(entry, dict) else None
+        names = tuple(m.group(1) for m in _VARIABLE.finditer(raw)) if isinstance(raw, str) else ()
+        found.append(names)
+    return found
+
+
+def parse_config(
+    text: str, environ: Mapping[str, str] | None = None, *, source: str = "config"
+) -> GatewayConfig:
+    """Parse YAML text into a validated config. Raises ConfigError with a readable message."""
+    environ = os.environ if environ is None else environ
+    try:
+        tree = yaml.load(text, Loader=_LineLoader) or _Mapping()  # noqa: S506 - a SafeLoader
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping")
+    substituted = _substitute_tree(tree, environ, "")
+    try:
+        config = GatewayConfig.model_validate(substituted)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, tree, source)) from None
+    for entry, names in zip(config.models, _api_key_variables(tree.get("models")), strict=False):
+        entry._api_key_variables = names
+    return config
+
+
+def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> GatewayConfig:
+    """Read and validate a config file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    return parse_config(text, environ, source=str(path))

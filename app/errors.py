@@ -1,0 +1,329 @@
+"""The gateway's error taxonomy and the one place that renders it as OpenAI's error envelope.
+
+    GatewayError
+    ├── InvalidRequest                400 invalid_request_error
+    │   ├── InvalidJSON               400 invalid_json
+    │   ├── UnsupportedParameter      400 unsupported_parameter
+    │   ├── ImageError                400 invalid_image
+    │   │   ├── ImageTooLarge         400 image_too_large
+    │   │   ├── TooManyImages         400 too_many_images
+    │   │   ├── ImageURLForbidden     400 image_url_forbidden
+    │   │   └── ImageFetchFailed      400 image_fetch_failed
+    │   └── UpstreamRejected          400 upstream_rejected
+    ├── RequestTooLarge               413 request_too_large
+    ├── AuthenticationFailed          401 authentication_error / invalid_api_key
+    ├── ModelNotAllowed               403 permission_error / model_not_allowed
+    ├── ModelNotFound                 404 model_not_found
+    ├── RouteNotFound                 404 not_found
+    ├── MethodNotAllowed              405 method_not_allowed
+    ├── RateLimited                   429 rate_limit_error / rate_limit_exceeded
+    │   └── UpstreamRateLimited       429 upstream_rate_limited
+    ├── UpstreamError                 502 upstream_error / upstream_failed
+    │   ├── UpstreamAuthFailed        502 upstream_auth_failed
+    │   ├── UpstreamJobFailed         502 job_failed
+    │   ├── UpstreamUnavailable       503 upstream_unavailable
+    │   └── UpstreamTimeout           504 upstream_timeout
+    └── InternalError                 500 server_error
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import ClassVar
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+logger = logging.getLogger(__name__)
+
+MAX_UPSTREAM_MESSAGE = 500
+
+
+class GatewayError(Exception):
+    """Base of every error the gateway reports to a client."""
+
+    status_code: ClassVar[int] = 500
+    type: ClassVar[str] = "server_error"
+    code: ClassVar[str | None] = None
+
+    def __init__(
+        self, message: str, *, param: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.headers = headers or {}
+
+    @property
+    def retryable(self) -> bool:
+        """Whether another deployment might succeed where this one failed."""
+        return False
+
+    def to_envelope(self) -> dict[str, object]:
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+
+class InvalidRequest(GatewayError):
+    """The request is malformed or asks for something the gateway cannot do."""
+
+    status_code = 400
+    type = "invalid_request_error"
+    code = "invalid_value"
+
+
+class InvalidJSON(InvalidRequest):
+    """The body is not a JSON object."""
+
+    code = "invalid_json"
+
+
+class UnsupportedParameter(InvalidRequest):
+    """A field that changes the answer and that the chosen provider cannot honour."""
+
+    code = "unsupported_parameter"
+
+
+class ImageError(InvalidRequest):
+    """An image could not be used: undecodable, not an image, or degenerate."""
+
+    code = "invalid_image"
+
+
+class ImageTooLarge(ImageError):
+    """An image over the byte or pixel limit."""
+
+    code = "image_too_large"
+
+
+class TooManyImages(ImageError):
+    """More images than the configuration or the provider allows."""
+
+    code = "too_many_images"
+
+
+class ImageURLForbidden(ImageError):
+    """An image URL with a refused scheme or address."""
+
+    code = "image_url_forbidden"
+
+
+class ImageFetchFailed(ImageError):
+    """An image URL that could not be fetched."""
+
+    code = "image_fetch_failed"
+
+
+class UpstreamRejected(InvalidRequest):
+    """The upstream refused the request as invalid (its 4xx)."""
+
+    code = "upstream_rejected"
+
+
+class RequestTooLarge(GatewayError):
+    """The body is over `server.max_request_bytes`."""
+
+    status_code = 413
+    type = "invalid_request_error"
+    code = "request_too_large"
+
+
+class AuthenticationFailed(GatewayError):
+    """A missing or wrong gateway key."""
+
+    status_code = 401
+    type = "authentication_error"
+    code = "invalid_api_key"
+
+
+class ModelNotAllowed(GatewayError):
+    """The gateway key may not use this model."""
+
+    status_code = 403
+    type = "permission_error"
+    code = "model_not_allowed"
+
+
+class ModelNotFound(GatewayError):
+    """No configured route serves this model."""
+
+    status_code = 404
+    type = "invalid_request_error"
+    code = "model_not_found"
+
+
+class RouteNotFound(GatewayError):
+    """An unknown path."""
+
+    status_code = 404
+    type = "invalid_request_error"
+    code = "not_found"
+
+
+class MethodNotAllowed(GatewayError):
+    """A known path with the wrong method."""
+
+    status_code = 405
+    type = "invalid_request_error"
+    code = "method_not_allowed"
+
+
+class RateLimited(GatewayError):
+    """The gateway's own rate limit was reached."""
+
+    status_code = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+
+class UpstreamRateLimited(RateLimited):
+    """The upstream answered 429; its `Retry-After` is passed on."""
+
+    code = "upstream_rate_limited"
+
+    @property
+    def retryable(self) -> bool:
+        return True
+
+
+class UpstreamError(GatewayError):
+    """The upstream failed: a 5xx, or a reply the gateway cannot read."""
+
+    status_code = 502
+    type = "upstream_error"
+    code = "upstream_failed"
+
+    @property
+    def retryable(self) -> bool:
+        return True
+
+
+class UpstreamAuthFailed(UpstreamError):
+    """The upstream refused the gateway's credential: a configuration problem, not the client's."""
+
+    code = "upstream_auth_failed"
+
+    @property
+    def retryable(self) -> bool:
+        return False
+
+
+class UpstreamJobFailed(UpstreamError):
+    """An upstream job ended in a failed state."""
+
+    code = "job_failed"
+
+    @property
+    def retryable(self) -> bool:
+        return False
+
+
+class UpstreamUnavailable(UpstreamError):
+    """The upstream could not be reached."""
+
+    status_code = 503
+    code = "upstream_unavailable"
+
+
+class UpstreamTimeout(UpstreamError):
+    """The request's deadline (`timeout_s`) passed."""
+
+    status_code = 504
+    code = "upstream_timeout"
+
+
+class InternalError(GatewayError):
+    """Anything unexpected; the details stay in the log."""
+
+    status_code = 500
+    type = "server_error"
+    code = None
+
+
+_QUERY_STRING = re.compile(r"(\bhttps?://[^\s?#\"'<>]+)\?[^\s\"'<>]*")
+_BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]+")
+
+
+def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """Strip credentials and URL query strings (presigned URLs) from text meant for a client."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[redacted]")
+    text = _BEARER.sub(r"\1[redacted]", text)
+    text = _QUERY_STRING.sub(r"\1", text)
+    if len(text) > MAX_UPSTREAM_MESSAGE:
+        text = text[:MAX_UPSTREAM_MESSAGE] + "…"
+    return text
+
+
+def error_response(error: GatewayError) -> Response:
+    """Render an error as OpenAI's envelope. The only place an error body is built."""
+    return Response(
+        orjson.dumps(error.to_envelope()),
+        status_code=error.status_code,
+        headers=error.headers,
+        media_type="application/json",
+    )
+
+
+def _param_from_location(loc: tuple[int | str, ...]) -> str | None:
+    param = ""
+    for part in loc:
+        if part == "body":
+            continue
+        if isinstance(part, int):
+            param += f"[{part}]"
+        elif part.startswith(("function-", "tagged-union[")) or part in {"str", "list[...]"}:
+            continue
+        else:
+            param += f".{part}" if param else part
+    return param or None
+
+
+def validation_error(exc: RequestValidationError) -> InvalidRequest:
+    """Turn pydantic's first complaint into an OpenAI-style message with `param`."""
+    first = exc.errors()[0]
+    param = _param_from_location(tuple(first.get("loc", ())))
+    message = str(first.get("msg", "invalid request"))
+    return InvalidRequest(f"{message} ({param})" if param else message, param=param)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Make every failure, FastAPI's own included, answer in the OpenAI envelope."""
+
+    async def on_gateway_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, GatewayError)
+        return error_response(exc)
+
+    async def on_validation_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        return error_response(validation_error(exc))
+
+    async def on_http_exception(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 404:
+            return error_response(RouteNotFound("unknown path"))
+        if exc.status_code == 405:
+            return error_response(MethodNotAllowed("method not allowed for this path"))
+        if exc.status_code < 500:
+            return error_response(InvalidRequest(str(exc.detail), headers=exc.headers))
+        return error_response(InternalError("the gateway hit an unexpected error"))
+
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        logger.exception("unexpected error on %s %s", request.method, request.url.path)
+        return error_response(InternalError("the gateway hit an unexpected error"))
+
+    app.add_exception_handler(GatewayError, on_gateway_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(HTTPException, on_http_exception)
+    app.add_exception_handler(Exception, on_unexpected)

@@ -1,0 +1,66 @@
+"""The app factory: `create_app(config)` builds everything; `app` serves `$GATEWAY_CONFIG`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+
+from app.api import chat, health, models
+from app.completions import ChatService
+from app.config import DEFAULT_CONFIG_PATH, GatewayConfig, load_config
+from app.errors import install_error_handlers
+from app.metrics import Metrics
+from app.middleware import RequestContextMiddleware
+from app.providers.base import ProviderContext
+from app.routing import Router
+
+logger = logging.getLogger(__name__)
+
+# Upstream connections are pooled and kept alive across requests; streams hold one each.
+UPSTREAM_LIMITS = httpx.Limits(max_connections=2000, max_keepalive_connections=200,
+                               keepalive_expiry=30)
+
+
+def create_app(config: GatewayConfig) -> FastAPI:
+    """A gateway serving `config`. Upstream connections live for the app's lifespan."""
+    client = httpx.AsyncClient(limits=UPSTREAM_LIMITS, timeout=httpx.Timeout(120, connect=10),
+                               follow_redirects=False, trust_env=False)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        logger.info("serving %d model(s)", len(app.state.router.served()))
+        try:
+            yield
+        finally:
+            await client.aclose()
+
+    app = FastAPI(title="vision-gateway", version="0.1.0", lifespan=lifespan,
+                  docs_url="/docs", redoc_url=None)
+    metrics = Metrics()
+    router = Router(config, ProviderContext(client=client, images=config.images))
+    app.state.config = config
+    app.state.api_keys = config.server.active_keys()
+    app.state.router = router
+    app.state.metrics = metrics
+    app.state.chat_service = ChatService(config, router, metrics)
+    app.state.started_at = int(time.time())
+    for module in (chat, models, health):
+        app.include_router(module.router)
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    return app
+
+
+def __getattr__(name: str) -> FastAPI:
+    # `uvicorn app.main:app` reads this attribute: the config is loaded then, not at import.
+    if name == "app":
+        served = create_app(load_config(os.environ.get("GATEWAY_CONFIG", DEFAULT_CONFIG_PATH)))
+        globals()["app"] = served
+        return served
+    raise AttributeError(name)

@@ -1,0 +1,44 @@
+"""Pure-ASGI middleware: a request id on every response, and the request's clocks."""
+
+from __future__ import annotations
+
+import uuid
+
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.timing import start_request
+
+REQUEST_ID_HEADER = "x-request-id"
+_MAX_ID_LENGTH = 128
+
+
+class RequestContextMiddleware:
+    """Echoes the client's `x-request-id` (or makes one) and starts the request's timings."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _client_request_id(scope) or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        start_request()
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message).append(REQUEST_ID_HEADER, request_id)
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def _client_request_id(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            text = value.decode("latin-1").strip()
+            if 0 < len(text) <= _MAX_ID_LENGTH and text.isprintable():
+                return text
+    return None

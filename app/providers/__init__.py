@@ -1,0 +1,28 @@
+"""The closed set of provider kinds and how each is built from a model entry."""
+
+from __future__ import annotations
+
+from app.config import ConfigError, ModelEntry
+from app.providers.aimlapi import AIMLAPI
+from app.providers.base import Provider, ProviderContext, ProviderType
+from app.providers.inspect import Inspect
+from app.providers.openai_compat import OpenAICompatible
+
+PROVIDER_KINDS: dict[str, ProviderType] = {
+    "openai": OpenAICompatible,
+    "aimlapi": AIMLAPI,
+    "inspect": Inspect,
+}
+
+
+def provider_type(entry: ModelEntry) -> ProviderType:
+    try:
+        return PROVIDER_KINDS[entry.provider]
+    except KeyError:
+        raise ConfigError(
+            f"model {entry.name!r}: provider {entry.provider!r} is not available in this version"
+        ) from None
+
+
+def build_provider(entry: ModelEntry, context: ProviderContext) -> Provider:
+    return provider_type(entry)(entry, context)

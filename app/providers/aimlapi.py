@@ -1,0 +1,21 @@
+"""AI/ML API: OpenAI's wire format with its own error body and 201 for success."""
+
+from __future__ import annotations
+
+from app.providers.base import ANSWER_FIELDS, Capabilities
+from app.providers.openai_compat import OpenAICompatible
+
+
+class AIMLAPI(OpenAICompatible):
+    """OpenAI-compatible; `{message, path, requestId, statusCode}` errors are read by
+    `upstream_message`, and any 2xx (its specs declare 201) counts as success."""
+
+    name = "aimlapi"
+    default_base_url = "https://api.aimlapi.com/v1"
+    capabilities = Capabilities(
+        native_streaming=True,
+        image_urls=True,
+        needs_api_key=True,
+        native_n=True,
+        answer_fields=frozenset(ANSWER_FIELDS),
+    )

@@ -1,0 +1,130 @@
+"""The provider seam: what every upstream translator offers the gateway, and shared helpers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+import httpx
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from app.config import ConfigError, ImagesConfig, ModelEntry
+from app.errors import UnsupportedParameter
+from app.schemas import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    ChoiceDelta,
+    ChunkChoice,
+)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What an upstream can take, so the gateway converts requests to fit it."""
+
+    native_streaming: bool
+    image_urls: bool  # the upstream fetches http(s) URLs itself; otherwise the gateway inlines
+    needs_api_key: bool = True
+    native_n: bool = False  # honours `n > 1` itself; otherwise the gateway fans out
+    max_images: int | None = None
+    # Fields that change the answer and that this upstream honours (others get a 400).
+    answer_fields: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class ProviderContext:
+    """What every provider is built with besides its own model entry."""
+
+    client: httpx.AsyncClient
+    images: ImagesConfig
+
+
+class Provider(Protocol):
+    """Translate one ChatCompletionRequest to an upstream API and back. No FastAPI types here.
+
+    `complete` returns the whole answer; `stream` yields chunks, the role chunk first, and is
+    called eagerly up to its first chunk so that failures before it become HTTP statuses.
+    Both raise `GatewayError`s only: upstream failures are translated at the upstream seam.
+    The reply's `model` is the client's id (`request.model`); `upstream_model` is what the
+    upstream is asked for.
+    """
+
+    capabilities: Capabilities
+
+    async def complete(
+        self, request: ChatCompletionRequest, upstream_model: str
+    ) -> ChatCompletion: ...
+
+    def stream(
+        self, request: ChatCompletionRequest, upstream_model: str
+    ) -> AsyncIterator[ChatCompletionChunk]: ...
+
+
+class ProviderType(Protocol):
+    """A provider class: its capabilities are known before any instance exists."""
+
+    capabilities: Capabilities
+
+    def __call__(self, entry: ModelEntry, context: ProviderContext) -> Provider: ...
+
+
+class NoOptions(BaseModel):
+    """Providers that take no `options` refuse any key in it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+OptionsT = TypeVar("OptionsT", bound=BaseModel)
+
+
+def parse_options(entry: ModelEntry, model: type[OptionsT]) -> OptionsT:
+    try:
+        return model.model_validate(entry.options)
+    except ValidationError as exc:
+        bad = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors())
+        raise ConfigError(
+            f"model {entry.name!r}: bad options for provider {entry.provider}: {bad}"
+        ) from None
+
+
+# Fields that change what the answer is (SPEC §4): refused where a provider lacks them.
+ANSWER_FIELDS = ("tools", "tool_choice", "logprobs", "audio", "modalities")
+
+
+def refuse_unsupported(request: ChatCompletionRequest, capabilities: Capabilities) -> None:
+    """400 `unsupported_parameter` for answer-changing fields this provider can't honour."""
+    for field in ANSWER_FIELDS:
+        value = getattr(request, field, None)
+        if field == "modalities" and value == ["text"]:
+            continue
+        if value not in (None, False, []) and field not in capabilities.answer_fields:
+            raise UnsupportedParameter(
+                f"{field!r} is not supported by this model's provider", param=field
+            )
+
+
+def chunks_from_completion(completion: ChatCompletion) -> list[ChatCompletionChunk]:
+    """A whole answer as a stream: a role chunk, the content per choice, a finish chunk, usage."""
+    created = completion.created or int(time.time())
+
+    def chunk(choices: list[ChunkChoice]) -> ChatCompletionChunk:
+        return ChatCompletionChunk(
+            id=completion.id, created=created, model=completion.model, choices=choices
+        )
+
+    indexes = [choice.index for choice in completion.choices]
+    chunks = [chunk([ChunkChoice(index=i, delta=ChoiceDelta(role="assistant", content=""))
+                     for i in indexes])]
+    for choice in completion.choices:
+        if choice.message.content:
+            chunks.append(chunk([ChunkChoice(index=choice.index,
+                                             delta=ChoiceDelta(content=choice.message.content))]))
+    chunks.append(chunk([ChunkChoice(index=choice.index, finish_reason=choice.finish_reason
+                                     or "stop") for choice in completion.choices]))
+    usage = chunk([])
+    usage.usage = completion.usage
+    chunks.append(usage)
+    return chunks

@@ -1,0 +1,150 @@
+"""Pass-through to any OpenAI-compatible server (OpenAI, vLLM, Ollama, LM Studio, OpenRouter)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import httpx
+import orjson
+from pydantic import ValidationError
+
+from app.config import ModelEntry
+from app.errors import UpstreamError, redact
+from app.providers.base import (
+    ANSWER_FIELDS,
+    Capabilities,
+    NoOptions,
+    ProviderContext,
+    parse_options,
+)
+from app.providers.upstream import map_upstream_errors, raise_for_status, upstream_message
+from app.schemas import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    ChoiceDelta,
+    ChunkChoice,
+    completion_id,
+)
+from app.sse import iter_sse_data
+from app.timing import upstream_wait
+
+
+class OpenAICompatible:
+    """Relays requests as they are, asking the upstream for usage on streams."""
+
+    name = "openai"
+    default_base_url = "https://api.openai.com/v1"
+    capabilities = Capabilities(
+        native_streaming=True,
+        image_urls=True,
+        needs_api_key=False,
+        native_n=True,
+        answer_fields=frozenset(ANSWER_FIELDS),
+    )
+
+    def __init__(self, entry: ModelEntry, context: ProviderContext) -> None:
+        parse_options(entry, NoOptions)
+        self._client = context.client
+        self._url = f"{entry.base_url or self.default_base_url}/chat/completions"
+        self._headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if entry.api_key:
+            self._headers["Authorization"] = f"Bearer {entry.api_key}"
+        self._secrets = (entry.api_key,) if entry.api_key else ()
+        self._timeout = httpx.Timeout(entry.timeout_s, connect=min(entry.timeout_s, 10.0))
+
+    def _body(self, request: ChatCompletionRequest, upstream_model: str, stream: bool) -> bytes:
+        body = request.model_dump(exclude_unset=True)
+        body["model"] = upstream_model
+        if stream:
+            body["stream"] = True
+            body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+        else:
+            body.pop("stream", None)
+            body.pop("stream_options", None)
+        return orjson.dumps(body)
+
+    async def complete(self, request: ChatCompletionRequest, upstream_model: str) -> ChatCompletion:
+        body = self._body(request, upstream_model, stream=False)
+        with map_upstream_errors(self.name), upstream_wait():
+            response = await self._client.post(
+                self._url, content=body, headers=self._headers, timeout=self._timeout
+            )
+        raise_for_status(response, self.name, self._secrets)
+        try:
+            completion = ChatCompletion.model_validate_json(response.content)
+        except ValidationError:
+            raise UpstreamError(f"the {self.name} upstream sent a malformed reply") from None
+        completion.model = request.model
+        return completion
+
+    async def stream(
+        self, request: ChatCompletionRequest, upstream_model: str
+    ) -> AsyncIterator[ChatCompletionChunk]:
+        body = self._body(request, upstream_model, stream=True)
+        upstream = self._client.build_request(
+            "POST", self._url, content=body, headers=self._headers, timeout=self._timeout
+        )
+        with map_upstream_errors(self.name):
+            response = await self._client.send(upstream, stream=True)
+        try:
+            if not response.is_success:
+                with map_upstream_errors(self.name):
+                    await response.aread()
+                raise_for_status(response, self.name, self._secrets)
+            async for chunk in self._relay(response, request):
+                yield chunk
+        finally:
+            await response.aclose()
+
+    async def _relay(
+        self, response: httpx.Response, request: ChatCompletionRequest
+    ) -> AsyncIterator[ChatCompletionChunk]:
+        chunk_id, created = completion_id(), int(time.time())
+        yield ChatCompletionChunk(
+            id=chunk_id, created=created, model=request.model,
+            choices=[ChunkChoice(index=i, delta=ChoiceDelta(role="assistant", content=""))
+                     for i in range(request.choice_count)],
+        )
+        finished = False
+        with map_upstream_errors(self.name):
+            async for data in iter_sse_data(response):
+                chunk = _parse_chunk(data, self.name, self._secrets)
+                chunk.id, chunk.created, chunk.model = chunk_id, created, request.model
+                finished = finished or any(c.finish_reason for c in chunk.choices)
+                if _strip_role(chunk):
+                    yield chunk
+        if not finished:
+            raise UpstreamError(f"the {self.name} upstream stream ended before it was complete")
+
+
+def _parse_chunk(data: str, provider: str, secrets: tuple[str, ...]) -> ChatCompletionChunk:
+    try:
+        return ChatCompletionChunk.model_validate_json(data)
+    except ValidationError:
+        pass
+    try:
+        payload = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        payload = None
+    if isinstance(payload, dict) and payload.get("error"):
+        message = redact(upstream_message(data.encode()), secrets)
+        raise UpstreamError(f"the {provider} upstream failed mid-stream: {message}")
+    raise UpstreamError(f"the {provider} upstream sent a malformed stream event")
+
+
+def _strip_role(chunk: ChatCompletionChunk) -> bool:
+    """Drop the upstream's own role announcement (ours went first); False if nothing is left."""
+    meaningful = chunk.usage is not None or not chunk.choices
+    for choice in chunk.choices:
+        delta = choice.delta
+        delta.role = None
+        if delta.content or choice.finish_reason or _has_extras(delta) or _has_extras(choice):
+            meaningful = True
+    return meaningful
+
+
+def _has_extras(model: ChoiceDelta | ChunkChoice) -> bool:
+    """Fields beyond ours that carry something (tool calls, logprobs), not OpenAI's nulls."""
+    return any(value is not None for value in (model.model_extra or {}).values())

@@ -1,0 +1,80 @@
+"""The upstream seam: transport failures and HTTP statuses become gateway errors here."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+import orjson
+
+from app.errors import (
+    GatewayError,
+    UpstreamAuthFailed,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamRejected,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+    redact,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@contextmanager
+def map_upstream_errors(provider: str) -> Iterator[None]:
+    """Translate httpx failures, around a request and around the reading of its body."""
+    try:
+        yield
+    except GatewayError:
+        raise
+    except httpx.TimeoutException:
+        raise UpstreamTimeout(f"the {provider} upstream did not answer in time") from None
+    except (httpx.ConnectError, httpx.ConnectTimeout):
+        raise UpstreamUnavailable(f"the {provider} upstream could not be reached") from None
+    except httpx.TransportError as exc:
+        logger.warning("%s upstream transport error: %s", provider, type(exc).__name__)
+        raise UpstreamError(f"the {provider} upstream connection failed") from None
+
+
+def upstream_message(body: bytes) -> str:
+    """The human message in an upstream error body, whatever shape the vendor uses."""
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body.decode("utf-8", "replace").strip()
+    if isinstance(parsed, dict):
+        error = parsed.get("error")
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])
+        for key in ("error", "message", "detail"):
+            if parsed.get(key):
+                value = parsed[key]
+                return value if isinstance(value, str) else orjson.dumps(value).decode()
+    return body.decode("utf-8", "replace").strip()
+
+
+def raise_for_status(response: httpx.Response, provider: str, secrets: tuple[str, ...]) -> None:
+    """Map a non-2xx upstream reply (body already read) to the SPEC §5 error table."""
+    status = response.status_code
+    if 200 <= status < 300:
+        return
+    detail = redact(upstream_message(response.content), secrets) or f"HTTP {status}"
+    logger.info("%s upstream answered %d: %s", provider, status, detail)
+    if status in (401, 403):
+        raise UpstreamAuthFailed(
+            f"the {provider} upstream refused the gateway's credentials ({status})"
+        )
+    if status == 429:
+        retry_after = response.headers.get("retry-after")
+        raise UpstreamRateLimited(
+            f"the {provider} upstream is rate limiting: {detail}",
+            headers={"Retry-After": retry_after} if retry_after else None,
+        )
+    if status == 408:
+        raise UpstreamTimeout(f"the {provider} upstream timed out: {detail}")
+    if 400 <= status < 500:
+        raise UpstreamRejected(f"the {provider} upstream rejected the request: {detail}")
+    raise UpstreamError(f"the {provider} upstream failed ({status}): {detail}")

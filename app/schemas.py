@@ -1,0 +1,201 @@
+"""OpenAI Chat Completions wire models, named as in the API reference and the `openai` SDK.
+
+Inbound models allow unknown fields, so a newer SDK never gets a 422; they travel on to
+OpenAI-compatible upstreams untouched.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class ImageURL(_Wire):
+    url: Annotated[str, Field(min_length=1)]
+    detail: Literal["auto", "low", "high"] | None = None
+
+
+class TextPart(_Wire):
+    type: Literal["text"]
+    text: str
+
+
+class ImageURLPart(_Wire):
+    type: Literal["image_url"]
+    image_url: ImageURL
+
+
+class InputAudioPart(_Wire):
+    type: Literal["input_audio"]
+    input_audio: dict[str, object]
+
+
+class FilePart(_Wire):
+    type: Literal["file"]
+    file: dict[str, object]
+
+
+class RefusalPart(_Wire):
+    type: Literal["refusal"]
+    refusal: str
+
+
+ContentPart = Annotated[
+    TextPart | ImageURLPart | InputAudioPart | FilePart | RefusalPart, Field(discriminator="type")
+]
+
+
+class SystemMessage(_Wire):
+    role: Literal["system", "developer"]
+    content: str | list[TextPart]
+    name: str | None = None
+
+
+class UserMessage(_Wire):
+    role: Literal["user"]
+    content: str | list[ContentPart]
+    name: str | None = None
+
+
+class AssistantMessage(_Wire):
+    role: Literal["assistant"]
+    content: str | list[ContentPart] | None = None
+    name: str | None = None
+    tool_calls: list[dict[str, object]] | None = None
+
+
+class ToolMessage(_Wire):
+    role: Literal["tool", "function"]
+    content: str | list[TextPart] | None = None
+    tool_call_id: str | None = None
+    name: str | None = None
+
+
+Message = Annotated[
+    SystemMessage | UserMessage | AssistantMessage | ToolMessage, Field(discriminator="role")
+]
+
+
+class StreamOptions(_Wire):
+    include_usage: bool | None = None
+
+
+class ResponseFormat(_Wire):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: dict[str, object] | None = None
+
+
+class ChatCompletionRequest(_Wire):
+    model: Annotated[str, Field(min_length=1)]
+    messages: Annotated[list[Message], Field(min_length=1)]
+    stream: bool | None = None
+    stream_options: StreamOptions | None = None
+    n: Annotated[int, Field(ge=1, le=128)] | None = None
+    max_tokens: Annotated[int, Field(ge=1)] | None = None
+    max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
+    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+    top_p: Annotated[float, Field(ge=0, le=1)] | None = None
+    stop: str | list[str] | None = None
+    presence_penalty: Annotated[float, Field(ge=-2, le=2)] | None = None
+    frequency_penalty: Annotated[float, Field(ge=-2, le=2)] | None = None
+    seed: int | None = None
+    user: str | None = None
+    response_format: ResponseFormat | None = None
+    tools: list[dict[str, object]] | None = None
+    tool_choice: str | dict[str, object] | None = None
+    logprobs: bool | None = None
+    top_logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
+
+    @field_validator("stop")
+    @classmethod
+    def _at_most_four_stops(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(value, list) and len(value) > 4:
+            raise ValueError("at most 4 stop sequences are allowed")
+        return value
+
+    @property
+    def include_usage(self) -> bool:
+        return bool(self.stream_options and self.stream_options.include_usage)
+
+    @property
+    def choice_count(self) -> int:
+        return self.n or 1
+
+    def image_parts(self) -> list[tuple[str, ImageURLPart]]:
+        """Every image part with its `param` path, in order."""
+        found = []
+        for i, message in enumerate(self.messages):
+            if isinstance(message.content, list):
+                for j, part in enumerate(message.content):
+                    if isinstance(part, ImageURLPart):
+                        found.append((f"messages[{i}].content[{j}].image_url", part))
+        return found
+
+
+class CompletionUsage(_Wire):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+class ChatCompletionMessage(_Wire):
+    role: Literal["assistant"] = "assistant"
+    content: str | None = None
+
+
+class Choice(_Wire):
+    index: int = 0
+    message: ChatCompletionMessage
+    finish_reason: str | None = "stop"
+
+
+def completion_id() -> str:
+    return f"chatcmpl-{uuid.uuid4().hex}"
+
+
+class ChatCompletion(_Wire):
+    id: str = Field(default_factory=completion_id)
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int = Field(default_factory=lambda: int(time.time()))
+    model: str
+    choices: list[Choice]
+    usage: CompletionUsage = Field(default_factory=CompletionUsage)
+
+
+class ChoiceDelta(_Wire):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+
+
+class ChunkChoice(_Wire):
+    index: int = 0
+    delta: ChoiceDelta = Field(default_factory=ChoiceDelta)
+    finish_reason: str | None = None
+
+
+class ChatCompletionChunk(_Wire):
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    usage: CompletionUsage | None = None
+
+
+class Model(_Wire):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str
+
+
+class ModelList(_Wire):
+    object: Literal["list"] = "list"
+    data: list[Model]
