@@ -1,0 +1,35 @@
+"""Shared fixtures: an isolated environment and a config factory."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+
+from app.config import GatewayConfig, parse_config
+
+
+@pytest.fixture(autouse=True)
+def clean_environ() -> Iterator[None]:
+    """Each test sees the environment it started with, whatever it sets."""
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def make_config(models: list[dict[str, Any]] | None = None, **sections: Any) -> GatewayConfig:
+    """A validated config from Python data, through the real loader."""
+    tree: dict[str, Any] = {"models": models or [{"name": "inspect", "provider": "inspect"}]}
+    tree.update(sections)
+    return parse_config(yaml.safe_dump(tree), environ={})
