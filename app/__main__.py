@@ -15,7 +15,7 @@ from app.config import DEFAULT_CONFIG_PATH, ConfigError, load_config
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
     parser.add_argument("--config", default=os.environ.get("GATEWAY_CONFIG", DEFAULT_CONFIG_PATH))
-    parser.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))  # noqa: S104
+    parser.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
     parser.add_argument("--workers", type=int, default=int(os.environ.get("GATEWAY_WORKERS", "1")))
     parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "info"))
@@ -24,8 +24,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         load_config(args.config)  # fail here, once, with a readable message
     except ConfigError as exc:
@@ -33,8 +34,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     os.environ["GATEWAY_CONFIG"] = os.path.abspath(args.config)
     uvicorn.run(
-        "app.main:app", host=args.host, port=args.port, workers=args.workers,
-        log_level=args.log_level, access_log=False, loop="uvloop", http="httptools",
+        "app.main:app",
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=args.log_level,
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
         timeout_graceful_shutdown=30,
     )
     return 0

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import replace
 
 from app.config import GatewayConfig
 from app.errors import GatewayError, UpstreamTimeout
-from app.images import check_image_parts
+from app.images import ImagePipeline, check_image_parts, with_images
 from app.metrics import Metrics
-from app.providers.base import chunks_from_completion, refuse_unsupported
+from app.providers.base import Call, chunks_from_completion, refuse_unsupported
 from app.routing import Attempt, Router
 from app.schemas import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, CompletionUsage
 from app.sse import encode_event
@@ -20,9 +21,12 @@ logger = logging.getLogger(__name__)
 
 
 class ChatService:
-    def __init__(self, config: GatewayConfig, router: Router, metrics: Metrics) -> None:
+    def __init__(
+        self, config: GatewayConfig, router: Router, pipeline: ImagePipeline, metrics: Metrics
+    ) -> None:
         self._config = config
         self._router = router
+        self._pipeline = pipeline
         self._metrics = metrics
 
     def _attempts(self, request: ChatCompletionRequest) -> list[Attempt]:
@@ -32,7 +36,7 @@ class ChatService:
             capabilities = attempt.deployment.provider.capabilities
             try:
                 refuse_unsupported(request, capabilities)
-                check_image_parts(request, self._config.images, capabilities.max_images)
+                check_image_parts(request, self._config.images, capabilities.images.max_images)
             except GatewayError:
                 if index == 0:
                     raise
@@ -47,7 +51,10 @@ class ChatService:
             deadline = attempt.deployment.entry.timeout_s
             try:
                 async with asyncio.timeout(deadline):
-                    return await self._complete_once(request, attempt), attempt.deployment.entry.provider
+                    completion = await self._complete_once(
+                        await self._call(request, attempt), attempt
+                    )
+                return completion, attempt.deployment.entry.provider
             except TimeoutError:
                 last = UpstreamTimeout(f"no answer within the model's deadline of {deadline:g} s")
             except GatewayError as exc:
@@ -58,22 +65,23 @@ class ChatService:
         assert last is not None
         raise last
 
-    async def _complete_once(
-        self, request: ChatCompletionRequest, attempt: Attempt
-    ) -> ChatCompletion:
+    async def _call(self, request: ChatCompletionRequest, attempt: Attempt) -> Call:
+        """The upstream call: images checked and converted to what this provider takes."""
+        needs = attempt.deployment.provider.capabilities.images
+        images = await self._pipeline.prepare(request, needs)
+        return Call(with_images(request, images), attempt.upstream_model, images)
+
+    async def _complete_once(self, call: Call, attempt: Attempt) -> ChatCompletion:
         provider = attempt.deployment.provider
-        count = request.choice_count
+        count = call.request.choice_count
         if count == 1 or provider.capabilities.native_n:
-            return await provider.complete(request, attempt.upstream_model)
-        single = request.model_copy(update={"n": None})
+            return await provider.complete(call)
+        single = replace(call, request=call.request.model_copy(update={"n": None}))
         async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(provider.complete(single, attempt.upstream_model))
-                     for _ in range(count)]
+            tasks = [group.create_task(provider.complete(single)) for _ in range(count)]
         return merge_choices([task.result() for task in tasks])
 
-    async def stream(
-        self, request: ChatCompletionRequest
-    ) -> tuple[AsyncIterator[bytes], str]:
+    async def stream(self, request: ChatCompletionRequest) -> tuple[AsyncIterator[bytes], str]:
         """A started stream of encoded chunks: its first chunk is already in hand, so failures
         up to there were raised here, as HTTP statuses, and could fail over."""
         last: GatewayError | None = None
@@ -100,18 +108,22 @@ class ChatService:
 
     async def _chunks(
         self, request: ChatCompletionRequest, attempt: Attempt
-    ) -> AsyncIterator[ChatCompletionChunk]:
+    ) -> AsyncGenerator[ChatCompletionChunk]:
         provider = attempt.deployment.provider
+        call = await self._call(request, attempt)
         if request.choice_count > 1 and not provider.capabilities.native_n:
-            for chunk in chunks_from_completion(await self._complete_once(request, attempt)):
+            for chunk in chunks_from_completion(await self._complete_once(call, attempt)):
                 yield chunk
             return
-        async for chunk in provider.stream(request, attempt.upstream_model):
+        async for chunk in provider.stream(call):
             yield chunk
 
     async def _encode(
-        self, request: ChatCompletionRequest, provider: str,
-        first: ChatCompletionChunk, chunks: AsyncIterator[ChatCompletionChunk],
+        self,
+        request: ChatCompletionRequest,
+        provider: str,
+        first: ChatCompletionChunk,
+        chunks: AsyncGenerator[ChatCompletionChunk],
     ) -> AsyncIterator[bytes]:
         """Chunks as SSE events; usage only when asked for, and always when asked for."""
         started = time.perf_counter()
@@ -127,12 +139,19 @@ class ChatService:
                 if not first_token and any(c.delta.content for c in chunk.choices):
                     first_token = True
                     self._metrics.first_token.labels(request.model, provider).observe(
-                        time.perf_counter() - started)
+                        time.perf_counter() - started
+                    )
                 yield encode_event(chunk)
             if include_usage and not usage_sent:
-                yield encode_event(ChatCompletionChunk(
-                    id=first.id, created=first.created, model=first.model, choices=[],
-                    usage=CompletionUsage()))
+                yield encode_event(
+                    ChatCompletionChunk(
+                        id=first.id,
+                        created=first.created,
+                        model=first.model,
+                        choices=[],
+                        usage=CompletionUsage(),
+                    )
+                )
         finally:
             await chunks.aclose()
 
@@ -140,8 +159,12 @@ class ChatService:
         self, request: ChatCompletionRequest, attempt: Attempt, error: GatewayError | None
     ) -> None:
         code = error.code if error else "unknown"
-        logger.warning("model %r: deployment %s failed before the first byte (%s); trying the "
-                       "next", request.model, attempt.deployment.entry.provider, code)
+        logger.warning(
+            "model %r: deployment %s failed before the first byte (%s); trying the next",
+            request.model,
+            attempt.deployment.entry.provider,
+            code,
+        )
         self._metrics.upstream_errors.labels(attempt.deployment.entry.provider, code).inc()
         self._metrics.failovers.labels(request.model).inc()
 

@@ -108,7 +108,7 @@ class _Mapping(dict[str, object]):
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> _Mapping:
-    mapping = _Mapping(loader.construct_mapping(node, deep=True))
+    mapping = _Mapping({str(k): v for k, v in loader.construct_mapping(node, deep=True).items()})
     mapping.lines = {str(key.value): key.start_mark.line + 1 for key, _ in node.value}
     return mapping
 
@@ -133,8 +133,10 @@ def substitute(text: str, environ: Mapping[str, str]) -> str:
 def _substitute_tree(node: object, environ: Mapping[str, str], where: str) -> object:
     if isinstance(node, _Mapping):
         result = _Mapping(
-            {key: _substitute_tree(value, environ, f"{where}{key} (line {node.lines.get(key)}) ")
-             for key, value in node.items()}
+            {
+                key: _substitute_tree(value, environ, f"{where}{key} (line {node.lines.get(key)}) ")
+                for key, value in node.items()
+            }
         )
         result.lines = node.lines
         return result
@@ -193,7 +195,7 @@ def parse_config(
     """Parse YAML text into a validated config. Raises ConfigError with a readable message."""
     environ = os.environ if environ is None else environ
     try:
-        tree = yaml.load(text, Loader=_LineLoader) or _Mapping()  # noqa: S506 - a SafeLoader
+        tree = yaml.load(text, Loader=_LineLoader) or _Mapping()  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML: {exc}") from None
     if not isinstance(tree, dict):

@@ -1,29 +1,29 @@
 """The gateway's error taxonomy and the one place that renders it as OpenAI's error envelope.
 
-    GatewayError
-    ├── InvalidRequest                400 invalid_request_error
-    │   ├── InvalidJSON               400 invalid_json
-    │   ├── UnsupportedParameter      400 unsupported_parameter
-    │   ├── ImageError                400 invalid_image
-    │   │   ├── ImageTooLarge         400 image_too_large
-    │   │   ├── TooManyImages         400 too_many_images
-    │   │   ├── ImageURLForbidden     400 image_url_forbidden
-    │   │   └── ImageFetchFailed      400 image_fetch_failed
-    │   └── UpstreamRejected          400 upstream_rejected
-    ├── RequestTooLarge               413 request_too_large
-    ├── AuthenticationFailed          401 authentication_error / invalid_api_key
-    ├── ModelNotAllowed               403 permission_error / model_not_allowed
-    ├── ModelNotFound                 404 model_not_found
-    ├── RouteNotFound                 404 not_found
-    ├── MethodNotAllowed              405 method_not_allowed
-    ├── RateLimited                   429 rate_limit_error / rate_limit_exceeded
-    │   └── UpstreamRateLimited       429 upstream_rate_limited
-    ├── UpstreamError                 502 upstream_error / upstream_failed
-    │   ├── UpstreamAuthFailed        502 upstream_auth_failed
-    │   ├── UpstreamJobFailed         502 job_failed
-    │   ├── UpstreamUnavailable       503 upstream_unavailable
-    │   └── UpstreamTimeout           504 upstream_timeout
-    └── InternalError                 500 server_error
+GatewayError
+├── InvalidRequest                400 invalid_request_error
+│   ├── InvalidJSON               400 invalid_json
+│   ├── UnsupportedParameter      400 unsupported_parameter
+│   ├── ImageError                400 invalid_image
+│   │   ├── ImageTooLarge         400 image_too_large
+│   │   ├── TooManyImages         400 too_many_images
+│   │   ├── ImageURLForbidden     400 image_url_forbidden
+│   │   └── ImageFetchFailed      400 image_fetch_failed
+│   └── UpstreamRejected          400 upstream_rejected
+├── RequestTooLarge               413 request_too_large
+├── AuthenticationFailed          401 authentication_error / invalid_api_key
+├── ModelNotAllowed               403 permission_error / model_not_allowed
+├── ModelNotFound                 404 model_not_found
+├── RouteNotFound                 404 not_found
+├── MethodNotAllowed              405 method_not_allowed
+├── RateLimited                   429 rate_limit_error / rate_limit_exceeded
+│   └── UpstreamRateLimited       429 upstream_rate_limited
+├── UpstreamError                 502 upstream_error / upstream_failed
+│   ├── UpstreamAuthFailed        502 upstream_auth_failed
+│   ├── UpstreamJobFailed         502 job_failed
+│   ├── UpstreamUnavailable       503 upstream_unavailable
+│   └── UpstreamTimeout           504 upstream_timeout
+└── InternalError                 500 server_error
 """
 
 from __future__ import annotations
@@ -316,11 +316,11 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 405:
             return error_response(MethodNotAllowed("method not allowed for this path"))
         if exc.status_code < 500:
-            return error_response(InvalidRequest(str(exc.detail), headers=exc.headers))
+            return error_response(InvalidRequest(str(exc.detail), headers=dict(exc.headers or {})))
         return error_response(InternalError("the gateway hit an unexpected error"))
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
-        logger.exception("unexpected error on %s %s", request.method, request.url.path)
+        logger.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
         return error_response(InternalError("the gateway hit an unexpected error"))
 
     app.add_exception_handler(GatewayError, on_gateway_error)

@@ -15,6 +15,9 @@ from app.api import chat, health, models
 from app.completions import ChatService
 from app.config import DEFAULT_CONFIG_PATH, GatewayConfig, load_config
 from app.errors import install_error_handlers
+from app.images import ImagePipeline
+from app.images.cache import ImageCache
+from app.images.fetch import ImageFetcher, Resolver, system_resolver
 from app.metrics import Metrics
 from app.middleware import RequestContextMiddleware
 from app.providers.base import ProviderContext
@@ -23,14 +26,20 @@ from app.routing import Router
 logger = logging.getLogger(__name__)
 
 # Upstream connections are pooled and kept alive across requests; streams hold one each.
-UPSTREAM_LIMITS = httpx.Limits(max_connections=2000, max_keepalive_connections=200,
-                               keepalive_expiry=30)
+UPSTREAM_LIMITS = httpx.Limits(
+    max_connections=2000, max_keepalive_connections=200, keepalive_expiry=30
+)
 
 
-def create_app(config: GatewayConfig) -> FastAPI:
-    """A gateway serving `config`. Upstream connections live for the app's lifespan."""
-    client = httpx.AsyncClient(limits=UPSTREAM_LIMITS, timeout=httpx.Timeout(120, connect=10),
-                               follow_redirects=False, trust_env=False)
+def create_app(config: GatewayConfig, *, resolver: Resolver = system_resolver) -> FastAPI:
+    """A gateway serving `config`. Upstream connections live for the app's lifespan.
+    `resolver` answers the image fetcher's DNS questions (tests give their own)."""
+    client = httpx.AsyncClient(
+        limits=UPSTREAM_LIMITS,
+        timeout=httpx.Timeout(120, connect=10),
+        follow_redirects=False,
+        trust_env=False,
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -39,16 +48,26 @@ def create_app(config: GatewayConfig) -> FastAPI:
             yield
         finally:
             await client.aclose()
+            await fetcher.aclose()
 
-    app = FastAPI(title="vision-gateway", version="0.1.0", lifespan=lifespan,
-                  docs_url="/docs", redoc_url=None)
+    app = FastAPI(
+        title="vision-gateway", version="0.1.0", lifespan=lifespan, docs_url="/docs", redoc_url=None
+    )
     metrics = Metrics()
+    images = config.images
+    fetcher = ImageFetcher(
+        timeout_s=images.fetch_timeout_s,
+        max_bytes=images.max_image_bytes,
+        allow_private_networks=images.allow_private_networks,
+        resolver=resolver,
+    )
+    pipeline = ImagePipeline(images, fetcher, ImageCache())
     router = Router(config, ProviderContext(client=client, images=config.images))
     app.state.config = config
     app.state.api_keys = config.server.active_keys()
     app.state.router = router
     app.state.metrics = metrics
-    app.state.chat_service = ChatService(config, router, metrics)
+    app.state.chat_service = ChatService(config, router, pipeline, metrics)
     app.state.started_at = int(time.time())
     for module in (chat, models, health):
         app.include_router(module.router)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,32 +17,49 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
-            "gateway_requests", "Chat completion requests by outcome.",
-            ["model", "provider", "status"], registry=self.registry,
+            "gateway_requests",
+            "Chat completion requests by outcome.",
+            ["model", "provider", "status"],
+            registry=self.registry,
         )
         self.duration = Histogram(
-            "gateway_request_duration_seconds", "Total time of a chat completion request.",
-            ["model", "provider", "stream"], buckets=_LATENCY_BUCKETS, registry=self.registry,
+            "gateway_request_duration_seconds",
+            "Total time of a chat completion request.",
+            ["model", "provider", "stream"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.first_token = Histogram(
-            "gateway_time_to_first_token_seconds", "Time until a stream's first content.",
-            ["model", "provider"], buckets=_LATENCY_BUCKETS, registry=self.registry,
+            "gateway_time_to_first_token_seconds",
+            "Time until a stream's first content.",
+            ["model", "provider"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.overhead = Histogram(
-            "gateway_overhead_seconds", "Time the gateway itself spent on a non-streamed request.",
-            ["model", "provider"], buckets=_OVERHEAD_BUCKETS, registry=self.registry,
+            "gateway_overhead_seconds",
+            "Time the gateway itself spent on a non-streamed request.",
+            ["model", "provider"],
+            buckets=_OVERHEAD_BUCKETS,
+            registry=self.registry,
         )
         self.in_flight = Gauge(
-            "gateway_in_flight_requests", "Chat completion requests being served.",
-            ["stream"], registry=self.registry,
+            "gateway_in_flight_requests",
+            "Chat completion requests being served.",
+            ["stream"],
+            registry=self.registry,
         )
         self.upstream_errors = Counter(
-            "gateway_upstream_errors", "Upstream failures by provider and error code.",
-            ["provider", "code"], registry=self.registry,
+            "gateway_upstream_errors",
+            "Upstream failures by provider and error code.",
+            ["provider", "code"],
+            registry=self.registry,
         )
         self.failovers = Counter(
-            "gateway_failovers", "Moves to the next deployment after a failure before the first byte.",
-            ["model"], registry=self.registry,
+            "gateway_failovers",
+            "Failovers to the next deployment before the first byte.",
+            ["model"],
+            registry=self.registry,
         )
 
     def render(self) -> bytes:
@@ -63,7 +79,8 @@ class Metrics:
             self.in_flight.labels(kind).dec()
             self.requests.labels(model, outcome.provider, outcome.status).inc()
             self.duration.labels(model, outcome.provider, kind).observe(
-                time.perf_counter() - started)
+                time.perf_counter() - started
+            )
 
 
 @dataclass

@@ -38,7 +38,7 @@ class RequestContextMiddleware:
 def _client_request_id(scope: Scope) -> str | None:
     for name, value in scope["headers"]:
         if name == b"x-request-id":
-            text = value.decode("latin-1").strip()
+            text: str = value.decode("latin-1").strip()
             if 0 < len(text) <= _MAX_ID_LENGTH and text.isprintable():
                 return text
     return None

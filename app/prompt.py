@@ -29,14 +29,14 @@ def flatten_conversation(request: ChatCompletionRequest) -> str:
     last user turn. A lone user message is passed as it is, with no labels."""
     system = [message_text(m) for m in request.messages if isinstance(m, SystemMessage)]
     turns = [m for m in request.messages if not isinstance(m, SystemMessage)]
-    *history, last = turns or [None]
+    history, last = turns[:-1], (turns[-1] if turns else None)
     sections = [text for text in system if text]
     lines = [f"{_speaker(m)}: {text}" for m in history if (text := message_text(m))]
     if lines:
         sections.append("\n".join(lines))
     if last is not None:
         text = message_text(last)
-        labelled = bool(sections) or not last.role == "user"
+        labelled = bool(sections) or last.role != "user"
         sections.append(f"{_speaker(last)}: {text}" if labelled else text)
     return "\n\n".join(section for section in sections if section)
 

@@ -92,8 +92,11 @@ class Router:
     def _group_for(self, model: str) -> Group | None:
         if model in self._groups:
             return self._groups[model]
-        wildcards = [name for name in self._groups if name.endswith("/*")
-                     and model.startswith(name[:-1]) and len(model) > len(name) - 1]
+        wildcards = [
+            name
+            for name in self._groups
+            if name.endswith("/*") and model.startswith(name[:-1]) and len(model) > len(name) - 1
+        ]
         return self._groups[max(wildcards, key=len)] if wildcards else None
 
     def resolve(self, model: str) -> list[Attempt]:

@@ -59,6 +59,7 @@ async def create_chat_completion(
         overhead_ms = current_timings().overhead_ms()
         metrics.overhead.labels(chat.model, outcome.provider).observe(overhead_ms / 1000)
         return Response(
-            completion.model_dump_json(), media_type="application/json",
+            completion.model_dump_json(),
+            media_type="application/json",
             headers={"x-gateway-overhead-ms": f"{overhead_ms:.3f}"},
         )

@@ -21,8 +21,12 @@ def _created(request: Request) -> int:
 @router.get("/models", include_in_schema=False)
 async def list_models(request: Request, _: KeyDep, models: RouterDep) -> Response:
     created = _created(request)
-    listing = ModelList(data=[Model(id=group.name, created=created, owned_by=group.provider_kind)
-                              for group in models.served()])
+    listing = ModelList(
+        data=[
+            Model(id=group.name, created=created, owned_by=group.provider_kind)
+            for group in models.served()
+        ]
+    )
     return Response(listing.model_dump_json(), media_type="application/json")
 
 
@@ -31,7 +35,8 @@ async def list_models(request: Request, _: KeyDep, models: RouterDep) -> Respons
 async def retrieve_model(request: Request, model_id: str, _: KeyDep, models: RouterDep) -> Response:
     owner = models.owner(model_id)
     if owner is None:
-        raise ModelNotFound(f"the model {model_id!r} does not exist or is not enabled",
-                            param="model")
+        raise ModelNotFound(
+            f"the model {model_id!r} does not exist or is not enabled", param="model"
+        )
     model = Model(id=model_id, created=_created(request), owned_by=owner)
     return Response(model.model_dump_json(), media_type="application/json")

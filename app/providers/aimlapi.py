@@ -14,7 +14,6 @@ class AIMLAPI(OpenAICompatible):
     default_base_url = "https://api.aimlapi.com/v1"
     capabilities = Capabilities(
         native_streaming=True,
-        image_urls=True,
         needs_api_key=True,
         native_n=True,
         answer_fields=frozenset(ANSWER_FIELDS),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 import httpx
@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from app.config import ConfigError, ImagesConfig, ModelEntry
 from app.errors import UnsupportedParameter
+from app.images import ImageNeeds, PreparedImage
 from app.schemas import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -26,10 +27,9 @@ class Capabilities:
     """What an upstream can take, so the gateway converts requests to fit it."""
 
     native_streaming: bool
-    image_urls: bool  # the upstream fetches http(s) URLs itself; otherwise the gateway inlines
+    images: ImageNeeds = field(default_factory=ImageNeeds)
     needs_api_key: bool = True
     native_n: bool = False  # honours `n > 1` itself; otherwise the gateway fans out
-    max_images: int | None = None
     # Fields that change the answer and that this upstream honours (others get a 400).
     answer_fields: frozenset[str] = frozenset()
 
@@ -42,25 +42,30 @@ class ProviderContext:
     images: ImagesConfig
 
 
+@dataclass(frozen=True)
+class Call:
+    """One upstream call: the request with its images already in the form the upstream takes,
+    those images, and the model name the upstream is asked for. The reply's `model` is the
+    client's id, `request.model`."""
+
+    request: ChatCompletionRequest
+    upstream_model: str
+    images: list[PreparedImage] = field(default_factory=list)
+
+
 class Provider(Protocol):
     """Translate one ChatCompletionRequest to an upstream API and back. No FastAPI types here.
 
     `complete` returns the whole answer; `stream` yields chunks, the role chunk first, and is
     called eagerly up to its first chunk so that failures before it become HTTP statuses.
     Both raise `GatewayError`s only: upstream failures are translated at the upstream seam.
-    The reply's `model` is the client's id (`request.model`); `upstream_model` is what the
-    upstream is asked for.
     """
 
     capabilities: Capabilities
 
-    async def complete(
-        self, request: ChatCompletionRequest, upstream_model: str
-    ) -> ChatCompletion: ...
+    async def complete(self, call: Call) -> ChatCompletion: ...
 
-    def stream(
-        self, request: ChatCompletionRequest, upstream_model: str
-    ) -> AsyncIterator[ChatCompletionChunk]: ...
+    def stream(self, call: Call) -> AsyncIterator[ChatCompletionChunk]: ...
 
 
 class ProviderType(Protocol):
@@ -96,13 +101,13 @@ ANSWER_FIELDS = ("tools", "tool_choice", "logprobs", "audio", "modalities")
 
 def refuse_unsupported(request: ChatCompletionRequest, capabilities: Capabilities) -> None:
     """400 `unsupported_parameter` for answer-changing fields this provider can't honour."""
-    for field in ANSWER_FIELDS:
-        value = getattr(request, field, None)
-        if field == "modalities" and value == ["text"]:
+    for name in ANSWER_FIELDS:
+        value = getattr(request, name, None)
+        if name == "modalities" and value == ["text"]:
             continue
-        if value not in (None, False, []) and field not in capabilities.answer_fields:
+        if value not in (None, False, []) and name not in capabilities.answer_fields:
             raise UnsupportedParameter(
-                f"{field!r} is not supported by this model's provider", param=field
+                f"{name!r} is not supported by this model's provider", param=name
             )
 
 
@@ -116,14 +121,30 @@ def chunks_from_completion(completion: ChatCompletion) -> list[ChatCompletionChu
         )
 
     indexes = [choice.index for choice in completion.choices]
-    chunks = [chunk([ChunkChoice(index=i, delta=ChoiceDelta(role="assistant", content=""))
-                     for i in indexes])]
+    chunks = [
+        chunk(
+            [ChunkChoice(index=i, delta=ChoiceDelta(role="assistant", content="")) for i in indexes]
+        )
+    ]
     for choice in completion.choices:
         if choice.message.content:
-            chunks.append(chunk([ChunkChoice(index=choice.index,
-                                             delta=ChoiceDelta(content=choice.message.content))]))
-    chunks.append(chunk([ChunkChoice(index=choice.index, finish_reason=choice.finish_reason
-                                     or "stop") for choice in completion.choices]))
+            chunks.append(
+                chunk(
+                    [
+                        ChunkChoice(
+                            index=choice.index, delta=ChoiceDelta(content=choice.message.content)
+                        )
+                    ]
+                )
+            )
+    chunks.append(
+        chunk(
+            [
+                ChunkChoice(index=choice.index, finish_reason=choice.finish_reason or "stop")
+                for choice in completion.choices
+            ]
+        )
+    )
     usage = chunk([])
     usage.usage = completion.usage
     chunks.append(usage)

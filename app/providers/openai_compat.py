@@ -13,6 +13,7 @@ from app.config import ModelEntry
 from app.errors import UpstreamError, redact
 from app.providers.base import (
     ANSWER_FIELDS,
+    Call,
     Capabilities,
     NoOptions,
     ProviderContext,
@@ -38,7 +39,6 @@ class OpenAICompatible:
     default_base_url = "https://api.openai.com/v1"
     capabilities = Capabilities(
         native_streaming=True,
-        image_urls=True,
         needs_api_key=False,
         native_n=True,
         answer_fields=frozenset(ANSWER_FIELDS),
@@ -65,8 +65,9 @@ class OpenAICompatible:
             body.pop("stream_options", None)
         return orjson.dumps(body)
 
-    async def complete(self, request: ChatCompletionRequest, upstream_model: str) -> ChatCompletion:
-        body = self._body(request, upstream_model, stream=False)
+    async def complete(self, call: Call) -> ChatCompletion:
+        request = call.request
+        body = self._body(request, call.upstream_model, stream=False)
         with map_upstream_errors(self.name), upstream_wait():
             response = await self._client.post(
                 self._url, content=body, headers=self._headers, timeout=self._timeout
@@ -79,10 +80,9 @@ class OpenAICompatible:
         completion.model = request.model
         return completion
 
-    async def stream(
-        self, request: ChatCompletionRequest, upstream_model: str
-    ) -> AsyncIterator[ChatCompletionChunk]:
-        body = self._body(request, upstream_model, stream=True)
+    async def stream(self, call: Call) -> AsyncIterator[ChatCompletionChunk]:
+        request = call.request
+        body = self._body(request, call.upstream_model, stream=True)
         upstream = self._client.build_request(
             "POST", self._url, content=body, headers=self._headers, timeout=self._timeout
         )
@@ -103,9 +103,13 @@ class OpenAICompatible:
     ) -> AsyncIterator[ChatCompletionChunk]:
         chunk_id, created = completion_id(), int(time.time())
         yield ChatCompletionChunk(
-            id=chunk_id, created=created, model=request.model,
-            choices=[ChunkChoice(index=i, delta=ChoiceDelta(role="assistant", content=""))
-                     for i in range(request.choice_count)],
+            id=chunk_id,
+            created=created,
+            model=request.model,
+            choices=[
+                ChunkChoice(index=i, delta=ChoiceDelta(role="assistant", content=""))
+                for i in range(request.choice_count)
+            ],
         )
         finished = False
         with map_upstream_errors(self.name):

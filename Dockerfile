@@ -1,0 +1,46 @@
+# vision-gateway container image.
+#   docker build -t vision-gateway .
+#   docker run -p 8080:8080 -e AIMLAPI_API_KEY=... vision-gateway
+# The default command serves /app/config.yaml (mount your own over it) on $PORT with
+# $GATEWAY_WORKERS worker processes.
+ARG BASE_IMAGE=python:3.11-slim
+FROM ${BASE_IMAGE}
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PATH=/opt/venv/bin:$PATH
+
+RUN python3 -m venv /opt/venv
+
+WORKDIR /app
+
+# Pinned dependencies first: this layer is rebuilt only when the lock file changes.
+COPY requirements.lock ./
+RUN pip install -r requirements.lock
+
+COPY pyproject.toml README.md* ./
+COPY app/ ./app/
+RUN pip install --no-deps . \
+    && rm -rf build ./*.egg-info
+
+COPY config.yaml ./
+
+RUN groupadd --system --gid 10001 gateway \
+    && useradd --system --uid 10001 --gid gateway --no-create-home --home-dir /app \
+       --shell /usr/sbin/nologin gateway
+USER gateway:gateway
+
+ENV PORT=8080 \
+    GATEWAY_WORKERS=1 \
+    GATEWAY_CONFIG=/app/config.yaml
+
+EXPOSE 8080
+
+# http.client rather than urllib: a proxy set in the environment must not intercept loopback.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=15s --retries=3 \
+    CMD ["python", "-c", "import http.client, os, sys; c = http.client.HTTPConnection('127.0.0.1', int(os.environ.get('PORT', '8080')), timeout=4); c.request('GET', '/health'); sys.exit(c.getresponse().status != 200)"]
+
+# exec: the server becomes PID 1 and receives SIGTERM directly, so `docker stop` drains it.
+CMD ["/bin/sh", "-c", "exec python -m app --config \"$GATEWAY_CONFIG\" --host 0.0.0.0 --port \"$PORT\" --workers \"$GATEWAY_WORKERS\""]

@@ -1,0 +1,46 @@
+"""A bounded cache of processed images by content hash, so repeats are decoded once."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Hashable
+
+from app.images.process import ProcessedImage
+
+DEFAULT_CACHE_BYTES = 32 * 1024 * 1024
+
+
+class ImageCache:
+    """Least-recently-used, bounded by the bytes it holds (unconverted images hold none)."""
+
+    def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES) -> None:
+        self._max_bytes = max_bytes
+        self._entries: OrderedDict[Hashable, ProcessedImage] = OrderedDict()
+        self._bytes = 0
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def _cost(image: ProcessedImage) -> int:
+        return len(image.data) if image.converted else 0
+
+    def get(self, key: Hashable) -> ProcessedImage | None:
+        image = self._entries.get(key)
+        if image is None:
+            self.misses += 1
+            return None
+        self._entries.move_to_end(key)
+        self.hits += 1
+        return image
+
+    def put(self, key: Hashable, image: ProcessedImage) -> None:
+        cost = self._cost(image)
+        if cost > self._max_bytes:
+            return
+        if key in self._entries:
+            self._bytes -= self._cost(self._entries.pop(key))
+        self._entries[key] = image
+        self._bytes += cost
+        while self._bytes > self._max_bytes or len(self._entries) > 10_000:
+            _, evicted = self._entries.popitem(last=False)
+            self._bytes -= self._cost(evicted)

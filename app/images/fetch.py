@@ -1,0 +1,220 @@
+"""The one fetcher for client image URLs: address checks at connect time, capped and timed bodies.
+
+The check runs inside the connection pool's network backend, on the very address the socket
+connects to, so a name that resolves to a private address is refused and a DNS answer cannot
+change between the check and the connect. Redirects are followed by hand, each one checked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+from collections.abc import Awaitable, Callable, Iterable
+from urllib.parse import urljoin, urlsplit
+
+import httpcore
+import httpx
+
+from app.errors import ImageError, ImageFetchFailed, ImageTooLarge, ImageURLForbidden
+from app.images.addresses import IPAddress, parse_numeric_host, refusal_reason
+
+logger = logging.getLogger(__name__)
+
+MAX_REDIRECTS = 3
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_USER_AGENT = b"vision-gateway image fetcher"
+
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    """The addresses the system resolver gives for `host`."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+class AddressRefused(httpcore.ConnectError):
+    """A connection to an address the gateway must not reach."""
+
+
+class GuardedBackend(httpcore.AsyncNetworkBackend):
+    """Resolves names itself and connects only to allowed addresses."""
+
+    def __init__(self, resolver: Resolver, *, allow_private: bool) -> None:
+        self._resolver = resolver
+        self._allow_private = allow_private
+        self._inner = httpcore.AnyIOBackend()
+
+    async def _addresses(self, host: str, port: int) -> list[IPAddress]:
+        numeric = parse_numeric_host(host)
+        if numeric is not None:
+            return [numeric]
+        try:
+            answers = await self._resolver(host, port)
+        except OSError as exc:
+            raise httpcore.ConnectError(f"cannot resolve the host: {exc.strerror}") from None
+        addresses = [address for a in answers if (address := parse_numeric_host(a)) is not None]
+        if not addresses:
+            raise httpcore.ConnectError("the host has no address")
+        return addresses
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        addresses = await self._addresses(host, port)
+        for address in addresses:  # one bad answer refuses them all: no mixing to slip past
+            reason = refusal_reason(address, allow_private=self._allow_private)
+            if reason is not None:
+                raise AddressRefused(f"the image host resolves to {reason}")
+        failure: httpcore.ConnectError | None = None
+        for address in addresses:
+            try:
+                return await self._inner.connect_tcp(
+                    str(address),
+                    port,
+                    timeout=timeout,
+                    local_address=local_address,
+                    socket_options=socket_options,
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failure = httpcore.ConnectError(str(exc))
+        assert failure is not None
+        raise failure
+
+    async def connect_unix_socket(
+        self,
+        path: str,  # noqa: ARG002
+        timeout: float | None = None,  # noqa: ARG002
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,  # noqa: ARG002
+    ) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("image URLs cannot reach unix sockets")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+def display_url(url: str) -> str:
+    """Scheme, host and path: never the query string or credentials (presigned URLs)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return f"{parts.scheme}://{host}{parts.path}"
+
+
+def check_scheme(url: str, param: str | None) -> None:
+    scheme = urlsplit(url).scheme.lower()
+    if scheme not in ("http", "https"):
+        raise ImageURLForbidden(
+            f"image URLs must be http(s) or a data URI, not {scheme or 'schemeless'!r}",
+            param=param,
+        )
+    if not urlsplit(url).hostname:
+        raise ImageURLForbidden("the image URL has no host", param=param)
+
+
+class ImageFetcher:
+    """Fetches image URLs under the byte cap and the timeout; one fetch per URL at a time."""
+
+    def __init__(
+        self,
+        *,
+        timeout_s: float,
+        max_bytes: int,
+        allow_private_networks: bool,
+        resolver: Resolver = system_resolver,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self._timeout_s = timeout_s
+        self._max_bytes = max_bytes
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=ssl_context or httpx.create_ssl_context(),
+            max_connections=100,
+            keepalive_expiry=15,
+            network_backend=GuardedBackend(resolver, allow_private=allow_private_networks),
+        )
+        self._in_flight: dict[str, asyncio.Task[bytes]] = {}
+        self.bytes_fetched = 0
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()
+
+    async def fetch(self, url: str, param: str | None = None) -> bytes:
+        """The body of `url`, shared with any concurrent fetch of the same URL."""
+        task = self._in_flight.get(url)
+        if task is None:
+            task = asyncio.ensure_future(self._fetch(url))
+            self._in_flight[url] = task
+            task.add_done_callback(lambda _: self._in_flight.pop(url, None))
+        try:
+            return await asyncio.shield(task)
+        except ImageError as exc:
+            raise type(exc)(exc.message, param=param) from None
+
+    async def _fetch(self, url: str) -> bytes:
+        shown = display_url(url)
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                return await self._follow(url)
+        except TimeoutError:
+            raise ImageFetchFailed(f"fetching {shown} took over {self._timeout_s:g} s") from None
+        except AddressRefused as exc:
+            raise ImageURLForbidden(f"{shown} is not allowed: {exc}") from None
+        except httpcore.UnsupportedProtocol:
+            raise ImageURLForbidden(f"{shown} is not an http(s) URL") from None
+        except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.TimeoutException) as exc:
+            logger.info("image fetch of %s failed: %s", shown, type(exc).__name__)
+            raise ImageFetchFailed(f"fetching {shown} failed: {_describe(exc)}") from None
+
+    async def _follow(self, url: str) -> bytes:
+        for _ in range(MAX_REDIRECTS + 1):
+            check_scheme(url, None)
+            async with self._pool.stream(
+                "GET", url, headers=[(b"Accept", b"image/*"), (b"User-Agent", _USER_AGENT)]
+            ) as response:
+                if response.status in _REDIRECTS:
+                    location = _header(response, b"location")
+                    if not location:
+                        raise ImageFetchFailed(f"{display_url(url)} redirected nowhere")
+                    url = urljoin(url, location)
+                    continue
+                if response.status != 200:
+                    raise ImageFetchFailed(f"{display_url(url)} answered HTTP {response.status}")
+                return await self._read_capped(response, url)
+        raise ImageFetchFailed(f"more than {MAX_REDIRECTS} redirects")
+
+    async def _read_capped(self, response: httpcore.Response, url: str) -> bytes:
+        declared = _header(response, b"content-length")
+        if declared.isdigit() and int(declared) > self._max_bytes:
+            raise ImageTooLarge(f"{display_url(url)} is over {self._max_bytes} bytes")
+        body = bytearray()
+        async for chunk in response.aiter_stream():
+            body += chunk
+            if len(body) > self._max_bytes:
+                raise ImageTooLarge(f"{display_url(url)} is over {self._max_bytes} bytes")
+        self.bytes_fetched += len(body)
+        return bytes(body)
+
+
+def _header(response: httpcore.Response, name: bytes) -> str:
+    for key, value in response.headers:
+        if key.lower() == name:
+            return value.decode("latin-1").strip()
+    return ""
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, httpcore.TimeoutException):
+        return "timed out"
+    if isinstance(exc, httpcore.ConnectError):
+        return "could not connect"
+    return "the connection failed"

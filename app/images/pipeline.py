@@ -1,0 +1,149 @@
+"""The image pipeline every provider uses: each image part made into what its upstream takes."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+from dataclasses import dataclass
+from typing import Literal
+
+import anyio.to_thread
+
+from app.config import ImagesConfig
+from app.errors import ImageError
+from app.images.cache import ImageCache
+from app.images.fetch import ImageFetcher, check_scheme, display_url
+from app.images.intake import check_image_parts, decode_data_uri
+from app.images.process import WEB_FORMATS, ProcessedImage, Target, digest, process_image
+from app.schemas import ChatCompletionRequest, ImageURLPart
+
+
+@dataclass(frozen=True)
+class ImageNeeds:
+    """What an upstream takes. The pipeline delivers exactly this."""
+
+    urls: bool = True  # fetches http(s) URLs itself; otherwise the gateway inlines the bytes
+    formats: frozenset[str] = WEB_FORMATS
+    max_side: int | None = None
+    max_images: int | None = None
+    max_bytes: int | None = None
+    mixed: bool = True  # URLs and inline images may share one request
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    """One image part as it goes upstream: a URL passed on, or checked bytes."""
+
+    param: str
+    source: Literal["url", "data_uri"]
+    url: str  # the client's URL (for data URIs: the original URI)
+    image: ProcessedImage | None = None  # None: a URL passed on unfetched
+
+    @property
+    def replaced(self) -> bool:
+        """Whether upstreams get other bytes than the client's part names (fetched or converted).
+        An unconverted data URI goes on as it came: no need to encode the same bytes again."""
+        return self.image is not None and (self.source == "url" or self.image.converted)
+
+    def upstream_url(self) -> str:
+        """What to put in an OpenAI-style `image_url.url` for this image."""
+        return to_data_uri(self.image) if self.replaced and self.image else self.url
+
+    def describe(self) -> str:
+        origin = "data URI" if self.source == "data_uri" else f"URL {display_url(self.url)}"
+        if self.image is None:
+            return f"{origin}, passed on unfetched"
+        image = self.image
+        fetched = ", fetched" if self.source == "url" else ""
+        done = "; ".join(image.conversions) if image.conversions else "no conversion"
+        return (
+            f"{origin}{fetched}, {image.mime}, {image.width}×{image.height}, "
+            f"{len(image.data)} bytes, sha256 {image.sha256[:12]}, {done}"
+        )
+
+
+def to_data_uri(image: ProcessedImage) -> str:
+    return f"data:{image.mime};base64,{base64.b64encode(image.data).decode()}"
+
+
+class ImagePipeline:
+    def __init__(self, limits: ImagesConfig, fetcher: ImageFetcher, cache: ImageCache) -> None:
+        self._limits = limits
+        self._fetcher = fetcher
+        self._cache = cache
+
+    async def prepare(
+        self, request: ChatCompletionRequest, needs: ImageNeeds
+    ) -> list[PreparedImage]:
+        """Check every image part and deliver it in the form `needs` asks for."""
+        check_image_parts(request, self._limits, needs.max_images)
+        parts = request.image_parts()
+        has_inline = any(p.image_url.url.startswith("data:") for _, p in parts)
+        pass_urls = needs.urls and self._limits.fetch_remote == "auto"
+        pass_urls = pass_urls and (needs.mixed or not has_inline)
+        return list(
+            await asyncio.gather(
+                *(self._prepare_one(param, part, needs, pass_urls) for param, part in parts)
+            )
+        )
+
+    async def _prepare_one(
+        self, param: str, part: ImageURLPart, needs: ImageNeeds, pass_urls: bool
+    ) -> PreparedImage:
+        url = part.image_url.url
+        target = Target(needs.formats, needs.max_side, part.image_url.detail == "low")
+        if url.startswith("data:"):
+            data = await anyio.to_thread.run_sync(
+                decode_data_uri, url, param, self._max_bytes(needs)
+            )
+            return PreparedImage(param, "data_uri", url, await self._process(data, target, param))
+        check_scheme(url, param)
+        if pass_urls:
+            return PreparedImage(param, "url", url)
+        data = await self._fetcher.fetch(url, param)
+        return PreparedImage(param, "url", url, await self._process(data, target, param))
+
+    def _max_bytes(self, needs: ImageNeeds) -> int:
+        limit = self._limits.max_image_bytes
+        return min(limit, needs.max_bytes) if needs.max_bytes else limit
+
+    async def _process(self, data: bytes, target: Target, param: str) -> ProcessedImage:
+        def work() -> ProcessedImage:
+            sha256 = digest(data)
+            key = (sha256, target)
+            cached = self._cache.get(key)
+            if cached is not None:
+                return cached if cached.converted else dataclasses.replace(cached, data=data)
+            image = process_image(
+                data, target, max_pixels=self._limits.max_image_pixels, sha256=sha256
+            )
+            self._cache.put(key, image if image.converted else dataclasses.replace(image, data=b""))
+            return image
+
+        try:
+            return await anyio.to_thread.run_sync(work)
+        except ImageError as exc:
+            raise type(exc)(exc.message, param=param) from None
+
+
+def with_images(
+    request: ChatCompletionRequest, images: list[PreparedImage]
+) -> ChatCompletionRequest:
+    """A copy of `request` whose image parts carry what the upstream should get."""
+    changed = {image.param: image.upstream_url() for image in images if image.replaced}
+    if not changed:
+        return request
+    copy = request.model_copy(deep=False)
+    copy.messages = [message.model_copy() for message in request.messages]
+    for index, message in enumerate(copy.messages):
+        if not isinstance(message.content, list):
+            continue
+        message.content = list(message.content)
+        for j, part in enumerate(message.content):
+            param = f"messages[{index}].content[{j}].image_url"
+            if param in changed and isinstance(part, ImageURLPart):
+                message.content[j] = part.model_copy(
+                    update={"image_url": part.image_url.model_copy(update={"url": changed[param]})}
+                )
+    return copy

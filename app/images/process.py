@@ -1,0 +1,144 @@
+"""Reading and converting image bytes with Pillow. Blocking: run it in a worker thread."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image, ImageOps
+
+from app.errors import ImageError, ImageTooLarge
+
+MIN_SIDE = 2
+LOW_DETAIL_SIDE = 512
+MIME_BY_FORMAT = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "GIF": "image/gif",
+    "WEBP": "image/webp",
+    "BMP": "image/bmp",
+    "TIFF": "image/tiff",
+}
+WEB_FORMATS = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+
+
+@dataclass(frozen=True)
+class Target:
+    """What one upstream can read: formats, largest side, animation; and the part's detail."""
+
+    formats: frozenset[str] = WEB_FORMATS
+    max_side: int | None = None
+    low_detail: bool = False
+
+    @property
+    def side_limit(self) -> int | None:
+        limits = [s for s in (self.max_side, LOW_DETAIL_SIDE if self.low_detail else None) if s]
+        return min(limits) if limits else None
+
+
+@dataclass(frozen=True)
+class ProcessedImage:
+    """Bytes ready for an upstream, what they are, and what was done to get them."""
+
+    data: bytes
+    mime: str
+    width: int
+    height: int
+    sha256: str  # of the client's original bytes
+    conversions: tuple[str, ...] = ()
+
+    @property
+    def converted(self) -> bool:
+        return bool(self.conversions)
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def process_image(
+    data: bytes, target: Target, *, max_pixels: int, sha256: str | None = None
+) -> ProcessedImage:
+    """Identify `data` by its bytes, refuse what can't be used, convert what `target` needs."""
+    sha256 = sha256 or digest(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(io.BytesIO(data))
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+            raise ImageTooLarge("the image has too many pixels") from None
+        except Exception:
+            raise ImageError("the bytes are not a readable image") from None
+    with image:
+        mime = MIME_BY_FORMAT.get(image.format or "")
+        if mime is None:
+            raise ImageError(f"unsupported image format {image.format!r}")
+        width, height = image.size
+        _check_size(width, height, max_pixels)
+        plan = _plan(image, mime, target)
+        if not plan:
+            return ProcessedImage(data, mime, width, height, sha256)
+        return _convert(image, mime, target, plan, sha256)
+
+
+def _check_size(width: int, height: int, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise ImageTooLarge(f"the image has {width * height} pixels; at most {max_pixels}")
+    if width < MIN_SIDE or height < MIN_SIDE:
+        raise ImageError(f"the image is {width}×{height}; each side needs at least {MIN_SIDE}")
+
+
+def _plan(image: Image.Image, mime: str, target: Target) -> list[str]:
+    """The conversions `target` needs, in words; empty when the bytes can go as they are."""
+    plan = []
+    if mime not in target.formats:
+        first_frame = " (first frame)" if getattr(image, "is_animated", False) else ""
+        plan.append(f"{mime}{first_frame} → {_output_mime(mime, target)}")
+    limit = target.side_limit
+    if limit and max(image.size) > limit:
+        plan.append(f"resized to fit {limit}×{limit}")
+    return plan
+
+
+def _output_mime(mime: str, target: Target) -> str:
+    for candidate in (mime, "image/png", "image/jpeg"):
+        if candidate in target.formats:
+            return candidate
+    return sorted(target.formats)[0]
+
+
+def _convert(
+    image: Image.Image, mime: str, target: Target, plan: list[str], sha256: str
+) -> ProcessedImage:
+    try:
+        image.seek(0)
+        frame = ImageOps.exif_transpose(image) or image
+        frame.load()
+    except Exception:
+        raise ImageError("the image data is truncated or corrupt") from None
+    limit = target.side_limit
+    if limit and max(frame.size) > limit:
+        frame = frame.copy()
+        frame.thumbnail((limit, limit), Image.Resampling.LANCZOS)
+    out_mime = _output_mime(mime, target)
+    data = _encode(frame, out_mime)
+    if getattr(image, "getexif", None) and image.getexif().get(0x0112, 1) != 1:
+        plan.append("EXIF orientation applied")
+    return ProcessedImage(data, out_mime, frame.width, frame.height, sha256, tuple(plan))
+
+
+def _encode(frame: Image.Image, mime: str) -> bytes:
+    out = io.BytesIO()
+    if mime == "image/jpeg":
+        frame.convert("RGB").save(out, "JPEG", quality=90, optimize=False)
+    elif mime == "image/webp":
+        frame.save(out, "WEBP", quality=90)
+    elif mime == "image/gif":
+        frame.save(out, "GIF")
+    else:
+        if frame.mode not in ("1", "L", "LA", "I", "P", "RGB", "RGBA"):
+            frame = frame.convert("RGBA")
+        frame.save(out, "PNG", compress_level=3)
+    return out.getvalue()

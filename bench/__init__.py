@@ -1,0 +1,1 @@
+"""Benchmarks of the gateway against a fast mock upstream: `python -m bench`."""

@@ -1,0 +1,1 @@
+"""Fake upstream servers: small Starlette apps that speak the providers' wire formats."""

@@ -1,0 +1,197 @@
+"""A fake OpenAI-compatible upstream (OpenAI or AI/ML API flavour) that records what it gets.
+
+Each request is answered by the `Reply` scripted for its `model` (the upstream model name the
+gateway sends), or by a default `Reply()`: a short completion, or its words as an SSE stream.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import anyio
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+Flavour = Literal["openai", "aimlapi"]
+
+DONE = b"data: [DONE]\n\n"
+KEEPALIVE = b": keepalive\n\n"
+
+
+@dataclass
+class Reply:
+    """How the fake answers one request. Stream-only knobs are ignored for plain requests."""
+
+    text: str = "A red square on a white background."
+    status: int | None = None  # None: the flavour's success status (200, or 201 for AI/ML API)
+    error: str = "fake upstream refused the request made with key {api_key}"
+    body: bytes | None = None  # sent as it is, instead of a JSON reply (malformed replies)
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0  # before the status line
+    deltas: list[str] | None = None  # the stream's content pieces; default: `text` word by word
+    chunk_delay_s: float = 0.0  # before each content piece
+    keepalive: bool = False  # a `: keepalive` comment before each content piece
+    break_after: int | None = None  # end the stream after this many pieces: no finish, no [DONE]
+    error_after: int | None = None  # an `{"error": ...}` event after this many pieces, then end
+    after_done: str | None = None  # a piece sent after `[DONE]`, which nobody should read
+    usage: tuple[int, int] = (12, 7)  # prompt and completion tokens
+
+    def pieces(self) -> list[str]:
+        if self.deltas is not None:
+            return self.deltas
+        words = self.text.split(" ")
+        return [word + " " for word in words[:-1]] + words[-1:]
+
+
+@dataclass
+class ReceivedRequest:
+    """One request as the fake saw it, and, for streams, how its response ended."""
+
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+    stream_finished: threading.Event = field(default_factory=threading.Event)
+    stream_cancelled: threading.Event = field(default_factory=threading.Event)
+    cancelled_at: float | None = None
+
+    @property
+    def model(self) -> str | None:
+        model = self.body.get("model")
+        return model if isinstance(model, str) else None
+
+    @property
+    def api_key(self) -> str:
+        return self.headers.get("authorization", "").removeprefix("Bearer ")
+
+
+class FakeUpstream:
+    """A Starlette app serving `POST /v1/chat/completions` as scripted, recording each request."""
+
+    def __init__(self, flavour: Flavour = "openai") -> None:
+        self.flavour = flavour
+        self.received: list[ReceivedRequest] = []
+        self._replies: dict[str, Reply] = {}
+        self.app = Starlette(routes=[
+            Route("/v1/chat/completions", self._chat_completions, methods=["POST"]),
+        ])
+
+    @property
+    def success_status(self) -> int:
+        return 201 if self.flavour == "aimlapi" else 200
+
+    def script(self, model: str, reply: Reply) -> None:
+        """Answer requests for the upstream model `model` with `reply`."""
+        self._replies[model] = reply
+
+    def reset(self) -> None:
+        self._replies.clear()
+        self.received.clear()
+
+    def requests_for(self, model: str) -> list[ReceivedRequest]:
+        return [request for request in self.received if request.model == model]
+
+    async def _chat_completions(self, request: Request) -> Response:
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            return JSONResponse(self._error_body(400, "the body is not JSON"), status_code=400)
+        record = ReceivedRequest(request.url.path, dict(request.headers), body)
+        self.received.append(record)
+        reply = self._replies.get(str(body.get("model")), Reply())
+        if reply.delay_s:
+            await anyio.sleep(reply.delay_s)
+        status = reply.status or self.success_status
+        if reply.body is not None:
+            return Response(reply.body, status_code=status, headers=reply.headers,
+                            media_type="application/json")
+        if status >= 400:
+            message = reply.error.replace("{api_key}", record.api_key)
+            return JSONResponse(self._error_body(status, message), status_code=status,
+                                headers=reply.headers)
+        if body.get("stream"):
+            return StreamingResponse(self._events(record, reply), status_code=status,
+                                     headers=reply.headers, media_type="text/event-stream")
+        return JSONResponse(_completion(record, reply), status_code=status, headers=reply.headers)
+
+    def _error_body(self, status: int, message: str) -> dict[str, Any]:
+        if self.flavour == "aimlapi":
+            return {"message": message, "path": "/v1/chat/completions",
+                    "requestId": str(uuid.uuid4()), "statusCode": str(status),
+                    "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())}
+        kind = "invalid_request_error" if status < 500 else "server_error"
+        return {"error": {"message": message, "type": kind, "param": None, "code": None}}
+
+    async def _events(self, record: ReceivedRequest, reply: Reply) -> AsyncIterator[bytes]:
+        stream = _Stream(record)
+        try:
+            yield stream.event({"role": "assistant", "content": ""})
+            for sent, piece in enumerate(reply.pieces()):
+                if sent == reply.break_after:
+                    return
+                if sent == reply.error_after:
+                    yield _data({"error": {"message": "the model crashed mid-answer",
+                                           "type": "server_error", "param": None, "code": None}})
+                    return
+                await anyio.sleep(reply.chunk_delay_s)
+                if reply.keepalive:
+                    yield KEEPALIVE
+                yield stream.event({"content": piece})
+            yield stream.event({}, finish_reason="stop")
+            if stream.include_usage:
+                yield _data({**stream.envelope, "choices": [], "usage": _usage(reply)})
+            yield DONE
+            if reply.after_done is not None:
+                yield stream.event({"content": reply.after_done})
+        except BaseException:
+            record.cancelled_at = time.monotonic()
+            record.stream_cancelled.set()
+            raise
+        finally:
+            record.stream_finished.set()
+
+
+class _Stream:
+    """The fixed parts of one stream's chunks."""
+
+    def __init__(self, record: ReceivedRequest) -> None:
+        options = record.body.get("stream_options") or {}
+        self.include_usage = bool(options.get("include_usage"))
+        self.envelope: dict[str, Any] = {
+            "id": f"chatcmpl-fake{uuid.uuid4().hex[:12]}", "object": "chat.completion.chunk",
+            "created": int(time.time()), "model": record.model, "system_fingerprint": "fp_fake",
+        }
+
+    def event(self, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+        chunk: dict[str, Any] = {**self.envelope, "choices": [choice]}
+        if self.include_usage:
+            chunk["usage"] = None
+        return _data(chunk)
+
+
+def _data(payload: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(payload).encode() + b"\n\n"
+
+
+def _usage(reply: Reply) -> dict[str, int]:
+    prompt, completion = reply.usage
+    return {"prompt_tokens": prompt, "completion_tokens": completion,
+            "total_tokens": prompt + completion}
+
+
+def _completion(record: ReceivedRequest, reply: Reply) -> dict[str, Any]:
+    choices = [{"index": index, "message": {"role": "assistant", "content": reply.text,
+                                            "refusal": None},
+                "logprobs": None, "finish_reason": "stop"}
+               for index in range(int(record.body.get("n") or 1))]
+    return {"id": f"chatcmpl-fake{uuid.uuid4().hex[:12]}", "object": "chat.completion",
+            "created": int(time.time()), "model": record.model, "choices": choices,
+            "usage": _usage(reply), "system_fingerprint": "fp_fake"}

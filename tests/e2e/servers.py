@@ -1,0 +1,85 @@
+"""Real servers for end-to-end tests: uvicorn on 127.0.0.1, a port the OS picks, in a thread."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+import uvicorn
+from starlette.types import ASGIApp
+
+STARTUP_TIMEOUT_S = 10.0
+
+
+def bind_loopback() -> socket.socket:
+    """A TCP socket bound to a free port on 127.0.0.1 (not yet listening)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()
+    return f"http://{host}:{port}"
+
+
+class LiveServer:
+    """One ASGI app served by uvicorn in a background thread until `stop()`."""
+
+    def __init__(self, app: ASGIApp, *, ready_path: str | None = None) -> None:
+        self._sock = bind_loopback()
+        self.url = url_of(self._sock)
+        self._ready_path = ready_path
+        config = uvicorn.Config(
+            app, lifespan="on", log_config=None, log_level="warning", access_log=False,
+            timeout_graceful_shutdown=1,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True,
+            name=f"uvicorn {self.url}",
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while not self._server.started:
+            if not self._thread.is_alive():
+                raise RuntimeError(f"the server for {self.url} stopped during startup")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the server for {self.url} did not start")
+            time.sleep(0.005)
+        if self._ready_path is not None:
+            response = httpx.get(f"{self.url}{self._ready_path}", timeout=STARTUP_TIMEOUT_S)
+            response.raise_for_status()
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(STARTUP_TIMEOUT_S)
+        self._sock.close()
+
+
+@contextmanager
+def serve_in_thread(app: ASGIApp, *, ready_path: str | None = None) -> Iterator[str]:
+    """Serve `app` for the duration of the block; yields its base URL."""
+    server = LiveServer(app, ready_path=ready_path)
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@contextmanager
+def refused_port() -> Iterator[str]:
+    """A base URL whose port is bound but never listens, so every connection is refused."""
+    sock = bind_loopback()
+    try:
+        yield url_of(sock)
+    finally:
+        sock.close()
