@@ -77,11 +77,16 @@ class FakeUpstream:
 
     def __init__(self, flavour: Flavour = "openai") -> None:
         self.flavour = flavour
+        self.url = ""  # set once it is served
         self.received: list[ReceivedRequest] = []
         self._replies: dict[str, Reply] = {}
         self.app = Starlette(routes=[
             Route("/v1/chat/completions", self._chat_completions, methods=["POST"]),
         ])
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.url}/v1"
 
     @property
     def success_status(self) -> int:
