@@ -69,7 +69,7 @@ class ChatService:
         """The upstream call: images checked and converted to what this provider takes."""
         needs = attempt.deployment.provider.capabilities.images
         images = await self._pipeline.prepare(request, needs)
-        return Call(with_images(request, images), attempt.upstream_model, images)
+        return Call(with_images(request, images), attempt.upstream_model, images, attempt.variant)
 
     async def _complete_once(self, call: Call, attempt: Attempt) -> ChatCompletion:
         provider = attempt.deployment.provider

@@ -22,6 +22,7 @@ from app.metrics import Metrics
 from app.middleware import RequestContextMiddleware
 from app.providers.base import ProviderContext
 from app.routing import Router
+from app.state import MemoryState
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +63,8 @@ def create_app(config: GatewayConfig, *, resolver: Resolver = system_resolver) -
         resolver=resolver,
     )
     pipeline = ImagePipeline(images, fetcher, ImageCache())
-    router = Router(config, ProviderContext(client=client, images=config.images))
+    state = MemoryState()
+    router = Router(config, ProviderContext(client=client, images=config.images, state=state))
     app.state.config = config
     app.state.api_keys = config.server.active_keys()
     app.state.router = router

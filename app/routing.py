@@ -61,6 +61,7 @@ class Attempt:
 
     deployment: Deployment
     upstream_model: str
+    variant: str | None = None
 
 
 class Router:
@@ -110,7 +111,8 @@ class Router:
                 f"{' or '.join(group.missing_variables)} to serve it",
                 param="model",
             )
-        attempts = [Attempt(d, d.upstream_model(model)) for d in group.in_turn()]
+        variant = model[len(group.name) - 1 :] if group.name.endswith("/*") else None
+        attempts = [Attempt(d, d.upstream_model(model), variant) for d in group.in_turn()]
         for name in group.fallbacks:
             fallback = self._groups[name]
             if fallback.deployments and fallback is not group:

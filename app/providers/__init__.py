@@ -6,12 +6,16 @@ from app.config import ConfigError, ModelEntry
 from app.providers.aimlapi import AIMLAPI
 from app.providers.base import Provider, ProviderContext, ProviderType
 from app.providers.inspect import Inspect
+from app.providers.masterpiecex import MasterpieceX
 from app.providers.openai_compat import OpenAICompatible
+from app.providers.vlmrun import VLMRun
 
 PROVIDER_KINDS: dict[str, ProviderType] = {
     "openai": OpenAICompatible,
     "aimlapi": AIMLAPI,
     "inspect": Inspect,
+    "masterpiecex": MasterpieceX,
+    "vlmrun": VLMRun,
 }
 
 

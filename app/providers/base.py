@@ -19,7 +19,9 @@ from app.schemas import (
     ChatCompletionRequest,
     ChoiceDelta,
     ChunkChoice,
+    completion_id,
 )
+from app.state import StateBackend
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class ProviderContext:
 
     client: httpx.AsyncClient
     images: ImagesConfig
+    state: StateBackend
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class Call:
     request: ChatCompletionRequest
     upstream_model: str
     images: list[PreparedImage] = field(default_factory=list)
+    variant: str | None = None  # what a `prefix/*` route's `*` matched
 
 
 class Provider(Protocol):
@@ -111,40 +115,46 @@ def refuse_unsupported(request: ChatCompletionRequest, capabilities: Capabilitie
             )
 
 
+def role_chunk(
+    model: str, count: int = 1, *, chunk_id: str | None = None, created: int | None = None
+) -> ChatCompletionChunk:
+    """A stream's first chunk: the assistant role for each of `count` choices."""
+    return ChatCompletionChunk(
+        id=chunk_id or completion_id(),
+        created=created or int(time.time()),
+        model=model,
+        choices=[
+            ChunkChoice(index=i, delta=ChoiceDelta(role="assistant", content=""))
+            for i in range(count)
+        ],
+    )
+
+
 def chunks_from_completion(completion: ChatCompletion) -> list[ChatCompletionChunk]:
     """A whole answer as a stream: a role chunk, the content per choice, a finish chunk, usage."""
-    created = completion.created or int(time.time())
 
     def chunk(choices: list[ChunkChoice]) -> ChatCompletionChunk:
         return ChatCompletionChunk(
-            id=completion.id, created=created, model=completion.model, choices=choices
+            id=completion.id, created=completion.created, model=completion.model, choices=choices
         )
 
-    indexes = [choice.index for choice in completion.choices]
     chunks = [
-        chunk(
-            [ChunkChoice(index=i, delta=ChoiceDelta(role="assistant", content="")) for i in indexes]
+        role_chunk(
+            completion.model,
+            len(completion.choices),
+            chunk_id=completion.id,
+            created=completion.created,
         )
     ]
     for choice in completion.choices:
         if choice.message.content:
-            chunks.append(
-                chunk(
-                    [
-                        ChunkChoice(
-                            index=choice.index, delta=ChoiceDelta(content=choice.message.content)
-                        )
-                    ]
-                )
-            )
-    chunks.append(
-        chunk(
-            [
-                ChunkChoice(index=choice.index, finish_reason=choice.finish_reason or "stop")
-                for choice in completion.choices
-            ]
-        )
-    )
+            delta = ChoiceDelta(content=choice.message.content)
+            chunks.append(chunk([ChunkChoice(index=choice.index, delta=delta)]))
+    finish = [
+        ChunkChoice(index=choice.index, finish_reason=choice.finish_reason or "stop")
+        for choice in completion.choices
+    ]
+    chunks.append(chunk(finish))
     usage = chunk([])
     usage.usage = completion.usage
     chunks.append(usage)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 
 import httpx
@@ -18,6 +17,7 @@ from app.providers.base import (
     NoOptions,
     ProviderContext,
     parse_options,
+    role_chunk,
 )
 from app.providers.upstream import map_upstream_errors, raise_for_status, upstream_message
 from app.schemas import (
@@ -26,7 +26,6 @@ from app.schemas import (
     ChatCompletionRequest,
     ChoiceDelta,
     ChunkChoice,
-    completion_id,
 )
 from app.sse import iter_sse_data
 from app.timing import upstream_wait
@@ -101,16 +100,9 @@ class OpenAICompatible:
     async def _relay(
         self, response: httpx.Response, request: ChatCompletionRequest
     ) -> AsyncIterator[ChatCompletionChunk]:
-        chunk_id, created = completion_id(), int(time.time())
-        yield ChatCompletionChunk(
-            id=chunk_id,
-            created=created,
-            model=request.model,
-            choices=[
-                ChunkChoice(index=i, delta=ChoiceDelta(role="assistant", content=""))
-                for i in range(request.choice_count)
-            ],
-        )
+        role = role_chunk(request.model, request.choice_count)
+        chunk_id, created = role.id, role.created
+        yield role
         finished = False
         with map_upstream_errors(self.name):
             async for data in iter_sse_data(response):

@@ -19,6 +19,7 @@ from app.errors import (
     UpstreamUnavailable,
     redact,
 )
+from app.timing import upstream_wait
 
 logger = logging.getLogger(__name__)
 
@@ -78,3 +79,53 @@ def raise_for_status(response: httpx.Response, provider: str, secrets: tuple[str
     if 400 <= status < 500:
         raise UpstreamRejected(f"the {provider} upstream rejected the request: {detail}")
     raise UpstreamError(f"the {provider} upstream failed ({status}): {detail}")
+
+
+class UpstreamAPI:
+    """JSON calls to one upstream, with its credentials, deadline and error mapping."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        name: str,
+        base_url: str,
+        api_key: str,
+        timeout_s: float,
+    ) -> None:
+        self.client = client
+        self.name = name
+        self.base_url = base_url
+        self.headers = {"Accept": "application/json"}
+        if api_key:
+            self.headers["Authorization"] = f"Bearer {api_key}"
+        self.secrets = (api_key,) if api_key else ()
+        self.timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0))
+
+    async def send(self, request: httpx.Request) -> httpx.Response:
+        """Send and read a request; non-2xx statuses raise per SPEC §5."""
+        with map_upstream_errors(self.name), upstream_wait():
+            response = await self.client.send(request)
+        raise_for_status(response, self.name, self.secrets)
+        return response
+
+    async def call(self, method: str, path: str, payload: object = None) -> dict[str, object]:
+        """A JSON request to `base_url + path` and its JSON object reply."""
+        request = self.client.build_request(
+            method,
+            f"{self.base_url}{path}",
+            content=None if payload is None else orjson.dumps(payload),
+            headers={**self.headers, "Content-Type": "application/json"},
+            timeout=self.timeout,
+        )
+        return json_object(await self.send(request), self.name)
+
+
+def json_object(response: httpx.Response, provider: str) -> dict[str, object]:
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        body = None
+    if not isinstance(body, dict):
+        raise UpstreamError(f"the {provider} upstream sent a malformed reply")
+    return body

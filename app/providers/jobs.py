@@ -1,0 +1,122 @@
+"""Upstreams that answer with a job to poll: one polling loop, and a base for such providers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Generic, Literal, TypeVar, assert_never
+
+from app.errors import UpstreamError, UpstreamJobFailed, UpstreamTimeout
+from app.providers.base import Call, chunks_from_completion, role_chunk
+from app.schemas import ChatCompletion, ChatCompletionChunk
+
+logger = logging.getLogger(__name__)
+
+JobStatus = Literal["queued", "running", "succeeded", "failed"]
+
+
+@dataclass(frozen=True)
+class JobState:
+    """One look at a job. `poll_after_s` is the upstream's hint for the next look, if any."""
+
+    status: JobStatus
+    output: object = None
+    error: str | None = None
+    poll_after_s: float | None = None
+    raw: dict[str, object] | None = None
+
+
+async def wait_for_job(
+    check: Callable[[], Awaitable[JobState]],
+    *,
+    interval_s: float,
+    timeout_s: float,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    jitter: Callable[[], float] = random.random,
+    first: JobState | None = None,
+) -> JobState:
+    """Poll `check` until the job succeeds; raise on failure or when `timeout_s` passes.
+
+    Polls are `interval_s` apart (or the upstream's hint), the first one spread over one
+    interval so that jobs started together don't poll together. A poll that fails with a
+    retryable upstream error is tried again at the next turn. Cancellation (a client that went
+    away) stops the loop at once, wherever it waits.
+    """
+    deadline = clock() + timeout_s
+    state = first
+    delay = interval_s * (0.5 + jitter() / 2)
+    while True:
+        if state is not None:
+            match state.status:
+                case "succeeded":
+                    return state
+                case "failed":
+                    reason = f": {state.error}" if state.error else ""
+                    raise UpstreamJobFailed(f"the upstream job failed{reason}")
+                case "queued" | "running":
+                    delay = state.poll_after_s or delay
+                case _:
+                    assert_never(state.status)
+        remaining = deadline - clock()
+        if remaining <= 0:
+            raise UpstreamTimeout(f"the upstream job did not finish within {timeout_s:g} s")
+        await sleep(min(delay, remaining))
+        delay = interval_s
+        if clock() >= deadline:
+            raise UpstreamTimeout(f"the upstream job did not finish within {timeout_s:g} s")
+        try:
+            state = await check()
+        except UpstreamError as exc:
+            if not exc.retryable:
+                raise
+            logger.info("job poll failed (%s); trying again", exc.code)
+            state = None
+
+
+JobT = TypeVar("JobT")
+
+
+class JobProvider(Generic[JobT]):
+    """A provider whose upstream runs jobs. Subclasses write `submit`, `check` and
+    `to_completion`; answering and streaming are done here, once."""
+
+    poll_interval_s: float
+    timeout_s: float
+
+    async def submit(self, call: Call) -> tuple[JobT, JobState | None]:
+        """Start the job; the upstream's first answer, when it says something, comes along."""
+        raise NotImplementedError
+
+    async def check(self, job: JobT) -> JobState:
+        raise NotImplementedError
+
+    def to_completion(self, call: Call, job: JobT, state: JobState) -> ChatCompletion:
+        raise NotImplementedError
+
+    async def _wait(self, job: JobT, first: JobState | None) -> JobState:
+        return await wait_for_job(
+            lambda: self.check(job),
+            interval_s=self.poll_interval_s,
+            timeout_s=self.timeout_s,
+            first=first,
+        )
+
+    async def complete(self, call: Call) -> ChatCompletion:
+        job, first = await self.submit(call)
+        return self.to_completion(call, job, await self._wait(job, first))
+
+    async def stream(self, call: Call) -> AsyncIterator[ChatCompletionChunk]:
+        """The role chunk as soon as the job is submitted, the rest when it is done; the
+        response sends keepalives meanwhile."""
+        job, first = await self.submit(call)
+        role = role_chunk(call.request.model)
+        yield role
+        completion = self.to_completion(call, job, await self._wait(job, first))
+        completion.id, completion.created = role.id, role.created
+        for chunk in chunks_from_completion(completion)[1:]:
+            yield chunk

@@ -1,0 +1,151 @@
+"""Masterpiece X: images uploaded to its storage, then an image-query job polled to the end."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict
+
+from app.config import ModelEntry
+from app.errors import UpstreamError
+from app.images import ImageNeeds, PreparedImage
+from app.prompt import flatten_conversation
+from app.providers.base import Call, Capabilities, ProviderContext, parse_options
+from app.providers.jobs import JobProvider, JobState, JobStatus
+from app.providers.upstream import UpstreamAPI
+from app.schemas import ChatCompletion, ChatCompletionMessage, Choice
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.genai.masterpiecex.com/v2"
+UPLOAD_TTL_S = 24 * 3600
+_STATUSES: dict[str, JobStatus] = {
+    "pending": "queued",
+    "processing": "running",
+    "complete": "succeeded",
+    "failed": "failed",
+}
+_EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/gif": "gif", "image/webp": "webp"}
+
+
+class MasterpieceXOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    upload_remote_images: bool = True
+
+
+@dataclass(frozen=True)
+class Job:
+    request_id: str
+    balance: object = None
+
+
+class MasterpieceX(JobProvider[Job]):
+    """`/llm/image_query` (or `/llm/llm_call` without images), then `/status/{requestId}`."""
+
+    capabilities = Capabilities(native_streaming=False, images=ImageNeeds(urls=False))
+
+    def __init__(self, entry: ModelEntry, context: ProviderContext) -> None:
+        options = parse_options(entry, MasterpieceXOptions)
+        # Its storage serves the images it answers about: URLs too are fetched and uploaded,
+        # unless the operator says the upstream can fetch them itself.
+        self.capabilities = Capabilities(
+            native_streaming=False, images=ImageNeeds(urls=not options.upload_remote_images)
+        )
+        self._api = UpstreamAPI(
+            context.client,
+            name="masterpiecex",
+            base_url=entry.base_url or DEFAULT_BASE_URL,
+            api_key=entry.api_key,
+            timeout_s=entry.timeout_s,
+        )
+        self._state = context.state
+        self.poll_interval_s = entry.poll_interval_s
+        self.timeout_s = entry.timeout_s
+
+    async def submit(self, call: Call) -> tuple[Job, JobState | None]:
+        prompt = flatten_conversation(call.request)
+        if call.images:
+            urls = [await self._public_url(image) for image in call.images]
+            reply = await self._api.call(
+                "POST", "/llm/image_query", {"userPrompt": prompt, "imageUrls": urls}
+            )
+        else:
+            reply = await self._api.call("POST", "/llm/llm_call", _text_call(call, prompt))
+        request_id = reply.get("requestId")
+        if not isinstance(request_id, str) or not request_id:
+            raise UpstreamError("the masterpiecex upstream gave no requestId")
+        return Job(request_id, reply.get("balance")), None
+
+    async def check(self, job: Job) -> JobState:
+        reply = await self._api.call("GET", f"/status/{job.request_id}")
+        status = _STATUSES.get(str(reply.get("status")), "running")
+        outputs = reply.get("outputs")
+        output = outputs.get("output") if isinstance(outputs, dict) else None
+        if status == "succeeded" and not isinstance(output, str):
+            raise UpstreamError("the masterpiecex job completed without an output")
+        error = reply.get("error") or reply.get("message")
+        return JobState(status, output, str(error) if error else None, raw=reply)
+
+    def to_completion(self, call: Call, job: Job, state: JobState) -> ChatCompletion:
+        raw = state.raw or {}
+        return ChatCompletion(
+            model=call.request.model,
+            choices=[Choice(message=ChatCompletionMessage(content=str(state.output)))],
+            x_gateway={
+                "provider": "masterpiecex",
+                "job_id": job.request_id,
+                "balance": job.balance,
+                "processing_time_s": raw.get("processingTime_s"),
+            },
+        )
+
+    async def _public_url(self, image: PreparedImage) -> str:
+        """The image's URL in Masterpiece X storage, uploading it once per content hash."""
+        if image.image is None:
+            return image.url  # `upload_remote_images: false`: the upstream fetches it
+        key = f"masterpiecex:upload:{image.image.sha256}:{image.image.mime}"
+        cached = await self._state.get(key)
+        if cached:
+            return cached
+        url = await self._upload(image)
+        await self._state.set(key, url, UPLOAD_TTL_S)
+        return url
+
+    async def _upload(self, image: PreparedImage) -> str:
+        assert image.image is not None
+        mime = image.image.mime
+        name = f"image-{image.image.sha256[:16]}.{_EXTENSIONS.get(mime, 'bin')}"
+        asset = await self._api.call(
+            "POST",
+            "/assets/create",
+            {"name": name, "description": "image for an image query", "type": mime},
+        )
+        upload_url = asset.get("assetUrl")
+        if not isinstance(upload_url, str) or not upload_url.startswith("http"):
+            raise UpstreamError("the masterpiecex upstream gave no upload URL")
+        # The presigned URL carries its own authorisation: the API key is never sent to it.
+        put = self._api.client.build_request(
+            "PUT",
+            upload_url,
+            content=image.image.data,
+            headers={"Content-Type": mime},
+            timeout=self._api.timeout,
+        )
+        await self._api.send(put)
+        return upload_url.split("?", 1)[0]
+
+
+def _text_call(call: Call, prompt: str) -> dict[str, object]:
+    """`/llm/llm_call` for a conversation without images: the same prompt, and the sampling
+    fields it knows."""
+    params: dict[str, object] = {}
+    if call.request.max_completion_tokens or call.request.max_tokens:
+        params["maxTokens"] = call.request.max_completion_tokens or call.request.max_tokens
+    if call.request.temperature is not None:
+        params["temperature"] = call.request.temperature
+    body: dict[str, object] = {"userPrompt": prompt}
+    if params:
+        body["dataParms"] = params
+    return body

@@ -1,0 +1,143 @@
+"""VLM Run: structured predictions for a domain, answered at once or polled until completed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+from pydantic import BaseModel, ConfigDict
+
+from app.config import ModelEntry
+from app.errors import InvalidRequest, UpstreamError
+from app.images import ImageNeeds
+from app.prompt import message_text
+from app.providers.base import Call, Capabilities, ProviderContext, parse_options
+from app.providers.jobs import JobProvider, JobState, JobStatus
+from app.providers.upstream import UpstreamAPI
+from app.schemas import ChatCompletion, ChatCompletionMessage, Choice
+
+DEFAULT_BASE_URL = "https://api.vlm.run/v1"
+DEFAULT_MODEL = "vlm-1"
+_STATUSES: dict[str, JobStatus] = {
+    "enqueued": "queued",
+    "pending": "queued",
+    "running": "running",
+    "paused": "running",  # may resume: polling goes on until the deadline
+    "completed": "succeeded",
+    "failed": "failed",
+}
+
+
+class VLMRunOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    domain: str | None = None
+    batch: bool = False
+
+
+@dataclass(frozen=True)
+class Prediction:
+    id: str
+
+
+class VLMRun(JobProvider[Prediction]):
+    """`POST /image/generate`, then `GET /predictions/{id}` unless it is already completed."""
+
+    capabilities = Capabilities(
+        native_streaming=False,
+        images=ImageNeeds(urls=True, mixed=False),
+        answer_fields=frozenset(),
+    )
+
+    def __init__(self, entry: ModelEntry, context: ProviderContext) -> None:
+        self._options = parse_options(entry, VLMRunOptions)
+        self._model = entry.upstream_model or DEFAULT_MODEL
+        self._api = UpstreamAPI(
+            context.client,
+            name="vlmrun",
+            base_url=entry.base_url or DEFAULT_BASE_URL,
+            api_key=entry.api_key,
+            timeout_s=entry.timeout_s,
+        )
+        self.poll_interval_s = entry.poll_interval_s
+        self.timeout_s = entry.timeout_s
+
+    def _domain(self, call: Call) -> str:
+        domain = self._options.domain or call.variant
+        if not domain:
+            raise InvalidRequest(
+                "this model needs a domain: configure options.domain, or route it as "
+                "vlmrun/* and ask for vlmrun/<domain>",
+                param="model",
+            )
+        return domain
+
+    def payload(self, call: Call) -> dict[str, object]:
+        """The `/image/generate` body for a call (pure)."""
+        if not call.images:
+            raise InvalidRequest("this model needs at least one image", param="messages")
+        prompt = "\n\n".join(text for m in call.request.messages if (text := message_text(m)))
+        config: dict[str, object] = {"prompt": prompt or None}
+        schema = _json_schema(call)
+        if schema is not None:
+            config["json_schema"] = schema
+        if call.request.max_completion_tokens or call.request.max_tokens:
+            config["max_tokens"] = call.request.max_completion_tokens or call.request.max_tokens
+        if call.request.temperature is not None:
+            config["temperature"] = call.request.temperature
+        return {
+            "model": self._model,
+            "domain": self._domain(call),
+            "batch": self._options.batch,
+            "images": [image.upstream_url() for image in call.images],
+            "config": config,
+        }
+
+    async def submit(self, call: Call) -> tuple[Prediction, JobState | None]:
+        reply = await self._api.call("POST", "/image/generate", self.payload(call))
+        prediction_id = reply.get("id")
+        if not isinstance(prediction_id, str) or not prediction_id:
+            raise UpstreamError("the vlmrun upstream gave no prediction id")
+        return Prediction(prediction_id), _state(reply)
+
+    async def check(self, job: Prediction) -> JobState:
+        return _state(await self._api.call("GET", f"/predictions/{job.id}"))
+
+    def to_completion(self, call: Call, job: Prediction, state: JobState) -> ChatCompletion:
+        raw = state.raw or {}
+        usage = raw.get("usage") if isinstance(raw.get("usage"), dict) else {}
+        return ChatCompletion(
+            model=call.request.model,
+            choices=[Choice(message=ChatCompletionMessage(content=_as_text(state.output)))],
+            x_gateway={
+                "provider": "vlmrun",
+                "job_id": job.id,
+                "domain": raw.get("domain"),
+                "credits_used": usage.get("credits_used") if isinstance(usage, dict) else None,
+            },
+        )
+
+
+def _state(reply: dict[str, object]) -> JobState:
+    status = _STATUSES.get(str(reply.get("status")), "running")
+    error = None
+    if status == "failed":
+        usage = reply.get("usage")
+        message = usage.get("message") if isinstance(usage, dict) else None
+        error = str(reply.get("error") or message or "") or None
+    return JobState(status, reply.get("response"), error, raw=reply)
+
+
+def _as_text(response: object) -> str:
+    """The prediction's JSON as the message content: a JSON string, as the client expects."""
+    if isinstance(response, str):
+        return response
+    return orjson.dumps(response).decode()
+
+
+def _json_schema(call: Call) -> object:
+    response_format = call.request.response_format
+    if response_format is None or response_format.type != "json_schema":
+        return None
+    inner = response_format.json_schema or {}
+    return inner.get("schema", inner)
