@@ -128,6 +128,16 @@ class ChatCompletionRequest(_Wire):
     def choice_count(self) -> int:
         return self.n or 1
 
+    def json_schema(self) -> object | None:
+        """The schema `response_format` asks the answer to follow (`json_object`: any object)."""
+        response_format = self.response_format
+        if response_format is None or response_format.type == "text":
+            return None
+        if response_format.type == "json_object":
+            return {"type": "object"}
+        inner = response_format.json_schema or {}
+        return inner.get("schema", inner)
+
     def image_parts(self) -> list[tuple[str, ImageURLPart]]:
         """Every image part with its `param` path, in order."""
         found = []

@@ -8,6 +8,8 @@ from app.providers.base import Provider, ProviderContext, ProviderType
 from app.providers.inspect import Inspect
 from app.providers.masterpiecex import MasterpieceX
 from app.providers.openai_compat import OpenAICompatible
+from app.providers.predictionguard import PredictionGuard
+from app.providers.takeoff import Takeoff
 from app.providers.vlmrun import VLMRun
 
 PROVIDER_KINDS: dict[str, ProviderType] = {
@@ -16,6 +18,8 @@ PROVIDER_KINDS: dict[str, ProviderType] = {
     "inspect": Inspect,
     "masterpiecex": MasterpieceX,
     "vlmrun": VLMRun,
+    "predictionguard": PredictionGuard,
+    "takeoff": Takeoff,
 }
 
 

@@ -53,35 +53,39 @@ class OpenAICompatible:
         self._secrets = (entry.api_key,) if entry.api_key else ()
         self._timeout = httpx.Timeout(entry.timeout_s, connect=min(entry.timeout_s, 10.0))
 
-    def _body(self, request: ChatCompletionRequest, upstream_model: str, stream: bool) -> bytes:
-        body = request.model_dump(exclude_unset=True)
-        body["model"] = upstream_model
+    def payload(self, call: Call, *, stream: bool) -> dict[str, object]:
+        """The upstream body: the client's request as it is, with the upstream's model name,
+        and usage asked for on streams."""
+        body = call.request.model_dump(exclude_unset=True)
+        body["model"] = call.upstream_model
         if stream:
             body["stream"] = True
             body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
         else:
             body.pop("stream", None)
             body.pop("stream_options", None)
-        return orjson.dumps(body)
+        return body
+
+    def parse_completion(self, content: bytes) -> ChatCompletion:
+        try:
+            return ChatCompletion.model_validate_json(content)
+        except ValidationError:
+            raise UpstreamError(f"the {self.name} upstream sent a malformed reply") from None
 
     async def complete(self, call: Call) -> ChatCompletion:
-        request = call.request
-        body = self._body(request, call.upstream_model, stream=False)
+        body = orjson.dumps(self.payload(call, stream=False))
         with map_upstream_errors(self.name), upstream_wait():
             response = await self._client.post(
                 self._url, content=body, headers=self._headers, timeout=self._timeout
             )
         raise_for_status(response, self.name, self._secrets)
-        try:
-            completion = ChatCompletion.model_validate_json(response.content)
-        except ValidationError:
-            raise UpstreamError(f"the {self.name} upstream sent a malformed reply") from None
-        completion.model = request.model
+        completion = self.parse_completion(response.content)
+        completion.model = call.request.model
         return completion
 
     async def stream(self, call: Call) -> AsyncIterator[ChatCompletionChunk]:
         request = call.request
-        body = self._body(request, call.upstream_model, stream=True)
+        body = orjson.dumps(self.payload(call, stream=True))
         upstream = self._client.build_request(
             "POST", self._url, content=body, headers=self._headers, timeout=self._timeout
         )

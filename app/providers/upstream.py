@@ -109,6 +109,20 @@ class UpstreamAPI:
         raise_for_status(response, self.name, self.secrets)
         return response
 
+    async def open_stream(self, request: httpx.Request) -> httpx.Response:
+        """Send a request whose body will be read as a stream; the caller closes it. A non-2xx
+        status is read and raised here, so only a healthy stream comes back."""
+        with map_upstream_errors(self.name):
+            response = await self.client.send(request, stream=True)
+        if not response.is_success:
+            try:
+                with map_upstream_errors(self.name):
+                    await response.aread()
+            finally:
+                await response.aclose()
+            raise_for_status(response, self.name, self.secrets)
+        return response
+
     async def call(self, method: str, path: str, payload: object = None) -> dict[str, object]:
         """A JSON request to `base_url + path` and its JSON object reply."""
         request = self.client.build_request(

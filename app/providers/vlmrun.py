@@ -78,7 +78,7 @@ class VLMRun(JobProvider[Prediction]):
             raise InvalidRequest("this model needs at least one image", param="messages")
         prompt = "\n\n".join(text for m in call.request.messages if (text := message_text(m)))
         config: dict[str, object] = {"prompt": prompt or None}
-        schema = _json_schema(call)
+        schema = call.request.json_schema()
         if schema is not None:
             config["json_schema"] = schema
         if call.request.max_completion_tokens or call.request.max_tokens:
@@ -133,11 +133,3 @@ def _as_text(response: object) -> str:
     if isinstance(response, str):
         return response
     return orjson.dumps(response).decode()
-
-
-def _json_schema(call: Call) -> object:
-    response_format = call.request.response_format
-    if response_format is None or response_format.type != "json_schema":
-        return None
-    inner = response_format.json_schema or {}
-    return inner.get("schema", inner)

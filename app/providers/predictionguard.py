@@ -1,0 +1,106 @@
+"""Prediction Guard: OpenAI-like chat that takes images only inline and can't stream them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import orjson
+
+from app.errors import UnsupportedParameter, UpstreamError
+from app.images import ImageNeeds
+from app.providers.base import Call, Capabilities, chunks_from_completion, role_chunk
+from app.providers.openai_compat import OpenAICompatible
+from app.schemas import ChatCompletion, ChatCompletionChunk
+
+# The request fields its chat API documents; others are dropped (SPEC §4).
+_FIELDS = (
+    "messages",
+    "max_completion_tokens",
+    "temperature",
+    "top_p",
+    "stop",
+    "presence_penalty",
+    "frequency_penalty",
+    "logit_bias",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "reasoning_effort",
+    "top_k",
+    "input",
+    "output",
+)
+
+
+class PredictionGuard(OpenAICompatible):
+    """Image URLs arrive as data URIs; `stream: true` with images is one call turned into a
+    stream; replies in `message.content` or the legacy `text`."""
+
+    name = "predictionguard"
+    default_base_url = "https://api.predictionguard.com"
+    capabilities = Capabilities(
+        native_streaming=True,
+        images=ImageNeeds(urls=False, formats=frozenset({"image/jpeg", "image/png"})),
+        needs_api_key=True,
+        answer_fields=frozenset({"tools", "tool_choice"}),
+    )
+
+    def payload(self, call: Call, *, stream: bool) -> dict[str, object]:
+        request = call.request
+        if request.response_format is not None and request.response_format.type != "text":
+            raise UnsupportedParameter(
+                "response_format is not supported by this model's provider",
+                param="response_format",
+            )
+        dumped = request.model_dump(exclude_unset=True)
+        body: dict[str, object] = {"model": call.upstream_model}
+        body.update({key: dumped[key] for key in _FIELDS if key in dumped})
+        if "max_completion_tokens" not in body and request.max_tokens:
+            body["max_completion_tokens"] = request.max_tokens
+        if stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+        return body
+
+    def parse_completion(self, content: bytes) -> ChatCompletion:
+        """Its reply, normalised: content from `message.content` or the legacy `text`, and
+        `finish_reason` and `usage` filled in where it leaves them out."""
+        try:
+            reply = orjson.loads(content)
+            choices = [_choice(index, choice) for index, choice in enumerate(reply["choices"])]
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+            raise UpstreamError("the predictionguard upstream sent a malformed reply") from None
+        if not choices:
+            raise UpstreamError("the predictionguard upstream sent no choices")
+        fields: dict[str, object] = {"choices": choices, "model": str(reply.get("model") or "")}
+        if isinstance(reply.get("usage"), dict):
+            fields["usage"] = reply["usage"]
+        if isinstance(reply.get("id"), str):
+            fields["id"] = reply["id"]
+        return ChatCompletion.model_validate(fields)
+
+    async def stream(self, call: Call) -> AsyncIterator[ChatCompletionChunk]:
+        if not call.images:
+            async for chunk in super().stream(call):
+                yield chunk
+            return
+        # It refuses to stream with images: the stream starts now, keepalives cover the wait,
+        # and the whole answer follows.
+        role = role_chunk(call.request.model)
+        yield role
+        completion = await self.complete(call)
+        completion.id, completion.created = role.id, role.created
+        for chunk in chunks_from_completion(completion)[1:]:
+            yield chunk
+
+
+def _choice(index: int, choice: dict[str, object]) -> dict[str, object]:
+    message = choice.get("message")
+    content = message.get("content") if isinstance(message, dict) else None
+    if content is None:
+        content = choice.get("text")
+    return {
+        "index": choice.get("index", index),
+        "message": {"role": "assistant", "content": content or ""},
+        "finish_reason": choice.get("finish_reason") or "stop",
+    }
