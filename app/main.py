@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
-from app.api import chat, health, models
+from app.api import chat, health, models, playground
 from app.completions import ChatService
 from app.config import DEFAULT_CONFIG_PATH, GatewayConfig, load_config
 from app.errors import install_error_handlers
@@ -71,7 +71,7 @@ def create_app(config: GatewayConfig, *, resolver: Resolver = system_resolver) -
     app.state.metrics = metrics
     app.state.chat_service = ChatService(config, router, pipeline, metrics)
     app.state.started_at = int(time.time())
-    for module in (chat, models, health):
+    for module in (chat, models, health, playground):
         app.include_router(module.router)
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
