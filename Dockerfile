@@ -27,8 +27,8 @@ RUN pip install --no-deps . \
 
 COPY config.yaml ./
 
-RUN groupadd --system --gid 10001 gateway \
-    && useradd --system --uid 10001 --gid gateway --no-create-home --home-dir /app \
+RUN groupadd --gid 10001 gateway \
+    && useradd --uid 10001 --gid gateway --no-create-home --home-dir /app \
        --shell /usr/sbin/nologin gateway
 USER gateway:gateway
 
@@ -39,6 +39,7 @@ ENV PORT=8080 \
 EXPOSE 8080
 
 # http.client rather than urllib: a proxy set in the environment must not intercept loopback.
+# OCI images have no HEALTHCHECK: podman/buildah keep it with --format docker (BUILDAH_FORMAT=docker).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=15s --retries=3 \
     CMD ["python", "-c", "import http.client, os, sys; c = http.client.HTTPConnection('127.0.0.1', int(os.environ.get('PORT', '8080')), timeout=4); c.request('GET', '/health'); sys.exit(c.getresponse().status != 200)"]
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
+import shutil
 import sys
+import tempfile
 
 import uvicorn
 
 from app.config import DEFAULT_CONFIG_PATH, ConfigError, load_config
+from app.metrics import MULTIPROCESS_ENV
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -24,26 +26,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     try:
-        load_config(args.config)  # fail here, once, with a readable message
+        config = load_config(args.config)  # fail here, once, with a readable message
     except ConfigError as exc:
         print(f"vision-gateway: {exc}", file=sys.stderr)  # noqa: T201
         return 2
     os.environ["GATEWAY_CONFIG"] = os.path.abspath(args.config)
-    uvicorn.run(
-        "app.main:app",
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level=args.log_level,
-        access_log=False,
-        loop="uvloop",
-        http="httptools",
-        timeout_graceful_shutdown=30,
-    )
+    os.environ["LOG_LEVEL"] = args.log_level
+    metrics_dir = None
+    if args.workers > 1 and MULTIPROCESS_ENV not in os.environ:
+        metrics_dir = tempfile.mkdtemp(prefix="vision-gateway-metrics-")
+        os.environ[MULTIPROCESS_ENV] = metrics_dir
+    try:
+        uvicorn.run(
+            "app.main:app",
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_config=None,
+            log_level=args.log_level,
+            access_log=False,
+            loop="uvloop",
+            http="httptools",
+            timeout_graceful_shutdown=int(config.server.shutdown_grace_s) or None,
+        )
+    finally:
+        if metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 

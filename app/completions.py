@@ -1,16 +1,22 @@
-"""Serving one chat completion: checks, deadlines, failover across deployments, fan-out for `n`."""
+"""Serving one chat completion: checks, deadlines, retries and failover, fan-out for `n`."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import replace
+from typing import TypeVar
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity.wait import wait_random_exponential
 
 from app.config import GatewayConfig
-from app.errors import GatewayError, UpstreamTimeout
+from app.errors import GatewayError, RateLimited, UpstreamTimeout
 from app.images import ImagePipeline, check_image_parts, with_images
+from app.limits import Cooldowns, RateLimiter
+from app.logs import log_request
 from app.metrics import Metrics
 from app.providers.base import Call, chunks_from_completion, refuse_unsupported
 from app.routing import Attempt, Router
@@ -19,19 +25,124 @@ from app.sse import encode_event
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
+Chunks = AsyncGenerator[ChatCompletionChunk]
+MAX_RETRY_AFTER_S = 30.0
+_backoff = wait_random_exponential(multiplier=0.25, max=4)
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, GatewayError) and exc.retryable
+
+
+def _wait(state: RetryCallState) -> float:
+    """Exponential backoff with jitter, or the upstream's `Retry-After` when it gives one."""
+    error = state.outcome.exception() if state.outcome else None
+    retry_after = error.headers.get("Retry-After", "") if isinstance(error, GatewayError) else ""
+    try:
+        return min(float(retry_after), MAX_RETRY_AFTER_S)
+    except ValueError:
+        return _backoff(state)
+
 
 class ChatService:
     def __init__(
-        self, config: GatewayConfig, router: Router, pipeline: ImagePipeline, metrics: Metrics
+        self,
+        config: GatewayConfig,
+        router: Router,
+        pipeline: ImagePipeline,
+        metrics: Metrics,
+        limiter: RateLimiter,
+        cooldowns: Cooldowns,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._config = config
         self._router = router
         self._pipeline = pipeline
         self._metrics = metrics
+        self._limiter = limiter
+        self._cooldowns = cooldowns
+        self._sleep = sleep
 
-    def _attempts(self, request: ChatCompletionRequest) -> list[Attempt]:
-        """Deployments that can take this request; the first one's refusals are the client's."""
-        attempts = []
+    async def complete(self, request: ChatCompletionRequest) -> tuple[ChatCompletion, str]:
+        """The whole answer from the first deployment that gives one."""
+
+        async def run(attempt: Attempt) -> ChatCompletion:
+            return await self._complete_once(await self._call(request, attempt), attempt)
+
+        completion, attempt = await self._first_success(request, run)
+        return completion, attempt.deployment.entry.provider
+
+    async def stream(self, request: ChatCompletionRequest) -> tuple[AsyncIterator[bytes], str]:
+        """A started stream of encoded chunks: its first chunk is already in hand, so failures
+        up to there were raised here, as HTTP statuses, and could be retried elsewhere."""
+
+        async def run(attempt: Attempt) -> tuple[ChatCompletionChunk, Chunks]:
+            chunks = self._chunks(request, attempt)
+            try:
+                return await anext(chunks), chunks
+            except BaseException:
+                await chunks.aclose()
+                raise
+
+        (first, chunks), attempt = await self._first_success(request, run)
+        provider = attempt.deployment.entry.provider
+        return self._encode(request, provider, first, chunks), provider
+
+    async def _first_success(
+        self, request: ChatCompletionRequest, run: Callable[[Attempt], Awaitable[T]]
+    ) -> tuple[T, Attempt]:
+        """Each deployment in turn, with its retries, until one answers (SPEC §3 groups)."""
+        last: GatewayError | None = None
+        for attempt in await self._attempts(request):
+            deployment = attempt.deployment
+            try:
+                await self._limiter.check(
+                    deployment.id, deployment.entry.rpm, f"the model {deployment.entry.name!r}"
+                )
+                result = await self._with_retries(attempt, run)
+            except RateLimited as exc:
+                if exc.retryable:  # the upstream's 429, after our retries
+                    await self._cooldowns.failed(deployment.id)
+                last = exc
+            except GatewayError as exc:
+                if not exc.retryable:
+                    raise
+                await self._cooldowns.failed(deployment.id)
+                last = exc
+            else:
+                await self._cooldowns.succeeded(deployment.id)
+                return result, attempt
+            self._failed_over(request, attempt, last)
+        assert last is not None
+        raise last
+
+    async def _with_retries(self, attempt: Attempt, run: Callable[[Attempt], Awaitable[T]]) -> T:
+        entry = attempt.deployment.entry
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(entry.retries + 1),
+            wait=_wait,
+            retry=retry_if_exception(_retryable),
+            sleep=self._sleep,
+            reraise=True,
+            before_sleep=lambda _: self._metrics.retries.labels(entry.provider).inc(),
+        )
+        try:
+            async with asyncio.timeout(entry.timeout_s):
+                async for try_ in retrying:
+                    with try_:
+                        return await run(attempt)
+        except TimeoutError:
+            raise UpstreamTimeout(
+                f"no answer within the model's deadline of {entry.timeout_s:g} s"
+            ) from None
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    async def _attempts(self, request: ChatCompletionRequest) -> list[Attempt]:
+        """Deployments that can take this request, resting ones last; the first one's
+        refusals are the client's."""
+        ready: list[Attempt] = []
+        resting: list[Attempt] = []
         for index, attempt in enumerate(self._router.resolve(request.model)):
             capabilities = attempt.deployment.provider.capabilities
             try:
@@ -41,29 +152,9 @@ class ChatService:
                 if index == 0:
                     raise
                 continue
-            attempts.append(attempt)
-        return attempts
-
-    async def complete(self, request: ChatCompletionRequest) -> tuple[ChatCompletion, str]:
-        """The whole answer from the first deployment that gives one."""
-        last: GatewayError | None = None
-        for attempt in self._attempts(request):
-            deadline = attempt.deployment.entry.timeout_s
-            try:
-                async with asyncio.timeout(deadline):
-                    completion = await self._complete_once(
-                        await self._call(request, attempt), attempt
-                    )
-                return completion, attempt.deployment.entry.provider
-            except TimeoutError:
-                last = UpstreamTimeout(f"no answer within the model's deadline of {deadline:g} s")
-            except GatewayError as exc:
-                if not exc.retryable:
-                    raise
-                last = exc
-            self._failed_over(request, attempt, last)
-        assert last is not None
-        raise last
+            cooling = await self._cooldowns.cooling(attempt.deployment.id)
+            (resting if cooling else ready).append(attempt)
+        return ready or resting
 
     async def _call(self, request: ChatCompletionRequest, attempt: Attempt) -> Call:
         """The upstream call: images checked and converted to what this provider takes."""
@@ -81,34 +172,7 @@ class ChatService:
             tasks = [group.create_task(provider.complete(single)) for _ in range(count)]
         return merge_choices([task.result() for task in tasks])
 
-    async def stream(self, request: ChatCompletionRequest) -> tuple[AsyncIterator[bytes], str]:
-        """A started stream of encoded chunks: its first chunk is already in hand, so failures
-        up to there were raised here, as HTTP statuses, and could fail over."""
-        last: GatewayError | None = None
-        for attempt in self._attempts(request):
-            chunks = self._chunks(request, attempt)
-            deadline = attempt.deployment.entry.timeout_s
-            try:
-                async with asyncio.timeout(deadline):
-                    first = await anext(chunks)
-            except TimeoutError:
-                last = UpstreamTimeout(f"no answer within the model's deadline of {deadline:g} s")
-            except GatewayError as exc:
-                if not exc.retryable:
-                    await chunks.aclose()
-                    raise
-                last = exc
-            else:
-                provider = attempt.deployment.entry.provider
-                return self._encode(request, provider, first, chunks), provider
-            await chunks.aclose()
-            self._failed_over(request, attempt, last)
-        assert last is not None
-        raise last
-
-    async def _chunks(
-        self, request: ChatCompletionRequest, attempt: Attempt
-    ) -> AsyncGenerator[ChatCompletionChunk]:
+    async def _chunks(self, request: ChatCompletionRequest, attempt: Attempt) -> Chunks:
         provider = attempt.deployment.provider
         call = await self._call(request, attempt)
         if request.choice_count > 1 and not provider.capabilities.native_n:
@@ -123,11 +187,13 @@ class ChatService:
         request: ChatCompletionRequest,
         provider: str,
         first: ChatCompletionChunk,
-        chunks: AsyncGenerator[ChatCompletionChunk],
+        chunks: Chunks,
     ) -> AsyncIterator[bytes]:
         """Chunks as SSE events; usage only when asked for, and always when asked for."""
         started = time.perf_counter()
         include_usage, usage_sent, first_token = request.include_usage, False, False
+        outcome = "cancelled"
+        self._metrics.streams.inc()
         try:
             yield encode_event(first)
             async for chunk in chunks:
@@ -143,16 +209,21 @@ class ChatService:
                     )
                 yield encode_event(chunk)
             if include_usage and not usage_sent:
-                yield encode_event(
-                    ChatCompletionChunk(
-                        id=first.id,
-                        created=first.created,
-                        model=first.model,
-                        choices=[],
-                        usage=CompletionUsage(),
-                    )
+                empty = ChatCompletionChunk(
+                    id=first.id,
+                    created=first.created,
+                    model=first.model,
+                    choices=[],
+                    usage=CompletionUsage(),
                 )
+                yield encode_event(empty)
+            outcome = "completed"
+        except GatewayError as exc:
+            outcome = exc.code or "failed"
+            raise
         finally:
+            self._metrics.streams.dec()
+            log_request(request.model, provider, 200, stream=True, outcome=outcome)
             await chunks.aclose()
 
     def _failed_over(
@@ -160,9 +231,9 @@ class ChatService:
     ) -> None:
         code = error.code if error else "unknown"
         logger.warning(
-            "model %r: deployment %s failed before the first byte (%s); trying the next",
+            "model %r: deployment %s failed before the first byte (%s)",
             request.model,
-            attempt.deployment.entry.provider,
+            attempt.deployment.id,
             code,
         )
         self._metrics.upstream_errors.labels(attempt.deployment.entry.provider, code).inc()
@@ -175,8 +246,7 @@ def merge_choices(completions: list[ChatCompletion]) -> ChatCompletion:
     merged.choices = []
     usage = CompletionUsage()
     for index, completion in enumerate(completions):
-        choice = completion.choices[0].model_copy(update={"index": index})
-        merged.choices.append(choice)
+        merged.choices.append(completion.choices[0].model_copy(update={"index": index}))
         usage.prompt_tokens += completion.usage.prompt_tokens
         usage.completion_tokens += completion.usage.completion_tokens
     usage.total_tokens = usage.prompt_tokens + usage.completion_tokens

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Mapping
@@ -30,12 +31,20 @@ class ApiKey(_Strict):
     key: str
     name: str | None = None
     models: list[str] | None = None
+    rpm: Annotated[int, Field(ge=0)] = 0
+
+    @property
+    def label(self) -> str:
+        """How logs and counters name this key: its `name`, or a hash prefix; never the key."""
+        return self.name or "key-" + hashlib.sha256(self.key.encode()).hexdigest()[:12]
 
 
 class ServerConfig(_Strict):
     api_keys: list[str | ApiKey] = Field(default_factory=list)
     max_request_bytes: Annotated[int, Field(gt=0)] = 32 * 1024 * 1024
     playground: bool = True
+    shutdown_grace_s: Annotated[float, Field(ge=0)] = 30.0
+    log_format: Literal["json", "text"] = "json"
 
     def active_keys(self) -> list[ApiKey]:
         """Keys with a value: an empty `${GATEWAY_API_KEY:-}` means no key is required."""
@@ -72,6 +81,8 @@ class ModelEntry(_Strict):
     api_key: str = ""
     timeout_s: Annotated[float, Field(gt=0)] = DEFAULT_TIMEOUT_S
     poll_interval_s: Annotated[float, Field(gt=0)] = DEFAULT_POLL_INTERVAL_S
+    rpm: Annotated[int, Field(ge=0)] = 0
+    retries: Annotated[int, Field(ge=0, le=10)] = 1
     options: dict[str, object] = Field(default_factory=dict)
     fallbacks: list[str] = Field(default_factory=list)
 
@@ -121,10 +132,10 @@ def substitute(text: str, environ: Mapping[str, str]) -> str:
 
     def replace(match: re.Match[str]) -> str:
         name, default = match.group(1), match.group(2)
+        if default is not None:  # as in the shell: the default also replaces an empty value
+            return environ.get(name) or default
         if name in environ:
             return environ[name]
-        if default is not None:
-            return default
         raise ConfigError(f"environment variable {name} is not set (used as ${{{name}}})")
 
     return _VARIABLE.sub(replace, text)

@@ -18,11 +18,13 @@ from app.errors import install_error_handlers
 from app.images import ImagePipeline
 from app.images.cache import ImageCache
 from app.images.fetch import ImageFetcher, Resolver, system_resolver
+from app.limits import Cooldowns, RateLimiter
+from app.logs import configure_logging
 from app.metrics import Metrics
 from app.middleware import RequestContextMiddleware
 from app.providers.base import ProviderContext
 from app.routing import Router
-from app.state import MemoryState
+from app.state import build_state
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +52,8 @@ def create_app(config: GatewayConfig, *, resolver: Resolver = system_resolver) -
         finally:
             await client.aclose()
             await fetcher.aclose()
+            await state.aclose()
+            metrics.worker_exited()
 
     app = FastAPI(
         title="vision-gateway", version="0.1.0", lifespan=lifespan, docs_url="/docs", redoc_url=None
@@ -63,13 +67,18 @@ def create_app(config: GatewayConfig, *, resolver: Resolver = system_resolver) -
         resolver=resolver,
     )
     pipeline = ImagePipeline(images, fetcher, ImageCache())
-    state = MemoryState()
+    state = build_state(config.state, on_error=metrics.state_errors.inc)
     router = Router(config, ProviderContext(client=client, images=config.images, state=state))
     app.state.config = config
     app.state.api_keys = config.server.active_keys()
     app.state.router = router
     app.state.metrics = metrics
-    app.state.chat_service = ChatService(config, router, pipeline, metrics)
+    limiter = RateLimiter(state)
+    app.state.state = state
+    app.state.limiter = limiter
+    app.state.chat_service = ChatService(
+        config, router, pipeline, metrics, limiter, Cooldowns(state)
+    )
     app.state.started_at = int(time.time())
     for module in (chat, models, health, playground):
         app.include_router(module.router)
@@ -78,10 +87,18 @@ def create_app(config: GatewayConfig, *, resolver: Resolver = system_resolver) -
     return app
 
 
+def config_secrets(config: GatewayConfig) -> list[str]:
+    """Every credential in the config, for the log scrubber."""
+    keys = [key.key for key in config.server.active_keys()]
+    return keys + [entry.api_key for entry in config.models if entry.api_key]
+
+
 def __getattr__(name: str) -> FastAPI:
     # `uvicorn app.main:app` reads this attribute: the config is loaded then, not at import.
     if name == "app":
-        served = create_app(load_config(os.environ.get("GATEWAY_CONFIG", DEFAULT_CONFIG_PATH)))
+        config = load_config(os.environ.get("GATEWAY_CONFIG", DEFAULT_CONFIG_PATH))
+        configure_logging(config.server.log_format, config_secrets(config))
+        served = create_app(config)
         globals()["app"] = served
         return served
     raise AttributeError(name)

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+# Set (by `python -m app --workers N`) before any worker imports prometheus_client: every
+# worker then writes its values to files there, and a scrape sums them.
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _OVERHEAD_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1)
@@ -48,11 +60,29 @@ class Metrics:
             "Chat completion requests being served.",
             ["stream"],
             registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        self.streams = Gauge(
+            "gateway_open_streams",
+            "Streamed responses being sent.",
+            registry=self.registry,
+            multiprocess_mode="livesum",
         )
         self.upstream_errors = Counter(
             "gateway_upstream_errors",
             "Upstream failures by provider and error code.",
             ["provider", "code"],
+            registry=self.registry,
+        )
+        self.retries = Counter(
+            "gateway_upstream_retries",
+            "Upstream calls tried again after a retryable failure.",
+            ["provider"],
+            registry=self.registry,
+        )
+        self.state_errors = Counter(
+            "gateway_state_backend_errors",
+            "Operations the state backend could not serve (Redis unreachable).",
             registry=self.registry,
         )
         self.failovers = Counter(
@@ -63,7 +93,17 @@ class Metrics:
         )
 
     def render(self) -> bytes:
+        """The text exposition; with several workers, the sum over all of them."""
+        if MULTIPROCESS_ENV in os.environ:
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return generate_latest(registry)
         return generate_latest(self.registry)
+
+    @staticmethod
+    def worker_exited() -> None:
+        if MULTIPROCESS_ENV in os.environ:
+            multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
     @contextmanager
     def track(self, model: str, *, stream: bool) -> Iterator[Outcome]:

@@ -7,7 +7,7 @@ import uuid
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.timing import start_request
+from app.context import start_request
 
 REQUEST_ID_HEADER = "x-request-id"
 _MAX_ID_LENGTH = 128
@@ -25,7 +25,7 @@ class RequestContextMiddleware:
             return
         request_id = _client_request_id(scope) or uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
-        start_request()
+        start_request(request_id)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":

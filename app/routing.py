@@ -21,6 +21,7 @@ class Deployment:
 
     entry: ModelEntry
     provider: Provider
+    id: str  # stable across workers and replicas that share a config
 
     def upstream_model(self, requested: str) -> str:
         if self.entry.upstream_model:
@@ -69,7 +70,7 @@ class Router:
 
     def __init__(self, config: GatewayConfig, context: ProviderContext) -> None:
         self._groups: dict[str, Group] = {}
-        for entry in config.models:
+        for position, entry in enumerate(config.models):
             group = self._groups.setdefault(entry.name, Group(entry.name))
             kind = provider_type(entry)
             # A key written as ${VAR} that came out empty means "not configured yet", even for
@@ -80,7 +81,10 @@ class Router:
                 group.missing_variables.append(variable)
                 logger.warning("model %r is not served: set %s to enable it", entry.name, variable)
                 continue
-            group.deployments.append(Deployment(entry, build_provider(entry, context)))
+            deployment_id = f"{entry.name}#{position}"
+            group.deployments.append(
+                Deployment(entry, build_provider(entry, context), deployment_id)
+            )
         for group in self._groups.values():
             for name in group.fallbacks:
                 if name not in self._groups:

@@ -62,14 +62,16 @@ async def sse_body(events: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
 
 
 def event_stream_response(
-    events: AsyncIterator[bytes], headers: dict[str, str] | None = None
+    events: AsyncIterator[bytes], *, grace_s: float = 0, headers: dict[str, str] | None = None
 ) -> EventSourceResponse:
-    """The streaming HTTP response: sends `: keepalive` comments while the stream is quiet."""
+    """The streaming HTTP response: `: keepalive` comments while the stream is quiet, and on
+    shutdown up to `grace_s` for the stream to finish before it is cut."""
     return EventSourceResponse(
         sse_body(events),
         headers=headers,
         ping=KEEPALIVE_INTERVAL_S,
         ping_message_factory=_keepalive,
+        shutdown_grace_period=grace_s,
     )
 
 

@@ -8,11 +8,19 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.responses import Response
 
-from app.api.deps import ConfigDep, KeyDep, MetricsDep, ServiceDep, authorize_model
+from app.api.deps import (
+    ConfigDep,
+    KeyDep,
+    LimiterDep,
+    MetricsDep,
+    ServiceDep,
+    authorize_model,
+)
+from app.context import current_request
 from app.errors import InvalidJSON, RequestTooLarge, validation_error
+from app.logs import request_logged
 from app.schemas import ChatCompletionRequest
 from app.sse import event_stream_response
-from app.timing import current_timings
 
 router = APIRouter()
 
@@ -44,19 +52,30 @@ def parse_request(body: bytes) -> ChatCompletionRequest:
         raise validation_error(RequestValidationError(exc.errors())) from None
 
 
-@router.post("/v1/chat/completions", include_in_schema=True)
+@router.post("/v1/chat/completions")
 @router.post("/chat/completions", include_in_schema=False)
 async def create_chat_completion(
-    request: Request, key: KeyDep, config: ConfigDep, service: ServiceDep, metrics: MetricsDep
+    request: Request,
+    key: KeyDep,
+    config: ConfigDep,
+    service: ServiceDep,
+    metrics: MetricsDep,
+    limiter: LimiterDep,
 ) -> Response:
     chat = parse_request(await read_body(request, config.server.max_request_bytes))
     authorize_model(key, chat.model)
-    with metrics.track(chat.model, stream=bool(chat.stream)) as outcome:
-        if chat.stream:
+    if key is not None:
+        await limiter.check(f"key:{key.label}", key.rpm, "this key")
+    stream = bool(chat.stream)
+    with (
+        metrics.track(chat.model, stream=stream) as outcome,
+        request_logged(chat.model, lambda: outcome.provider, stream=stream),
+    ):
+        if stream:
             events, outcome.provider = await service.stream(chat)
-            return event_stream_response(events)
+            return event_stream_response(events, grace_s=config.server.shutdown_grace_s)
         completion, outcome.provider = await service.complete(chat)
-        overhead_ms = current_timings().overhead_ms()
+        overhead_ms = current_request().overhead_ms()
         metrics.overhead.labels(chat.model, outcome.provider).observe(overhead_ms / 1000)
         return Response(
             completion.model_dump_json(),

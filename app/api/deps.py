@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from app.completions import ChatService
 from app.config import ApiKey, GatewayConfig
 from app.errors import AuthenticationFailed, ModelNotAllowed
+from app.limits import RateLimiter
 from app.metrics import Metrics
 from app.routing import Router
 
@@ -32,6 +33,11 @@ def get_service(request: Request) -> ChatService:
 def get_metrics(request: Request) -> Metrics:
     metrics: Metrics = request.app.state.metrics
     return metrics
+
+
+def get_limiter(request: Request) -> RateLimiter:
+    limiter: RateLimiter = request.app.state.limiter
+    return limiter
 
 
 def require_key(request: Request) -> ApiKey | None:
@@ -64,4 +70,5 @@ ConfigDep = Annotated[GatewayConfig, Depends(get_config)]
 RouterDep = Annotated[Router, Depends(get_router)]
 ServiceDep = Annotated[ChatService, Depends(get_service)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+LimiterDep = Annotated[RateLimiter, Depends(get_limiter)]
 KeyDep = Annotated[ApiKey | None, Depends(require_key)]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import JSONResponse, Response
 
 from app.api.deps import MetricsDep, RouterDep
+from app.state import StateBackend
 
 router = APIRouter()
 
@@ -17,8 +18,17 @@ async def health() -> Response:
 
 
 @router.get("/ready")
-async def ready(models: RouterDep) -> Response:
-    return JSONResponse({"status": "ready", "models": len(models.served()), "state": "memory"})
+async def ready(request: Request, models: RouterDep) -> Response:
+    """Ready once the config is loaded and the state backend answers; 503 `degraded` while
+    it does not (requests are still served, with limits kept per process)."""
+    state: StateBackend = request.app.state.state
+    alive = await state.ping()
+    body = {
+        "status": "ready" if alive else "degraded",
+        "models": len(models.served()),
+        "state": state.name,
+    }
+    return JSONResponse(body, status_code=200 if alive else 503)
 
 
 @router.get("/metrics")

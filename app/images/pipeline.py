@@ -11,6 +11,7 @@ from typing import Literal
 import anyio.to_thread
 
 from app.config import ImagesConfig
+from app.context import current_request
 from app.errors import ImageError
 from app.images.cache import ImageCache
 from app.images.fetch import ImageFetcher, check_scheme, display_url
@@ -122,9 +123,11 @@ class ImagePipeline:
             return image
 
         try:
-            return await anyio.to_thread.run_sync(work)
+            image = await anyio.to_thread.run_sync(work)
         except ImageError as exc:
             raise type(exc)(exc.message, param=param) from None
+        current_request().images.append((len(data), image.sha256[:12]))
+        return image
 
 
 def with_images(

@@ -9,6 +9,7 @@ import orjson
 from pydantic import ValidationError
 
 from app.config import ModelEntry
+from app.context import upstream_wait
 from app.errors import UpstreamError, redact
 from app.providers.base import (
     ANSWER_FIELDS,
@@ -28,7 +29,6 @@ from app.schemas import (
     ChunkChoice,
 )
 from app.sse import iter_sse_data
-from app.timing import upstream_wait
 
 
 class OpenAICompatible:

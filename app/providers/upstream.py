@@ -9,6 +9,7 @@ from contextlib import contextmanager
 import httpx
 import orjson
 
+from app.context import upstream_wait
 from app.errors import (
     GatewayError,
     UpstreamAuthFailed,
@@ -19,7 +20,6 @@ from app.errors import (
     UpstreamUnavailable,
     redact,
 )
-from app.timing import upstream_wait
 
 logger = logging.getLogger(__name__)
 

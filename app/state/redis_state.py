@@ -1,0 +1,143 @@
+"""State in Redis, shared by every worker and replica; one round trip per operation."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+from app.state.base import Hit, StateBackend
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "vg:"
+RETRY_PRIMARY_AFTER_S = 5.0
+
+# INCR and the window's expiry in one atomic step, so no counter is ever left without one.
+_HIT = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
+return {count, ttl}
+"""
+
+
+class RedisState:
+    name = "redis"
+
+    def __init__(self, url: str, *, timeout_s: float = 0.5) -> None:
+        self._redis = redis.Redis.from_url(
+            url,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            decode_responses=True,
+            health_check_interval=30,
+        )
+        self._hit = self._redis.register_script(_HIT)
+
+    async def get(self, key: str) -> str | None:
+        value = await self._redis.get(PREFIX + key)
+        return None if value is None else str(value)
+
+    async def set(self, key: str, value: str, ttl_s: float) -> None:
+        await self._redis.set(PREFIX + key, value, px=max(1, int(ttl_s * 1000)))
+
+    async def delete(self, key: str) -> None:
+        await self._redis.delete(PREFIX + key)
+
+    async def hit(self, key: str, window_s: float) -> Hit:
+        count, ttl_ms = await self._hit(keys=[PREFIX + key], args=[max(1, int(window_s * 1000))])
+        return Hit(int(count), int(ttl_ms) / 1000)
+
+    async def ping(self) -> bool:
+        return bool(await self._redis.ping())
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()
+
+
+class ResilientState:
+    """Redis first; while it is unreachable, this process's memory, so that serving goes on.
+
+    Limits then hold per process instead of across all of them, and `/ready` reports the
+    degraded state. Redis is tried again every few seconds.
+    """
+
+    name = "redis"
+
+    def __init__(
+        self,
+        primary: RedisState,
+        fallback: StateBackend,
+        *,
+        on_error: Callable[[], None] = lambda: None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._primary = primary
+        self._fallback = fallback
+        self._on_error = on_error
+        self._clock = clock
+        self._down_until = 0.0
+
+    @property
+    def degraded(self) -> bool:
+        return self._clock() < self._down_until
+
+    def _backend(self) -> StateBackend:
+        return self._fallback if self.degraded else self._primary
+
+    def _failed(self, exc: Exception) -> None:
+        if not self.degraded:
+            logger.warning(
+                "redis is unreachable (%s); using process memory for %g s",
+                type(exc).__name__,
+                RETRY_PRIMARY_AFTER_S,
+            )
+        self._down_until = self._clock() + RETRY_PRIMARY_AFTER_S
+        self._on_error()
+
+    async def get(self, key: str) -> str | None:
+        try:
+            return await self._backend().get(key)
+        except (RedisError, OSError) as exc:
+            self._failed(exc)
+            return await self._fallback.get(key)
+
+    async def set(self, key: str, value: str, ttl_s: float) -> None:
+        try:
+            await self._backend().set(key, value, ttl_s)
+        except (RedisError, OSError) as exc:
+            self._failed(exc)
+            await self._fallback.set(key, value, ttl_s)
+
+    async def delete(self, key: str) -> None:
+        try:
+            await self._backend().delete(key)
+        except (RedisError, OSError) as exc:
+            self._failed(exc)
+            await self._fallback.delete(key)
+
+    async def hit(self, key: str, window_s: float) -> Hit:
+        try:
+            return await self._backend().hit(key, window_s)
+        except (RedisError, OSError) as exc:
+            self._failed(exc)
+            return await self._fallback.hit(key, window_s)
+
+    async def ping(self) -> bool:
+        try:
+            alive = await self._primary.ping()
+        except (RedisError, OSError) as exc:
+            self._failed(exc)
+            return False
+        if alive:
+            self._down_until = 0.0
+        return alive
+
+    async def aclose(self) -> None:
+        await self._primary.aclose()
+        await self._fallback.aclose()
