@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from app.api.deps import KeyDep, RouterDep
-from app.errors import ModelNotFound
+from app.errors import GatewayError, ModelNotFound
+from app.routing import Group
 from app.schemas import Model, ModelList
 
+logger = logging.getLogger(__name__)
 router = APIRouter()
 
 
@@ -21,13 +25,27 @@ def _created(request: Request) -> int:
 @router.get("/models", include_in_schema=False)
 async def list_models(request: Request, _: KeyDep, models: RouterDep) -> Response:
     created = _created(request)
-    listing = ModelList(
-        data=[
-            Model(id=group.name, created=created, owned_by=group.provider_kind)
-            for group in models.served()
-        ]
-    )
-    return Response(listing.model_dump_json(), media_type="application/json")
+    data = []
+    for group in models.served():
+        data.append(Model(id=group.name, created=created, owned_by=group.provider_kind))
+        for variant in await _variants(group):
+            data.append(
+                Model(id=group.name[:-1] + variant, created=created, owned_by=group.provider_kind)
+            )
+    return Response(ModelList(data=data).model_dump_json(), media_type="application/json")
+
+
+async def _variants(group: Group) -> list[str]:
+    """What a wildcard route offers, for providers that can say (VLM Run's domains)."""
+    variants = getattr(group.deployments[0].provider, "variants", None)
+    if not group.name.endswith("/*") or variants is None:
+        return []
+    try:
+        listed: list[str] = await variants()
+    except GatewayError as exc:
+        logger.warning("could not list the models behind %s: %s", group.name, exc.message)
+        return []
+    return listed
 
 
 @router.get("/v1/models/{model_id:path}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import orjson
@@ -18,6 +19,7 @@ from app.schemas import ChatCompletion, ChatCompletionMessage, Choice
 
 DEFAULT_BASE_URL = "https://api.vlm.run/v1"
 DEFAULT_MODEL = "vlm-1"
+DOMAINS_TTL_S = 600.0
 _STATUSES: dict[str, JobStatus] = {
     "enqueued": "queued",
     "pending": "queued",
@@ -33,6 +35,7 @@ class VLMRunOptions(BaseModel):
 
     domain: str | None = None
     batch: bool = False
+    list_domains: bool = False  # GET /v1/models lists vlmrun/<domain> for each upstream domain
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,36 @@ class VLMRun(JobProvider[Prediction]):
         )
         self.poll_interval_s = entry.poll_interval_s
         self.timeout_s = entry.timeout_s
+        self._domains: tuple[float, list[str]] = (0.0, [])
+
+    async def variants(self) -> list[str]:
+        """The domains the upstream offers, when `list_domains` asks for them (cached)."""
+        if not self._options.list_domains:
+            return []
+        fetched_at, domains = self._domains
+        if time.monotonic() - fetched_at < DOMAINS_TTL_S:
+            return domains
+        request = self._api.client.build_request(
+            "GET",
+            f"{self._api.base_url}/domains",
+            headers=self._api.headers,
+            timeout=self._api.timeout,
+        )
+        try:
+            reply = orjson.loads((await self._api.send(request)).content)
+        except orjson.JSONDecodeError:
+            raise UpstreamError("the vlmrun upstream sent a malformed domain list") from None
+        domains = (
+            sorted(
+                str(item["domain"])
+                for item in reply
+                if isinstance(item, dict) and item.get("domain")
+            )
+            if isinstance(reply, list)
+            else []
+        )
+        self._domains = (time.monotonic(), domains)
+        return domains
 
     def _domain(self, call: Call) -> str:
         domain = self._options.domain or call.variant
