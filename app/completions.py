@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import replace
 from typing import TypeVar
 
@@ -86,8 +87,10 @@ class ChatService:
                 raise
 
         (first, chunks), attempt = await self._first_success(request, run)
-        provider = attempt.deployment.entry.provider
-        return self._encode(request, provider, first, chunks), provider
+        entry = attempt.deployment.entry
+        return self._encode(request, entry.provider, first, _paced(chunks, entry.timeout_s)), (
+            entry.provider
+        )
 
     async def _first_success(
         self, request: ChatCompletionRequest, run: Callable[[Attempt], Awaitable[T]]
@@ -168,8 +171,11 @@ class ChatService:
         if count == 1 or provider.capabilities.native_n:
             return await provider.complete(call)
         single = replace(call, request=call.request.model_copy(update={"n": None}))
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(provider.complete(single)) for _ in range(count)]
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(provider.complete(single)) for _ in range(count)]
+        except* GatewayError as failures:
+            raise failures.exceptions[0] from None
         return merge_choices([task.result() for task in tasks])
 
     async def _chunks(self, request: ChatCompletionRequest, attempt: Attempt) -> Chunks:
@@ -179,8 +185,9 @@ class ChatService:
             for chunk in chunks_from_completion(await self._complete_once(call, attempt)):
                 yield chunk
             return
-        async for chunk in provider.stream(call):
-            yield chunk
+        async with aclosing(provider.stream(call)) as chunks:
+            async for chunk in chunks:
+                yield chunk
 
     async def _encode(
         self,
@@ -238,6 +245,21 @@ class ChatService:
         )
         self._metrics.upstream_errors.labels(attempt.deployment.entry.provider, code).inc()
         self._metrics.failovers.labels(request.model).inc()
+
+
+async def _paced(chunks: Chunks, wait_s: float) -> Chunks:
+    """The chunks, each within `wait_s` of the one before: a stalled upstream ends the stream
+    with `upstream_timeout` instead of holding it open."""
+    async with aclosing(chunks):
+        while True:
+            try:
+                async with asyncio.timeout(wait_s):
+                    chunk = await anext(chunks)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise UpstreamTimeout(f"the upstream sent nothing for {wait_s:g} s") from None
+            yield chunk
 
 
 def merge_choices(completions: list[ChatCompletion]) -> ChatCompletion:

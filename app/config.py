@@ -115,7 +115,7 @@ class _LineLoader(yaml.SafeLoader):
 
 
 class _Mapping(dict[str, object]):
-    lines: dict[str, int]
+    lines: dict[str, int] = {}  # noqa: RUF012 - replaced per instance by the loader
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> _Mapping:
@@ -161,32 +161,45 @@ def _substitute_tree(node: object, environ: Mapping[str, str], where: str) -> ob
     return node
 
 
-def _line_of(tree: object, loc: tuple[int | str, ...]) -> int | None:
+def _locate(tree: object, loc: tuple[int | str, ...]) -> tuple[tuple[int | str, ...], int | None]:
+    """The error's path through the YAML (union labels such as `str` or `ApiKey` dropped, since
+    they are no keys of the document) and the line of its last key."""
+    path: list[int | str] = []
     line = None
     node = tree
     for part in loc:
+        if isinstance(part, str) and _is_union_label(part, node):
+            continue
         if isinstance(node, _Mapping) and isinstance(part, str):
             line = node.lines.get(part, line)
             node = node.get(part)
         elif isinstance(node, list) and isinstance(part, int) and part < len(node):
             node = node[part]
-        else:
-            break
-    return line
+        path.append(part)
+    return tuple(path), line
+
+
+def _is_union_label(part: str, node: object) -> bool:
+    """pydantic names union members in locations (`str`, `ApiKey`, `list[str]`)."""
+    if isinstance(node, _Mapping) and part in node:
+        return False
+    return "[" in part or part[:1].isupper() or part in ("str", "int", "float", "bool")
 
 
 def _describe(error: ValidationError, tree: object, source: str) -> str:
+    located = [(*_locate(tree, tuple(item["loc"])), item) for item in error.errors()]
     problems = []
-    for item in error.errors():
-        loc = tuple(part for part in item["loc"] if not (isinstance(part, str) and "[" in part))
-        dotted = ".".join(str(part) for part in loc)
-        line = _line_of(tree, loc)
+    for path, line, item in located:
+        # A union reports every member's complaint; keep the one that went deepest.
+        if any(other[: len(path)] == path and len(other) > len(path) for other, _, _ in located):
+            continue
+        dotted = ".".join(str(part) for part in path)
         at = f"{source}:{line}: " if line else f"{source}: "
         if item["type"] == "extra_forbidden":
             problems.append(f"{at}unknown key {dotted!r}")
         else:
             problems.append(f"{at}{dotted}: {item['msg']}")
-    return "invalid configuration\n  " + "\n  ".join(problems)
+    return "invalid configuration\n  " + "\n  ".join(dict.fromkeys(problems))
 
 
 def _api_key_variables(raw_models: object) -> list[tuple[str, ...]]:

@@ -283,25 +283,37 @@ def error_response(error: GatewayError) -> Response:
     )
 
 
+# Discriminator values pydantic puts in error locations after a list index.
+_TAGS = frozenset(
+    {"system", "developer", "user", "assistant", "tool", "function"}
+    | {"text", "image_url", "input_audio", "file", "refusal"}
+)
+
+
 def _param_from_location(loc: tuple[int | str, ...]) -> str | None:
-    param = ""
+    """`messages[0].content[1].image_url.url` from pydantic's location, its union member
+    names and discriminator tags left out."""
+    param, after_index = "", False
     for part in loc:
-        if part == "body":
-            continue
         if isinstance(part, int):
             param += f"[{part}]"
-        elif part.startswith(("function-", "tagged-union[")) or part in {"str", "list[...]"}:
+            after_index = True
             continue
-        else:
-            param += f".{part}" if param else part
+        is_tag = after_index and part in _TAGS
+        after_index = False
+        if part == "body" or is_tag or "[" in part or part in ("str", "int", "float", "bool"):
+            continue
+        param += f".{part}" if param else part
     return param or None
 
 
 def validation_error(exc: RequestValidationError) -> InvalidRequest:
-    """Turn pydantic's first complaint into an OpenAI-style message with `param`."""
-    first = exc.errors()[0]
-    param = _param_from_location(tuple(first.get("loc", ())))
-    message = str(first.get("msg", "invalid request"))
+    """Turn pydantic's complaint into an OpenAI-style message with `param`. Of a union's
+    complaints, the one that went deepest into the value says what is wrong."""
+    errors = exc.errors()
+    worst = max(errors, key=lambda error: len(tuple(error.get("loc", ()))))
+    param = _param_from_location(tuple(worst.get("loc", ())))
+    message = str(worst.get("msg", "invalid request"))
     return InvalidRequest(f"{message} ({param})" if param else message, param=param)
 
 

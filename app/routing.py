@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from app.config import ConfigError, GatewayConfig, ModelEntry
 from app.errors import ModelNotFound
-from app.providers import build_provider, provider_type
+from app.providers import build_provider
 from app.providers.base import Provider, ProviderContext
 
 logger = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ class Group:
     """Same-named entries: requests rotate across them and fail over in turn."""
 
     name: str
+    entries: list[ModelEntry] = field(default_factory=list)
     deployments: list[Deployment] = field(default_factory=list)
     missing_variables: list[str] = field(default_factory=list)
     _turn: Iterator[int] = field(default_factory=itertools.count)
@@ -47,13 +48,13 @@ class Group:
     @property
     def fallbacks(self) -> list[str]:
         names: list[str] = []
-        for deployment in self.deployments:
-            names += [n for n in deployment.entry.fallbacks if n not in names]
+        for entry in self.entries:
+            names += [n for n in entry.fallbacks if n not in names]
         return names
 
     @property
     def provider_kind(self) -> str:
-        return self.deployments[0].entry.provider
+        return self.entries[0].provider
 
 
 @dataclass(frozen=True)
@@ -72,19 +73,18 @@ class Router:
         self._groups: dict[str, Group] = {}
         for position, entry in enumerate(config.models):
             group = self._groups.setdefault(entry.name, Group(entry.name))
-            kind = provider_type(entry)
+            group.entries.append(entry)
+            # Built even when not served, so that bad options stop the gateway at startup.
+            provider = build_provider(entry, context)
             # A key written as ${VAR} that came out empty means "not configured yet", even for
             # providers that can run keyless (a local vLLM has no key; api.openai.com needs one).
-            wants_key = kind.capabilities.needs_api_key or bool(entry.api_key_variables)
+            wants_key = provider.capabilities.needs_api_key or bool(entry.api_key_variables)
             if wants_key and not entry.api_key:
                 variable = " or ".join(entry.api_key_variables) or "api_key"
                 group.missing_variables.append(variable)
                 logger.warning("model %r is not served: set %s to enable it", entry.name, variable)
                 continue
-            deployment_id = f"{entry.name}#{position}"
-            group.deployments.append(
-                Deployment(entry, build_provider(entry, context), deployment_id)
-            )
+            group.deployments.append(Deployment(entry, provider, f"{entry.name}#{position}"))
         for group in self._groups.values():
             for name in group.fallbacks:
                 if name not in self._groups:

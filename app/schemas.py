@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -177,6 +177,11 @@ class ChatCompletion(_Wire):
     model: str
     choices: list[Choice]
     usage: CompletionUsage = Field(default_factory=CompletionUsage)
+
+    @field_validator("usage", mode="before")
+    @classmethod
+    def _usage_may_be_null(cls, value: Any) -> Any:
+        return CompletionUsage() if value is None else value
 
 
 class ChoiceDelta(_Wire):

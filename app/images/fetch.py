@@ -106,9 +106,17 @@ def display_url(url: str) -> str:
     host = parts.hostname or ""
     if ":" in host:
         host = f"[{host}]"
-    if parts.port:
-        host = f"{host}:{parts.port}"
+    port = _port(url)
+    if port:
+        host = f"{host}:{port}"
     return f"{parts.scheme}://{host}{parts.path}"
+
+
+def _port(url: str) -> int | None:
+    try:
+        return urlsplit(url).port
+    except ValueError:
+        return None
 
 
 def check_scheme(url: str, param: str | None) -> None:
@@ -120,6 +128,8 @@ def check_scheme(url: str, param: str | None) -> None:
         )
     if not urlsplit(url).hostname:
         raise ImageURLForbidden("the image URL has no host", param=param)
+    if urlsplit(url).netloc.rpartition("@")[2].rpartition("]")[2].count(":") and _port(url) is None:
+        raise ImageURLForbidden("the image URL has an invalid port", param=param)
 
 
 class ImageFetcher:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
@@ -69,7 +69,7 @@ class Provider(Protocol):
 
     async def complete(self, call: Call) -> ChatCompletion: ...
 
-    def stream(self, call: Call) -> AsyncIterator[ChatCompletionChunk]: ...
+    def stream(self, call: Call) -> AsyncGenerator[ChatCompletionChunk]: ...
 
 
 class ProviderType(Protocol):

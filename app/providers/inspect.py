@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from app.config import ModelEntry
 from app.prompt import flatten_conversation
@@ -52,6 +52,6 @@ class Inspect:
             ),
         )
 
-    async def stream(self, call: Call) -> AsyncIterator[ChatCompletionChunk]:
+    async def stream(self, call: Call) -> AsyncGenerator[ChatCompletionChunk]:
         for chunk in chunks_from_completion(await self.complete(call)):
             yield chunk

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, Literal, TypeVar, assert_never
 
@@ -110,7 +110,7 @@ class JobProvider(Generic[JobT]):
         job, first = await self.submit(call)
         return self.to_completion(call, job, await self._wait(job, first))
 
-    async def stream(self, call: Call) -> AsyncIterator[ChatCompletionChunk]:
+    async def stream(self, call: Call) -> AsyncGenerator[ChatCompletionChunk]:
         """The role chunk as soon as the job is submitted, the rest when it is done; the
         response sends keepalives meanwhile."""
         job, first = await self.submit(call)

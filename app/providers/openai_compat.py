@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 import httpx
 import orjson
@@ -83,7 +83,7 @@ class OpenAICompatible:
         completion.model = call.request.model
         return completion
 
-    async def stream(self, call: Call) -> AsyncIterator[ChatCompletionChunk]:
+    async def stream(self, call: Call) -> AsyncGenerator[ChatCompletionChunk]:
         request = call.request
         body = orjson.dumps(self.payload(call, stream=True))
         upstream = self._client.build_request(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 import orjson
 
@@ -79,7 +79,7 @@ class PredictionGuard(OpenAICompatible):
             fields["id"] = reply["id"]
         return ChatCompletion.model_validate(fields)
 
-    async def stream(self, call: Call) -> AsyncIterator[ChatCompletionChunk]:
+    async def stream(self, call: Call) -> AsyncGenerator[ChatCompletionChunk]:
         if not call.images:
             async for chunk in super().stream(call):
                 yield chunk

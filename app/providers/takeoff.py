@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 import httpx
 import orjson
@@ -117,7 +117,7 @@ class Takeoff:
             choices.append(Choice(index=index, message=ChatCompletionMessage(content=content)))
         return ChatCompletion(model=call.request.model, choices=choices)
 
-    async def stream(self, call: Call) -> AsyncIterator[ChatCompletionChunk]:
+    async def stream(self, call: Call) -> AsyncGenerator[ChatCompletionChunk]:
         response = await self._api.open_stream(self._request(call, stream=True))
         try:
             count = call.request.choice_count

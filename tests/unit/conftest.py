@@ -1,4 +1,4 @@
-"""Unit-test fixtures: upstream clients that are always closed, and request builders."""
+"""Unit-test fixtures: upstream clients and image pipelines that are always closed."""
 
 from __future__ import annotations
 
@@ -10,16 +10,20 @@ import httpx
 import pytest
 
 from app.config import ImagesConfig
+from app.images import ImagePipeline
+from app.images.cache import ImageCache
+from app.images.fetch import ImageFetcher
 from app.providers.base import ProviderContext
 from app.schemas import ChatCompletionRequest
+from app.state import MemoryState
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def provider_context() -> Iterator[ProviderContext]:
-    """For synchronous tests that build providers but never send anything."""
+    """For synchronous tests that build providers but never send anything through them."""
     client = httpx.AsyncClient()
     try:
-        yield ProviderContext(client=client, images=ImagesConfig())
+        yield ProviderContext(client=client, images=ImagesConfig(), state=MemoryState())
     finally:
         anyio.run(client.aclose)
 
@@ -28,6 +32,23 @@ def provider_context() -> Iterator[ProviderContext]:
 async def client() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient() as upstream_client:
         yield upstream_client
+
+
+async def no_dns(host: str, port: int) -> list[str]:
+    raise OSError(f"unit tests resolve no names ({host}:{port})")
+
+
+@pytest.fixture
+async def image_pipeline() -> AsyncIterator[ImagePipeline]:
+    """A pipeline with small limits whose fetcher cannot reach any host."""
+    limits = ImagesConfig(max_image_bytes=100_000, max_image_pixels=1_000_000)
+    fetcher = ImageFetcher(
+        timeout_s=1, max_bytes=100_000, allow_private_networks=False, resolver=no_dns
+    )
+    try:
+        yield ImagePipeline(limits, fetcher, ImageCache())
+    finally:
+        await fetcher.aclose()
 
 
 def chat_request(content: Any = "Describe the image.", **fields: Any) -> ChatCompletionRequest:

@@ -1,0 +1,289 @@
+"""The error taxonomy, its envelope, redaction, and validation errors turned into `param`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+
+from app.errors import (
+    MAX_UPSTREAM_MESSAGE,
+    AuthenticationFailed,
+    GatewayError,
+    ImageError,
+    ImageFetchFailed,
+    ImageTooLarge,
+    ImageURLForbidden,
+    InternalError,
+    InvalidJSON,
+    InvalidRequest,
+    MethodNotAllowed,
+    ModelNotAllowed,
+    ModelNotFound,
+    RateLimited,
+    RequestTooLarge,
+    RouteNotFound,
+    TooManyImages,
+    UnsupportedParameter,
+    UpstreamAuthFailed,
+    UpstreamError,
+    UpstreamJobFailed,
+    UpstreamRateLimited,
+    UpstreamRejected,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+    error_response,
+    install_error_handlers,
+    redact,
+    validation_error,
+)
+from app.schemas import ChatCompletionRequest
+
+
+@pytest.mark.parametrize(
+    ("error_class", "status", "type_", "code"),
+    [
+        (InvalidRequest, 400, "invalid_request_error", "invalid_value"),
+        (InvalidJSON, 400, "invalid_request_error", "invalid_json"),
+        (UnsupportedParameter, 400, "invalid_request_error", "unsupported_parameter"),
+        (ImageError, 400, "invalid_request_error", "invalid_image"),
+        (ImageTooLarge, 400, "invalid_request_error", "image_too_large"),
+        (TooManyImages, 400, "invalid_request_error", "too_many_images"),
+        (ImageURLForbidden, 400, "invalid_request_error", "image_url_forbidden"),
+        (ImageFetchFailed, 400, "invalid_request_error", "image_fetch_failed"),
+        (UpstreamRejected, 400, "invalid_request_error", "upstream_rejected"),
+        (RequestTooLarge, 413, "invalid_request_error", "request_too_large"),
+        (AuthenticationFailed, 401, "authentication_error", "invalid_api_key"),
+        (ModelNotAllowed, 403, "permission_error", "model_not_allowed"),
+        (ModelNotFound, 404, "invalid_request_error", "model_not_found"),
+        (RouteNotFound, 404, "invalid_request_error", "not_found"),
+        (MethodNotAllowed, 405, "invalid_request_error", "method_not_allowed"),
+        (RateLimited, 429, "rate_limit_error", "rate_limit_exceeded"),
+        (UpstreamRateLimited, 429, "rate_limit_error", "upstream_rate_limited"),
+        (UpstreamError, 502, "upstream_error", "upstream_failed"),
+        (UpstreamAuthFailed, 502, "upstream_error", "upstream_auth_failed"),
+        (UpstreamJobFailed, 502, "upstream_error", "job_failed"),
+        (UpstreamUnavailable, 503, "upstream_error", "upstream_unavailable"),
+        (UpstreamTimeout, 504, "upstream_error", "upstream_timeout"),
+        (InternalError, 500, "server_error", None),
+    ],
+)
+def test_each_error_has_its_status_type_and_code(
+    error_class: type[GatewayError], status: int, type_: str, code: str | None
+) -> None:
+    error = error_class("what went wrong", param="messages[0]")
+
+    assert (error.status_code, error.type, error.code) == (status, type_, code)
+    assert error.to_envelope() == {
+        "error": {"message": "what went wrong", "type": type_, "param": "messages[0]", "code": code}
+    }
+    assert str(error) == "what went wrong"
+
+
+@pytest.mark.parametrize(
+    ("error_class", "retryable"),
+    [
+        (UpstreamError, True),
+        (UpstreamUnavailable, True),
+        (UpstreamTimeout, True),
+        (UpstreamRateLimited, True),
+        (UpstreamAuthFailed, False),
+        (UpstreamJobFailed, False),
+        (UpstreamRejected, False),
+        (RateLimited, False),
+        (InvalidRequest, False),
+        (ModelNotFound, False),
+        (InternalError, False),
+    ],
+)
+def test_only_upstream_failures_that_another_deployment_may_avoid_are_retryable(
+    error_class: type[GatewayError], retryable: bool
+) -> None:
+    assert error_class("x").retryable is retryable
+
+
+def test_error_response_renders_the_envelope_with_status_and_headers() -> None:
+    error = UpstreamRateLimited("slow down", headers={"Retry-After": "7"})
+
+    response = error_response(error)
+
+    assert response.status_code == 429
+    assert response.headers["retry-after"] == "7"
+    assert response.headers["content-type"] == "application/json"
+    assert orjson.loads(response.body) == error.to_envelope()
+
+
+def test_errors_carry_no_headers_by_default() -> None:
+    assert ModelNotFound("nope").headers == {}
+
+
+def test_redact_replaces_the_given_secrets() -> None:
+    text = redact("invalid key sk-live-123 for sk-live-123", ("sk-live-123", ""))
+
+    assert text == "invalid key [redacted] for [redacted]"
+
+
+def test_redact_strips_bearer_tokens() -> None:
+    text = redact("sent Authorization: Bearer abc.DEF-123_x/+= and bearer xyz")
+
+    assert "abc.DEF" not in text
+    assert "xyz" not in text
+    assert "Authorization: Bearer [redacted]" in text
+
+
+def test_redact_strips_url_query_strings() -> None:
+    text = redact(
+        "cannot fetch https://bucket.example.com/a/b.png?X-Goog-Signature=s3cr3t&e=1 "
+        'or "http://h.test/x?token=t0k"'
+    )
+
+    assert text == 'cannot fetch https://bucket.example.com/a/b.png or "http://h.test/x"'
+
+
+def test_redact_truncates_long_text() -> None:
+    text = redact("too long " * 300)
+
+    assert text == ("too long " * 300)[:MAX_UPSTREAM_MESSAGE] + "…"
+
+
+def test_redact_replaces_base64_blobs() -> None:
+    blob = "iVBORw0KGgo" * 40
+
+    text = redact(f"cannot read image data:image/png;base64,{blob}= at all")
+
+    assert blob not in text
+    assert text.endswith(" at all")
+    assert "base64 characters" in text
+
+
+def test_redact_leaves_ordinary_text_alone() -> None:
+    assert redact("model not found: gpt-5") == "model not found: gpt-5"
+
+
+def first_validation_error(body: dict[str, Any], *, prefix: bool = True) -> InvalidRequest:
+    """What the gateway makes of pydantic's complaint, as FastAPI would report it."""
+    with pytest.raises(ValidationError) as caught:
+        ChatCompletionRequest.model_validate(body)
+    errors = [
+        {**error, "loc": ("body", *error["loc"])} if prefix else error
+        for error in caught.value.errors()
+    ]
+    return validation_error(RequestValidationError(errors))
+
+
+def user_message(content: Any) -> dict[str, Any]:
+    return {"model": "m", "messages": [{"role": "user", "content": content}]}
+
+
+@pytest.mark.parametrize("prefix", [True, False])
+def test_validation_error_names_a_top_level_field(prefix: bool) -> None:
+    body = {**user_message("hi"), "temperature": 3}
+
+    error = first_validation_error(body, prefix=prefix)
+
+    assert error.param == "temperature"
+    assert error.code == "invalid_value"
+    assert "temperature" in error.message
+
+
+def test_validation_error_names_a_missing_field() -> None:
+    assert first_validation_error({"messages": [{"role": "user", "content": "x"}]}).param == "model"
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        pytest.param(
+            user_message([{"type": "text", "text": "hi"}, {"type": "image_url", "image_url": {}}]),
+            "messages[0].content[1].image_url.url",
+            id="image part without url",
+        ),
+        pytest.param(
+            user_message(
+                [
+                    {"type": "text", "text": "hi"},
+                    {"type": "image_url", "image_url": {"url": "https://x.test/a.png"}},
+                    {"type": "image_url", "image_url": {"url": "https://x", "detail": "max"}},
+                ]
+            ),
+            "messages[0].content[2].image_url.detail",
+            id="unknown detail",
+        ),
+        pytest.param(
+            user_message([{"type": "text"}]), "messages[0].content[0].text", id="text part"
+        ),
+        pytest.param(
+            {"model": "m", "messages": [{"role": "user"}]}, "messages[0].content", id="no content"
+        ),
+    ],
+)
+def test_validation_error_param_is_the_path_to_the_bad_value(
+    body: dict[str, Any], param: str
+) -> None:
+    error = first_validation_error(body)
+
+    assert error.param == param
+    assert param in error.message
+
+
+async def call(app: FastAPI, method: str, path: str) -> httpx.Response:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        return await client.request(method, path)
+
+
+def app_with_routes() -> FastAPI:
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/gateway-error")
+    async def gateway_error() -> None:
+        raise UpstreamRateLimited("slow down", headers={"Retry-After": "3"})
+
+    @app.get("/unexpected")
+    async def unexpected() -> None:
+        raise RuntimeError("password=hunter2")
+
+    return app
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("GET", "/nowhere", 404, "not_found"),
+        ("POST", "/gateway-error", 405, "method_not_allowed"),
+        ("GET", "/gateway-error", 429, "upstream_rate_limited"),
+        ("GET", "/unexpected", 500, None),
+    ],
+)
+async def test_handlers_answer_every_failure_in_the_envelope(
+    method: str, path: str, status: int, code: str | None
+) -> None:
+    response = await call(app_with_routes(), method, path)
+
+    assert response.status_code == status
+    assert set(response.json()) == {"error"}
+    assert set(response.json()["error"]) == {"message", "type", "param", "code"}
+    assert response.json()["error"]["code"] == code
+
+
+@pytest.mark.anyio
+async def test_unexpected_errors_leak_no_details() -> None:
+    response = await call(app_with_routes(), "GET", "/unexpected")
+
+    assert "hunter2" not in response.text
+    assert "RuntimeError" not in response.text
+    assert response.json()["error"]["type"] == "server_error"
+
+
+@pytest.mark.anyio
+async def test_gateway_error_headers_are_sent() -> None:
+    response = await call(app_with_routes(), "GET", "/gateway-error")
+
+    assert response.headers["retry-after"] == "3"
