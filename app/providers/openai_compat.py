@@ -9,7 +9,6 @@ import orjson
 from pydantic import ValidationError
 
 from app.config import ModelEntry
-from app.context import upstream_wait
 from app.errors import UpstreamError, redact
 from app.providers.base import (
     ANSWER_FIELDS,
@@ -20,7 +19,7 @@ from app.providers.base import (
     parse_options,
     role_chunk,
 )
-from app.providers.upstream import map_upstream_errors, raise_for_status, upstream_message
+from app.providers.upstream import UpstreamAPI, map_upstream_errors, upstream_message
 from app.schemas import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -45,13 +44,21 @@ class OpenAICompatible:
 
     def __init__(self, entry: ModelEntry, context: ProviderContext) -> None:
         parse_options(entry, NoOptions)
-        self._client = context.client
-        self._url = f"{entry.base_url or self.default_base_url}/chat/completions"
-        self._headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if entry.api_key:
-            self._headers["Authorization"] = f"Bearer {entry.api_key}"
-        self._secrets = (entry.api_key,) if entry.api_key else ()
-        self._timeout = httpx.Timeout(entry.timeout_s, connect=min(entry.timeout_s, 10.0))
+        self._api = UpstreamAPI(
+            context.client,
+            name=self.name,
+            base_url=entry.base_url or self.default_base_url,
+            api_key=entry.api_key,
+            timeout_s=entry.timeout_s,
+        )
+        self._url = f"{self._api.base_url}/chat/completions"
+        self._headers = {**self._api.headers, "Content-Type": "application/json"}
+
+    def _request(self, call: Call, *, stream: bool) -> httpx.Request:
+        body = orjson.dumps(self.payload(call, stream=stream))
+        return self._api.client.build_request(
+            "POST", self._url, content=body, headers=self._headers, timeout=self._api.timeout
+        )
 
     def payload(self, call: Call, *, stream: bool) -> dict[str, object]:
         """The upstream body: the client's request as it is, with the upstream's model name,
@@ -73,30 +80,15 @@ class OpenAICompatible:
             raise UpstreamError(f"the {self.name} upstream sent a malformed reply") from None
 
     async def complete(self, call: Call) -> ChatCompletion:
-        body = orjson.dumps(self.payload(call, stream=False))
-        with map_upstream_errors(self.name), upstream_wait():
-            response = await self._client.post(
-                self._url, content=body, headers=self._headers, timeout=self._timeout
-            )
-        raise_for_status(response, self.name, self._secrets)
+        response = await self._api.send(self._request(call, stream=False))
         completion = self.parse_completion(response.content)
         completion.model = call.request.model
         return completion
 
     async def stream(self, call: Call) -> AsyncGenerator[ChatCompletionChunk]:
-        request = call.request
-        body = orjson.dumps(self.payload(call, stream=True))
-        upstream = self._client.build_request(
-            "POST", self._url, content=body, headers=self._headers, timeout=self._timeout
-        )
-        with map_upstream_errors(self.name):
-            response = await self._client.send(upstream, stream=True)
+        response = await self._api.open_stream(self._request(call, stream=True))
         try:
-            if not response.is_success:
-                with map_upstream_errors(self.name):
-                    await response.aread()
-                raise_for_status(response, self.name, self._secrets)
-            async for chunk in self._relay(response, request):
+            async for chunk in self._relay(response, call.request):
                 yield chunk
         finally:
             await response.aclose()
@@ -110,7 +102,7 @@ class OpenAICompatible:
         finished = False
         with map_upstream_errors(self.name):
             async for data in iter_sse_data(response):
-                chunk = _parse_chunk(data, self.name, self._secrets)
+                chunk = _parse_chunk(data, self.name, self._api.secrets)
                 chunk.id, chunk.created, chunk.model = chunk_id, created, request.model
                 finished = finished or any(c.finish_reason for c in chunk.choices)
                 if _strip_role(chunk):

@@ -110,8 +110,8 @@ class UpstreamAPI:
         return response
 
     async def open_stream(self, request: httpx.Request) -> httpx.Response:
-        """Send a request whose body will be read as a stream; the caller closes it. A non-2xx
-        status is read and raised here, so only a healthy stream comes back."""
+        """Send a request for a server-sent event stream; the caller closes the response. A
+        non-2xx status or another content type is raised here, so only a stream comes back."""
         with map_upstream_errors(self.name):
             response = await self.client.send(request, stream=True)
         if not response.is_success:
@@ -121,6 +121,9 @@ class UpstreamAPI:
             finally:
                 await response.aclose()
             raise_for_status(response, self.name, self.secrets)
+        if not response.headers.get("content-type", "").startswith("text/event-stream"):
+            await response.aclose()
+            raise UpstreamError(f"the {self.name} upstream did not answer with an event stream")
         return response
 
     async def call(self, method: str, path: str, payload: object = None) -> dict[str, object]:
