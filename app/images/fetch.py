@@ -12,7 +12,7 @@ import logging
 import socket
 import ssl
 from collections.abc import Awaitable, Callable, Iterable
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import httpcore
 import httpx
@@ -100,36 +100,41 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
-def display_url(url: str) -> str:
+def display_url(url: str | httpx.URL) -> str:
     """Scheme, host and path: never the query string or credentials (presigned URLs)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    port = _port(url)
-    if port:
-        host = f"{host}:{port}"
-    return f"{parts.scheme}://{host}{parts.path}"
-
-
-def _port(url: str) -> int | None:
     try:
-        return urlsplit(url).port
+        parsed = httpx.URL(url) if isinstance(url, str) else url
+    except (httpx.InvalidURL, ValueError, TypeError):
+        return _display_unparsable(str(url))
+    host = f"[{parsed.host}]" if ":" in parsed.host else parsed.host
+    port = f":{parsed.port}" if parsed.port else ""
+    return f"{parsed.scheme}://{host}{port}{parsed.path}"
+
+
+def _display_unparsable(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.hostname or ''}{parts.path}"
     except ValueError:
-        return None
+        return "the image URL"
 
 
-def check_scheme(url: str, param: str | None) -> None:
-    scheme = urlsplit(url).scheme.lower()
-    if scheme not in ("http", "https"):
+def parse_image_url(url: str, param: str | None) -> httpx.URL:
+    """An http(s) image URL, normalised (IDNA host, percent-encoded path); else a 400."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError, TypeError):
+        raise ImageURLForbidden("the image URL is malformed", param=param) from None
+    if parsed.scheme not in ("http", "https"):
         raise ImageURLForbidden(
-            f"image URLs must be http(s) or a data URI, not {scheme or 'schemeless'!r}",
+            f"image URLs must be http(s) or a data URI, not {parsed.scheme or 'schemeless'!r}",
             param=param,
         )
-    if not urlsplit(url).hostname:
+    if not parsed.host:
         raise ImageURLForbidden("the image URL has no host", param=param)
-    if urlsplit(url).netloc.rpartition("@")[2].rpartition("]")[2].count(":") and _port(url) is None:
+    if parsed.port is not None and not 0 < parsed.port < 65536:
         raise ImageURLForbidden("the image URL has an invalid port", param=param)
+    return parsed
 
 
 class ImageFetcher:
@@ -186,23 +191,20 @@ class ImageFetcher:
             raise ImageFetchFailed(f"fetching {shown} failed: {_describe(exc)}") from None
 
     async def _follow(self, url: str) -> bytes:
+        target = parse_image_url(url, None)
         for _ in range(MAX_REDIRECTS + 1):
-            check_scheme(url, None)
             async with self._pool.stream(
-                "GET", url, headers=[(b"Accept", b"image/*"), (b"User-Agent", _USER_AGENT)]
+                "GET", str(target), headers=[(b"Accept", b"image/*"), (b"User-Agent", _USER_AGENT)]
             ) as response:
                 if response.status in _REDIRECTS:
-                    location = _header(response, b"location")
-                    if not location:
-                        raise ImageFetchFailed(f"{display_url(url)} redirected nowhere")
-                    url = urljoin(url, location)
+                    target = _redirect_target(target, _header(response, b"location"))
                     continue
                 if response.status != 200:
-                    raise ImageFetchFailed(f"{display_url(url)} answered HTTP {response.status}")
-                return await self._read_capped(response, url)
+                    raise ImageFetchFailed(f"{display_url(target)} answered HTTP {response.status}")
+                return await self._read_capped(response, target)
         raise ImageFetchFailed(f"more than {MAX_REDIRECTS} redirects")
 
-    async def _read_capped(self, response: httpcore.Response, url: str) -> bytes:
+    async def _read_capped(self, response: httpcore.Response, url: httpx.URL) -> bytes:
         declared = _header(response, b"content-length")
         if declared.isdigit() and int(declared) > self._max_bytes:
             raise ImageTooLarge(f"{display_url(url)} is over {self._max_bytes} bytes")
@@ -213,6 +215,17 @@ class ImageFetcher:
                 raise ImageTooLarge(f"{display_url(url)} is over {self._max_bytes} bytes")
         self.bytes_fetched += len(body)
         return bytes(body)
+
+
+def _redirect_target(current: httpx.URL, location: str) -> httpx.URL:
+    """Where a redirect leads, checked like the first URL (its address is checked on connect)."""
+    if not location:
+        raise ImageFetchFailed(f"{display_url(current)} redirected nowhere")
+    try:
+        target = current.join(location)
+    except (httpx.InvalidURL, ValueError, TypeError):
+        raise ImageFetchFailed(f"{display_url(current)} redirected to a malformed URL") from None
+    return parse_image_url(str(target), None)
 
 
 def _header(response: httpcore.Response, name: bytes) -> str:

@@ -12,9 +12,9 @@ import anyio.to_thread
 
 from app.config import ImagesConfig
 from app.context import current_request
-from app.errors import ImageError
+from app.errors import ImageError, ImageTooLarge
 from app.images.cache import ImageCache
-from app.images.fetch import ImageFetcher, check_scheme, display_url
+from app.images.fetch import ImageFetcher, display_url, parse_image_url
 from app.images.intake import check_image_parts, decode_data_uri
 from app.images.process import WEB_FORMATS, ProcessedImage, Target, digest, process_image
 from app.schemas import ChatCompletionRequest, ImageURLPart
@@ -43,9 +43,14 @@ class PreparedImage:
 
     @property
     def replaced(self) -> bool:
-        """Whether upstreams get other bytes than the client's part names (fetched or converted).
-        An unconverted data URI goes on as it came: no need to encode the same bytes again."""
-        return self.image is not None and (self.source == "url" or self.image.converted)
+        """Whether upstreams get something else than the client's part: fetched bytes, converted
+        bytes, or a data URI whose declared type was wrong. Otherwise a data URI goes on as it
+        came: no need to encode the same bytes again."""
+        if self.image is None:
+            return False
+        if self.source == "url" or self.image.converted:
+            return True
+        return declared_mime(self.url) != self.image.mime
 
     def upstream_url(self) -> str:
         """What to put in an OpenAI-style `image_url.url` for this image."""
@@ -64,6 +69,14 @@ class PreparedImage:
         )
 
 
+def is_data_uri(url: str) -> bool:
+    return url[:5].lower() == "data:"
+
+
+def declared_mime(url: str) -> str:
+    return url[5:].split(";", 1)[0].split(",", 1)[0].strip().lower()
+
+
 def to_data_uri(image: ProcessedImage) -> str:
     return f"data:{image.mime};base64,{base64.b64encode(image.data).decode()}"
 
@@ -80,7 +93,7 @@ class ImagePipeline:
         """Check every image part and deliver it in the form `needs` asks for."""
         check_image_parts(request, self._limits, needs.max_images)
         parts = request.image_parts()
-        has_inline = any(p.image_url.url.startswith("data:") for _, p in parts)
+        has_inline = any(is_data_uri(p.image_url.url) for _, p in parts)
         pass_urls = needs.urls and self._limits.fetch_remote == "auto"
         pass_urls = pass_urls and (needs.mixed or not has_inline)
         return list(
@@ -94,15 +107,17 @@ class ImagePipeline:
     ) -> PreparedImage:
         url = part.image_url.url
         target = Target(needs.formats, needs.max_side, part.image_url.detail == "low")
-        if url.startswith("data:"):
+        if is_data_uri(url):
             data = await anyio.to_thread.run_sync(
                 decode_data_uri, url, param, self._max_bytes(needs)
             )
             return PreparedImage(param, "data_uri", url, await self._process(data, target, param))
-        check_scheme(url, param)
+        parse_image_url(url, param)
         if pass_urls:
             return PreparedImage(param, "url", url)
         data = await self._fetcher.fetch(url, param)
+        if len(data) > self._max_bytes(needs):
+            raise ImageTooLarge(f"the image is over {self._max_bytes(needs)} bytes", param=param)
         return PreparedImage(param, "url", url, await self._process(data, target, param))
 
     def _max_bytes(self, needs: ImageNeeds) -> int:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import struct
 import warnings
 from dataclasses import dataclass
+from typing import cast
 
 from PIL import Image, ImageOps
 
@@ -77,10 +79,17 @@ def process_image(
             raise ImageError(f"unsupported image format {image.format!r}")
         width, height = image.size
         _check_size(width, height, max_pixels)
-        plan = _plan(image, mime, target)
-        if not plan:
-            return ProcessedImage(data, mime, width, height, sha256)
-        return _convert(image, mime, target, plan, sha256)
+        try:
+            plan = _plan(image, mime, target)
+            if not plan:
+                return ProcessedImage(data, mime, width, height, sha256)
+            return _convert(image, mime, target, plan, sha256)
+        except ImageError:
+            raise
+        except (OSError, ValueError, IndexError, EOFError, SyntaxError, struct.error):
+            raise ImageError(
+                "the image data is truncated or corrupt, or cannot be converted"
+            ) from None
 
 
 def _check_size(width: int, height: int, max_pixels: int) -> None:
@@ -112,12 +121,8 @@ def _output_mime(mime: str, target: Target) -> str:
 def _convert(
     image: Image.Image, mime: str, target: Target, plan: list[str], sha256: str
 ) -> ProcessedImage:
-    try:
-        image.seek(0)
-        frame = ImageOps.exif_transpose(image) or image
-        frame.load()
-    except Exception:
-        raise ImageError("the image data is truncated or corrupt") from None
+    image.seek(0)
+    frame = _displayable(ImageOps.exif_transpose(image) or image)
     limit = target.side_limit
     if limit and max(frame.size) > limit:
         frame = frame.copy()
@@ -127,6 +132,20 @@ def _convert(
     if getattr(image, "getexif", None) and image.getexif().get(0x0112, 1) != 1:
         plan.append("EXIF orientation applied")
     return ProcessedImage(data, out_mime, frame.width, frame.height, sha256, tuple(plan))
+
+
+def _displayable(frame: Image.Image) -> Image.Image:
+    """8 bits a channel: deep greyscale (16-bit, 32-bit, float) scaled down to `L`."""
+    frame.load()
+    if frame.mode.startswith("I;16"):
+        frame = frame.convert("I")
+    if frame.mode in ("I", "F"):
+        low, high = cast(tuple[float, float], frame.getextrema())
+        scale = 255 / (high - low) if high > low else 1
+        return frame.point(lambda value: (value - low) * scale).convert("L")
+    if frame.mode not in ("1", "L", "LA", "P", "RGB", "RGBA"):
+        return frame.convert("RGBA")
+    return frame
 
 
 def _encode(frame: Image.Image, mime: str) -> bytes:

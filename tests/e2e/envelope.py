@@ -23,7 +23,8 @@ def assert_error(
     assert set(body) == {"error"}, body
     error: dict[str, Any] = body["error"]
     assert set(error) == {"message", "type", "param", "code"}, error
-    assert isinstance(error["message"], str) and error["message"]
+    assert isinstance(error["message"], str)
+    assert error["message"]
     assert error["type"] == type_
     assert error["code"] == code
     if param is not _UNSET:

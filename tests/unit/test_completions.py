@@ -98,7 +98,7 @@ class FakeUpstream:
             usage=CompletionUsage(prompt_tokens=3, completion_tokens=2, total_tokens=5),
         )
 
-    async def stream(self, call: Call) -> AsyncIterator[ChatCompletionChunk]:
+    async def stream(self, call: Call) -> AsyncGenerator[ChatCompletionChunk]:
         self.calls.append(call)
         steps = self.steps
         if steps is None:
@@ -536,7 +536,7 @@ async def test_first_chunk_is_pulled_before_the_stream_is_returned(gateway: Any)
     pulled: list[str] = []
 
     class Watched(FakeUpstream):
-        async def stream(self, call: Call) -> AsyncIterator[ChatCompletionChunk]:
+        async def stream(self, call: Call) -> AsyncGenerator[ChatCompletionChunk]:
             async for item in super().stream(call):
                 pulled.append(item.choices[0].delta.content or "")
                 yield item

@@ -1,7 +1,9 @@
 """A fake OpenAI-compatible upstream (OpenAI or AI/ML API flavour) that records what it gets.
 
-Each request is answered by the `Reply` scripted for its `model` (the upstream model name the
-gateway sends), or by a default `Reply()`: a short completion, or its words as an SSE stream.
+Each request is answered by the next `Reply` scripted for its `model` (the upstream model name
+the gateway sends; the last reply repeats), or by a default `Reply()`: a short completion, or
+its words as an SSE stream.
+It also serves `GET /images/{name}` from `images`, as a web server holding client images would.
 """
 
 from __future__ import annotations
@@ -22,9 +24,6 @@ from starlette.routing import Route
 
 Flavour = Literal["openai", "aimlapi"]
 
-DONE = b"data: [DONE]\n\n"
-KEEPALIVE = b": keepalive\n\n"
-
 
 @dataclass
 class Reply:
@@ -39,10 +38,11 @@ class Reply:
     deltas: list[str] | None = None  # the stream's content pieces; default: `text` word by word
     chunk_delay_s: float = 0.0  # before each content piece
     keepalive: bool = False  # a `: keepalive` comment before each content piece
+    crlf: bool = False  # end the stream's lines with CRLF instead of LF
     break_after: int | None = None  # end the stream after this many pieces: no finish, no [DONE]
     error_after: int | None = None  # an `{"error": ...}` event after this many pieces, then end
     after_done: str | None = None  # a piece sent after `[DONE]`, which nobody should read
-    usage: tuple[int, int] = (12, 7)  # prompt and completion tokens
+    usage: tuple[int, int] | None = (12, 7)  # prompt and completion tokens; None: not sent
 
     def pieces(self) -> list[str]:
         if self.deltas is not None:
@@ -53,12 +53,11 @@ class Reply:
 
 @dataclass
 class ReceivedRequest:
-    """One request as the fake saw it, and, for streams, how its response ended."""
+    """One request as the fake saw it, and, for streams, whether the client cut the response."""
 
     path: str
     headers: dict[str, str]
     body: dict[str, Any]
-    stream_finished: threading.Event = field(default_factory=threading.Event)
     stream_cancelled: threading.Event = field(default_factory=threading.Event)
     cancelled_at: float | None = None
 
@@ -79,10 +78,15 @@ class FakeUpstream:
         self.flavour = flavour
         self.url = ""  # set once it is served
         self.received: list[ReceivedRequest] = []
-        self._replies: dict[str, Reply] = {}
-        self.app = Starlette(routes=[
-            Route("/v1/chat/completions", self._chat_completions, methods=["POST"]),
-        ])
+        self.images: dict[str, bytes] = {}
+        self.image_requests: list[str] = []
+        self._replies: dict[str, list[Reply]] = {}
+        self.app = Starlette(
+            routes=[
+                Route("/v1/chat/completions", self._chat_completions, methods=["POST"]),
+                Route("/images/{name}", self._image, methods=["GET"]),
+            ]
+        )
 
     @property
     def base_url(self) -> str:
@@ -92,16 +96,21 @@ class FakeUpstream:
     def success_status(self) -> int:
         return 201 if self.flavour == "aimlapi" else 200
 
-    def script(self, model: str, reply: Reply) -> None:
-        """Answer requests for the upstream model `model` with `reply`."""
-        self._replies[model] = reply
+    def script(self, model: str, *replies: Reply) -> None:
+        """Answer requests for the upstream model `model` with `replies`, in turn."""
+        self._replies[model] = list(replies)
+
+    def _next_reply(self, model: str) -> Reply:
+        replies = self._replies.get(model)
+        if not replies:
+            return Reply()
+        return replies.pop(0) if len(replies) > 1 else replies[0]
 
     def reset(self) -> None:
         self._replies.clear()
         self.received.clear()
-
-    def requests_for(self, model: str) -> list[ReceivedRequest]:
-        return [request for request in self.received if request.model == model]
+        self.images.clear()
+        self.image_requests.clear()
 
     async def _chat_completions(self, request: Request) -> Response:
         try:
@@ -110,93 +119,134 @@ class FakeUpstream:
             return JSONResponse(self._error_body(400, "the body is not JSON"), status_code=400)
         record = ReceivedRequest(request.url.path, dict(request.headers), body)
         self.received.append(record)
-        reply = self._replies.get(str(body.get("model")), Reply())
+        reply = self._next_reply(str(body.get("model")))
         if reply.delay_s:
             await anyio.sleep(reply.delay_s)
         status = reply.status or self.success_status
         if reply.body is not None:
-            return Response(reply.body, status_code=status, headers=reply.headers,
-                            media_type="application/json")
+            return Response(
+                reply.body, status_code=status, headers=reply.headers, media_type="application/json"
+            )
         if status >= 400:
             message = reply.error.replace("{api_key}", record.api_key)
-            return JSONResponse(self._error_body(status, message), status_code=status,
-                                headers=reply.headers)
+            return JSONResponse(
+                self._error_body(status, message), status_code=status, headers=reply.headers
+            )
         if body.get("stream"):
-            return StreamingResponse(self._events(record, reply), status_code=status,
-                                     headers=reply.headers, media_type="text/event-stream")
+            return StreamingResponse(
+                self._events(record, reply),
+                status_code=status,
+                headers=reply.headers,
+                media_type="text/event-stream",
+            )
         return JSONResponse(_completion(record, reply), status_code=status, headers=reply.headers)
+
+    async def _image(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        self.image_requests.append(name)
+        if name not in self.images:
+            return Response(b"no such image", status_code=404, media_type="text/plain")
+        return Response(self.images[name], media_type="image/png")
 
     def _error_body(self, status: int, message: str) -> dict[str, Any]:
         if self.flavour == "aimlapi":
-            return {"message": message, "path": "/v1/chat/completions",
-                    "requestId": str(uuid.uuid4()), "statusCode": str(status),
-                    "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())}
+            return {
+                "message": message,
+                "path": "/v1/chat/completions",
+                "requestId": str(uuid.uuid4()),
+                "statusCode": str(status),
+                "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+            }
         kind = "invalid_request_error" if status < 500 else "server_error"
         return {"error": {"message": message, "type": kind, "param": None, "code": None}}
 
     async def _events(self, record: ReceivedRequest, reply: Reply) -> AsyncIterator[bytes]:
-        stream = _Stream(record)
+        stream = _Stream(record, reply)
         try:
-            yield stream.event({"role": "assistant", "content": ""})
+            yield stream.chunk({"role": "assistant", "content": ""})
             for sent, piece in enumerate(reply.pieces()):
                 if sent == reply.break_after:
                     return
                 if sent == reply.error_after:
-                    yield _data({"error": {"message": "the model crashed mid-answer",
-                                           "type": "server_error", "param": None, "code": None}})
+                    yield stream.error(f"the model crashed mid-answer (key {record.api_key})")
                     return
                 await anyio.sleep(reply.chunk_delay_s)
                 if reply.keepalive:
-                    yield KEEPALIVE
-                yield stream.event({"content": piece})
-            yield stream.event({}, finish_reason="stop")
-            if stream.include_usage:
-                yield _data({**stream.envelope, "choices": [], "usage": _usage(reply)})
-            yield DONE
+                    yield stream.line(b": keepalive")
+                yield stream.chunk({"content": piece})
+            yield stream.chunk({}, finish_reason="stop")
+            if stream.include_usage and reply.usage is not None:
+                yield stream.data({**stream.envelope, "choices": [], "usage": _usage(reply.usage)})
+            yield stream.line(b"data: [DONE]")
             if reply.after_done is not None:
-                yield stream.event({"content": reply.after_done})
+                yield stream.chunk({"content": reply.after_done})
         except BaseException:
             record.cancelled_at = time.monotonic()
             record.stream_cancelled.set()
             raise
-        finally:
-            record.stream_finished.set()
 
 
 class _Stream:
-    """The fixed parts of one stream's chunks."""
+    """One stream's events: their fixed parts and their line endings."""
 
-    def __init__(self, record: ReceivedRequest) -> None:
+    def __init__(self, record: ReceivedRequest, reply: Reply) -> None:
         options = record.body.get("stream_options") or {}
         self.include_usage = bool(options.get("include_usage"))
+        self.newline = b"\r\n" if reply.crlf else b"\n"
         self.envelope: dict[str, Any] = {
-            "id": f"chatcmpl-fake{uuid.uuid4().hex[:12]}", "object": "chat.completion.chunk",
-            "created": int(time.time()), "model": record.model, "system_fingerprint": "fp_fake",
+            "id": f"chatcmpl-fake{uuid.uuid4().hex[:12]}",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": record.model,
+            "system_fingerprint": "fp_fake",
         }
 
-    def event(self, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+    def line(self, line: bytes) -> bytes:
+        """One line and the blank line that ends the event."""
+        return line + self.newline * 2
+
+    def data(self, payload: dict[str, Any]) -> bytes:
+        return self.line(b"data: " + json.dumps(payload).encode())
+
+    def chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
         chunk: dict[str, Any] = {**self.envelope, "choices": [choice]}
         if self.include_usage:
             chunk["usage"] = None
-        return _data(chunk)
+        return self.data(chunk)
+
+    def error(self, message: str) -> bytes:
+        error = {"message": message, "type": "server_error", "param": None, "code": None}
+        return self.data({"error": error})
 
 
-def _data(payload: dict[str, Any]) -> bytes:
-    return b"data: " + json.dumps(payload).encode() + b"\n\n"
-
-
-def _usage(reply: Reply) -> dict[str, int]:
-    prompt, completion = reply.usage
-    return {"prompt_tokens": prompt, "completion_tokens": completion,
-            "total_tokens": prompt + completion}
+def _usage(usage: tuple[int, int]) -> dict[str, int]:
+    prompt, completion = usage
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
 
 
 def _completion(record: ReceivedRequest, reply: Reply) -> dict[str, Any]:
-    choices = [{"index": index, "message": {"role": "assistant", "content": reply.text,
-                                            "refusal": None},
-                "logprobs": None, "finish_reason": "stop"}
-               for index in range(int(record.body.get("n") or 1))]
-    return {"id": f"chatcmpl-fake{uuid.uuid4().hex[:12]}", "object": "chat.completion",
-            "created": int(time.time()), "model": record.model, "choices": choices,
-            "usage": _usage(reply), "system_fingerprint": "fp_fake"}
+    choices = [
+        {
+            "index": index,
+            "message": {"role": "assistant", "content": reply.text, "refusal": None},
+            "logprobs": None,
+            "finish_reason": "stop",
+        }
+        for index in range(int(record.body.get("n") or 1))
+    ]
+    completion: dict[str, Any] = {
+        "id": f"chatcmpl-fake{uuid.uuid4().hex[:12]}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": record.model,
+        "choices": choices,
+        "system_fingerprint": "fp_fake",
+    }
+    if reply.usage is not None:
+        completion["usage"] = _usage(reply.usage)
+    return completion

@@ -1,0 +1,127 @@
+"""Where the pipeline's Pillow work happens: in worker threads, and once per content hash."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from app.images import ImageNeeds
+from app.images.cache import ImageCache
+from app.images.intake import decode_data_uri
+from app.images.process import process_image
+from tests.unit.images.chat import make_pipeline, part, request_with
+from tests.unit.images.conftest import Fetchers
+from tests.unit.images.samples import data_uri, picture
+
+pytestmark = pytest.mark.anyio
+
+INLINE_ONLY = ImageNeeds(urls=False)
+
+
+class Calls:
+    """Wraps a module function to record the thread of each call, then calls the original."""
+
+    def __init__(self, function: Callable[..., Any]) -> None:
+        self._function = function
+        self.threads: list[int] = []
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.threads.append(threading.get_ident())
+        return self._function(*args, **kwargs)
+
+
+@pytest.fixture
+def processed(monkeypatch: pytest.MonkeyPatch) -> Calls:
+    calls = Calls(process_image)
+    monkeypatch.setattr("app.images.pipeline.process_image", calls)
+    return calls
+
+
+@pytest.fixture
+def decoded(monkeypatch: pytest.MonkeyPatch) -> Calls:
+    calls = Calls(decode_data_uri)
+    monkeypatch.setattr("app.images.pipeline.decode_data_uri", calls)
+    return calls
+
+
+async def test_decoding_and_pillow_work_stay_off_the_event_loop(
+    fetchers: Fetchers, processed: Calls, decoded: Calls
+) -> None:
+    loop_thread = threading.get_ident()
+    uris = [data_uri(picture((64, 64), "BMP"), "image/bmp"), data_uri(picture((30, 20)))]
+
+    await make_pipeline(fetchers.make()).prepare(
+        request_with([part(u) for u in uris]), ImageNeeds()
+    )
+
+    assert len(processed.threads) == 2
+    assert len(decoded.threads) == 2
+    assert loop_thread not in processed.threads + decoded.threads
+
+
+@pytest.mark.parametrize("image_format", ["PNG", "BMP"])
+async def test_the_same_image_is_processed_once(
+    fetchers: Fetchers, processed: Calls, image_format: str
+) -> None:
+    cache = ImageCache()
+    images = make_pipeline(fetchers.make(), cache=cache)
+    request = request_with([part(data_uri(picture((64, 48), image_format)))])
+
+    (first,) = await images.prepare(request, INLINE_ONLY)
+    (second,) = await images.prepare(request, INLINE_ONLY)
+
+    assert len(processed.threads) == 1
+    assert (cache.hits, cache.misses) == (1, 1)
+    assert second.image == first.image
+    assert second.upstream_url() == first.upstream_url()
+
+
+async def test_a_cache_hit_for_an_unconverted_image_returns_its_bytes(
+    fetchers: Fetchers, processed: Calls
+) -> None:
+    png = picture((64, 48))
+    images = make_pipeline(fetchers.make())
+    request = request_with([part(data_uri(png))])
+
+    await images.prepare(request, INLINE_ONLY)
+    (again,) = await images.prepare(request, INLINE_ONLY)
+
+    assert len(processed.threads) == 1
+    assert again.image is not None
+    assert again.image.data == png
+
+
+async def test_other_needs_are_other_cache_entries(fetchers: Fetchers, processed: Calls) -> None:
+    cache = ImageCache()
+    images = make_pipeline(fetchers.make(), cache=cache)
+    uri = data_uri(picture((1024, 768)))
+
+    await images.prepare(request_with([part(uri)]), INLINE_ONLY)
+    await images.prepare(request_with([part(uri, detail="low")]), INLINE_ONLY)
+    await images.prepare(request_with([part(uri)]), ImageNeeds(urls=False, max_side=100))
+
+    assert len(processed.threads) == 3
+    assert cache.hits == 0
+
+
+async def test_the_cache_evicts_by_bytes(fetchers: Fetchers, processed: Calls) -> None:
+    uris = [
+        data_uri(picture((64, 48), "BMP", colour=c), "image/bmp") for c in ("red", "lime", "blue")
+    ]
+    converted = await make_pipeline(fetchers.make()).prepare(
+        request_with([part(uris[0])]), INLINE_ONLY
+    )
+    assert converted[0].image is not None
+    room_for_two = len(converted[0].image.data) * 5 // 2
+    cache = ImageCache(max_bytes=room_for_two)
+    images = make_pipeline(fetchers.make(), cache=cache)
+    processed.threads.clear()
+
+    for uri in [*uris, uris[2], uris[0]]:
+        await images.prepare(request_with([part(uri)]), INLINE_ONLY)
+
+    assert len(processed.threads) == 4  # the first image was evicted by the third
+    assert (cache.hits, cache.misses) == (1, 4)
