@@ -53,12 +53,8 @@ class MasterpieceX(JobProvider[Job]):
         self.capabilities = Capabilities(
             native_streaming=False, images=ImageNeeds(urls=not options.upload_remote_images)
         )
-        self._api = UpstreamAPI(
-            context.client,
-            name="masterpiecex",
-            base_url=entry.base_url or DEFAULT_BASE_URL,
-            api_key=entry.api_key,
-            timeout_s=entry.timeout_s,
+        self._api = UpstreamAPI.for_entry(
+            entry, context.client, name="masterpiecex", default_base_url=DEFAULT_BASE_URL
         )
         self._state = context.state
         self.poll_interval_s = entry.poll_interval_s

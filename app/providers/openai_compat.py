@@ -44,12 +44,8 @@ class OpenAICompatible:
 
     def __init__(self, entry: ModelEntry, context: ProviderContext) -> None:
         parse_options(entry, NoOptions)
-        self._api = UpstreamAPI(
-            context.client,
-            name=self.name,
-            base_url=entry.base_url or self.default_base_url,
-            api_key=entry.api_key,
-            timeout_s=entry.timeout_s,
+        self._api = UpstreamAPI.for_entry(
+            entry, context.client, name=self.name, default_base_url=self.default_base_url
         )
         self._url = f"{self._api.base_url}/chat/completions"
         self._headers = {**self._api.headers, "Content-Type": "application/json"}

@@ -49,12 +49,8 @@ class Takeoff:
 
     def __init__(self, entry: ModelEntry, context: ProviderContext) -> None:
         self._options = parse_options(entry, TakeoffOptions)
-        self._api = UpstreamAPI(
-            context.client,
-            name="takeoff",
-            base_url=entry.base_url or DEFAULT_BASE_URL,
-            api_key=entry.api_key,
-            timeout_s=entry.timeout_s,
+        self._api = UpstreamAPI.for_entry(
+            entry, context.client, name="takeoff", default_base_url=DEFAULT_BASE_URL
         )
 
     def payload(self, call: Call) -> dict[str, object]:

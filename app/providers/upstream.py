@@ -9,6 +9,7 @@ from contextlib import contextmanager
 import httpx
 import orjson
 
+from app.config import ModelEntry
 from app.context import upstream_wait
 from app.errors import (
     GatewayError,
@@ -101,6 +102,19 @@ class UpstreamAPI:
             self.headers["Authorization"] = f"Bearer {api_key}"
         self.secrets = (api_key,) if api_key else ()
         self.timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0))
+
+    @classmethod
+    def for_entry(
+        cls, entry: ModelEntry, client: httpx.AsyncClient, *, name: str, default_base_url: str
+    ) -> UpstreamAPI:
+        """The upstream a model entry names, with the provider's default address."""
+        return cls(
+            client,
+            name=name,
+            base_url=entry.base_url or default_base_url,
+            api_key=entry.api_key,
+            timeout_s=entry.timeout_s,
+        )
 
     async def send(self, request: httpx.Request) -> httpx.Response:
         """Send and read a request; non-2xx statuses raise per SPEC §5."""

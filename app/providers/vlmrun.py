@@ -55,12 +55,8 @@ class VLMRun(JobProvider[Prediction]):
     def __init__(self, entry: ModelEntry, context: ProviderContext) -> None:
         self._options = parse_options(entry, VLMRunOptions)
         self._model = entry.upstream_model or DEFAULT_MODEL
-        self._api = UpstreamAPI(
-            context.client,
-            name="vlmrun",
-            base_url=entry.base_url or DEFAULT_BASE_URL,
-            api_key=entry.api_key,
-            timeout_s=entry.timeout_s,
+        self._api = UpstreamAPI.for_entry(
+            entry, context.client, name="vlmrun", default_base_url=DEFAULT_BASE_URL
         )
         self.poll_interval_s = entry.poll_interval_s
         self.timeout_s = entry.timeout_s
