@@ -29,7 +29,6 @@ GatewayError
 from __future__ import annotations
 
 import logging
-import re
 from typing import ClassVar
 
 import orjson
@@ -39,8 +38,6 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 logger = logging.getLogger(__name__)
-
-MAX_UPSTREAM_MESSAGE = 500
 
 
 class GatewayError(Exception):
@@ -248,29 +245,6 @@ class InternalError(GatewayError):
     status_code = 500
     type = "server_error"
     code = None
-
-
-_QUERY_STRING = re.compile(r"(\bhttps?://[^\s?#\"'<>]+)\?[^\s\"'<>]*")
-_BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]+")
-_BASE64_BLOB = re.compile(r"[A-Za-z0-9+/]{200,}={0,2}")
-
-
-def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """Remove credentials, URL query strings (presigned URLs) and base64 blobs from text."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "[redacted]")
-    text = _BEARER.sub(r"\1[redacted]", text)
-    text = _QUERY_STRING.sub(r"\1", text)
-    return _BASE64_BLOB.sub(lambda m: f"[{len(m.group())} base64 characters]", text)
-
-
-def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """Text fit for a client: scrubbed, and cut short."""
-    text = scrub(text, secrets)
-    if len(text) > MAX_UPSTREAM_MESSAGE:
-        text = text[:MAX_UPSTREAM_MESSAGE] + "…"
-    return text
 
 
 def error_response(error: GatewayError) -> Response:

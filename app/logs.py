@@ -12,7 +12,7 @@ from contextlib import contextmanager
 import orjson
 
 from app.context import current_request
-from app.errors import scrub
+from app.redaction import scrub
 
 ACCESS = logging.getLogger("app.access")
 _HANDLER_NAME = "vision-gateway"

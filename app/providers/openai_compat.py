@@ -9,7 +9,7 @@ import orjson
 from pydantic import ValidationError
 
 from app.config import ModelEntry
-from app.errors import UpstreamError, redact
+from app.errors import UpstreamError
 from app.providers.base import (
     ANSWER_FIELDS,
     Call,
@@ -20,6 +20,7 @@ from app.providers.base import (
     role_chunk,
 )
 from app.providers.upstream import UpstreamAPI, map_upstream_errors, upstream_message
+from app.redaction import redact
 from app.schemas import (
     ChatCompletion,
     ChatCompletionChunk,

@@ -19,8 +19,8 @@ from app.errors import (
     UpstreamRejected,
     UpstreamTimeout,
     UpstreamUnavailable,
-    redact,
 )
+from app.redaction import redact
 
 logger = logging.getLogger(__name__)
 

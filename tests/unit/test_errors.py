@@ -12,7 +12,6 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from app.errors import (
-    MAX_UPSTREAM_MESSAGE,
     AuthenticationFailed,
     GatewayError,
     ImageError,
@@ -39,9 +38,9 @@ from app.errors import (
     UpstreamUnavailable,
     error_response,
     install_error_handlers,
-    redact,
     validation_error,
 )
+from app.redaction import MAX_UPSTREAM_MESSAGE, redact
 from app.schemas import ChatCompletionRequest
 
 
