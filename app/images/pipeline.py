@@ -50,7 +50,8 @@ class PreparedImage:
             return False
         if self.source == "url" or self.image.converted:
             return True
-        return declared_mime(self.url) != self.image.mime
+        # Only the canonical spelling with the real type goes on untouched.
+        return not self.url.startswith(f"data:{self.image.mime};base64,")
 
     def upstream_url(self) -> str:
         """What to put in an OpenAI-style `image_url.url` for this image."""
@@ -71,10 +72,6 @@ class PreparedImage:
 
 def is_data_uri(url: str) -> bool:
     return url[:5].lower() == "data:"
-
-
-def declared_mime(url: str) -> str:
-    return url[5:].split(";", 1)[0].split(",", 1)[0].strip().lower()
 
 
 def to_data_uri(image: ProcessedImage) -> str:

@@ -147,8 +147,12 @@ def chunks_from_completion(completion: ChatCompletion) -> list[ChatCompletionChu
         )
     ]
     for choice in completion.choices:
-        if choice.message.content:
-            delta = ChoiceDelta(content=choice.message.content)
+        tool_calls = (choice.message.model_extra or {}).get("tool_calls")
+        if choice.message.content or tool_calls:
+            fields: dict[str, object] = {"content": choice.message.content}
+            if isinstance(tool_calls, list):  # streamed tool calls carry their position
+                fields["tool_calls"] = [{**call, "index": i} for i, call in enumerate(tool_calls)]
+            delta = ChoiceDelta.model_validate(fields)
             chunks.append(chunk([ChunkChoice(index=choice.index, delta=delta)]))
     finish = [
         ChunkChoice(index=choice.index, finish_reason=choice.finish_reason or "stop")

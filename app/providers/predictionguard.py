@@ -95,12 +95,17 @@ class PredictionGuard(OpenAICompatible):
 
 
 def _choice(index: int, choice: dict[str, object]) -> dict[str, object]:
-    message = choice.get("message")
-    content = message.get("content") if isinstance(message, dict) else None
+    """One choice, its message kept whole (tool calls included) and its text found."""
+    raw = choice.get("message")
+    message = {**raw} if isinstance(raw, dict) else {}
+    content = message.get("content")
     if content is None:
         content = choice.get("text")
+    if content is None and not message.get("tool_calls"):
+        content = ""
+    message.update(role="assistant", content=content)
     return {
         "index": choice.get("index", index),
-        "message": {"role": "assistant", "content": content or ""},
+        "message": message,
         "finish_reason": choice.get("finish_reason") or "stop",
     }

@@ -125,6 +125,8 @@ class Takeoff:
                     index, text = _event(data, batched=count > 1)
                     if 0 <= index < count and (piece := filters[index].feed(text)):
                         yield _chunk(role, index, piece)
+                    if all(stop_filter.stopped for stop_filter in filters):
+                        break  # closing the response stops the upstream generating
             for index, stop_filter in enumerate(filters):
                 if rest := stop_filter.flush():
                     yield _chunk(role, index, rest)
