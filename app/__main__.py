@@ -9,9 +9,28 @@ import sys
 import tempfile
 
 import uvicorn
+from uvicorn.supervisors import Multiprocess
 
 from app.config import DEFAULT_CONFIG_PATH, ConfigError, load_config
+from app.logs import configure_logging
 from app.metrics import MULTIPROCESS_ENV
+
+
+class GracefulMultiprocess(Multiprocess):
+    """The worker supervisor, but on SIGTERM or SIGINT it closes its copy of the listening
+    socket first, so that new connections are refused while the workers drain."""
+
+    def handle_term(self) -> None:
+        self._stop_listening()
+        super().handle_term()
+
+    def handle_int(self) -> None:
+        self._stop_listening()
+        super().handle_int()
+
+    def _stop_listening(self) -> None:
+        for socket in self.sockets:
+            socket.close()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -37,19 +56,28 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers > 1 and MULTIPROCESS_ENV not in os.environ:
         metrics_dir = tempfile.mkdtemp(prefix="vision-gateway-metrics-")
         os.environ[MULTIPROCESS_ENV] = metrics_dir
+    configure_logging(config.server.log_format, config.secrets(), args.log_level)
+    server_config = uvicorn.Config(
+        "app.main:app",
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_config=None,
+        log_level=args.log_level,
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        timeout_graceful_shutdown=int(config.server.shutdown_grace_s) or None,
+    )
     try:
-        uvicorn.run(
-            "app.main:app",
-            host=args.host,
-            port=args.port,
-            workers=args.workers,
-            log_config=None,
-            log_level=args.log_level,
-            access_log=False,
-            loop="uvloop",
-            http="httptools",
-            timeout_graceful_shutdown=int(config.server.shutdown_grace_s) or None,
-        )
+        if args.workers > 1:
+            socket = server_config.bind_socket()
+            GracefulMultiprocess(server_config, sockets=[socket]).run()
+        else:
+            server = uvicorn.Server(server_config)
+            server.run()
+            if not server.started:
+                return 3
     finally:
         if metrics_dir:
             shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -27,6 +27,8 @@ from app.sse import encode_event
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+# One try at a deployment, given the request's deadline (a `time.monotonic()` value).
+Run = Callable[[Attempt, float], Awaitable[T]]
 Chunks = AsyncGenerator[ChatCompletionChunk]
 MAX_RETRY_AFTER_S = 30.0
 _backoff = wait_random_exponential(multiplier=0.25, max=4)
@@ -68,8 +70,9 @@ class ChatService:
     async def complete(self, request: ChatCompletionRequest) -> tuple[ChatCompletion, str]:
         """The whole answer from the first deployment that gives one."""
 
-        async def run(attempt: Attempt) -> ChatCompletion:
-            return await self._complete_once(await self._call(request, attempt), attempt)
+        async def run(attempt: Attempt, deadline: float) -> ChatCompletion:
+            call = await self._call(request, attempt, deadline)
+            return await self._complete_once(call, attempt)
 
         completion, attempt = await self._first_success(request, run)
         return completion, attempt.deployment.entry.provider
@@ -78,8 +81,8 @@ class ChatService:
         """A started stream of encoded chunks: its first chunk is already in hand, so failures
         up to there were raised here, as HTTP statuses, and could be retried elsewhere."""
 
-        async def run(attempt: Attempt) -> tuple[ChatCompletionChunk, Chunks]:
-            chunks = self._chunks(request, attempt)
+        async def run(attempt: Attempt, deadline: float) -> tuple[ChatCompletionChunk, Chunks]:
+            chunks = self._chunks(request, attempt, deadline)
             try:
                 return await anext(chunks), chunks
             except BaseException:
@@ -93,7 +96,7 @@ class ChatService:
         )
 
     async def _first_success(
-        self, request: ChatCompletionRequest, run: Callable[[Attempt], Awaitable[T]]
+        self, request: ChatCompletionRequest, run: Run[T]
     ) -> tuple[T, Attempt]:
         """Each deployment in turn, with its retries, until one answers (SPEC §3 groups)."""
         last: GatewayError | None = None
@@ -104,23 +107,22 @@ class ChatService:
                     deployment.id, deployment.entry.rpm, f"the model {deployment.entry.name!r}"
                 )
                 result = await self._with_retries(attempt, run)
-            except RateLimited as exc:
-                if exc.retryable:  # the upstream's 429, after our retries
-                    await self._cooldowns.failed(deployment.id)
-                last = exc
             except GatewayError as exc:
-                if not exc.retryable:
+                exc.provider = deployment.entry.provider
+                own_limit = isinstance(exc, RateLimited) and not exc.retryable
+                if not (exc.retryable or own_limit):
                     raise
-                await self._cooldowns.failed(deployment.id)
+                if not own_limit:
+                    await self._cooldowns.failed(deployment.id)
+                    self._failed_over(request, attempt, exc)
                 last = exc
             else:
                 await self._cooldowns.succeeded(deployment.id)
                 return result, attempt
-            self._failed_over(request, attempt, last)
         assert last is not None
         raise last
 
-    async def _with_retries(self, attempt: Attempt, run: Callable[[Attempt], Awaitable[T]]) -> T:
+    async def _with_retries(self, attempt: Attempt, run: Run[T]) -> T:
         entry = attempt.deployment.entry
         retrying = AsyncRetrying(
             stop=stop_after_attempt(entry.retries + 1),
@@ -130,11 +132,12 @@ class ChatService:
             reraise=True,
             before_sleep=lambda _: self._metrics.retries.labels(entry.provider).inc(),
         )
+        deadline = time.monotonic() + entry.timeout_s
         try:
             async with asyncio.timeout(entry.timeout_s):
                 async for try_ in retrying:
                     with try_:
-                        return await run(attempt)
+                        return await run(attempt, deadline)
         except TimeoutError:
             raise UpstreamTimeout(
                 f"no answer within the model's deadline of {entry.timeout_s:g} s"
@@ -159,11 +162,15 @@ class ChatService:
             (resting if cooling else ready).append(attempt)
         return ready or resting
 
-    async def _call(self, request: ChatCompletionRequest, attempt: Attempt) -> Call:
+    async def _call(
+        self, request: ChatCompletionRequest, attempt: Attempt, deadline: float
+    ) -> Call:
         """The upstream call: images checked and converted to what this provider takes."""
         needs = attempt.deployment.provider.capabilities.images
         images = await self._pipeline.prepare(request, needs)
-        return Call(with_images(request, images), attempt.upstream_model, images, attempt.variant)
+        return Call(
+            with_images(request, images), attempt.upstream_model, images, attempt.variant, deadline
+        )
 
     async def _complete_once(self, call: Call, attempt: Attempt) -> ChatCompletion:
         provider = attempt.deployment.provider
@@ -178,9 +185,11 @@ class ChatService:
             raise failures.exceptions[0] from None
         return merge_choices([task.result() for task in tasks])
 
-    async def _chunks(self, request: ChatCompletionRequest, attempt: Attempt) -> Chunks:
+    async def _chunks(
+        self, request: ChatCompletionRequest, attempt: Attempt, deadline: float
+    ) -> Chunks:
         provider = attempt.deployment.provider
-        call = await self._call(request, attempt)
+        call = await self._call(request, attempt, deadline)
         if request.choice_count > 1 and not provider.capabilities.native_n:
             for chunk in chunks_from_completion(await self._complete_once(call, attempt)):
                 yield chunk
@@ -234,9 +243,9 @@ class ChatService:
             await chunks.aclose()
 
     def _failed_over(
-        self, request: ChatCompletionRequest, attempt: Attempt, error: GatewayError | None
+        self, request: ChatCompletionRequest, attempt: Attempt, error: GatewayError
     ) -> None:
-        code = error.code if error else "unknown"
+        code = error.code or "unknown"
         logger.warning(
             "model %r: deployment %s failed before the first byte (%s)",
             request.model,

@@ -109,6 +109,11 @@ class GatewayConfig(_Strict):
     state: StateConfig = Field(default_factory=StateConfig)
     models: list[ModelEntry] = Field(default_factory=list)
 
+    def secrets(self) -> list[str]:
+        """Every credential in the config, for the log scrubber."""
+        keys = [key.key for key in self.server.active_keys()]
+        return keys + [entry.api_key for entry in self.models if entry.api_key]
+
 
 class _LineLoader(yaml.SafeLoader):
     """A YAML loader that remembers the line of every mapping key."""

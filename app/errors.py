@@ -23,6 +23,7 @@ GatewayError
 │   ├── UpstreamJobFailed         502 job_failed
 │   ├── UpstreamUnavailable       503 upstream_unavailable
 │   └── UpstreamTimeout           504 upstream_timeout
+├── ClientClosedRequest           499 client_closed_request (logged; nobody reads it)
 └── InternalError                 500 server_error
 """
 
@@ -54,6 +55,7 @@ class GatewayError(Exception):
         self.message = message
         self.param = param
         self.headers = headers or {}
+        self.provider: str | None = None  # the provider that failed, for logs and metrics
 
     @property
     def retryable(self) -> bool:
@@ -237,6 +239,14 @@ class UpstreamTimeout(UpstreamError):
 
     status_code = 504
     code = "upstream_timeout"
+
+
+class ClientClosedRequest(GatewayError):
+    """The client went away before its answer was ready; nobody reads this one."""
+
+    status_code = 499
+    type = "invalid_request_error"
+    code = "client_closed_request"
 
 
 class InternalError(GatewayError):

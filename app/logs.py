@@ -110,12 +110,13 @@ def log_request(model: str, provider: str, status: int, *, stream: bool, **more:
 @contextmanager
 def request_logged(model: str, provider: Callable[[], str], *, stream: bool) -> Iterator[None]:
     """Log the request when it is answered; a stream that started logs when it ends."""
-    status = 200
+    status, failed_provider = 200, None
     try:
         yield
     except BaseException as exc:
         status = int(getattr(exc, "status_code", 500))
+        failed_provider = getattr(exc, "provider", None)
         raise
     finally:
         if not (stream and status == 200):
-            log_request(model, provider(), status, stream=stream)
+            log_request(model, failed_provider or provider(), status, stream=stream)

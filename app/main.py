@@ -87,17 +87,11 @@ def create_app(config: GatewayConfig, *, resolver: Resolver = system_resolver) -
     return app
 
 
-def config_secrets(config: GatewayConfig) -> list[str]:
-    """Every credential in the config, for the log scrubber."""
-    keys = [key.key for key in config.server.active_keys()]
-    return keys + [entry.api_key for entry in config.models if entry.api_key]
-
-
 def __getattr__(name: str) -> FastAPI:
     # `uvicorn app.main:app` reads this attribute: the config is loaded then, not at import.
     if name == "app":
         config = load_config(os.environ.get("GATEWAY_CONFIG", DEFAULT_CONFIG_PATH))
-        configure_logging(config.server.log_format, config_secrets(config))
+        configure_logging(config.server.log_format, config.secrets())
         served = create_app(config)
         globals()["app"] = served
         return served

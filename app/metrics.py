@@ -114,6 +114,7 @@ class Metrics:
             yield outcome
         except BaseException as exc:
             outcome.status = str(getattr(exc, "status_code", 500))
+            outcome.provider = getattr(exc, "provider", None) or outcome.provider
             raise
         finally:
             self.in_flight.labels(kind).dec()

@@ -9,6 +9,10 @@ MAX_UPSTREAM_MESSAGE = 500
 _QUERY_STRING = re.compile(r"(\bhttps?://[^\s?#\"'<>]+)\?[^\s\"'<>]*")
 _BEARER = re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]+")
 _BASE64_BLOB = re.compile(r"[A-Za-z0-9+/]{200,}={0,2}")
+# Signing parameters of presigned URLs, also when they appear without their URL.
+_SIGNING_PARAMETER = re.compile(
+    r"(?i)\b((?:X-Amz-|X-Goog-)[A-Za-z-]+|Signature|GoogleAccessId|sig|se|sp|sv|token)=[^&\s\"'<>]+"
+)
 
 
 def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
@@ -18,6 +22,7 @@ def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
             text = text.replace(secret, "[redacted]")
     text = _BEARER.sub(r"\1[redacted]", text)
     text = _QUERY_STRING.sub(r"\1", text)
+    text = _SIGNING_PARAMETER.sub(r"\1=[redacted]", text)
     return _BASE64_BLOB.sub(lambda m: f"[{len(m.group())} base64 characters]", text)
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
+from typing import TypeVar
+
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
@@ -17,12 +21,13 @@ from app.api.deps import (
     authorize_model,
 )
 from app.context import current_request
-from app.errors import InvalidJSON, RequestTooLarge, validation_error
+from app.errors import ClientClosedRequest, InvalidJSON, RequestTooLarge, validation_error
 from app.logs import request_logged
 from app.schemas import ChatCompletionRequest
 from app.sse import event_stream_response
 
 router = APIRouter()
+T = TypeVar("T")
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -37,6 +42,31 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise RequestTooLarge(f"the request body is over {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
+    """Await `work`, cancelled as soon as the client goes away: its upstream requests close
+    and its job polling stops instead of running on for nobody."""
+    task = asyncio.current_task()
+    assert task is not None
+    gone = False
+
+    async def watch() -> None:
+        nonlocal gone
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        gone = True
+        task.cancel()
+
+    watcher = asyncio.create_task(watch())
+    try:
+        return await work
+    except asyncio.CancelledError:
+        if gone and task.uncancel() == 0:
+            raise ClientClosedRequest("the client closed the request") from None
+        raise
+    finally:
+        watcher.cancel()
 
 
 def parse_request(body: bytes) -> ChatCompletionRequest:
@@ -74,7 +104,7 @@ async def create_chat_completion(
         if stream:
             events, outcome.provider = await service.stream(chat)
             return event_stream_response(events, grace_s=config.server.shutdown_grace_s)
-        completion, outcome.provider = await service.complete(chat)
+        completion, outcome.provider = await unless_disconnected(request, service.complete(chat))
         overhead_ms = current_request().overhead_ms()
         metrics.overhead.labels(chat.model, outcome.provider).observe(overhead_ms / 1000)
         return Response(

@@ -55,6 +55,11 @@ class Call:
     upstream_model: str
     images: list[PreparedImage] = field(default_factory=list)
     variant: str | None = None  # what a `prefix/*` route's `*` matched
+    deadline: float | None = None  # `time.monotonic()` by which the whole request must end
+
+    def remaining_s(self, default: float) -> float:
+        """Time left before the deadline (`default` when there is none)."""
+        return default if self.deadline is None else self.deadline - time.monotonic()
 
 
 class Provider(Protocol):

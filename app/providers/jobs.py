@@ -10,7 +10,8 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, Literal, TypeVar, assert_never
 
-from app.errors import UpstreamError, UpstreamJobFailed, UpstreamTimeout
+from app.context import upstream_wait
+from app.errors import UpstreamError, UpstreamJobFailed, UpstreamRejected, UpstreamTimeout
 from app.providers.base import Call, chunks_from_completion, role_chunk
 from app.schemas import ChatCompletion, ChatCompletionChunk
 
@@ -78,6 +79,12 @@ async def wait_for_job(
             state = None
 
 
+async def _sleep_on_upstream(seconds: float) -> None:
+    """Waiting between polls is the upstream's time, not the gateway's overhead."""
+    with upstream_wait():
+        await asyncio.sleep(seconds)
+
+
 JobT = TypeVar("JobT")
 
 
@@ -98,17 +105,24 @@ class JobProvider(Generic[JobT]):
     def to_completion(self, call: Call, job: JobT, state: JobState) -> ChatCompletion:
         raise NotImplementedError
 
-    async def _wait(self, job: JobT, first: JobState | None) -> JobState:
+    async def _check(self, job: JobT) -> JobState:
+        try:
+            return await self.check(job)
+        except UpstreamRejected as exc:  # a 4xx about a job we started: it is gone
+            raise UpstreamJobFailed(f"the upstream lost the job: {exc.message}") from None
+
+    async def _wait(self, call: Call, job: JobT, first: JobState | None) -> JobState:
         return await wait_for_job(
-            lambda: self.check(job),
+            lambda: self._check(job),
             interval_s=self.poll_interval_s,
-            timeout_s=self.timeout_s,
+            timeout_s=call.remaining_s(self.timeout_s),
+            sleep=_sleep_on_upstream,
             first=first,
         )
 
     async def complete(self, call: Call) -> ChatCompletion:
         job, first = await self.submit(call)
-        return self.to_completion(call, job, await self._wait(job, first))
+        return self.to_completion(call, job, await self._wait(call, job, first))
 
     async def stream(self, call: Call) -> AsyncGenerator[ChatCompletionChunk]:
         """The role chunk as soon as the job is submitted, the rest when it is done; the
@@ -116,7 +130,7 @@ class JobProvider(Generic[JobT]):
         job, first = await self.submit(call)
         role = role_chunk(call.request.model)
         yield role
-        completion = self.to_completion(call, job, await self._wait(job, first))
+        completion = self.to_completion(call, job, await self._wait(call, job, first))
         completion.id, completion.created = role.id, role.created
         for chunk in chunks_from_completion(completion)[1:]:
             yield chunk

@@ -1,0 +1,1 @@
+"""Operations tests: real gateway processes, a real Redis, workers, outages, logs, shutdown."""

@@ -1,0 +1,13 @@
+"""Gateway configs for the ops tests, as the YAML trees `python -m app` reads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def gateway_config(
+    models: list[dict[str, Any]], *, redis_url: str | None = None, **sections: Any
+) -> dict[str, Any]:
+    """`models` behind a gateway whose state is in Redis when `redis_url` is given."""
+    state = {"backend": "redis", "url": redis_url} if redis_url else {"backend": "memory"}
+    return {"state": state, "models": models, **sections}

@@ -1,0 +1,71 @@
+"""Fixtures for the ops tests: a session Redis, a fake upstream on loopback, gateway processes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+from tests.e2e.fakes.openai_compat import FakeUpstream
+from tests.e2e.servers import serve_in_thread
+from tests.ops.processes import Gateways
+from tests.ops.redis_server import RedisServer
+
+REDIS_MISSING = "redis-server is not installed (apt-get install redis-server)"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A `redis-server` for the session. Without one the tests that need it are skipped,
+    except under CI, where that fails them: CI must run them."""
+    executable = shutil.which("redis-server")
+    if executable is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{REDIS_MISSING}; CI must run the Redis tests", pytrace=False)
+        pytest.skip(REDIS_MISSING)
+    server = RedisServer(executable, tmp_path_factory.mktemp("redis"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis(redis_server: RedisServer) -> RedisServer:
+    """The session's Redis, running (an earlier test may have stopped it) and empty."""
+    redis_server.start()
+    redis_server.flush()
+    return redis_server
+
+
+@pytest.fixture(scope="session")
+def upstream_server() -> Iterator[FakeUpstream]:
+    fake = FakeUpstream("openai")
+    with serve_in_thread(fake.app) as url:
+        fake.url = url
+        yield fake
+
+
+@pytest.fixture
+def upstream(upstream_server: FakeUpstream) -> FakeUpstream:
+    """The OpenAI-compatible fake on loopback, with no script and no recorded requests."""
+    upstream_server.reset()
+    return upstream_server
+
+
+@pytest.fixture
+def gateways(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Gateways]:
+    """Launches `python -m app` processes; they are stopped after the test, and their logs
+    are attached to its report."""
+    launcher = Gateways(tmp_path_factory.mktemp("gateways"))
+    try:
+        yield launcher
+    finally:
+        launcher.stop_all()
+        for gateway in launcher.started:
+            request.node.add_report_section("teardown", f"{gateway.name} log", gateway.log_tail())

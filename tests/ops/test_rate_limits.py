@@ -1,0 +1,147 @@
+"""Rate limits across processes (SPEC §3, §8): with Redis every worker and every replica
+counts against the same window; with process memory each worker counts alone."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.deployments import entry
+from tests.e2e.envelope import assert_error
+from tests.e2e.fakes.openai_compat import FakeUpstream
+from tests.ops.configs import gateway_config
+from tests.ops.processes import Gateways
+from tests.ops.redis_server import RedisServer
+from tests.ops.traffic import chat_body, requests_by_worker, send_chats
+
+pytestmark = pytest.mark.e2e
+
+RPM = 5
+SENT = 12
+ADMIN_KEY = "gw-ops-admin-5c0e7d2a91b4"
+TEAM_A_KEY = "gw-ops-team-a-8f31b6e04d27"
+TEAM_B_KEY = "gw-ops-team-b-2a9d4c7e1f60"
+API_KEYS = [
+    {"key": ADMIN_KEY, "name": "admin"},
+    {"key": TEAM_A_KEY, "name": "team-a", "rpm": RPM},
+    {"key": TEAM_B_KEY, "name": "team-b", "models": ["open"]},
+]
+
+
+def models(upstream: FakeUpstream) -> list[dict[str, object]]:
+    return [
+        entry("limited", upstream, upstream_model="up-limited", rpm=RPM),
+        entry("open", upstream, upstream_model="up-open"),
+        entry("other", upstream, upstream_model="up-other"),
+    ]
+
+
+def assert_window(responses: list[httpx.Response]) -> None:
+    """Exactly `RPM` answers, and every other request refused with a usable `Retry-After`."""
+    statuses = Counter(response.status_code for response in responses)
+    assert statuses == {200: RPM, 429: len(responses) - RPM}, statuses
+    for response in responses:
+        if response.status_code == 429:
+            assert_error(response, 429, "rate_limit_error", "rate_limit_exceeded")
+            assert 1 <= int(response.headers["retry-after"]) <= 60
+
+
+def test_one_gateway_with_two_workers_shares_model_and_key_limits(
+    redis: RedisServer, upstream: FakeUpstream, gateways: Gateways, tmp_path: Path
+) -> None:
+    config = gateway_config(models(upstream), redis_url=redis.url, server={"api_keys": API_KEYS})
+    gateway = gateways.start(config, workers=2, env={"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})
+
+    by_model = send_chats([gateway.url], "limited", SENT, api_key=ADMIN_KEY)
+    by_key = send_chats([gateway.url], "open", SENT, api_key=TEAM_A_KEY)
+
+    assert_window(by_model)
+    assert_window(by_key)
+    served = requests_by_worker(tmp_path)
+    assert len(served) == 2
+    assert all(count > 0 for count in served.values()), served
+    assert len([r for r in upstream.received if r.model == "up-limited"]) == RPM
+
+
+def test_with_process_memory_each_worker_counts_alone(
+    upstream: FakeUpstream, gateways: Gateways, tmp_path: Path
+) -> None:
+    gateway = gateways.start(
+        gateway_config(models(upstream)),
+        workers=2,
+        env={"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)},
+    )
+
+    responses = send_chats([gateway.url], "limited", SENT)
+
+    served = requests_by_worker(tmp_path)
+    assert all(count > 0 for count in served.values()), served
+    succeeded = sum(response.status_code == 200 for response in responses)
+    assert succeeded == sum(min(int(count), RPM) for count in served.values())
+    assert succeeded > RPM
+
+
+@pytest.fixture(scope="module")
+def two_gateways(
+    redis_server: RedisServer,
+    upstream_server: FakeUpstream,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[list[str]]:
+    """Two gateway processes, one config, one Redis: two replicas behind a load balancer."""
+    redis_server.start()
+    config = gateway_config(
+        models(upstream_server), redis_url=redis_server.url, server={"api_keys": API_KEYS}
+    )
+    launcher = Gateways(tmp_path_factory.mktemp("replicas"))
+    try:
+        replicas = [launcher.launch(config), launcher.launch(config)]
+        for replica in replicas:
+            replica.wait_ready()
+        yield [replica.url for replica in replicas]
+    finally:
+        launcher.stop_all()
+
+
+@pytest.mark.usefixtures("redis")
+def test_two_gateways_share_the_model_limit(
+    upstream: FakeUpstream, two_gateways: list[str]
+) -> None:
+    responses = send_chats(two_gateways, "limited", SENT, api_key=ADMIN_KEY)
+
+    assert_window(responses)
+    assert len(upstream.received) == RPM
+
+
+@pytest.mark.usefixtures("redis")
+def test_two_gateways_share_a_key_limit(two_gateways: list[str]) -> None:
+    responses = send_chats(two_gateways, "open", SENT, api_key=TEAM_A_KEY)
+
+    assert_window(responses)
+    # Other keys keep their own allowance.
+    assert all(
+        response.status_code == 200
+        for response in send_chats(two_gateways, "open", 4, api_key=ADMIN_KEY)
+    )
+
+
+@pytest.mark.usefixtures("redis")
+def test_a_key_limited_to_some_models_is_refused_the_others(two_gateways: list[str]) -> None:
+    for url in two_gateways:
+        headers = {"authorization": f"Bearer {TEAM_B_KEY}"}
+        with httpx.Client(base_url=url, headers=headers, timeout=10) as http:
+            allowed = http.post("/v1/chat/completions", json=chat_body("open"))
+            refused = http.post("/v1/chat/completions", json=chat_body("other"))
+
+        assert allowed.status_code == 200, allowed.text
+        assert_error(refused, 403, "permission_error", "model_not_allowed", param="model")
+
+
+@pytest.mark.usefixtures("redis")
+@pytest.mark.parametrize("api_key", [None, "gw-ops-wrong-4e1a0b7c33d9", TEAM_A_KEY + "x"])
+def test_a_missing_or_wrong_key_is_refused(two_gateways: list[str], api_key: str | None) -> None:
+    for response in send_chats(two_gateways, "open", 2, api_key=api_key):
+        assert_error(response, 401, "authentication_error", "invalid_api_key")
