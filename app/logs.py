@@ -79,6 +79,8 @@ def configure_logging(log_format: str, secrets: Iterable[str], level: str | None
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
+    # httpx logs every upstream call at INFO; the request log line says what matters.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     # The request log (app.access) replaces uvicorn's access log, which stays off.
     access = logging.getLogger("uvicorn.access")
     access.handlers.clear()

@@ -8,7 +8,6 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
 from fastapi import FastAPI
 
 from app.api import chat, health, models, playground
@@ -25,24 +24,15 @@ from app.middleware import RequestContextMiddleware
 from app.providers.base import ProviderContext
 from app.routing import Router
 from app.state import build_state
+from app.transport import AiohttpTransport
 
 logger = logging.getLogger(__name__)
-
-# Upstream connections are pooled and kept alive across requests; streams hold one each.
-UPSTREAM_LIMITS = httpx.Limits(
-    max_connections=2000, max_keepalive_connections=200, keepalive_expiry=30
-)
 
 
 def create_app(config: GatewayConfig, *, resolver: Resolver = system_resolver) -> FastAPI:
     """A gateway serving `config`. Upstream connections live for the app's lifespan.
     `resolver` answers the image fetcher's DNS questions (tests give their own)."""
-    client = httpx.AsyncClient(
-        limits=UPSTREAM_LIMITS,
-        timeout=httpx.Timeout(120, connect=10),
-        follow_redirects=False,
-        trust_env=False,
-    )
+    transport = AiohttpTransport()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -50,7 +40,7 @@ def create_app(config: GatewayConfig, *, resolver: Resolver = system_resolver) -
         try:
             yield
         finally:
-            await client.aclose()
+            await transport.aclose()
             await fetcher.aclose()
             await state.aclose()
             metrics.worker_exited()
@@ -68,7 +58,7 @@ def create_app(config: GatewayConfig, *, resolver: Resolver = system_resolver) -
     )
     pipeline = ImagePipeline(images, fetcher, ImageCache())
     state = build_state(config.state, on_error=metrics.state_errors.inc)
-    router = Router(config, ProviderContext(client=client, images=config.images, state=state))
+    router = Router(config, ProviderContext(transport, config.images, state))
     app.state.config = config
     app.state.api_keys = config.server.active_keys()
     app.state.router = router

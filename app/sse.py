@@ -78,13 +78,16 @@ def event_stream_response(
 async def iter_sse_data(response: httpx.Response) -> AsyncIterator[str]:
     """The `data` of each upstream event, comments and keepalives skipped, until `[DONE]`.
 
-    An upstream that closes without `[DONE]` simply ends the iteration: callers tell a finished
-    stream from a broken one by what they saw (a `finish_reason`, say).
+    The body is still read to its end after `[DONE]`, so that the connection goes back to the
+    pool instead of being closed. An upstream that closes without `[DONE]` simply ends the
+    iteration: callers tell a finished stream from a broken one by what they saw.
     """
+    done = False
     async for event in EventSource(response).aiter_sse():
         data: Any = event.data
-        if not data:
+        if done or not data:
             continue
         if data == "[DONE]":
-            return
+            done = True
+            continue
         yield data

@@ -15,32 +15,32 @@ from app.metrics import Metrics
 from app.routing import Router
 
 
-def get_config(request: Request) -> GatewayConfig:
+async def get_config(request: Request) -> GatewayConfig:
     config: GatewayConfig = request.app.state.config
     return config
 
 
-def get_router(request: Request) -> Router:
+async def get_router(request: Request) -> Router:
     router: Router = request.app.state.router
     return router
 
 
-def get_service(request: Request) -> ChatService:
+async def get_service(request: Request) -> ChatService:
     service: ChatService = request.app.state.chat_service
     return service
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     metrics: Metrics = request.app.state.metrics
     return metrics
 
 
-def get_limiter(request: Request) -> RateLimiter:
+async def get_limiter(request: Request) -> RateLimiter:
     limiter: RateLimiter = request.app.state.limiter
     return limiter
 
 
-def require_key(request: Request) -> ApiKey | None:
+async def require_key(request: Request) -> ApiKey | None:
     """The caller's gateway key, when keys are configured; 401 without a valid one."""
     keys: list[ApiKey] = request.app.state.api_keys
     if not keys:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import binascii
 
 from app.config import ImagesConfig
@@ -24,7 +23,8 @@ def check_image_parts(
                 f"{allowed}",
                 param=param,
             )
-        scheme = part.image_url.url.split(":", 1)[0].lower()
+        url = part.image_url.url
+        scheme = url[: url.find(":", 0, 16)].lower() if ":" in url[:16] else ""
         if scheme not in ("http", "https", "data"):
             raise ImageURLForbidden(
                 f"image URLs must be http(s) or a data URI, not {scheme!r}", param=param
@@ -46,7 +46,7 @@ def decode_data_uri(url: str, param: str | None, max_bytes: int) -> bytes:
     if len(payload) * 3 // 4 > max_bytes + 3:
         raise ImageTooLarge(f"the image is over {max_bytes} bytes", param=param)
     try:
-        data = base64.b64decode(payload, validate=True)
+        data = binascii.a2b_base64(payload, strict_mode=True)
     except (binascii.Error, ValueError):
         raise ImageError("the data URI is not valid base64", param=param) from None
     if len(data) > max_bytes:

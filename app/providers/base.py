@@ -40,7 +40,7 @@ class Capabilities:
 class ProviderContext:
     """What every provider is built with besides its own model entry."""
 
-    client: httpx.AsyncClient
+    transport: httpx.AsyncBaseTransport  # shared by every upstream call
     images: ImagesConfig
     state: StateBackend
 

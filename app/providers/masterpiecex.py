@@ -54,7 +54,7 @@ class MasterpieceX(JobProvider[Job]):
             native_streaming=False, images=ImageNeeds(urls=not options.upload_remote_images)
         )
         self._api = UpstreamAPI.for_entry(
-            entry, context.client, name="masterpiecex", default_base_url=DEFAULT_BASE_URL
+            entry, context.transport, name="masterpiecex", default_base_url=DEFAULT_BASE_URL
         )
         self._state = context.state
         self.poll_interval_s = entry.poll_interval_s
@@ -122,12 +122,12 @@ class MasterpieceX(JobProvider[Job]):
         if not isinstance(upload_url, str) or not upload_url.startswith("http"):
             raise UpstreamError("the masterpiecex upstream gave no upload URL")
         # The presigned URL carries its own authorisation: the API key is never sent to it.
-        put = self._api.client.build_request(
+        put = self._api.request(
             "PUT",
             upload_url,
             content=image.image.data,
             headers={"Content-Type": mime},
-            timeout=self._api.timeout,
+            authenticated=False,
         )
         await self._api.send(put)
         return upload_url.split("?", 1)[0]

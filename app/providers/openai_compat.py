@@ -30,6 +30,8 @@ from app.schemas import (
 )
 from app.sse import iter_sse_data
 
+_JSON = {"Content-Type": "application/json"}
+
 
 class OpenAICompatible:
     """Relays requests as they are, asking the upstream for usage on streams."""
@@ -46,16 +48,13 @@ class OpenAICompatible:
     def __init__(self, entry: ModelEntry, context: ProviderContext) -> None:
         parse_options(entry, NoOptions)
         self._api = UpstreamAPI.for_entry(
-            entry, context.client, name=self.name, default_base_url=self.default_base_url
+            entry, context.transport, name=self.name, default_base_url=self.default_base_url
         )
-        self._url = f"{self._api.base_url}/chat/completions"
-        self._headers = {**self._api.headers, "Content-Type": "application/json"}
+        self._url = self._api.url("/chat/completions")
 
     def _request(self, call: Call, *, stream: bool) -> httpx.Request:
         body = orjson.dumps(self.payload(call, stream=stream))
-        return self._api.client.build_request(
-            "POST", self._url, content=body, headers=self._headers, timeout=self._api.timeout
-        )
+        return self._api.request("POST", self._url, content=body, headers=_JSON)
 
     def payload(self, call: Call, *, stream: bool) -> dict[str, object]:
         """The upstream body: the client's request as it is, with the upstream's model name,

@@ -50,7 +50,7 @@ class Takeoff:
     def __init__(self, entry: ModelEntry, context: ProviderContext) -> None:
         self._options = parse_options(entry, TakeoffOptions)
         self._api = UpstreamAPI.for_entry(
-            entry, context.client, name="takeoff", default_base_url=DEFAULT_BASE_URL
+            entry, context.transport, name="takeoff", default_base_url=DEFAULT_BASE_URL
         )
 
     def payload(self, call: Call) -> dict[str, object]:
@@ -77,26 +77,23 @@ class Takeoff:
     def _request(self, call: Call, *, stream: bool) -> httpx.Request:
         suffix = "_stream" if stream else ""
         payload = orjson.dumps(self.payload(call))
-        headers = {k: v for k, v in self._api.headers.items() if k != "Accept"}
         if not call.images or call.images[0].image is None:
-            return self._api.client.build_request(
+            return self._api.request(
                 "POST",
-                f"{self._api.base_url}/generate{suffix}",
+                self._api.url(f"/generate{suffix}"),
                 content=payload,
-                headers={**headers, "Content-Type": "application/json"},
-                timeout=self._api.timeout,
+                headers={"Content-Type": "application/json", "Accept": "*/*"},
             )
         image = call.images[0].image
         files = {
             "json_data": (None, payload, "application/json"),
             "image_data": (f"image.{_EXTENSIONS.get(image.mime, 'png')}", image.data, image.mime),
         }
-        return self._api.client.build_request(
+        return self._api.request(
             "POST",
-            f"{self._api.base_url}/image_generate{suffix}",
+            self._api.url(f"/image_generate{suffix}"),
             files=files,
-            headers=headers,
-            timeout=self._api.timeout,
+            headers={"Accept": "*/*"},
         )
 
     async def complete(self, call: Call) -> ChatCompletion:

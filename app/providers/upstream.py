@@ -24,6 +24,8 @@ from app.redaction import redact
 
 logger = logging.getLogger(__name__)
 
+USER_AGENT = "vision-gateway"
+
 
 @contextmanager
 def map_upstream_errors(provider: str) -> Iterator[None]:
@@ -83,43 +85,82 @@ def raise_for_status(response: httpx.Response, provider: str, secrets: tuple[str
 
 
 class UpstreamAPI:
-    """JSON calls to one upstream, with its credentials, deadline and error mapping."""
+    """Calls to one upstream, with its credentials, deadline and error mapping.
+
+    Requests go straight to the shared transport: no client-side cookies, redirects or auth
+    flows, which a gateway serving many callers must not carry from one request to the next.
+    """
 
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        transport: httpx.AsyncBaseTransport,
         *,
         name: str,
         base_url: str,
         api_key: str,
         timeout_s: float,
     ) -> None:
-        self.client = client
+        self.transport = transport
         self.name = name
         self.base_url = base_url
-        self.headers = {"Accept": "application/json"}
+        self.headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
         if api_key:
             self.headers["Authorization"] = f"Bearer {api_key}"
         self.secrets = (api_key,) if api_key else ()
-        self.timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0))
+        timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0))
+        self._extensions = {"timeout": timeout.as_dict()}
 
     @classmethod
     def for_entry(
-        cls, entry: ModelEntry, client: httpx.AsyncClient, *, name: str, default_base_url: str
+        cls,
+        entry: ModelEntry,
+        transport: httpx.AsyncBaseTransport,
+        *,
+        name: str,
+        default_base_url: str,
     ) -> UpstreamAPI:
         """The upstream a model entry names, with the provider's default address."""
         return cls(
-            client,
+            transport,
             name=name,
             base_url=entry.base_url or default_base_url,
             api_key=entry.api_key,
             timeout_s=entry.timeout_s,
         )
 
+    def url(self, path: str) -> httpx.URL:
+        return httpx.URL(f"{self.base_url}{path}")
+
+    def request(
+        self,
+        method: str,
+        url: httpx.URL | str,
+        *,
+        content: bytes | None = None,
+        files: dict[str, tuple[str | None, bytes, str]] | None = None,
+        headers: dict[str, str] | None = None,
+        authenticated: bool = True,
+    ) -> httpx.Request:
+        """A request to this upstream; `authenticated=False` leaves the API key out (for
+        presigned storage URLs, which carry their own authorisation)."""
+        base = self.headers if authenticated else {"User-Agent": USER_AGENT}
+        return httpx.Request(
+            method,
+            url,
+            content=content,
+            files=files,
+            headers={**base, **headers} if headers else base,
+            extensions=self._extensions,
+        )
+
     async def send(self, request: httpx.Request) -> httpx.Response:
         """Send and read a request; non-2xx statuses raise per SPEC §5."""
         with map_upstream_errors(self.name), upstream_wait():
-            response = await self.client.send(request)
+            response = await self.transport.handle_async_request(request)
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
         raise_for_status(response, self.name, self.secrets)
         return response
 
@@ -127,7 +168,7 @@ class UpstreamAPI:
         """Send a request for a server-sent event stream; the caller closes the response. A
         non-2xx status or another content type is raised here, so only a stream comes back."""
         with map_upstream_errors(self.name):
-            response = await self.client.send(request, stream=True)
+            response = await self.transport.handle_async_request(request)
         if not response.is_success:
             try:
                 with map_upstream_errors(self.name):
@@ -142,12 +183,11 @@ class UpstreamAPI:
 
     async def call(self, method: str, path: str, payload: object = None) -> dict[str, object]:
         """A JSON request to `base_url + path` and its JSON object reply."""
-        request = self.client.build_request(
+        request = self.request(
             method,
-            f"{self.base_url}{path}",
+            self.url(path),
             content=None if payload is None else orjson.dumps(payload),
-            headers={**self.headers, "Content-Type": "application/json"},
-            timeout=self.timeout,
+            headers={"Content-Type": "application/json"} if payload is not None else None,
         )
         return json_object(await self.send(request), self.name)
 

@@ -56,7 +56,7 @@ class VLMRun(JobProvider[Prediction]):
         self._options = parse_options(entry, VLMRunOptions)
         self._model = entry.upstream_model or DEFAULT_MODEL
         self._api = UpstreamAPI.for_entry(
-            entry, context.client, name="vlmrun", default_base_url=DEFAULT_BASE_URL
+            entry, context.transport, name="vlmrun", default_base_url=DEFAULT_BASE_URL
         )
         self.poll_interval_s = entry.poll_interval_s
         self.timeout_s = entry.timeout_s
@@ -69,12 +69,7 @@ class VLMRun(JobProvider[Prediction]):
         fetched_at, domains = self._domains
         if time.monotonic() - fetched_at < DOMAINS_TTL_S:
             return domains
-        request = self._api.client.build_request(
-            "GET",
-            f"{self._api.base_url}/domains",
-            headers=self._api.headers,
-            timeout=self._api.timeout,
-        )
+        request = self._api.request("GET", self._api.url("/domains"))
         try:
             reply = orjson.loads((await self._api.send(request)).content)
         except orjson.JSONDecodeError:

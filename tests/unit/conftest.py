@@ -21,17 +21,18 @@ from app.state import MemoryState
 @pytest.fixture(scope="session")
 def provider_context() -> Iterator[ProviderContext]:
     """For synchronous tests that build providers but never send anything through them."""
-    client = httpx.AsyncClient()
+    transport = httpx.AsyncHTTPTransport()
     try:
-        yield ProviderContext(client=client, images=ImagesConfig(), state=MemoryState())
+        yield ProviderContext(transport, ImagesConfig(), MemoryState())
     finally:
-        anyio.run(client.aclose)
+        anyio.run(transport.aclose)
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as upstream_client:
-        yield upstream_client
+async def transport() -> AsyncIterator[httpx.AsyncBaseTransport]:
+    """An upstream transport whose traffic respx intercepts."""
+    async with httpx.AsyncHTTPTransport() as upstream_transport:
+        yield upstream_transport
 
 
 async def no_dns(host: str, port: int) -> list[str]:

@@ -43,9 +43,9 @@ def aiml_error(status: int, message: str) -> httpx.Response:
     return httpx.Response(status, json=body)
 
 
-def provider(client: httpx.AsyncClient, **entry: Any) -> AIMLAPI:
+def provider(transport: httpx.AsyncBaseTransport, **entry: Any) -> AIMLAPI:
     model = {"name": "aimlapi/*", "provider": "aimlapi", "api_key": "aiml-key", **entry}
-    context = ProviderContext(client=client, images=ImagesConfig(), state=MemoryState())
+    context = ProviderContext(transport, ImagesConfig(), MemoryState())
     return AIMLAPI(make_config([model]).models[0], context)
 
 
@@ -60,13 +60,13 @@ def test_it_needs_a_key() -> None:
 
 
 async def test_request_goes_to_the_default_base_url_with_the_key(
-    client: httpx.AsyncClient, respx_mock: respx.MockRouter
+    transport: httpx.AsyncBaseTransport, respx_mock: respx.MockRouter
 ) -> None:
     route = respx_mock.post("/chat/completions").mock(
         return_value=httpx.Response(200, json=COMPLETION)
     )
 
-    await provider(client).complete(call(max_tokens=300))
+    await provider(transport).complete(call(max_tokens=300))
 
     request = route.calls.last.request
     assert request.headers["authorization"] == "Bearer aiml-key"
@@ -77,11 +77,11 @@ async def test_request_goes_to_the_default_base_url_with_the_key(
 
 
 async def test_created_status_is_a_success(
-    client: httpx.AsyncClient, respx_mock: respx.MockRouter
+    transport: httpx.AsyncBaseTransport, respx_mock: respx.MockRouter
 ) -> None:
     respx_mock.post("/chat/completions").mock(return_value=httpx.Response(201, json=COMPLETION))
 
-    completion = await provider(client).complete(call())
+    completion = await provider(transport).complete(call())
 
     assert completion.choices[0].message.content == "A dog."
     assert completion.model == "aimlapi/llama-vision"
@@ -99,7 +99,7 @@ async def test_created_status_is_a_success(
     ],
 )
 async def test_its_error_body_is_mapped(
-    client: httpx.AsyncClient,
+    transport: httpx.AsyncBaseTransport,
     respx_mock: respx.MockRouter,
     status: int,
     message: str,
@@ -108,7 +108,7 @@ async def test_its_error_body_is_mapped(
     respx_mock.post("/chat/completions").mock(return_value=aiml_error(status, message))
 
     with pytest.raises(GatewayError) as caught:
-        await provider(client).complete(call())
+        await provider(transport).complete(call())
 
     assert type(caught.value) is error_class
     if error_class is not UpstreamAuthFailed:
@@ -118,7 +118,7 @@ async def test_its_error_body_is_mapped(
 
 
 async def test_stream_is_relayed_with_usage(
-    client: httpx.AsyncClient, respx_mock: respx.MockRouter
+    transport: httpx.AsyncBaseTransport, respx_mock: respx.MockRouter
 ) -> None:
     def event(payload: dict[str, Any]) -> bytes:
         base = {"id": "x", "object": "chat.completion.chunk", "created": 1, "model": "llama"}
@@ -139,7 +139,7 @@ async def test_stream_is_relayed_with_usage(
         )
     )
 
-    chunks = [chunk async for chunk in provider(client).stream(call(stream=True))]
+    chunks = [chunk async for chunk in provider(transport).stream(call(stream=True))]
 
     assert orjson.loads(route.calls.last.request.content)["stream_options"] == {
         "include_usage": True

@@ -44,9 +44,9 @@ COMPLETION = {
 }
 
 
-def provider(client: httpx.AsyncClient, **entry: Any) -> OpenAICompatible:
+def provider(transport: httpx.AsyncBaseTransport, **entry: Any) -> OpenAICompatible:
     config = make_config([{"name": "vision", "provider": "openai", "base_url": BASE_URL, **entry}])
-    context = ProviderContext(client=client, images=ImagesConfig(), state=MemoryState())
+    context = ProviderContext(transport, ImagesConfig(), MemoryState())
     return OpenAICompatible(config.models[0], context)
 
 
@@ -107,14 +107,14 @@ async def collect_into(
 
 
 async def test_request_goes_out_as_sent_with_the_upstream_model(
-    client: httpx.AsyncClient, respx_mock: respx.MockRouter
+    transport: httpx.AsyncBaseTransport, respx_mock: respx.MockRouter
 ) -> None:
     route = respx_mock.post("/chat/completions").mock(
         return_value=httpx.Response(200, json=COMPLETION)
     )
     call = vision_call(temperature=0.2, max_tokens=50, reasoning_effort="low", seed=7)
 
-    await provider(client).complete(call)
+    await provider(transport).complete(call)
 
     body = sent(route)
     assert body["model"] == "Qwen/Qwen2-VL-7B"
@@ -128,7 +128,7 @@ async def test_request_goes_out_as_sent_with_the_upstream_model(
 
 
 async def test_tools_and_response_format_are_passed_through(
-    client: httpx.AsyncClient, respx_mock: respx.MockRouter
+    transport: httpx.AsyncBaseTransport, respx_mock: respx.MockRouter
 ) -> None:
     route = respx_mock.post("/chat/completions").mock(
         return_value=httpx.Response(200, json=COMPLETION)
@@ -137,7 +137,7 @@ async def test_tools_and_response_format_are_passed_through(
     response_format = {"type": "json_schema", "json_schema": {"name": "a", "schema": {}}}
     call = vision_call(tools=tools, tool_choice="auto", response_format=response_format, n=2)
 
-    await provider(client).complete(call)
+    await provider(transport).complete(call)
 
     body = sent(route)
     assert body["tools"] == tools
@@ -147,13 +147,13 @@ async def test_tools_and_response_format_are_passed_through(
 
 
 async def test_api_key_goes_in_the_authorization_header(
-    client: httpx.AsyncClient, respx_mock: respx.MockRouter
+    transport: httpx.AsyncBaseTransport, respx_mock: respx.MockRouter
 ) -> None:
     route = respx_mock.post("/chat/completions").mock(
         return_value=httpx.Response(200, json=COMPLETION)
     )
 
-    await provider(client, api_key="sk-upstream").complete(vision_call())
+    await provider(transport, api_key="sk-upstream").complete(vision_call())
 
     headers = route.calls.last.request.headers
     assert headers["authorization"] == "Bearer sk-upstream"
@@ -161,23 +161,23 @@ async def test_api_key_goes_in_the_authorization_header(
 
 
 async def test_no_key_sends_no_authorization_header(
-    client: httpx.AsyncClient, respx_mock: respx.MockRouter
+    transport: httpx.AsyncBaseTransport, respx_mock: respx.MockRouter
 ) -> None:
     route = respx_mock.post("/chat/completions").mock(
         return_value=httpx.Response(200, json=COMPLETION)
     )
 
-    await provider(client).complete(vision_call())
+    await provider(transport).complete(vision_call())
 
     assert "authorization" not in route.calls.last.request.headers
 
 
 async def test_reply_carries_the_clients_model_id(
-    client: httpx.AsyncClient, respx_mock: respx.MockRouter
+    transport: httpx.AsyncBaseTransport, respx_mock: respx.MockRouter
 ) -> None:
     respx_mock.post("/chat/completions").mock(return_value=httpx.Response(200, json=COMPLETION))
 
-    completion = await provider(client).complete(vision_call())
+    completion = await provider(transport).complete(vision_call())
 
     assert completion.model == "vision"
     assert completion.id == "chatcmpl-upstream"
@@ -187,34 +187,34 @@ async def test_reply_carries_the_clients_model_id(
 
 
 async def test_created_status_is_success(
-    client: httpx.AsyncClient, respx_mock: respx.MockRouter
+    transport: httpx.AsyncBaseTransport, respx_mock: respx.MockRouter
 ) -> None:
     respx_mock.post("/chat/completions").mock(return_value=httpx.Response(201, json=COMPLETION))
 
-    completion = await provider(client).complete(vision_call())
+    completion = await provider(transport).complete(vision_call())
 
     assert completion.choices[0].message.content == "A cat."
 
 
 async def test_reply_without_usage_gets_zeros(
-    client: httpx.AsyncClient, respx_mock: respx.MockRouter
+    transport: httpx.AsyncBaseTransport, respx_mock: respx.MockRouter
 ) -> None:
     reply = {**COMPLETION, "usage": None}
     respx_mock.post("/chat/completions").mock(return_value=httpx.Response(200, json=reply))
 
-    completion = await provider(client).complete(vision_call())
+    completion = await provider(transport).complete(vision_call())
 
     assert completion.usage.total_tokens == 0
 
 
 @pytest.mark.parametrize("body", [b"<html>oops</html>", b'{"choices": "none"}', b"[]"])
 async def test_malformed_reply_is_an_upstream_error(
-    client: httpx.AsyncClient, respx_mock: respx.MockRouter, body: bytes
+    transport: httpx.AsyncBaseTransport, respx_mock: respx.MockRouter, body: bytes
 ) -> None:
     respx_mock.post("/chat/completions").mock(return_value=httpx.Response(200, content=body))
 
     with pytest.raises(UpstreamError, match="malformed"):
-        await provider(client).complete(vision_call())
+        await provider(transport).complete(vision_call())
 
 
 @pytest.mark.parametrize(
@@ -229,7 +229,7 @@ async def test_malformed_reply_is_an_upstream_error(
     ],
 )
 async def test_error_statuses_are_mapped(
-    client: httpx.AsyncClient,
+    transport: httpx.AsyncBaseTransport,
     respx_mock: respx.MockRouter,
     status: int,
     error_class: type[GatewayError],
@@ -238,20 +238,20 @@ async def test_error_statuses_are_mapped(
     respx_mock.post("/chat/completions").mock(return_value=httpx.Response(status, json=error))
 
     with pytest.raises(GatewayError) as caught:
-        await provider(client, api_key="sk-upstream").complete(vision_call())
+        await provider(transport, api_key="sk-upstream").complete(vision_call())
 
     assert type(caught.value) is error_class
     assert "sk-upstream" not in caught.value.message
 
 
 async def test_upstream_message_is_kept_on_rejection(
-    client: httpx.AsyncClient, respx_mock: respx.MockRouter
+    transport: httpx.AsyncBaseTransport, respx_mock: respx.MockRouter
 ) -> None:
     error = {"error": {"message": "Image too small", "type": "invalid_request_error"}}
     respx_mock.post("/chat/completions").mock(return_value=httpx.Response(400, json=error))
 
     with pytest.raises(UpstreamRejected, match="Image too small"):
-        await provider(client).complete(vision_call())
+        await provider(transport).complete(vision_call())
 
 
 @pytest.mark.parametrize(
@@ -263,7 +263,7 @@ async def test_upstream_message_is_kept_on_rejection(
     ],
 )
 async def test_transport_failures_are_mapped(
-    client: httpx.AsyncClient,
+    transport: httpx.AsyncBaseTransport,
     respx_mock: respx.MockRouter,
     failure: Exception,
     error_class: type[GatewayError],
@@ -271,20 +271,20 @@ async def test_transport_failures_are_mapped(
     respx_mock.post("/chat/completions").mock(side_effect=failure)
 
     with pytest.raises(error_class):
-        await provider(client).complete(vision_call())
+        await provider(transport).complete(vision_call())
     with pytest.raises(error_class):
-        await anext(provider(client).stream(vision_call(stream=True)))
+        await anext(provider(transport).stream(vision_call(stream=True)))
 
 
 async def test_streams_ask_the_upstream_for_usage(
-    client: httpx.AsyncClient, respx_mock: respx.MockRouter
+    transport: httpx.AsyncBaseTransport, respx_mock: respx.MockRouter
 ) -> None:
     route = respx_mock.post("/chat/completions").mock(
         return_value=sse(delta_event({"content": "x"}, "stop"), "[DONE]")
     )
     call = vision_call(stream=True, stream_options={"include_usage": False, "future": 1})
 
-    await collect(provider(client).stream(call))
+    await collect(provider(transport).stream(call))
 
     body = sent(route)
     assert body["stream"] is True
@@ -293,7 +293,7 @@ async def test_streams_ask_the_upstream_for_usage(
 
 
 async def test_stream_relays_chunks_in_order_after_our_role_chunk(
-    client: httpx.AsyncClient, respx_mock: respx.MockRouter
+    transport: httpx.AsyncBaseTransport, respx_mock: respx.MockRouter
 ) -> None:
     respx_mock.post("/chat/completions").mock(
         return_value=sse(
@@ -307,7 +307,7 @@ async def test_stream_relays_chunks_in_order_after_our_role_chunk(
         )
     )
 
-    chunks = await collect(provider(client).stream(vision_call(stream=True)))
+    chunks = await collect(provider(transport).stream(vision_call(stream=True)))
 
     role, *rest = chunks
     assert role.choices[0].delta.role == "assistant"
@@ -323,20 +323,20 @@ async def test_stream_relays_chunks_in_order_after_our_role_chunk(
 
 
 async def test_role_and_content_in_one_upstream_chunk_keep_the_content(
-    client: httpx.AsyncClient, respx_mock: respx.MockRouter
+    transport: httpx.AsyncBaseTransport, respx_mock: respx.MockRouter
 ) -> None:
     respx_mock.post("/chat/completions").mock(
         return_value=sse(delta_event({"role": "assistant", "content": "Hi"}, "stop"), "[DONE]")
     )
 
-    chunks = await collect(provider(client).stream(vision_call(stream=True)))
+    chunks = await collect(provider(transport).stream(vision_call(stream=True)))
 
     assert [c.choices[0].delta.content for c in chunks] == ["", "Hi"]
     assert chunks[1].choices[0].delta.role is None
 
 
 async def test_tool_call_deltas_are_relayed(
-    client: httpx.AsyncClient, respx_mock: respx.MockRouter
+    transport: httpx.AsyncBaseTransport, respx_mock: respx.MockRouter
 ) -> None:
     tool_call = [{"index": 0, "id": "c1", "function": {"name": "f", "arguments": ""}}]
     respx_mock.post("/chat/completions").mock(
@@ -347,13 +347,13 @@ async def test_tool_call_deltas_are_relayed(
         )
     )
 
-    chunks = await collect(provider(client).stream(vision_call(stream=True)))
+    chunks = await collect(provider(transport).stream(vision_call(stream=True)))
 
     assert chunks[1].choices[0].delta.model_dump()["tool_calls"] == tool_call
 
 
 async def test_native_n_announces_every_choice(
-    client: httpx.AsyncClient, respx_mock: respx.MockRouter
+    transport: httpx.AsyncBaseTransport, respx_mock: respx.MockRouter
 ) -> None:
     respx_mock.post("/chat/completions").mock(
         return_value=sse(
@@ -365,14 +365,14 @@ async def test_native_n_announces_every_choice(
         )
     )
 
-    chunks = await collect(provider(client).stream(vision_call(stream=True, n=2)))
+    chunks = await collect(provider(transport).stream(vision_call(stream=True, n=2)))
 
     assert [c.index for c in chunks[0].choices] == [0, 1]
     assert [c.choices[0].index for c in chunks[1:3]] == [0, 1]
 
 
 async def test_error_status_on_a_stream_is_raised_before_any_chunk(
-    client: httpx.AsyncClient, respx_mock: respx.MockRouter
+    transport: httpx.AsyncBaseTransport, respx_mock: respx.MockRouter
 ) -> None:
     respx_mock.post("/chat/completions").mock(
         return_value=httpx.Response(
@@ -381,13 +381,13 @@ async def test_error_status_on_a_stream_is_raised_before_any_chunk(
     )
 
     with pytest.raises(UpstreamRateLimited) as caught:
-        await anext(provider(client).stream(vision_call(stream=True)))
+        await anext(provider(transport).stream(vision_call(stream=True)))
 
     assert caught.value.headers == {"Retry-After": "2"}
 
 
 async def test_error_event_mid_stream_is_an_upstream_error(
-    client: httpx.AsyncClient, respx_mock: respx.MockRouter
+    transport: httpx.AsyncBaseTransport, respx_mock: respx.MockRouter
 ) -> None:
     respx_mock.post("/chat/completions").mock(
         return_value=sse(
@@ -399,20 +399,20 @@ async def test_error_event_mid_stream_is_an_upstream_error(
     received: list[ChatCompletionChunk] = []
 
     with pytest.raises(UpstreamError, match="model crashed"):
-        await collect_into(provider(client).stream(vision_call(stream=True)), received)
+        await collect_into(provider(transport).stream(vision_call(stream=True)), received)
 
     assert [c.choices[0].delta.content for c in received] == ["", "A "]
 
 
 async def test_string_error_event_mid_stream_is_an_upstream_error(
-    client: httpx.AsyncClient, respx_mock: respx.MockRouter
+    transport: httpx.AsyncBaseTransport, respx_mock: respx.MockRouter
 ) -> None:
     respx_mock.post("/chat/completions").mock(
         return_value=sse(delta_event({"content": "A "}), {"error": "out of memory"})
     )
 
     with pytest.raises(UpstreamError, match="out of memory"):
-        await collect(provider(client).stream(vision_call(stream=True)))
+        await collect(provider(transport).stream(vision_call(stream=True)))
 
 
 @pytest.mark.parametrize(
@@ -424,27 +424,27 @@ async def test_string_error_event_mid_stream_is_an_upstream_error(
     ],
 )
 async def test_stream_ending_without_finish_reason_is_an_upstream_error(
-    client: httpx.AsyncClient,
+    transport: httpx.AsyncBaseTransport,
     respx_mock: respx.MockRouter,
     events: list[dict[str, Any] | str | bytes],
 ) -> None:
     respx_mock.post("/chat/completions").mock(return_value=sse(*events))
 
     with pytest.raises(UpstreamError, match="ended before it was complete"):
-        await collect(provider(client).stream(vision_call(stream=True)))
+        await collect(provider(transport).stream(vision_call(stream=True)))
 
 
 async def test_malformed_event_is_an_upstream_error(
-    client: httpx.AsyncClient, respx_mock: respx.MockRouter
+    transport: httpx.AsyncBaseTransport, respx_mock: respx.MockRouter
 ) -> None:
     respx_mock.post("/chat/completions").mock(return_value=sse("{not json"))
 
     with pytest.raises(UpstreamError, match="malformed stream event"):
-        await collect(provider(client).stream(vision_call(stream=True)))
+        await collect(provider(transport).stream(vision_call(stream=True)))
 
 
 async def test_connection_lost_mid_stream_is_an_upstream_error(
-    client: httpx.AsyncClient, respx_mock: respx.MockRouter
+    transport: httpx.AsyncBaseTransport, respx_mock: respx.MockRouter
 ) -> None:
     async def body() -> AsyncIterator[bytes]:
         yield event_line(orjson.dumps(delta_event({"content": "A "})))
@@ -457,11 +457,11 @@ async def test_connection_lost_mid_stream_is_an_upstream_error(
     )
 
     with pytest.raises(UpstreamError, match="connection failed"):
-        await collect(provider(client).stream(vision_call(stream=True)))
+        await collect(provider(transport).stream(vision_call(stream=True)))
 
 
 async def test_read_timeout_mid_stream_is_an_upstream_timeout(
-    client: httpx.AsyncClient, respx_mock: respx.MockRouter
+    transport: httpx.AsyncBaseTransport, respx_mock: respx.MockRouter
 ) -> None:
     async def body() -> AsyncIterator[bytes]:
         yield event_line(orjson.dumps(delta_event({"content": "A "})))
@@ -474,16 +474,16 @@ async def test_read_timeout_mid_stream_is_an_upstream_timeout(
     )
 
     with pytest.raises(UpstreamTimeout):
-        await collect(provider(client).stream(vision_call(stream=True)))
+        await collect(provider(transport).stream(vision_call(stream=True)))
 
 
 async def test_the_upstream_response_is_closed_when_the_stream_is_closed(
-    client: httpx.AsyncClient, respx_mock: respx.MockRouter
+    transport: httpx.AsyncBaseTransport, respx_mock: respx.MockRouter
 ) -> None:
     route = respx_mock.post("/chat/completions").mock(
         return_value=sse(delta_event({"content": "A "}), delta_event({}, "stop"), "[DONE]")
     )
-    chunks = provider(client).stream(vision_call(stream=True))
+    chunks = provider(transport).stream(vision_call(stream=True))
     assert isinstance(chunks, AsyncGenerator)
 
     await anext(chunks)

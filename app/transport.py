@@ -1,0 +1,115 @@
+"""The upstream transport: httpx requests and responses, carried by aiohttp's connection pool.
+
+Providers build `httpx.Request`s and read `httpx.Response`s (the seam httpx was designed
+around); this transport moves their bytes. aiohttp's pool keeps a free-list of connections,
+so a request costs the same with 4 or 2,000 pooled connections, where httpcore's scans every
+pooled connection on each request. No cookies, redirects or auth flows happen here: each
+upstream request is exactly what its provider built.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import aiohttp
+import httpx
+
+DEFAULT_TIMEOUT_S = 120.0
+_HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "host"})
+
+
+def _timeout(request: httpx.Request) -> aiohttp.ClientTimeout:
+    """httpx's per-request timeouts (`connect`, `read`, `write`, `pool`) in aiohttp's terms."""
+    timeout = request.extensions.get("timeout", {})
+    connect = timeout.get("connect", DEFAULT_TIMEOUT_S)
+    pool = timeout.get("pool", DEFAULT_TIMEOUT_S)
+    return aiohttp.ClientTimeout(
+        total=None,
+        connect=None if connect is None or pool is None else connect + pool,
+        sock_connect=connect,
+        sock_read=timeout.get("read", DEFAULT_TIMEOUT_S),
+    )
+
+
+def _mapped(exc: BaseException, *, connecting: bool) -> httpx.TransportError:
+    """aiohttp's failure as the httpx exception the upstream seam maps (SPEC §5)."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return httpx.ConnectTimeout(str(exc) or "connect timeout")
+    if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+        return httpx.ReadTimeout(str(exc) or "read timeout")
+    if isinstance(exc, aiohttp.ClientConnectorError) or (connecting and isinstance(exc, OSError)):
+        return httpx.ConnectError(str(exc) or "connect error")
+    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError):
+        return httpx.RemoteProtocolError(str(exc) or "the connection closed mid-response")
+    return httpx.ReadError(str(exc) or type(exc).__name__)
+
+
+class _ResponseStream(httpx.AsyncByteStream):
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._response.content.iter_any():
+                yield chunk
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise _mapped(exc, connecting=False) from exc
+
+    async def aclose(self) -> None:
+        # A body read to its end hands the connection back to the pool; one abandoned
+        # mid-way (a client that went away) closes it, which stops the upstream.
+        if self._response.content.at_eof():
+            self._response.release()
+        else:
+            self._response.close()
+
+
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    """One shared, pooled set of upstream connections for the whole app."""
+
+    def __init__(self, *, max_connections: int = 0, keepalive_s: float = 30.0) -> None:
+        self._max_connections = max_connections
+        self._keepalive_s = keepalive_s
+        self._session: aiohttp.ClientSession | None = None
+
+    def _session_now(self) -> aiohttp.ClientSession:
+        # Made on first use, inside the running event loop it belongs to.
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(
+                limit=self._max_connections,
+                limit_per_host=0,
+                keepalive_timeout=self._keepalive_s,
+                ttl_dns_cache=60,
+                enable_cleanup_closed=True,
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar()
+            )
+        return self._session
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        body = await request.aread()  # multipart bodies are built by httpx and sent whole
+        headers = [(k, v) for k, v in request.headers.multi_items() if k not in _HOP_BY_HOP]
+        try:
+            response = await self._session_now().request(
+                request.method,
+                str(request.url),
+                headers=headers,
+                data=body or None,
+                allow_redirects=False,
+                timeout=_timeout(request),
+                skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
+            )
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise _mapped(exc, connecting=True) from exc
+        return httpx.Response(
+            response.status,
+            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.raw_headers],
+            stream=_ResponseStream(response),
+            request=request,
+        )
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
