@@ -6,7 +6,6 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from contextlib import aclosing
 from dataclasses import replace
 from typing import TypeVar
 
@@ -22,7 +21,6 @@ from app.metrics import Metrics
 from app.providers.base import Call, chunks_from_completion, refuse_unsupported
 from app.routing import Attempt, Router
 from app.schemas import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, CompletionUsage
-from app.sse import encode_event
 
 logger = logging.getLogger(__name__)
 
@@ -77,12 +75,14 @@ class ChatService:
         completion, attempt = await self._first_success(request, run)
         return completion, attempt.deployment.entry.provider
 
-    async def stream(self, request: ChatCompletionRequest) -> tuple[AsyncIterator[bytes], str]:
-        """A started stream of encoded chunks: its first chunk is already in hand, so failures
+    async def stream(
+        self, request: ChatCompletionRequest
+    ) -> tuple[AsyncIterator[ChatCompletionChunk], str]:
+        """A started stream of chunks: its first chunk is already in hand, so failures
         up to there were raised here, as HTTP statuses, and could be retried elsewhere."""
 
         async def run(attempt: Attempt, deadline: float) -> tuple[ChatCompletionChunk, Chunks]:
-            chunks = self._chunks(request, attempt, deadline)
+            chunks = await self._chunks(request, attempt, deadline)
             try:
                 return await anext(chunks), chunks
             except BaseException:
@@ -91,9 +91,8 @@ class ChatService:
 
         (first, chunks), attempt = await self._first_success(request, run)
         entry = attempt.deployment.entry
-        return self._encode(request, entry.provider, first, _paced(chunks, entry.timeout_s)), (
-            entry.provider
-        )
+        events = self._relay(request, entry.provider, first, chunks, entry.timeout_s)
+        return events, entry.provider
 
     async def _first_success(
         self, request: ChatCompletionRequest, run: Run[T]
@@ -188,42 +187,49 @@ class ChatService:
     async def _chunks(
         self, request: ChatCompletionRequest, attempt: Attempt, deadline: float
     ) -> Chunks:
+        """The provider's own stream, or, for `n` it can't do, the merged answers as one."""
         provider = attempt.deployment.provider
         call = await self._call(request, attempt, deadline)
         if request.choice_count > 1 and not provider.capabilities.native_n:
-            for chunk in chunks_from_completion(await self._complete_once(call, attempt)):
-                yield chunk
-            return
-        async with aclosing(provider.stream(call)) as chunks:
-            async for chunk in chunks:
-                yield chunk
+            return _replay(chunks_from_completion(await self._complete_once(call, attempt)))
+        return provider.stream(call)
 
-    async def _encode(
+    async def _relay(
         self,
         request: ChatCompletionRequest,
         provider: str,
         first: ChatCompletionChunk,
         chunks: Chunks,
-    ) -> AsyncIterator[bytes]:
-        """Chunks as SSE events; usage only when asked for, and always when asked for."""
+        wait_s: float,
+    ) -> AsyncIterator[ChatCompletionChunk]:
+        """The chunks to send: usage only when asked for (and always then), each chunk within
+        `wait_s` of the one before, so that a stalled upstream ends the stream with
+        `upstream_timeout` instead of holding it open."""
         started = time.perf_counter()
         include_usage, usage_sent, first_token = request.include_usage, False, False
         outcome = "cancelled"
         self._metrics.streams.inc()
         try:
-            yield encode_event(first)
-            async for chunk in chunks:
+            yield first
+            while True:
+                try:
+                    async with asyncio.timeout(wait_s):
+                        chunk = await anext(chunks)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    raise UpstreamTimeout(f"the upstream sent nothing for {wait_s:g} s") from None
                 if chunk.usage is not None and not chunk.choices:
                     if include_usage:
                         usage_sent = True
-                        yield encode_event(chunk)
+                        yield chunk
                     continue
                 if not first_token and any(c.delta.content for c in chunk.choices):
                     first_token = True
                     self._metrics.first_token.labels(request.model, provider).observe(
                         time.perf_counter() - started
                     )
-                yield encode_event(chunk)
+                yield chunk
             if include_usage and not usage_sent:
                 empty = ChatCompletionChunk(
                     id=first.id,
@@ -232,7 +238,7 @@ class ChatService:
                     choices=[],
                     usage=CompletionUsage(),
                 )
-                yield encode_event(empty)
+                yield empty
             outcome = "completed"
         except GatewayError as exc:
             outcome = exc.code or "failed"
@@ -256,19 +262,9 @@ class ChatService:
         self._metrics.failovers.labels(request.model).inc()
 
 
-async def _paced(chunks: Chunks, wait_s: float) -> Chunks:
-    """The chunks, each within `wait_s` of the one before: a stalled upstream ends the stream
-    with `upstream_timeout` instead of holding it open."""
-    async with aclosing(chunks):
-        while True:
-            try:
-                async with asyncio.timeout(wait_s):
-                    chunk = await anext(chunks)
-            except StopAsyncIteration:
-                return
-            except TimeoutError:
-                raise UpstreamTimeout(f"the upstream sent nothing for {wait_s:g} s") from None
-            yield chunk
+async def _replay(chunks: list[ChatCompletionChunk]) -> Chunks:
+    for chunk in chunks:
+        yield chunk
 
 
 def merge_choices(completions: list[ChatCompletion]) -> ChatCompletion:

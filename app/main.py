@@ -14,6 +14,7 @@ from app.api import chat, health, models, playground
 from app.completions import ChatService
 from app.config import DEFAULT_CONFIG_PATH, GatewayConfig, load_config
 from app.errors import install_error_handlers
+from app.gateway import Gateway
 from app.images import ImagePipeline
 from app.images.cache import ImageCache
 from app.images.fetch import ImageFetcher, Resolver, system_resolver
@@ -36,7 +37,7 @@ def create_app(config: GatewayConfig, *, resolver: Resolver = system_resolver) -
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        logger.info("serving %d model(s)", len(app.state.router.served()))
+        logger.info("serving %d model(s)", len(router.served()))
         try:
             yield
         finally:
@@ -59,18 +60,19 @@ def create_app(config: GatewayConfig, *, resolver: Resolver = system_resolver) -
     pipeline = ImagePipeline(images, fetcher, ImageCache())
     state = build_state(config.state, on_error=metrics.state_errors.inc)
     router = Router(config, ProviderContext(transport, config.images, state))
-    app.state.config = config
-    app.state.api_keys = config.server.active_keys()
-    app.state.router = router
-    app.state.metrics = metrics
     limiter = RateLimiter(state)
-    app.state.state = state
-    app.state.limiter = limiter
-    app.state.chat_service = ChatService(
-        config, router, pipeline, metrics, limiter, Cooldowns(state)
+    app.state.gateway = Gateway(
+        config=config,
+        router=router,
+        service=ChatService(config, router, pipeline, metrics, limiter, Cooldowns(state)),
+        metrics=metrics,
+        limiter=limiter,
+        state=state,
+        started_at=int(time.time()),
+        api_keys=config.server.active_keys(),
     )
-    app.state.started_at = int(time.time())
-    for module in (chat, models, health, playground):
+    app.router.routes.extend(chat.routes)
+    for module in (models, health, playground):
         app.include_router(module.router)
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)

@@ -37,15 +37,15 @@ def _keepalive() -> ServerSentEvent:
     return ServerSentEvent(comment="keepalive")
 
 
-async def sse_body(events: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """Frame an already-started stream: events as they come, then `[DONE]`.
+async def sse_body(events: AsyncIterator[BaseModel]) -> AsyncIterator[bytes]:
+    """Frame an already-started stream: each chunk as an event as it comes, then `[DONE]`.
 
     A failure after the first byte cannot change the status any more, so it becomes one
     error event, and the stream ends without `[DONE]` (SPEC §5).
     """
     try:
         async for event in events:
-            yield event
+            yield encode_event(event)
     except GatewayError as exc:
         logger.warning("stream failed after the first byte: %s", exc.message)
         yield encode_error(exc)
@@ -62,7 +62,7 @@ async def sse_body(events: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
 
 
 def event_stream_response(
-    events: AsyncIterator[bytes], *, grace_s: float = 0, headers: dict[str, str] | None = None
+    events: AsyncIterator[BaseModel], *, grace_s: float = 0, headers: dict[str, str] | None = None
 ) -> EventSourceResponse:
     """The streaming HTTP response: `: keepalive` comments while the stream is quiet, and on
     shutdown up to `grace_s` for the stream to finish before it is cut."""

@@ -7,27 +7,19 @@ from collections.abc import Awaitable
 from typing import TypeVar
 
 import orjson
-from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
-from starlette.requests import ClientDisconnect
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.routing import Route
 
-from app.api.deps import (
-    ConfigDep,
-    KeyDep,
-    LimiterDep,
-    MetricsDep,
-    ServiceDep,
-    authorize_model,
-)
 from app.context import current_request
 from app.errors import ClientClosedRequest, InvalidJSON, RequestTooLarge, validation_error
+from app.gateway import authorize_model, gateway_of
 from app.logs import request_logged
 from app.schemas import ChatCompletionRequest
 from app.sse import event_stream_response
 
-router = APIRouter()
 T = TypeVar("T")
 
 
@@ -86,29 +78,25 @@ def parse_request(body: bytes) -> ChatCompletionRequest:
         raise validation_error(RequestValidationError(exc.errors())) from None
 
 
-@router.post("/v1/chat/completions")
-@router.post("/chat/completions", include_in_schema=False)
-async def create_chat_completion(
-    request: Request,
-    key: KeyDep,
-    config: ConfigDep,
-    service: ServiceDep,
-    metrics: MetricsDep,
-    limiter: LimiterDep,
-) -> Response:
-    chat = parse_request(await read_body(request, config.server.max_request_bytes))
+async def create_chat_completion(request: Request) -> Response:
+    """`POST /v1/chat/completions`. A plain Starlette endpoint: the hot path skips FastAPI's
+    dependency solving, and the body is read and validated here, with OpenAI's errors."""
+    gateway = gateway_of(request)
+    key = gateway.authenticate(request)
+    chat = parse_request(await read_body(request, gateway.config.server.max_request_bytes))
     authorize_model(key, chat.model)
     if key is not None:
-        await limiter.check(f"key:{key.label}", key.rpm, "this key")
-    stream = bool(chat.stream)
+        await gateway.limiter.check(f"key:{key.label}", key.rpm, "this key")
+    metrics, stream = gateway.metrics, bool(chat.stream)
     with (
         metrics.track(chat.model, stream=stream) as outcome,
         request_logged(chat.model, lambda: outcome.provider, stream=stream),
     ):
         if stream:
-            events, outcome.provider = await service.stream(chat)
-            return event_stream_response(events, grace_s=config.server.shutdown_grace_s)
-        completion, outcome.provider = await unless_disconnected(request, service.complete(chat))
+            events, outcome.provider = await gateway.service.stream(chat)
+            return event_stream_response(events, grace_s=gateway.config.server.shutdown_grace_s)
+        work = gateway.service.complete(chat)
+        completion, outcome.provider = await unless_disconnected(request, work)
         overhead_ms = current_request().overhead_ms()
         metrics.overhead.labels(chat.model, outcome.provider).observe(overhead_ms / 1000)
         return Response(
@@ -116,3 +104,9 @@ async def create_chat_completion(
             media_type="application/json",
             headers={"x-gateway-overhead-ms": f"{overhead_ms:.3f}"},
         )
+
+
+routes = [
+    Route("/v1/chat/completions", create_chat_completion, methods=["POST"]),
+    Route("/chat/completions", create_chat_completion, methods=["POST"]),
+]

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import JSONResponse, Response
 
-from app.api.deps import MetricsDep, RouterDep
-from app.state import StateBackend
+from app.api.deps import GatewayDep
 
 router = APIRouter()
 
@@ -18,19 +17,18 @@ async def health() -> Response:
 
 
 @router.get("/ready")
-async def ready(request: Request, models: RouterDep) -> Response:
+async def ready(gateway: GatewayDep) -> Response:
     """Ready once the config is loaded and the state backend answers; 503 `degraded` while
     it does not (requests are still served, with limits kept per process)."""
-    state: StateBackend = request.app.state.state
-    alive = await state.ping()
+    alive = await gateway.state.ping()
     body = {
         "status": "ready" if alive else "degraded",
-        "models": len(models.served()),
-        "state": state.name,
+        "models": len(gateway.router.served()),
+        "state": gateway.state.name,
     }
     return JSONResponse(body, status_code=200 if alive else 503)
 
 
 @router.get("/metrics")
-async def metrics(registry: MetricsDep) -> Response:
-    return Response(registry.render(), media_type=CONTENT_TYPE_LATEST)
+async def metrics(gateway: GatewayDep) -> Response:
+    return Response(gateway.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from starlette.responses import Response
 
-from app.api.deps import KeyDep, RouterDep
+from app.api.deps import GatewayDep, KeyDep
 from app.errors import GatewayError, ModelNotFound
 from app.routing import Group
 from app.schemas import Model, ModelList
@@ -16,22 +16,15 @@ logger = logging.getLogger(__name__)
 router = APIRouter()
 
 
-def _created(request: Request) -> int:
-    started: int = request.app.state.started_at
-    return started
-
-
 @router.get("/v1/models")
 @router.get("/models", include_in_schema=False)
-async def list_models(request: Request, _: KeyDep, models: RouterDep) -> Response:
-    created = _created(request)
-    data = []
-    for group in models.served():
+async def list_models(_: KeyDep, gateway: GatewayDep) -> Response:
+    created, data = gateway.started_at, []
+    for group in gateway.router.served():
         data.append(Model(id=group.name, created=created, owned_by=group.provider_kind))
         for variant in await _variants(group):
-            data.append(
-                Model(id=group.name[:-1] + variant, created=created, owned_by=group.provider_kind)
-            )
+            model_id = group.name[:-1] + variant
+            data.append(Model(id=model_id, created=created, owned_by=group.provider_kind))
     return Response(ModelList(data=data).model_dump_json(), media_type="application/json")
 
 
@@ -50,11 +43,11 @@ async def _variants(group: Group) -> list[str]:
 
 @router.get("/v1/models/{model_id:path}")
 @router.get("/models/{model_id:path}", include_in_schema=False)
-async def retrieve_model(request: Request, model_id: str, _: KeyDep, models: RouterDep) -> Response:
-    owner = models.owner(model_id)
+async def retrieve_model(model_id: str, _: KeyDep, gateway: GatewayDep) -> Response:
+    owner = gateway.router.owner(model_id)
     if owner is None:
         raise ModelNotFound(
             f"the model {model_id!r} does not exist or is not enabled", param="model"
         )
-    model = Model(id=model_id, created=_created(request), owned_by=owner)
+    model = Model(id=model_id, created=gateway.started_at, owned_by=owner)
     return Response(model.model_dump_json(), media_type="application/json")

@@ -7,15 +7,15 @@ from importlib.resources import files
 from fastapi import APIRouter
 from starlette.responses import HTMLResponse
 
-from app.api.deps import ConfigDep
+from app.api.deps import GatewayDep
 from app.errors import RouteNotFound
 
 router = APIRouter()
 
 
 @router.get("/playground", include_in_schema=False)
-async def playground(config: ConfigDep) -> HTMLResponse:
-    if not config.server.playground:
+async def playground(gateway: GatewayDep) -> HTMLResponse:
+    if not gateway.config.server.playground:
         raise RouteNotFound("unknown path")
     page = files("app").joinpath("static/playground.html").read_text(encoding="utf-8")
     return HTMLResponse(page)

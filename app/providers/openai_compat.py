@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 
 import httpx
 import orjson
@@ -24,7 +24,6 @@ from app.redaction import redact
 from app.schemas import (
     ChatCompletion,
     ChatCompletionChunk,
-    ChatCompletionRequest,
     ChoiceDelta,
     ChunkChoice,
 )
@@ -82,29 +81,25 @@ class OpenAICompatible:
         return completion
 
     async def stream(self, call: Call) -> AsyncGenerator[ChatCompletionChunk]:
+        """Our role chunk once the upstream accepted, then its chunks as they arrive, under
+        our id and the client's model name."""
+        request = call.request
         response = await self._api.open_stream(self._request(call, stream=True))
         try:
-            async for chunk in self._relay(response, call.request):
-                yield chunk
+            role = role_chunk(request.model, request.choice_count)
+            yield role
+            finished = False
+            with map_upstream_errors(self.name):
+                async for data in iter_sse_data(response):
+                    chunk = _parse_chunk(data, self.name, self._api.secrets)
+                    chunk.id, chunk.created, chunk.model = role.id, role.created, request.model
+                    finished = finished or any(c.finish_reason for c in chunk.choices)
+                    if _strip_role(chunk):
+                        yield chunk
+            if not finished:
+                raise UpstreamError(f"the {self.name} upstream stream ended before it was complete")
         finally:
             await response.aclose()
-
-    async def _relay(
-        self, response: httpx.Response, request: ChatCompletionRequest
-    ) -> AsyncIterator[ChatCompletionChunk]:
-        role = role_chunk(request.model, request.choice_count)
-        chunk_id, created = role.id, role.created
-        yield role
-        finished = False
-        with map_upstream_errors(self.name):
-            async for data in iter_sse_data(response):
-                chunk = _parse_chunk(data, self.name, self._api.secrets)
-                chunk.id, chunk.created, chunk.model = chunk_id, created, request.model
-                finished = finished or any(c.finish_reason for c in chunk.choices)
-                if _strip_role(chunk):
-                    yield chunk
-        if not finished:
-            raise UpstreamError(f"the {self.name} upstream stream ended before it was complete")
 
 
 def _parse_chunk(data: str, provider: str, secrets: tuple[str, ...]) -> ChatCompletionChunk:

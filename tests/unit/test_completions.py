@@ -41,6 +41,7 @@ from app.schemas import (
     ChunkChoice,
     CompletionUsage,
 )
+from app.sse import encode_event
 from app.state import MemoryState
 from tests.conftest import make_config
 from tests.unit.conftest import chat_request
@@ -466,16 +467,14 @@ async def test_more_images_than_the_provider_takes_is_refused(gateway: Any) -> N
     assert a.calls == []
 
 
-async def read(events: AsyncIterator[bytes]) -> list[dict[str, Any]]:
-    payloads = []
-    async for event in events:
-        assert event.startswith(b"data: ")
-        assert event.endswith(b"\n\n")
-        payloads.append(orjson.loads(event[6:]))
-    return payloads
+async def read(events: AsyncIterator[ChatCompletionChunk]) -> list[dict[str, Any]]:
+    """The chunks as a client would parse them off the wire."""
+    return [orjson.loads(encode_event(event)[len(b"data: ") :]) async for event in events]
 
 
-async def drain(events: AsyncIterator[bytes], into: list[bytes]) -> None:
+async def drain(
+    events: AsyncIterator[ChatCompletionChunk], into: list[ChatCompletionChunk]
+) -> None:
     async for event in events:
         into.append(event)
 
@@ -600,7 +599,7 @@ async def test_errors_after_the_first_chunk_surface_while_reading(gateway: Any) 
     gw = gateway(a=FakeUpstream(steps=steps), b=FakeUpstream())
 
     events, _ = await gw.service.stream(streamed(chat_request()))
-    received: list[bytes] = []
+    received: list[ChatCompletionChunk] = []
     with pytest.raises(UpstreamError, match="broke off"):
         await drain(events, received)
 

@@ -141,14 +141,14 @@ def test_encode_error_carries_the_envelope() -> None:
 
 
 class Events:
-    """A source of encoded events that may fail after them, and notes whether it was closed."""
+    """A source of chunks that may fail after them, and notes whether it was closed."""
 
-    def __init__(self, events: list[bytes], failure: Exception | None = None) -> None:
+    def __init__(self, events: list[ChatCompletionChunk], failure: Exception | None = None) -> None:
         self.events = events
         self.failure = failure
         self.closed = False
 
-    async def __call__(self) -> AsyncIterator[bytes]:
+    async def __call__(self) -> AsyncIterator[ChatCompletionChunk]:
         try:
             for event in self.events:
                 yield event
@@ -169,7 +169,7 @@ def payload(event: bytes) -> object:
 
 
 async def test_sse_body_sends_the_events_then_done() -> None:
-    source = Events([encode_event(chunk("a")), encode_event(chunk("b"))])
+    source = Events([chunk("a"), chunk("b")])
 
     body = await body_of(source)
 
@@ -182,7 +182,7 @@ async def test_empty_stream_is_just_done() -> None:
 
 
 async def test_gateway_error_mid_stream_is_one_error_event_and_no_done() -> None:
-    source = Events([encode_event(chunk("a"))], UpstreamError("the upstream broke off"))
+    source = Events([chunk("a")], UpstreamError("the upstream broke off"))
 
     body = await body_of(source)
 
@@ -201,7 +201,7 @@ async def test_gateway_error_mid_stream_is_one_error_event_and_no_done() -> None
 
 
 async def test_unexpected_error_mid_stream_is_a_generic_server_error() -> None:
-    source = Events([encode_event(chunk("a"))], KeyError("secret-internal-detail"))
+    source = Events([chunk("a")], KeyError("secret-internal-detail"))
 
     body = await body_of(source)
 

@@ -1,0 +1,60 @@
+"""Everything `create_app` builds for one gateway, in one object the routes reach."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+
+from starlette.requests import HTTPConnection
+
+from app.completions import ChatService
+from app.config import ApiKey, GatewayConfig
+from app.errors import AuthenticationFailed, ModelNotAllowed
+from app.limits import RateLimiter
+from app.metrics import Metrics
+from app.routing import Router
+from app.state import StateBackend
+
+
+@dataclass(frozen=True)
+class Gateway:
+    config: GatewayConfig
+    router: Router
+    service: ChatService
+    metrics: Metrics
+    limiter: RateLimiter
+    state: StateBackend
+    started_at: int
+    api_keys: list[ApiKey] = field(default_factory=list)
+
+    def authenticate(self, headers: HTTPConnection) -> ApiKey | None:
+        """The caller's gateway key, when keys are configured; 401 without a valid one.
+        Every configured key is compared, in constant time, whatever matches."""
+        if not self.api_keys:
+            return None
+        scheme, _, token = headers.headers.get("authorization", "").partition(" ")
+        offered = token.strip().encode() if scheme.lower() == "bearer" else b""
+        match = None
+        for key in self.api_keys:
+            if secrets.compare_digest(offered, key.key.encode()):
+                match = key
+        if match is None:
+            raise AuthenticationFailed(
+                "a valid gateway key is required: Authorization: Bearer <key>"
+            )
+        return match
+
+
+def authorize_model(key: ApiKey | None, model: str) -> None:
+    """403 when the key is limited to other models (`name`, or a `prefix/*` family)."""
+    if key is None or key.models is None:
+        return
+    for allowed in key.models:
+        if model == allowed or (allowed.endswith("/*") and model.startswith(allowed[:-1])):
+            return
+    raise ModelNotAllowed(f"this key may not use the model {model!r}", param="model")
+
+
+def gateway_of(connection: HTTPConnection) -> Gateway:
+    gateway: Gateway = connection.app.state.gateway
+    return gateway
