@@ -1,4 +1,4 @@
-"""A light HTTP/1.1 keep-alive client on raw asyncio transports, timing SSE streams as they arrive."""
+"""A light HTTP/1.1 keep-alive client on raw asyncio transports that times SSE streams."""
 
 from __future__ import annotations
 
@@ -17,13 +17,15 @@ _ERROR = re.compile(rb'^data:\s*\{"error"')
 
 @dataclass(slots=True)
 class Exchange:
-    """One request and what came back: status, timings and, for streams, what the events were."""
+    """One request and what came back: status, timings and, for streams, the `data:` events
+    (`[DONE]` aside) and how many of them carried content."""
 
     started: float
     status: int = 0
     finished: float | None = None
     first_token: float | None = None
     events: int = 0
+    tokens: int = 0
     done: bool = False
     error: str | None = None
     body: bytearray = field(default_factory=bytearray)
@@ -39,8 +41,12 @@ class Exchange:
 
 def build_request(host: str, port: int, path: str, body: bytes, headers: dict[str, str]) -> bytes:
     """A complete `POST` request, ready to be written as is for every exchange."""
-    lines = [f"POST {path} HTTP/1.1", f"Host: {host}:{port}", "Content-Type: application/json",
-             f"Content-Length: {len(body)}"]
+    lines = [
+        f"POST {path} HTTP/1.1",
+        f"Host: {host}:{port}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+    ]
     lines += [f"{name}: {value}" for name, value in headers.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
@@ -64,7 +70,8 @@ class Connection(asyncio.Protocol):
     ) -> Connection:
         loop = asyncio.get_running_loop()
         _, protocol = await loop.create_connection(
-            lambda: cls(streaming=streaming, keep_body=keep_body), host, port)
+            lambda: cls(streaming=streaming, keep_body=keep_body), host, port
+        )
         return protocol
 
     async def send(self, request: bytes) -> Exchange:
@@ -88,7 +95,7 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._transport = None
-        self._fail("connection closed mid-response")
+        self._fail(f"connection lost mid-response: {exc or 'closed by the server'}")
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -138,8 +145,10 @@ class Connection(asyncio.Protocol):
                 exchange.done = True
                 continue
             exchange.events += 1
-            if exchange.first_token is None and _CONTENT.search(event):
-                exchange.first_token = time.perf_counter()
+            if _CONTENT.search(event):
+                exchange.tokens += 1
+                if exchange.first_token is None:
+                    exchange.first_token = time.perf_counter()
             elif _ERROR.match(event):
                 exchange.error = event[:300].decode("utf-8", "replace")
 

@@ -9,98 +9,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import signal
 from collections import deque
-from dataclasses import dataclass
-from functools import cache
 from typing import cast
 
 import httptools
-import orjson
 import uvloop
 
-DEFAULT_CHUNKS = 8
-TOKEN = "tok "
-_SHAPE = re.compile(r"(\d+)x(\d+(?:\.\d+)?)ms$")
-_JSON_HEADERS = b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
-_SSE_HEADERS = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-                b"Transfer-Encoding: chunked\r\n\r\n")
-_LAST_CHUNK = b"0\r\n\r\n"
-
-
-@dataclass(frozen=True)
-class Shape:
-    """How many content tokens a reply has and how far apart they are streamed."""
-
-    chunks: int
-    delay_s: float
-
-
-def shape_of(model: str) -> Shape:
-    """The reply shape a model name asks for; plain names get `DEFAULT_CHUNKS` at once."""
-    match = _SHAPE.search(model)
-    if match is None:
-        return Shape(DEFAULT_CHUNKS, 0.0)
-    return Shape(max(1, int(match.group(1))), float(match.group(2)) / 1000)
-
-
-def _json_response(status: int, payload: object) -> bytes:
-    body = orjson.dumps(payload)
-    reason = b"OK" if status == 200 else b"Error"
-    return _JSON_HEADERS % (status, reason, len(body)) + body
-
-
-def _error(status: int, message: str) -> bytes:
-    return _json_response(status, {"error": {"message": message, "type": "invalid_request_error",
-                                             "param": None, "code": None}})
-
-
-@cache
-def completion_reply(model: str) -> bytes:
-    """A whole `chat.completion` response, headers included."""
-    chunks = shape_of(model).chunks
-    return _json_response(200, {
-        "id": "chatcmpl-mock", "object": "chat.completion", "created": 1_700_000_000,
-        "model": model,
-        "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
-                     "message": {"role": "assistant", "content": TOKEN * chunks}}],
-        "usage": {"prompt_tokens": 12, "completion_tokens": chunks, "total_tokens": 12 + chunks},
-    })
-
-
-def _frame(payload: object) -> bytes:
-    event = b"data: " + (payload if isinstance(payload, bytes) else orjson.dumps(payload)) + b"\n\n"
-    return b"%x\r\n%s\r\n" % (len(event), event)
-
-
-def _chunk(model: str, delta: dict[str, str], finish: str | None = None) -> bytes:
-    return _frame({"id": "chatcmpl-mock", "object": "chat.completion.chunk",
-                   "created": 1_700_000_000, "model": model,
-                   "choices": [{"index": 0, "delta": delta, "logprobs": None,
-                                "finish_reason": finish}]})
-
-
-@dataclass(frozen=True)
-class StreamFrames:
-    """The chunked-encoding frames of one streamed reply, built once per model."""
-
-    head: bytes
-    token: bytes
-    tail: bytes
-
-
-@cache
-def stream_frames(model: str, include_usage: bool) -> StreamFrames:
-    chunks = shape_of(model).chunks
-    tail = _chunk(model, {}, "stop")
-    if include_usage:
-        tail += _frame({"id": "chatcmpl-mock", "object": "chat.completion.chunk",
-                        "created": 1_700_000_000, "model": model, "choices": [],
-                        "usage": {"prompt_tokens": 12, "completion_tokens": chunks,
-                                  "total_tokens": 12 + chunks}})
-    head = _SSE_HEADERS + _chunk(model, {"role": "assistant", "content": ""})
-    return StreamFrames(head, _chunk(model, {"content": TOKEN}), tail + _frame(b"[DONE]") + _LAST_CHUNK)
+from bench.replies import (
+    StreamFrames,
+    completion_reply,
+    error_response,
+    json_response,
+    request_fields,
+    shape_of,
+    stream_frames,
+)
 
 
 class MockProtocol(asyncio.Protocol):
@@ -111,7 +35,7 @@ class MockProtocol(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._url = b""
         self._body: list[bytes] = []
-        self._queue: deque[tuple[bytes, bytes, bool]] = deque()
+        self._queue: deque[tuple[bytes, list[bytes], bool]] = deque()
         self._busy = False
         self._keep_alive = True
         self._timer: asyncio.TimerHandle | None = None
@@ -119,7 +43,7 @@ class MockProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
 
-    def connection_lost(self, exc: Exception | None) -> None:
+    def connection_lost(self, _exc: Exception | None) -> None:
         if self._timer is not None:
             self._timer.cancel()
         self._transport = None
@@ -128,7 +52,7 @@ class MockProtocol(asyncio.Protocol):
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError:
-            self._write(_error(400, "malformed HTTP request"))
+            self._write(error_response(400, "malformed HTTP request"))
             self._close()
 
     def on_url(self, url: bytes) -> None:
@@ -138,7 +62,7 @@ class MockProtocol(asyncio.Protocol):
         self._body.append(body)
 
     def on_message_complete(self) -> None:
-        request = (self._url, b"".join(self._body), self._parser.should_keep_alive())
+        request = (self._url, self._body, self._parser.should_keep_alive())
         self._url, self._body = b"", []
         self._queue.append(request)
         if not self._busy:
@@ -151,26 +75,24 @@ class MockProtocol(asyncio.Protocol):
             if not self._busy and not self._keep_alive:
                 self._close()
 
-    def _answer(self, path: bytes, body: bytes) -> None:
+    def _answer(self, path: bytes, body: list[bytes]) -> None:
         if path == b"/health":
-            self._write(_json_response(200, {"status": "ok"}))
+            self._write(json_response(200, {"status": "ok"}))
         elif path not in (b"/v1/chat/completions", b"/chat/completions"):
-            self._write(_error(404, "not found"))
+            self._write(error_response(404, "not found"))
         else:
             self._complete(body)
 
-    def _complete(self, body: bytes) -> None:
-        try:
-            request = orjson.loads(body)
-            model = str(request["model"])
-        except (orjson.JSONDecodeError, KeyError, TypeError):
-            self._write(_error(400, "the body must be a JSON object with a model"))
+    def _complete(self, body: list[bytes]) -> None:
+        fields = request_fields(body)
+        if fields is None:
+            self._write(error_response(400, "the body must be a JSON object with a model"))
             return
-        if not request.get("stream"):
+        model, stream, include_usage = fields
+        if not stream:
             self._write(completion_reply(model))
             return
-        options = request.get("stream_options") or {}
-        frames = stream_frames(model, bool(options.get("include_usage")))
+        frames = stream_frames(model, include_usage)
         shape = shape_of(model)
         self._busy = True
         self._write(frames.head)
@@ -205,14 +127,12 @@ class MockProtocol(asyncio.Protocol):
             self._transport.close()
 
 
-async def serve(host: str, port: int, ready: asyncio.Future[int] | None = None) -> None:
-    """Serve until SIGINT or SIGTERM; the bound port is printed (and set on `ready`)."""
+async def serve(host: str, port: int) -> None:
+    """Serve until SIGINT or SIGTERM, after printing the address it listens on."""
     loop = asyncio.get_running_loop()
     server = await loop.create_server(MockProtocol, host, port, backlog=4096, reuse_address=True)
     bound = server.sockets[0].getsockname()[1]
     print(f"mock upstream listening on http://{host}:{bound}", flush=True)
-    if ready is not None:
-        ready.set_result(bound)
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
