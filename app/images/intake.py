@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import binascii
 
+import pybase64
+
 from app.config import ImagesConfig
 from app.errors import ImageError, ImageTooLarge, ImageURLForbidden, TooManyImages
 from app.schemas import ChatCompletionRequest
@@ -46,7 +48,7 @@ def decode_data_uri(url: str, param: str | None, max_bytes: int) -> bytes:
     if len(payload) * 3 // 4 > max_bytes + 3:
         raise ImageTooLarge(f"the image is over {max_bytes} bytes", param=param)
     try:
-        data = binascii.a2b_base64(payload, strict_mode=True)
+        data = pybase64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
         raise ImageError("the data URI is not valid base64", param=param) from None
     if len(data) > max_bytes:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
 import anyio.to_thread
+import pybase64
 
 from app.config import ImagesConfig
 from app.context import current_request
@@ -75,7 +75,7 @@ def is_data_uri(url: str) -> bool:
 
 
 def to_data_uri(image: ProcessedImage) -> str:
-    return f"data:{image.mime};base64,{base64.b64encode(image.data).decode()}"
+    return f"data:{image.mime};base64,{pybase64.b64encode(image.data).decode()}"
 
 
 class ImagePipeline:
