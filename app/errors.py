@@ -267,40 +267,6 @@ def error_response(error: GatewayError) -> Response:
     )
 
 
-# Discriminator values pydantic puts in error locations after a list index.
-_TAGS = frozenset(
-    {"system", "developer", "user", "assistant", "tool", "function"}
-    | {"text", "image_url", "input_audio", "file", "refusal"}
-)
-
-
-def _param_from_location(loc: tuple[int | str, ...]) -> str | None:
-    """`messages[0].content[1].image_url.url` from pydantic's location, its union member
-    names and discriminator tags left out."""
-    param, after_index = "", False
-    for part in loc:
-        if isinstance(part, int):
-            param += f"[{part}]"
-            after_index = True
-            continue
-        is_tag = after_index and part in _TAGS
-        after_index = False
-        if part == "body" or is_tag or "[" in part or part in ("str", "int", "float", "bool"):
-            continue
-        param += f".{part}" if param else part
-    return param or None
-
-
-def validation_error(exc: RequestValidationError) -> InvalidRequest:
-    """Turn pydantic's complaint into an OpenAI-style message with `param`. Of a union's
-    complaints, the one that went deepest into the value says what is wrong."""
-    errors = exc.errors()
-    worst = max(errors, key=lambda error: len(tuple(error.get("loc", ()))))
-    param = _param_from_location(tuple(worst.get("loc", ())))
-    message = str(worst.get("msg", "invalid request"))
-    return InvalidRequest(f"{message} ({param})" if param else message, param=param)
-
-
 def install_error_handlers(app: FastAPI) -> None:
     """Make every failure, FastAPI's own included, answer in the OpenAI envelope."""
 
@@ -309,6 +275,8 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(exc)
 
     async def on_validation_error(_: Request, exc: Exception) -> Response:
+        from app.validation import validation_error
+
         assert isinstance(exc, RequestValidationError)
         return error_response(validation_error(exc))
 

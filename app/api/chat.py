@@ -14,11 +14,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.context import current_request
-from app.errors import ClientClosedRequest, InvalidJSON, RequestTooLarge, validation_error
+from app.errors import ClientClosedRequest, InvalidJSON, RequestTooLarge
 from app.gateway import authorize_model, gateway_of
 from app.logs import request_logged
 from app.schemas import ChatCompletionRequest
 from app.sse import event_stream_response
+from app.validation import validation_error
 
 T = TypeVar("T")
 

@@ -38,10 +38,10 @@ from app.errors import (
     UpstreamUnavailable,
     error_response,
     install_error_handlers,
-    validation_error,
 )
 from app.redaction import MAX_UPSTREAM_MESSAGE, redact
 from app.schemas import ChatCompletionRequest
+from app.validation import validation_error
 
 
 @pytest.mark.parametrize(
