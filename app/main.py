@@ -64,9 +64,9 @@ def create_app(config: GatewayConfig, *, resolver: Resolver = system_resolver) -
         allow_private_networks=images.allow_private_networks,
         resolver=resolver,
     )
-    pipeline = ImagePipeline(images, fetcher, ImageCache())
+    pipeline = ImagePipeline(images, fetcher, ImageCache(), metrics)
     state = build_state(config.state, on_error=metrics.state_errors.inc)
-    router = Router(config, ProviderContext(transport, config.images, state))
+    router = Router(config, ProviderContext(transport, config.images, state, metrics))
     limiter = RateLimiter(state)
     app.state.gateway = Gateway(
         config=config,

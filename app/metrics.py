@@ -80,6 +80,18 @@ class Metrics:
             ["provider"],
             registry=self.registry,
         )
+        self.job_polls = Counter(
+            "gateway_job_polls",
+            "Status polls of upstream jobs.",
+            ["provider"],
+            registry=self.registry,
+        )
+        self.image_bytes = Counter(
+            "gateway_image_bytes",
+            "Image bytes the gateway fetched from client URLs, or produced by converting.",
+            ["kind"],
+            registry=self.registry,
+        )
         self.state_errors = Counter(
             "gateway_state_backend_errors",
             "Operations the state backend could not serve (Redis unreachable).",

@@ -158,7 +158,6 @@ class ImageFetcher:
             network_backend=GuardedBackend(resolver, allow_private=allow_private_networks),
         )
         self._in_flight: dict[str, asyncio.Task[bytes]] = {}
-        self.bytes_fetched = 0
 
     async def aclose(self) -> None:
         await self._pool.aclose()
@@ -213,7 +212,6 @@ class ImageFetcher:
             body += chunk
             if len(body) > self._max_bytes:
                 raise ImageTooLarge(f"{display_url(url)} is over {self._max_bytes} bytes")
-        self.bytes_fetched += len(body)
         return bytes(body)
 
 

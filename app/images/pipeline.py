@@ -17,6 +17,7 @@ from app.images.cache import ImageCache
 from app.images.fetch import ImageFetcher, display_url, parse_image_url
 from app.images.intake import check_image_parts, decode_data_uri
 from app.images.process import WEB_FORMATS, ProcessedImage, Target, digest, process_image
+from app.metrics import Metrics
 from app.schemas import ChatCompletionRequest, ImageURLPart
 
 
@@ -79,10 +80,17 @@ def to_data_uri(image: ProcessedImage) -> str:
 
 
 class ImagePipeline:
-    def __init__(self, limits: ImagesConfig, fetcher: ImageFetcher, cache: ImageCache) -> None:
+    def __init__(
+        self,
+        limits: ImagesConfig,
+        fetcher: ImageFetcher,
+        cache: ImageCache,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._limits = limits
         self._fetcher = fetcher
         self._cache = cache
+        self._metrics = metrics or Metrics()
 
     async def prepare(
         self, request: ChatCompletionRequest, needs: ImageNeeds
@@ -113,6 +121,7 @@ class ImagePipeline:
         if pass_urls:
             return PreparedImage(param, "url", url)
         data = await self._fetcher.fetch(url, param)
+        self._metrics.image_bytes.labels("fetched").inc(len(data))
         if len(data) > self._max_bytes(needs):
             raise ImageTooLarge(f"the image is over {self._max_bytes(needs)} bytes", param=param)
         return PreparedImage(param, "url", url, await self._process(data, target, param))
@@ -139,6 +148,8 @@ class ImagePipeline:
         except ImageError as exc:
             raise type(exc)(exc.message, param=param) from None
         current_request().images.append((len(data), image.sha256[:12]))
+        if image.converted:
+            self._metrics.image_bytes.labels("converted").inc(len(image.data))
         return image
 
 

@@ -13,7 +13,6 @@ class AIMLAPI(OpenAICompatible):
     name = "aimlapi"
     default_base_url = "https://api.aimlapi.com/v1"
     capabilities = Capabilities(
-        native_streaming=True,
         needs_api_key=True,
         native_n=True,
         answer_fields=frozenset(ANSWER_FIELDS),

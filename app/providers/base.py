@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from app.config import ConfigError, ImagesConfig, ModelEntry
 from app.errors import UnsupportedParameter
 from app.images import ImageNeeds, PreparedImage
+from app.metrics import Metrics
 from app.schemas import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -28,7 +29,6 @@ from app.state import StateBackend
 class Capabilities:
     """What an upstream can take, so the gateway converts requests to fit it."""
 
-    native_streaming: bool
     images: ImageNeeds = field(default_factory=ImageNeeds)
     needs_api_key: bool = True
     native_n: bool = False  # honours `n > 1` itself; otherwise the gateway fans out
@@ -43,6 +43,7 @@ class ProviderContext:
     transport: httpx.AsyncBaseTransport  # shared by every upstream call
     images: ImagesConfig
     state: StateBackend
+    metrics: Metrics = field(default_factory=Metrics)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from app.schemas import (
 class Inspect:
     """Reports per image its source, type, size, bytes, hash and the conversions applied."""
 
-    capabilities = Capabilities(native_streaming=False, needs_api_key=False)
+    capabilities = Capabilities(needs_api_key=False)
 
     def __init__(self, entry: ModelEntry, context: ProviderContext) -> None:  # noqa: ARG002
         parse_options(entry, NoOptions)

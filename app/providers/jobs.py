@@ -12,6 +12,7 @@ from typing import Generic, Literal, TypeVar, assert_never
 
 from app.context import upstream_wait
 from app.errors import UpstreamError, UpstreamJobFailed, UpstreamRejected, UpstreamTimeout
+from app.metrics import Metrics
 from app.providers.base import Call, chunks_from_completion, role_chunk
 from app.schemas import ChatCompletion, ChatCompletionChunk
 
@@ -92,8 +93,10 @@ class JobProvider(Generic[JobT]):
     """A provider whose upstream runs jobs. Subclasses write `submit`, `check` and
     `to_completion`; answering and streaming are done here, once."""
 
+    name: str
     poll_interval_s: float
     timeout_s: float
+    metrics: Metrics
 
     async def submit(self, call: Call) -> tuple[JobT, JobState | None]:
         """Start the job; the upstream's first answer, when it says something, comes along."""
@@ -106,6 +109,7 @@ class JobProvider(Generic[JobT]):
         raise NotImplementedError
 
     async def _check(self, job: JobT) -> JobState:
+        self.metrics.job_polls.labels(self.name).inc()
         try:
             return await self.check(job)
         except UpstreamRejected as exc:  # a 4xx about a job we started: it is gone

@@ -44,20 +44,21 @@ class Job:
 class MasterpieceX(JobProvider[Job]):
     """`/llm/image_query` (or `/llm/llm_call` without images), then `/status/{requestId}`."""
 
-    capabilities = Capabilities(native_streaming=False, images=ImageNeeds(urls=False))
+    name = "masterpiecex"
+
+    capabilities = Capabilities(images=ImageNeeds(urls=False))
 
     def __init__(self, entry: ModelEntry, context: ProviderContext) -> None:
         options = parse_options(entry, MasterpieceXOptions)
         # Its storage serves the images it answers about: URLs too are fetched and uploaded,
         # unless the operator says the upstream can fetch them itself.
-        self.capabilities = Capabilities(
-            native_streaming=False, images=ImageNeeds(urls=not options.upload_remote_images)
-        )
+        self.capabilities = Capabilities(images=ImageNeeds(urls=not options.upload_remote_images))
         self._api = UpstreamAPI.for_entry(
             entry, context.transport, name="masterpiecex", default_base_url=DEFAULT_BASE_URL
         )
         self._state = context.state
         self.poll_interval_s = entry.poll_interval_s
+        self.metrics = context.metrics
         self.timeout_s = entry.timeout_s
 
     async def submit(self, call: Call) -> tuple[Job, JobState | None]:

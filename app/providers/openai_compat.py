@@ -38,7 +38,6 @@ class OpenAICompatible:
     name = "openai"
     default_base_url = "https://api.openai.com/v1"
     capabilities = Capabilities(
-        native_streaming=True,
         needs_api_key=False,
         native_n=True,
         answer_fields=frozenset(ANSWER_FIELDS),

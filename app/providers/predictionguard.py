@@ -39,7 +39,6 @@ class PredictionGuard(OpenAICompatible):
     name = "predictionguard"
     default_base_url = "https://api.predictionguard.com"
     capabilities = Capabilities(
-        native_streaming=True,
         images=ImageNeeds(urls=False, formats=frozenset({"image/jpeg", "image/png"})),
         needs_api_key=True,
         answer_fields=frozenset({"tools", "tool_choice"}),

@@ -41,7 +41,6 @@ class Takeoff:
     """`/generate[_stream]` as JSON, or `/image_generate[_stream]` as multipart with the image."""
 
     capabilities = Capabilities(
-        native_streaming=True,
         images=ImageNeeds(urls=False, max_images=1),
         needs_api_key=False,
         native_n=True,

@@ -46,8 +46,9 @@ class Prediction:
 class VLMRun(JobProvider[Prediction]):
     """`POST /image/generate`, then `GET /predictions/{id}` unless it is already completed."""
 
+    name = "vlmrun"
+
     capabilities = Capabilities(
-        native_streaming=False,
         images=ImageNeeds(urls=True, mixed=False),
         answer_fields=frozenset(),
     )
@@ -59,6 +60,7 @@ class VLMRun(JobProvider[Prediction]):
             entry, context.transport, name="vlmrun", default_base_url=DEFAULT_BASE_URL
         )
         self.poll_interval_s = entry.poll_interval_s
+        self.metrics = context.metrics
         self.timeout_s = entry.timeout_s
         self._domains: tuple[float, list[str]] = (0.0, [])
 

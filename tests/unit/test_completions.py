@@ -48,7 +48,7 @@ from tests.unit.conftest import chat_request
 
 pytestmark = pytest.mark.anyio
 
-PLAIN = Capabilities(native_streaming=True, needs_api_key=False)
+PLAIN = Capabilities(needs_api_key=False)
 
 # A stream step: a chunk to yield, an exception to raise, or seconds to stall.
 Step = ChatCompletionChunk | Exception | float
@@ -401,9 +401,7 @@ async def test_n_is_fanned_out_for_providers_without_native_n(gateway: Any) -> N
 
 
 async def test_n_goes_to_providers_with_native_n_in_one_call(gateway: Any) -> None:
-    a = FakeUpstream(
-        capabilities=Capabilities(native_streaming=True, needs_api_key=False, native_n=True)
-    )
+    a = FakeUpstream(capabilities=Capabilities(needs_api_key=False, native_n=True))
     gw = gateway(a=a)
 
     await gw.service.complete(chat_request(n=3))
@@ -440,9 +438,7 @@ async def test_unsupported_fields_are_refused_before_any_call(gateway: Any) -> N
 async def test_later_deployments_that_cannot_take_the_request_are_skipped(
     gateway: Any,
 ) -> None:
-    able = Capabilities(
-        native_streaming=True, needs_api_key=False, answer_fields=frozenset({"tools"})
-    )
+    able = Capabilities(needs_api_key=False, answer_fields=frozenset({"tools"}))
     a, b = FakeUpstream(failures=[UpstreamError("a")], capabilities=able), FakeUpstream()
     gw = gateway(a=a, b=b)
 
@@ -453,9 +449,7 @@ async def test_later_deployments_that_cannot_take_the_request_are_skipped(
 
 
 async def test_more_images_than_the_provider_takes_is_refused(gateway: Any) -> None:
-    one_image = Capabilities(
-        native_streaming=True, needs_api_key=False, images=ImageNeeds(max_images=1)
-    )
+    one_image = Capabilities(needs_api_key=False, images=ImageNeeds(max_images=1))
     a = FakeUpstream(capabilities=one_image)
     gw = gateway(a=a)
     image = {"type": "image_url", "image_url": {"url": "https://x.test/a.png"}}

@@ -40,7 +40,6 @@ async def test_a_fetch_returns_the_exact_bytes(fetchers: Fetchers, server: Local
     body = await fetcher.fetch(serve_png(server) + SECRET_QUERY)
 
     assert body == PNG
-    assert fetcher.bytes_fetched == len(PNG)
 
 
 async def test_a_chunked_body_under_the_cap_arrives_whole(
@@ -185,7 +184,6 @@ async def test_an_endless_chunked_body_stops_at_the_cap(
     await asyncio.wait_for(server.client_went_away.wait(), timeout=5)
 
     assert "SECRET" not in caught.value.message
-    assert fetcher.bytes_fetched == 0
     assert server.body_bytes_sent < len(chunk) * count // 4
 
 
@@ -205,7 +203,6 @@ async def test_an_oversized_content_length_is_refused_before_reading(
         await fetcher.fetch(server.url("/huge.png"))
 
     assert time.monotonic() - started < 2
-    assert fetcher.bytes_fetched == 0
 
 
 @pytest.mark.parametrize("headers_first", [True, False])
