@@ -13,13 +13,17 @@ from pathlib import Path
 import uvloop
 
 from bench.payloads import write_gateway_config
-from bench.procs import start_mock
-from bench.report import check_targets, figures, render, scenario_table, write_json
-from bench.runner import ScenarioResult, Settings, default_driver, run_scenario
-from bench.scenarios import SCENARIOS, select
+from bench.procs import raise_open_file_limit, start_mock
+from bench.report import Result, block, check_targets, render, write_json
+from bench.runner import Settings, default_driver, run_scenario
+from bench.scenarios import SCENARIOS, Scenario, select
+from bench.special import run_special
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
+# The soak holds 1,000 client connections here, 2,000 sockets in the gateway and 1,000 in the
+# mock; the mock, the gateway and the probes inherit this process's limit.
+OPEN_FILES_WANTED = 16_384
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -29,7 +33,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="append",
         metavar="KEY",
         help="run only this scenario (repeat, or separate with commas); "
-        f"one of: {', '.join(s.key for s in SCENARIOS)}",
+        f"one of: {', '.join(s.key for s in SCENARIOS)}; without it, all but "
+        f"{', '.join(s.key for s in SCENARIOS if not s.in_default_run)}",
     )
     parser.add_argument(
         "--duration",
@@ -88,7 +93,7 @@ def _git_commit() -> str | None:
     return done.stdout.strip() or None
 
 
-async def run(args: argparse.Namespace, run_dir: Path) -> list[ScenarioResult]:
+async def run(args: argparse.Namespace, run_dir: Path) -> list[Result]:
     scenarios = select(args.scenario)
     driver = default_driver(args.driver)
     mock = await start_mock(ROOT, run_dir / "mock.log")
@@ -102,11 +107,15 @@ async def run(args: argparse.Namespace, run_dir: Path) -> list[ScenarioResult]:
             driver=driver,
             profile=args.profile,
         )
-        results = []
+        results: list[Result] = []
         for index, scenario in enumerate(scenarios, 1):
             print(f"running {scenario.key} ({index}/{len(scenarios)}) ...", flush=True)
-            result = await run_scenario(scenario, settings, mock)
-            print("\n".join(scenario_table(index, result, figures(result))) + "\n", flush=True)
+            result: Result
+            if isinstance(scenario, Scenario):
+                result = await run_scenario(scenario, settings, mock)
+            else:
+                result = await run_special(scenario, settings, mock)
+            print("\n".join(block(index, result)) + "\n", flush=True)
             results.append(result)
         return results
     finally:
@@ -117,13 +126,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.list:
         for scenario in SCENARIOS:
-            print(f"{scenario.key:<12}{scenario.title} (concurrency {scenario.concurrency})")
+            only = "" if scenario.in_default_run else "; only when named"
+            print(f"{scenario.key:<16}{scenario.title} (concurrency {scenario.concurrency}{only})")
         return 0
     try:
         select(args.scenario)
     except ValueError as exc:
         print(f"python -m bench: {exc}", file=sys.stderr)
         return 2
+    soft, hard = raise_open_file_limit(OPEN_FILES_WANTED)
+    if soft < OPEN_FILES_WANTED:
+        print(f"note: open-file limit {soft} (hard {hard}); the soak needs about 5,000")
     run_dir = args.results / time.strftime("%Y%m%d-%H%M%S")
     while run_dir.exists():
         run_dir = run_dir.with_name(run_dir.name + "-1")
@@ -135,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         "duration_s": args.duration,
         "warmup_s": args.warmup,
         "gateway_workers": 1,
+        "open_file_limit": soft,
     }
     try:
         results = uvloop.run(run(args, run_dir))

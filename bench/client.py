@@ -39,24 +39,40 @@ class Exchange:
         return None if self.first_token is None else self.first_token - self.started
 
 
-def build_request(host: str, port: int, path: str, body: bytes, headers: dict[str, str]) -> bytes:
+def build_request(
+    host: str,
+    port: int,
+    path: str,
+    body: bytes,
+    headers: dict[str, str],
+    content_type: str = "application/json",
+) -> bytes:
     """A complete `POST` request, ready to be written as is for every exchange."""
     lines = [
         f"POST {path} HTTP/1.1",
         f"Host: {host}:{port}",
-        "Content-Type: application/json",
+        f"Content-Type: {content_type}",
         f"Content-Length: {len(body)}",
     ]
     lines += [f"{name}: {value}" for name, value in headers.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-class Connection(asyncio.Protocol):
-    """One keep-alive connection that runs one exchange at a time."""
+def build_get(host: str, port: int, path: str) -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
 
-    def __init__(self, *, streaming: bool, keep_body: bool = False) -> None:
+
+class Connection(asyncio.Protocol):
+    """One keep-alive connection that runs one exchange at a time.
+
+    `raw_sse` reads a stream the way Takeoff sends it: every `data:` event is a token of raw
+    text, and the stream ends with the response, without `[DONE]`.
+    """
+
+    def __init__(self, *, streaming: bool, keep_body: bool = False, raw_sse: bool = False) -> None:
         self._streaming = streaming
         self._keep_body = keep_body
+        self._raw_sse = raw_sse
         self._parser = httptools.HttpResponseParser(self)
         self._transport: asyncio.Transport | None = None
         self._exchange: Exchange | None = None
@@ -66,11 +82,17 @@ class Connection(asyncio.Protocol):
 
     @classmethod
     async def open(
-        cls, host: str, port: int, *, streaming: bool, keep_body: bool = False
+        cls,
+        host: str,
+        port: int,
+        *,
+        streaming: bool,
+        keep_body: bool = False,
+        raw_sse: bool = False,
     ) -> Connection:
         loop = asyncio.get_running_loop()
         _, protocol = await loop.create_connection(
-            lambda: cls(streaming=streaming, keep_body=keep_body), host, port
+            lambda: cls(streaming=streaming, keep_body=keep_body, raw_sse=raw_sse), host, port
         )
         return protocol
 
@@ -123,7 +145,7 @@ class Connection(asyncio.Protocol):
         if exchange is None or waiter is None or waiter.done():
             return
         exchange.finished = time.perf_counter()
-        if self._streaming and exchange.status == 200 and not exchange.done:
+        if self._streaming and exchange.status == 200 and not exchange.done and not self._raw_sse:
             exchange.error = exchange.error or "the stream ended without [DONE]"
         waiter.set_result(exchange)
         if not self._parser.should_keep_alive():
@@ -138,6 +160,9 @@ class Connection(asyncio.Protocol):
             return
         events = pending.split(b"\n\n")
         self._pending = events.pop()
+        if self._raw_sse:
+            self._count_raw(exchange, events)
+            return
         for event in events:
             if not event.startswith(b"data:"):
                 continue  # comments such as `: keepalive`
@@ -151,6 +176,15 @@ class Connection(asyncio.Protocol):
                     exchange.first_token = time.perf_counter()
             elif _ERROR.match(event):
                 exchange.error = event[:300].decode("utf-8", "replace")
+
+    @staticmethod
+    def _count_raw(exchange: Exchange, events: list[bytes]) -> None:
+        for event in events:
+            if event.startswith(b"data:"):
+                exchange.events += 1
+                exchange.tokens += 1
+                if exchange.first_token is None:
+                    exchange.first_token = time.perf_counter()
 
     def _fail(self, reason: str) -> None:
         exchange, waiter = self._exchange, self._waiter

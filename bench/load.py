@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bench.client import Connection, Exchange
@@ -24,6 +25,8 @@ class Load:
     expected_tokens: int | None = None  # a stream with fewer content events is incomplete
     max_requests: int = 1_000_000
     grace_s: float = 60.0  # how long exchanges under way at the deadline may take to finish
+    raw_sse: bool = False  # Takeoff-style streams: raw-text events, no `[DONE]`
+    next_request: Callable[[], bytes] | None = None  # a new request each time, not `request`
 
 
 @dataclass
@@ -81,12 +84,19 @@ def _record(load: Load, result: LoadResult, exchange: Exchange) -> None:
         result.ttfts_s.append(exchange.ttft_s)
 
 
+async def _open(load: Load) -> Connection:
+    return await Connection.open(
+        load.host, load.port, streaming=load.streaming, raw_sse=load.raw_sse
+    )
+
+
 async def _worker(load: Load, connection: Connection, budget: _Budget, result: LoadResult) -> None:
     try:
         while budget.take():
             if connection.closed:
-                connection = await Connection.open(load.host, load.port, streaming=load.streaming)
-            _record(load, result, await connection.send(load.request))
+                connection = await _open(load)
+            request = load.request if load.next_request is None else load.next_request()
+            _record(load, result, await connection.send(request))
     except OSError as exc:
         result.failed += 1
         result.note_error(f"connection failed: {exc}")
@@ -97,11 +107,7 @@ async def _worker(load: Load, connection: Connection, budget: _Budget, result: L
 async def _open_all(load: Load) -> list[Connection]:
     async with asyncio.timeout(CONNECT_TIMEOUT_S):
         opened = await asyncio.gather(
-            *(
-                Connection.open(load.host, load.port, streaming=load.streaming)
-                for _ in range(load.concurrency)
-            ),
-            return_exceptions=True,
+            *(_open(load) for _ in range(load.concurrency)), return_exceptions=True
         )
     connections = [item for item in opened if isinstance(item, Connection)]
     failures = [item for item in opened if not isinstance(item, Connection)]
@@ -131,9 +137,13 @@ async def run_load(load: Load) -> LoadResult:
     return result
 
 
-async def fetch_once(host: str, port: int, request: bytes, *, streaming: bool) -> Exchange:
+async def fetch_once(
+    host: str, port: int, request: bytes, *, streaming: bool, raw_sse: bool = False
+) -> Exchange:
     """One exchange on a fresh connection, body kept, for checking what a target answers."""
-    connection = await Connection.open(host, port, streaming=streaming, keep_body=True)
+    connection = await Connection.open(
+        host, port, streaming=streaming, keep_body=True, raw_sse=raw_sse
+    )
     try:
         async with asyncio.timeout(CONNECT_TIMEOUT_S):
             return await connection.send(request)

@@ -2,7 +2,9 @@
 
 The upstream model name sets the reply's shape: `reply-<chunks>x<delay>ms` (say `reply-50x20ms`)
 answers with `<chunks>` content tokens, streamed `<delay>` ms apart when the request asks for a
-stream. Run it alone with `python -m bench.mock --port 0`; it prints the address it listens on.
+stream. The same process also plays Masterpiece X (jobs to poll) and Takeoff (multipart image
+streams): see `bench/upstreams.py`. Run it alone with `python -m bench.mock --port 0`; it prints
+the address it listens on.
 """
 
 from __future__ import annotations
@@ -25,17 +27,34 @@ from bench.replies import (
     shape_of,
     stream_frames,
 )
+from bench.upstreams import JobBoard, takeoff_consumer_group, takeoff_frames, takeoff_reply
+
+_CHAT_PATHS = (b"/v1/chat/completions", b"/chat/completions")
+_JOB_PATHS = (b"/llm/llm_call", b"/llm/image_query")
+_TAKEOFF_FRAMES = takeoff_frames()
+
+
+class _Request:
+    __slots__ = ("authorization", "body", "content_type", "keep_alive", "method", "url")
+
+    def __init__(self) -> None:
+        self.url = b""
+        self.body: list[bytes] = []
+        self.content_type = b""
+        self.authorization = b""
+        self.method = b""
+        self.keep_alive = True
 
 
 class MockProtocol(asyncio.Protocol):
     """One keep-alive connection: requests are answered in order, streams paced by timers."""
 
-    def __init__(self) -> None:
+    def __init__(self, board: JobBoard) -> None:
+        self._board = board
         self._parser = httptools.HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
-        self._url = b""
-        self._body: list[bytes] = []
-        self._queue: deque[tuple[bytes, list[bytes], bool]] = deque()
+        self._request = _Request()
+        self._queue: deque[_Request] = deque()
         self._busy = False
         self._keep_alive = True
         self._timer: asyncio.TimerHandle | None = None
@@ -56,32 +75,65 @@ class MockProtocol(asyncio.Protocol):
             self._close()
 
     def on_url(self, url: bytes) -> None:
-        self._url += url
+        self._request.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        name = name.lower()
+        if name == b"content-type":
+            self._request.content_type = value
+        elif name == b"authorization":
+            self._request.authorization = value
 
     def on_body(self, body: bytes) -> None:
-        self._body.append(body)
+        self._request.body.append(body)
 
     def on_message_complete(self) -> None:
-        request = (self._url, self._body, self._parser.should_keep_alive())
-        self._url, self._body = b"", []
+        request, self._request = self._request, _Request()
+        request.keep_alive = self._parser.should_keep_alive()
+        request.method = self._parser.get_method()
         self._queue.append(request)
         if not self._busy:
             self._next()
 
     def _next(self) -> None:
         while self._queue and not self._busy and self._transport is not None:
-            url, body, self._keep_alive = self._queue.popleft()
-            self._answer(url.partition(b"?")[0], body)
+            request = self._queue.popleft()
+            self._keep_alive = request.keep_alive
+            self._answer(request.url.partition(b"?")[0], request)
             if not self._busy and not self._keep_alive:
                 self._close()
 
-    def _answer(self, path: bytes, body: list[bytes]) -> None:
-        if path == b"/health":
+    def _answer(self, path: bytes, request: _Request) -> None:
+        if path in _CHAT_PATHS:
+            self._complete(request.body)
+        elif path.startswith(b"/status/") and request.method == b"GET":
+            self._write(
+                self._board.status(path[8:].decode(errors="replace"), request.authorization)
+            )
+        elif path in _JOB_PATHS and request.method == b"POST":
+            self._write(self._board.create(path, request.authorization, b"".join(request.body)))
+        elif path in (b"/image_generate_stream", b"/image_generate"):
+            self._takeoff(path, request)
+        elif path == b"/health":
             self._write(json_response(200, {"status": "ok"}))
-        elif path not in (b"/v1/chat/completions", b"/chat/completions"):
-            self._write(error_response(404, "not found"))
+        elif path == b"/_bench/jobs":
+            self._write(self._board.report())
         else:
-            self._complete(body)
+            self._write(error_response(404, "not found"))
+
+    def _takeoff(self, path: bytes, request: _Request) -> None:
+        try:
+            group = takeoff_consumer_group(request.content_type, request.body)
+        except ValueError as exc:
+            self._write(error_response(422, str(exc)))
+            return
+        if path == b"/image_generate":
+            self._write(takeoff_reply(group))
+            return
+        shape = shape_of(group)
+        self._busy = True
+        self._write(_TAKEOFF_FRAMES.head)
+        self._stream(_TAKEOFF_FRAMES, shape.chunks, shape.delay_s)
 
     def _complete(self, body: list[bytes]) -> None:
         fields = request_fields(body)
@@ -130,7 +182,10 @@ class MockProtocol(asyncio.Protocol):
 async def serve(host: str, port: int) -> None:
     """Serve until SIGINT or SIGTERM, after printing the address it listens on."""
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(MockProtocol, host, port, backlog=4096, reuse_address=True)
+    board = JobBoard()
+    server = await loop.create_server(
+        lambda: MockProtocol(board), host, port, backlog=4096, reuse_address=True
+    )
     bound = server.sockets[0].getsockname()[1]
     print(f"mock upstream listening on http://{host}:{bound}", flush=True)
     stop = asyncio.Event()

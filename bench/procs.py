@@ -53,12 +53,61 @@ def own_cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+def _status_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field} for process {pid}")
+
+
 def peak_rss_bytes(pid: int) -> int:
     """The high-water mark of a process's resident memory (VmHWM)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmHWM for process {pid}")
+    return _status_kib(pid, "VmHWM") * 1024
+
+
+def rss_bytes(pid: int) -> int:
+    """A process's resident memory now (VmRSS)."""
+    return _status_kib(pid, "VmRSS") * 1024
+
+
+def open_fds(pid: int) -> int:
+    """How many file descriptors a process has open."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def sockets_to(pid: int, port: int) -> int:
+    """How many of a process's TCP sockets are connected to `port` (its upstream connections,
+    when `port` is the upstream's). Matched by inode through /proc/net/tcp."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    count = 0
+    for table in (f"/proc/{pid}/net/tcp", f"/proc/{pid}/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            remote_port = int(fields[2].rsplit(":", 1)[1], 16)
+            if remote_port == port and fields[9] in inodes:
+                count += 1
+    return count
+
+
+def raise_open_file_limit(wanted: int) -> tuple[int, int]:
+    """Raise this process's soft RLIMIT_NOFILE towards `wanted` (up to the hard limit); the
+    mock, the gateway and the probes inherit it. Returns the (soft, hard) limits now."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
 
 
 @dataclass
@@ -82,6 +131,12 @@ class Service:
 
     def peak_rss_bytes(self) -> int:
         return peak_rss_bytes(self.pid)
+
+    def rss_bytes(self) -> int:
+        return rss_bytes(self.pid)
+
+    def open_fds(self) -> int:
+        return open_fds(self.pid)
 
     def log_tail(self, lines: int = 20) -> str:
         try:

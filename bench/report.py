@@ -9,12 +9,14 @@ from pathlib import Path
 
 import orjson
 
+from bench.outcome import SpecialResult
 from bench.runner import Measurement, ScenarioResult
 from bench.stats import ratio
 
 MB = 1024 * 1024
 NOISY_CORES = 0.15  # other processes' load above which a scenario's figures are suspect
 Figures = dict[str, float | None]
+Result = ScenarioResult | SpecialResult
 
 
 def figures(result: ScenarioResult) -> Figures:
@@ -42,6 +44,11 @@ def figures(result: ScenarioResult) -> Figures:
         found["ttft_p99_ratio"] = ratio(gateway.ttft_p99_ms, direct.ttft_p99_ms)
         if gateway.ttft_p50_ms is not None and direct.ttft_p50_ms is not None:
             found["ttft_p50_added_ms"] = gateway.ttft_p50_ms - direct.ttft_p50_ms
+    for window, health in (("idle", gateway.health_idle), ("loaded", gateway.health_loaded)):
+        if health is not None:
+            found[f"health_{window}_p50_ms"] = health.p50_ms
+            found[f"health_{window}_p99_ms"] = health.p99_ms
+            found[f"health_{window}_max_ms"] = health.max_ms
     return found
 
 
@@ -104,11 +111,25 @@ TARGETS = (
 )
 
 
-def check_targets(results: list[ScenarioResult]) -> list[dict[str, object]]:
-    """Each target that applies to a scenario that ran, with its value and verdict."""
-    checked: list[dict[str, object]] = []
+def check_targets(results: list[Result]) -> list[dict[str, object]]:
+    """Each target that applies to a scenario that ran, with its value and verdict. A special
+    scenario judges its own; the regular measurements it ran get the regular targets."""
+    regular = [r for r in results if isinstance(r, ScenarioResult)]
+    regular += [part for r in results if isinstance(r, SpecialResult) for part in r.parts]
+    checked: list[dict[str, object]] = [
+        {
+            "scenario": result.scenario.key,
+            "target": check.label,
+            "limit": check.limit,
+            "value": check.value,
+            "passed": check.passed,
+        }
+        for result in results
+        if isinstance(result, SpecialResult)
+        for check in result.checks
+    ]
     for target in TARGETS:
-        for result in results:
+        for result in regular:
             if target.scenario not in ("*", result.scenario.key):
                 continue
             value = target.value(result)
@@ -180,6 +201,12 @@ def scenario_table(index: int, result: ScenarioResult, found: Figures) -> list[s
     if "ttft_p50_added_ms" in found:
         lines.append(_row("TTFT p50 added ms", "", _fmt(found["ttft_p50_added_ms"], 3)))
     lines.append(_row("gateway peak RSS MB", "-", _fmt(found["gateway_peak_rss_mb"], 1)))
+    for window, health in (("idle", gateway.health_idle), ("loaded", gateway.health_loaded)):
+        if health is not None:
+            shown = f"{_fmt(health.p50_ms)}/{_fmt(health.p99_ms)}"
+            lines.append(_row(f"/health p50/p99 ms, {window}", "-", shown, _fmt(health.max_ms)))
+    if gateway.health_loaded is not None:
+        lines.append("    (/health: one probe every 20 ms; last column: the slowest, ms)")
     lines.append(
         _row(
             "other CPU load, cores",
@@ -208,11 +235,23 @@ def _profile_lines(result: ScenarioResult) -> list[str]:
     return lines
 
 
-def render(results: list[ScenarioResult], targets: list[dict[str, object]]) -> str:
+def block(index: int, result: Result) -> list[str]:
+    """One scenario's lines in the report."""
+    if isinstance(result, ScenarioResult):
+        return [*scenario_table(index, result, figures(result)), *_profile_lines(result)]
+    lines = [f"[{index}] {result.scenario.key}: {result.scenario.title}"]
+    for part in result.parts:
+        table = scenario_table(index, part, figures(part))
+        lines += ["  " + line for line in [f"{part.scenario.title}", *table[1:]]]
+        lines += ["  " + line for line in _profile_lines(part)]
+    return lines + result.lines
+
+
+def render(results: list[Result], targets: list[dict[str, object]]) -> str:
     """The whole report as text: one block per scenario, then the targets."""
     lines: list[str] = []
     for index, result in enumerate(results, 1):
-        lines += [*scenario_table(index, result, figures(result)), *_profile_lines(result), ""]
+        lines += [*block(index, result), ""]
     if targets:
         lines.append("targets (one gateway worker)")
         for t in targets:
@@ -220,7 +259,7 @@ def render(results: list[ScenarioResult], targets: list[dict[str, object]]) -> s
             shown = _fmt(value, 2) if isinstance(value, float | int) else "-"
             verdict = "PASS" if t["passed"] else "FAIL"
             lines.append(
-                f"  {t['scenario']:<11}{t['target']:<28}{shown:>12}  {t['limit']:<9}{verdict}"
+                f"  {t['scenario']:<22}{t['target']:<30}{shown:>10}  {t['limit']:<9}{verdict}"
             )
     return "\n".join(lines)
 
@@ -229,28 +268,35 @@ def _measurement_json(measurement: Measurement) -> dict[str, object]:
     return dataclasses.asdict(measurement)
 
 
+def _result_json(result: Result) -> dict[str, object]:
+    if isinstance(result, SpecialResult):
+        return {
+            **dataclasses.asdict(result.scenario),
+            "figures": result.figures,
+            "parts": [_result_json(part) for part in result.parts],
+        }
+    return {
+        **dataclasses.asdict(result.scenario),
+        "direct": _measurement_json(result.direct),
+        "gateway": _measurement_json(result.gateway),
+        "figures": figures(result),
+        "profile": [
+            {"self_percent": own, "total_percent": total, "function": name}
+            for own, total, name in result.profile or []
+        ],
+    }
+
+
 def write_json(
     path: Path,
     meta: dict[str, object],
-    results: list[ScenarioResult],
+    results: list[Result],
     targets: list[dict[str, object]],
 ) -> None:
     """Everything measured, with the run's settings, as one JSON document."""
     document = {
         "meta": meta,
-        "scenarios": [
-            {
-                **dataclasses.asdict(result.scenario),
-                "direct": _measurement_json(result.direct),
-                "gateway": _measurement_json(result.gateway),
-                "figures": figures(result),
-                "profile": [
-                    {"self_percent": own, "total_percent": total, "function": name}
-                    for own, total, name in result.profile or []
-                ],
-            }
-            for result in results
-        ],
+        "scenarios": [_result_json(result) for result in results],
         "targets": targets,
     }
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
 
-from bench.client import Exchange, build_request
+from bench.client import Exchange
 from bench.load import Load, LoadResult, fetch_once, run_load
+from bench.probe import HealthFigures, HealthProbe, health_figures
 from bench.procs import (
     HOST,
     Service,
@@ -17,9 +20,11 @@ from bench.procs import (
     start_gateway,
 )
 from bench.profile import Profiler
-from bench.scenarios import CHAT_PATH, Scenario
+from bench.scenarios import Requests, Scenario
 from bench.stats import percentile_ms
 from bench.wrk import INSTALL_HINT, WrkResult, run_wrk, wrk_path
+
+IDLE_PROBE_S = 3.0  # how long /health is timed on the idle gateway, for comparison
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,8 @@ class Measurement:
     gateway_system_cpu_s: float | None = None  # the kernel's share: mostly socket calls
     gateway_peak_rss_bytes: int | None = None
     errors: dict[str, int] = field(default_factory=dict)
+    health_idle: HealthFigures | None = None  # GET /health on the gateway before any load
+    health_loaded: HealthFigures | None = None  # ... and during the measured run
 
 
 @dataclass
@@ -85,9 +92,11 @@ def _problem(scenario: Scenario, exchange: Exchange) -> str | None:
     return None if reply.get("object") == "chat.completion" and content else "no content"
 
 
-async def _check(scenario: Scenario, port: int, request: bytes, target: str) -> None:
+async def _check(scenario: Scenario, port: int, requests: Requests, target: str) -> None:
     """One request first: a target that answers wrongly would make every figure meaningless."""
-    exchange = await fetch_once(HOST, port, request, streaming=scenario.stream)
+    exchange = await fetch_once(
+        HOST, port, requests.first, streaming=scenario.stream, raw_sse=requests.raw_sse
+    )
     problem = _problem(scenario, exchange)
     if problem:
         excerpt = bytes(exchange.body[:500]).decode(errors="replace")
@@ -95,25 +104,26 @@ async def _check(scenario: Scenario, port: int, request: bytes, target: str) -> 
 
 
 async def _drive(
-    scenario: Scenario, port: int, body: bytes, duration_s: float, driver: str
+    scenario: Scenario, port: int, requests: Requests, duration_s: float, driver: str, gateway: bool
 ) -> LoadResult | WrkResult:
-    if driver == "wrk" and not scenario.stream:
+    if driver == "wrk" and not scenario.stream and not scenario.varies:
         return await run_wrk(
-            f"http://{HOST}:{port}{CHAT_PATH}",
-            body,
+            f"http://{HOST}:{port}{scenario.path(through_gateway=gateway)}",
+            scenario.body(through_gateway=gateway),
             concurrency=scenario.concurrency,
             duration_s=duration_s,
         )
-    request = build_request(HOST, port, CHAT_PATH, body, {})
     return await run_load(
         Load(
             HOST,
             port,
-            request,
+            requests.first,
             scenario.concurrency,
             duration_s,
             streaming=scenario.stream,
             expected_tokens=scenario.chunks,
+            raw_sse=requests.raw_sse,
+            next_request=requests.next,
         )
     )
 
@@ -151,7 +161,7 @@ def _measurement(target: str, result: LoadResult | WrkResult) -> Measurement:
 
 
 @dataclass(frozen=True)
-class _Clocks:
+class Clocks:
     machine: float
     driver: float
     mock: float
@@ -159,7 +169,7 @@ class _Clocks:
     gateway_system: float
 
     @classmethod
-    def read(cls, mock: Service, gateway: Service | None) -> _Clocks:
+    def read(cls, mock: Service, gateway: Service | None) -> Clocks:
         return cls(
             machine_busy_seconds(),
             own_cpu_seconds(),
@@ -169,7 +179,7 @@ class _Clocks:
         )
 
 
-def _account(measurement: Measurement, before: _Clocks, after: _Clocks) -> None:
+def _account(measurement: Measurement, before: Clocks, after: Clocks) -> None:
     measurement.mock_cpu_s = after.mock - before.mock
     measurement.driver_cpu_s = after.driver - before.driver
     gateway = after.gateway - before.gateway
@@ -189,22 +199,38 @@ async def measure(
 ) -> Measurement:
     """Check, warm up, then measure `scenario` against `target` (None: the mock directly)."""
     port = target.port if target else mock.port
-    name = "direct" if target is None else "gateway"
-    body = scenario.body(through_gateway=target is not None)
-    driver = "asyncio" if scenario.stream else settings.driver
-    duration = scenario.duration_s or settings.duration_s
-    await _check(scenario, port, build_request(HOST, port, CHAT_PATH, body, {}), name)
-    if settings.warmup_s > 0:
-        await _drive(scenario, port, body, settings.warmup_s, driver)
-    if profiler is not None:
-        profiler.start(duration)
-    before = _Clocks.read(mock, target)
-    result = await _drive(scenario, port, body, duration, driver)
-    after = _Clocks.read(mock, target)
+    gateway = target is not None
+    name = "gateway" if gateway else "direct"
+    requests = scenario.requests(HOST, port, through_gateway=gateway)
+    driver = "asyncio" if scenario.stream or scenario.varies else settings.driver
+    duration = min(scenario.duration_s or settings.duration_s, settings.duration_s)
+    await _check(scenario, port, requests, name)
+    probe = await HealthProbe.start(port) if gateway and scenario.probe_health else None
+    try:
+        if probe is not None:
+            idle_start = time.monotonic()
+            await asyncio.sleep(IDLE_PROBE_S)
+            idle_end = time.monotonic()
+        if settings.warmup_s > 0:
+            await _drive(scenario, port, requests, settings.warmup_s, driver, gateway)
+        if profiler is not None:
+            profiler.start(duration)
+        before = Clocks.read(mock, target)
+        started = time.monotonic()
+        result = await _drive(scenario, port, requests, duration, driver, gateway)
+        ended = time.monotonic()
+        after = Clocks.read(mock, target)
+        samples = await probe.stop() if probe is not None else None
+    finally:
+        if probe is not None:
+            await probe.kill()
     measurement = _measurement(name, result)
     _account(measurement, before, after)
     if target is not None:
         measurement.gateway_peak_rss_bytes = target.peak_rss_bytes()
+    if samples is not None:
+        measurement.health_idle = health_figures(samples, idle_start, idle_end)
+        measurement.health_loaded = health_figures(samples, started, ended)
     return measurement
 
 
