@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 from dataclasses import dataclass
 from typing import Literal
 
+import anyio
 import anyio.to_thread
 import pybase64
 
@@ -31,6 +33,7 @@ class ImageNeeds:
     max_images: int | None = None
     max_bytes: int | None = None
     mixed: bool = True  # URLs and inline images may share one request
+    raw_bytes: bool = False  # reads the image bytes themselves (multipart, uploads)
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,7 @@ class PreparedImage:
         done = "; ".join(image.conversions) if image.conversions else "no conversion"
         return (
             f"{origin}{fetched}, {image.mime}, {image.width}×{image.height}, "
-            f"{len(image.data)} bytes, sha256 {image.sha256[:12]}, {done}"
+            f"{image.size} bytes, sha256 {image.sha256[:12]}, {done}"
         )
 
 
@@ -91,6 +94,7 @@ class ImagePipeline:
         self._fetcher = fetcher
         self._cache = cache
         self._metrics = metrics or Metrics()
+        self._conversions: anyio.CapacityLimiter | None = None
 
     async def prepare(
         self, request: ChatCompletionRequest, needs: ImageNeeds
@@ -116,7 +120,13 @@ class ImagePipeline:
             data = await anyio.to_thread.run_sync(
                 decode_data_uri, url, param, self._max_bytes(needs)
             )
-            return PreparedImage(param, "data_uri", url, await self._process(data, target, param))
+            prepared = PreparedImage(
+                param, "data_uri", url, await self._process(data, target, param)
+            )
+            if prepared.image is not None and not (prepared.replaced or needs.raw_bytes):
+                # The client's URI goes on as it is: don't hold a second copy meanwhile.
+                prepared = dataclasses.replace(prepared, image=prepared.image.without_data())
+            return prepared
         parse_image_url(url, param)
         if pass_urls:
             return PreparedImage(param, "url", url)
@@ -140,11 +150,14 @@ class ImagePipeline:
             image = process_image(
                 data, target, max_pixels=self._limits.max_image_pixels, sha256=sha256
             )
-            self._cache.put(key, image if image.converted else dataclasses.replace(image, data=b""))
+            self._cache.put(key, image if image.converted else image.without_data())
             return image
 
+        if self._conversions is None:
+            # Decoded images are large: convert a few at a time, not one per worker thread.
+            self._conversions = anyio.CapacityLimiter(os.cpu_count() or 2)
         try:
-            image = await anyio.to_thread.run_sync(work)
+            image = await anyio.to_thread.run_sync(work, limiter=self._conversions)
         except ImageError as exc:
             raise type(exc)(exc.message, param=param) from None
         current_request().images.append((len(data), image.sha256[:12]))

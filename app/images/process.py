@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import struct
@@ -14,6 +15,7 @@ from PIL import Image, ImageOps
 from app.errors import ImageError, ImageTooLarge
 
 MIN_SIDE = 2
+_ORIENTATION = 0x0112  # the EXIF tag
 LOW_DETAIL_SIDE = 512
 MIME_BY_FORMAT = {
     "JPEG": "image/jpeg",
@@ -44,12 +46,20 @@ class Target:
 class ProcessedImage:
     """Bytes ready for an upstream, what they are, and what was done to get them."""
 
-    data: bytes
+    data: bytes  # empty once no upstream needs the bytes any more (see `size`)
     mime: str
     width: int
     height: int
     sha256: str  # of the client's original bytes
     conversions: tuple[str, ...] = ()
+    size: int = -1  # bytes going upstream; defaults to len(data)
+
+    def __post_init__(self) -> None:
+        if self.size < 0:
+            object.__setattr__(self, "size", len(self.data))
+
+    def without_data(self) -> ProcessedImage:
+        return dataclasses.replace(self, data=b"", size=self.size)
 
     @property
     def converted(self) -> bool:
@@ -122,14 +132,16 @@ def _convert(
     image: Image.Image, mime: str, target: Target, plan: list[str], sha256: str
 ) -> ProcessedImage:
     image.seek(0)
-    frame = _displayable(ImageOps.exif_transpose(image) or image)
     limit = target.side_limit
+    if limit and image.format == "JPEG":
+        image.draft("RGB", (limit, limit))  # decode at a fraction of the size when it can
+    rotated = image.getexif().get(_ORIENTATION, 1) != 1
+    frame = _displayable(ImageOps.exif_transpose(image) if rotated else image)
     if limit and max(frame.size) > limit:
-        frame = frame.copy()
-        frame.thumbnail((limit, limit), Image.Resampling.LANCZOS)
+        frame.thumbnail((limit, limit), Image.Resampling.LANCZOS)  # in place: no copy
     out_mime = _output_mime(mime, target)
     data = _encode(frame, out_mime)
-    if getattr(image, "getexif", None) and image.getexif().get(0x0112, 1) != 1:
+    if rotated:
         plan.append("EXIF orientation applied")
     return ProcessedImage(data, out_mime, frame.width, frame.height, sha256, tuple(plan))
 

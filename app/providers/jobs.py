@@ -51,7 +51,7 @@ async def wait_for_job(
     """
     deadline = clock() + timeout_s
     state = first
-    delay = interval_s * (0.5 + jitter() / 2)
+    delay = interval_s * (0.5 + jitter())
     while True:
         if state is not None:
             match state.status:

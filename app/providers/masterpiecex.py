@@ -46,13 +46,15 @@ class MasterpieceX(JobProvider[Job]):
 
     name = "masterpiecex"
 
-    capabilities = Capabilities(images=ImageNeeds(urls=False))
+    capabilities = Capabilities(images=ImageNeeds(urls=False, raw_bytes=True))
 
     def __init__(self, entry: ModelEntry, context: ProviderContext) -> None:
         options = parse_options(entry, MasterpieceXOptions)
         # Its storage serves the images it answers about: URLs too are fetched and uploaded,
         # unless the operator says the upstream can fetch them itself.
-        self.capabilities = Capabilities(images=ImageNeeds(urls=not options.upload_remote_images))
+        self.capabilities = Capabilities(
+            images=ImageNeeds(urls=not options.upload_remote_images, raw_bytes=True)
+        )
         self._api = UpstreamAPI.for_entry(
             entry, context.transport, name="masterpiecex", default_base_url=DEFAULT_BASE_URL
         )

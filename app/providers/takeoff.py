@@ -41,7 +41,7 @@ class Takeoff:
     """`/generate[_stream]` as JSON, or `/image_generate[_stream]` as multipart with the image."""
 
     capabilities = Capabilities(
-        images=ImageNeeds(urls=False, max_images=1),
+        images=ImageNeeds(urls=False, max_images=1, raw_bytes=True),
         needs_api_key=False,
         native_n=True,
     )

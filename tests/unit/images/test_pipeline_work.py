@@ -18,7 +18,7 @@ from tests.unit.images.samples import data_uri, picture
 
 pytestmark = pytest.mark.anyio
 
-INLINE_ONLY = ImageNeeds(urls=False)
+INLINE_ONLY = ImageNeeds(urls=False, raw_bytes=True)
 
 
 class Calls:
@@ -92,6 +92,18 @@ async def test_a_cache_hit_for_an_unconverted_image_returns_its_bytes(
     assert len(processed.threads) == 1
     assert again.image is not None
     assert again.image.data == png
+
+
+async def test_bytes_no_upstream_reads_are_not_kept(fetchers: Fetchers) -> None:
+    png = picture((64, 48))
+    images = make_pipeline(fetchers.make())
+
+    (image,) = await images.prepare(request_with([part(data_uri(png))]), ImageNeeds())
+
+    assert image.upstream_url() == data_uri(png)
+    assert image.image is not None
+    assert image.image.data == b""
+    assert image.image.size == len(png)
 
 
 async def test_other_needs_are_other_cache_entries(fetchers: Fetchers, processed: Calls) -> None:
