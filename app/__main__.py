@@ -11,6 +11,7 @@ import tempfile
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
+from app.allocator import release_large_buffers
 from app.config import DEFAULT_CONFIG_PATH, ConfigError, load_config
 from app.logs import configure_logging
 from app.metrics import MULTIPROCESS_ENV
@@ -44,6 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    release_large_buffers()
     args = parse_args(argv)
     try:
         config = load_config(args.config)  # fail here, once, with a readable message

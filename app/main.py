@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from app.allocator import release_large_buffers
 from app.api import chat, health, models, playground
 from app.completions import ChatService
 from app.config import DEFAULT_CONFIG_PATH, GatewayConfig, load_config
@@ -89,6 +90,7 @@ def create_app(config: GatewayConfig, *, resolver: Resolver = system_resolver) -
 def __getattr__(name: str) -> FastAPI:
     # `uvicorn app.main:app` reads this attribute: the config is loaded then, not at import.
     if name == "app":
+        release_large_buffers()
         config = load_config(os.environ.get("GATEWAY_CONFIG", DEFAULT_CONFIG_PATH))
         configure_logging(config.server.log_format, config.secrets())
         served = create_app(config)

@@ -1,0 +1,31 @@
+"""Process memory: keep a gateway that relays multi-MB images from hoarding freed memory."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+
+# glibc mallopt parameter numbers (malloc.h).
+_M_TRIM_THRESHOLD = -1
+_M_ARENA_MAX = -8
+_TRIM = 16 * 1024 * 1024
+
+
+def release_large_buffers() -> bool:
+    """Two arenas instead of one per thread, and no dynamic mmap threshold.
+
+    By default glibc gives every thread its own arena and raises its mmap threshold each time
+    a large block is freed; after that, multi-MB bodies come from those heaps and fragment
+    them, and a gateway relaying 4 MB images keeps hundreds of MB it no longer uses. With
+    these settings large buffers get their own mappings and go back to the OS when freed,
+    at the price of a few page faults per large request. Does nothing where the C library is
+    not glibc; returns whether the settings took.
+    """
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        mallopt = ctypes.CDLL(name).mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_ARENA_MAX, 2)) and bool(mallopt(_M_TRIM_THRESHOLD, _TRIM))
