@@ -102,6 +102,8 @@ class ImagePipeline:
         """Check every image part and deliver it in the form `needs` asks for."""
         check_image_parts(request, self._limits, needs.max_images)
         parts = request.image_parts()
+        if not parts:
+            return []
         has_inline = any(is_data_uri(p.image_url.url) for _, p in parts)
         pass_urls = needs.urls and self._limits.fetch_remote == "auto"
         pass_urls = pass_urls and (needs.mixed or not has_inline)
