@@ -14,16 +14,14 @@ from app.main import create_app
 from tests.conftest import make_config
 from tests.e2e.deployments import default_models
 from tests.e2e.fakes.openai_compat import FakeUpstream, Flavour
-from tests.e2e.servers import serve_in_thread
+from tests.e2e.servers import serve_in_thread, serving
 
 StartGateway = Callable[..., str]
 MakeClient = Callable[..., openai.OpenAI]
 
 
 def _serve_fake(flavour: Flavour) -> Iterator[FakeUpstream]:
-    fake = FakeUpstream(flavour)
-    with serve_in_thread(fake.app) as url:
-        fake.url = url
+    with serving(FakeUpstream(flavour)) as fake:
         yield fake
 
 

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Protocol, TypeVar
 
 import httpx
 import uvicorn
@@ -82,6 +83,26 @@ def serve_in_thread(app: ASGIApp, *, ready_path: str | None = None) -> Iterator[
         yield server.url
     finally:
         server.stop()
+
+
+class Servable(Protocol):
+    """A fake upstream: an ASGI app, and the URL it is served at once it is."""
+
+    @property
+    def app(self) -> ASGIApp: ...
+
+    url: str
+
+
+ServableT = TypeVar("ServableT", bound=Servable)
+
+
+@contextmanager
+def serving(fake: ServableT) -> Iterator[ServableT]:
+    """Serve a fake upstream's `app` for the block, with its `url` set."""
+    with serve_in_thread(fake.app) as url:
+        fake.url = url
+        yield fake
 
 
 @contextmanager

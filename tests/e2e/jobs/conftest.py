@@ -10,32 +10,26 @@ import pytest
 from tests.e2e.conftest import StartGateway
 from tests.e2e.jobs.deployments import MPX_KEY, VLMRUN_KEY, mpx_entry, vlmrun_entry
 from tests.e2e.jobs.fakes import FakeMasterpieceX, FakeVLMRun, ImageHost
-from tests.e2e.servers import serve_in_thread
+from tests.e2e.servers import serving
 
 StartJobGateway = Callable[..., str]
 
 
 @pytest.fixture(scope="session")
 def _mpx_fake() -> Iterator[FakeMasterpieceX]:
-    fake = FakeMasterpieceX(MPX_KEY)
-    with serve_in_thread(fake.app) as url:
-        fake.url = url
+    with serving(FakeMasterpieceX(MPX_KEY)) as fake:
         yield fake
 
 
 @pytest.fixture(scope="session")
 def _vlmrun_fake() -> Iterator[FakeVLMRun]:
-    fake = FakeVLMRun(VLMRUN_KEY)
-    with serve_in_thread(fake.app) as url:
-        fake.url = url
+    with serving(FakeVLMRun(VLMRUN_KEY)) as fake:
         yield fake
 
 
 @pytest.fixture(scope="session")
 def _image_host() -> Iterator[ImageHost]:
-    host = ImageHost()
-    with serve_in_thread(host.app) as url:
-        host.url = url
+    with serving(ImageHost()) as host:
         yield host
 
 

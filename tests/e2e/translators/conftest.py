@@ -9,8 +9,9 @@ import openai
 import pytest
 
 from tests.e2e.conftest import MakeClient, StartGateway
-from tests.e2e.servers import serve_in_thread
-from tests.e2e.translators.fakes import FakePredictionGuard, FakeTakeoff, ImageHost
+from tests.e2e.fakes.images import ImageHost
+from tests.e2e.servers import serving
+from tests.e2e.translators.fakes import FakePredictionGuard, FakeTakeoff
 from tests.e2e.translators.helpers import PG_KEY, pg_entry, takeoff_entry
 
 # A loopback image host is a private address: the gateway may fetch from it only when told.
@@ -19,25 +20,19 @@ IMAGES = {"allow_private_networks": True}
 
 @pytest.fixture(scope="session")
 def _takeoff_fake() -> Iterator[FakeTakeoff]:
-    fake = FakeTakeoff()
-    with serve_in_thread(fake.app) as url:
-        fake.url = url
+    with serving(FakeTakeoff()) as fake:
         yield fake
 
 
 @pytest.fixture(scope="session")
 def _pg_fake() -> Iterator[FakePredictionGuard]:
-    fake = FakePredictionGuard(PG_KEY)
-    with serve_in_thread(fake.app) as url:
-        fake.url = url
+    with serving(FakePredictionGuard(PG_KEY)) as fake:
         yield fake
 
 
 @pytest.fixture(scope="session")
 def _image_host() -> Iterator[ImageHost]:
-    host = ImageHost()
-    with serve_in_thread(host.app) as url:
-        host.url = url
+    with serving(ImageHost()) as host:
         yield host
 
 

@@ -430,30 +430,3 @@ async def _pg_events(body: dict[str, Any], reply: PGReply) -> AsyncIterator[byte
 
 
 # Client images
-
-
-class ImageHost:
-    """A web server holding client images: `GET /images/{name}` with a chosen Content-Type."""
-
-    def __init__(self) -> None:
-        self.url = ""
-        self.requests: list[str] = []
-        self._images: dict[str, tuple[bytes, str]] = {}
-        self.app = Starlette(routes=[Route("/images/{name}", self._image, methods=["GET"])])
-
-    def put(self, name: str, data: bytes, content_type: str) -> str:
-        """Serve `data` as `name`; returns its URL."""
-        self._images[name] = (data, content_type)
-        return f"{self.url}/images/{name}"
-
-    def reset(self) -> None:
-        self._images.clear()
-        self.requests.clear()
-
-    async def _image(self, request: Request) -> Response:
-        name = request.path_params["name"]
-        self.requests.append(name)
-        if name not in self._images:
-            return PlainTextResponse("no such image", status_code=404)
-        data, content_type = self._images[name]
-        return Response(data, media_type=content_type)

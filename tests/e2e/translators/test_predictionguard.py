@@ -12,7 +12,8 @@ import pytest
 from openai.types.chat import ChatCompletionToolParam
 
 from tests.e2e.envelope import assert_error
-from tests.e2e.translators.fakes import PG_FORBIDDEN, FakePredictionGuard, ImageHost, PGReply
+from tests.e2e.fakes.images import ImageHost
+from tests.e2e.translators.fakes import PG_FORBIDDEN, FakePredictionGuard, PGReply
 from tests.e2e.translators.helpers import (
     PG_KEY,
     PG_MODEL,
@@ -85,7 +86,7 @@ def test_image_goes_as_a_data_uri_of_its_real_type(
     assert sent.json is not None
     assert sent.json["model"] == PG_MODEL
     assert sent.json["messages"][0]["content"][0] == {"type": "text", "text": QUESTION}
-    assert image_host.requests == (["photo.png"] if source == "url" else [])
+    assert image_host.fetched == (["photo.png"] if source == "url" else [])
 
 
 @pytest.mark.parametrize("source", ["url", "data-uri"])

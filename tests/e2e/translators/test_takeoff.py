@@ -12,7 +12,8 @@ import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
 from tests.e2e.envelope import assert_error
-from tests.e2e.translators.fakes import EOS, TAKEOFF_NOT_READY, FakeTakeoff, ImageHost, TakeoffReply
+from tests.e2e.fakes.images import ImageHost
+from tests.e2e.translators.fakes import EOS, TAKEOFF_NOT_READY, FakeTakeoff, TakeoffReply
 from tests.e2e.translators.helpers import QUESTION, ask, chunks_of, data_uri, image_bytes
 
 pytestmark = pytest.mark.e2e
@@ -84,7 +85,7 @@ async def test_image_url_is_fetched_and_streamed_as_multipart(
     assert chunks[0].choices[0].delta.role == "assistant"
     assert text_of(chunks) == "A red square."
     assert chunks[-1].choices[0].finish_reason == "stop"
-    assert image_host.requests == ["photo"]
+    assert image_host.fetched == ["photo"]
     [sent] = takeoff.received
     assert sent.path == "/image_generate_stream"
     assert sent.refused is None
