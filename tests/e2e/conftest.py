@@ -13,6 +13,7 @@ import pytest
 from app.main import create_app
 from tests.conftest import make_config
 from tests.e2e.deployments import default_models
+from tests.e2e.fakes.images import ImageHost
 from tests.e2e.fakes.openai_compat import FakeUpstream, Flavour
 from tests.e2e.servers import serve_in_thread, serving
 
@@ -47,6 +48,19 @@ def aimlapi_upstream(_aimlapi_fake: FakeUpstream) -> FakeUpstream:
     """The AI/ML API-flavoured fake (201 replies, its own error body), freshly reset."""
     _aimlapi_fake.reset()
     return _aimlapi_fake
+
+
+@pytest.fixture(scope="session")
+def _image_host() -> Iterator[ImageHost]:
+    with serving(ImageHost()) as host:
+        yield host
+
+
+@pytest.fixture
+def image_host(_image_host: ImageHost) -> ImageHost:
+    """A web server on loopback holding client images, emptied for each test."""
+    _image_host.reset()
+    return _image_host
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import pytest
 
 from tests.e2e.conftest import StartGateway
 from tests.e2e.jobs.deployments import MPX_KEY, VLMRUN_KEY, mpx_entry, vlmrun_entry
-from tests.e2e.jobs.fakes import FakeMasterpieceX, FakeVLMRun, ImageHost
+from tests.e2e.jobs.fakes import FakeMasterpieceX, FakeVLMRun
 from tests.e2e.servers import serving
 
 StartJobGateway = Callable[..., str]
@@ -27,12 +27,6 @@ def _vlmrun_fake() -> Iterator[FakeVLMRun]:
         yield fake
 
 
-@pytest.fixture(scope="session")
-def _image_host() -> Iterator[ImageHost]:
-    with serving(ImageHost()) as host:
-        yield host
-
-
 @pytest.fixture
 def mpx(_mpx_fake: FakeMasterpieceX) -> FakeMasterpieceX:
     """The Masterpiece X fake, with no script and nothing recorded or stored."""
@@ -45,13 +39,6 @@ def vlmrun(_vlmrun_fake: FakeVLMRun) -> FakeVLMRun:
     """The VLM Run fake, with no script and nothing recorded."""
     _vlmrun_fake.reset()
     return _vlmrun_fake
-
-
-@pytest.fixture
-def image_host(_image_host: ImageHost) -> ImageHost:
-    """A web server on loopback holding client images."""
-    _image_host.reset()
-    return _image_host
 
 
 # Client image URLs point at loopback, which only `allow_private_networks` lets the gateway fetch.

@@ -9,7 +9,6 @@ import openai
 import pytest
 
 from tests.e2e.conftest import MakeClient, StartGateway
-from tests.e2e.fakes.images import ImageHost
 from tests.e2e.servers import serving
 from tests.e2e.translators.fakes import FakePredictionGuard, FakeTakeoff
 from tests.e2e.translators.helpers import PG_KEY, pg_entry, takeoff_entry
@@ -30,12 +29,6 @@ def _pg_fake() -> Iterator[FakePredictionGuard]:
         yield fake
 
 
-@pytest.fixture(scope="session")
-def _image_host() -> Iterator[ImageHost]:
-    with serving(ImageHost()) as host:
-        yield host
-
-
 @pytest.fixture
 def takeoff(_takeoff_fake: FakeTakeoff) -> FakeTakeoff:
     """The fake Takeoff server, with no script and no recorded requests."""
@@ -48,12 +41,6 @@ def pg(_pg_fake: FakePredictionGuard) -> FakePredictionGuard:
     """The fake Prediction Guard server, freshly reset."""
     _pg_fake.reset()
     return _pg_fake
-
-
-@pytest.fixture
-def image_host(_image_host: ImageHost) -> ImageHost:
-    _image_host.reset()
-    return _image_host
 
 
 @pytest.fixture
