@@ -50,10 +50,10 @@ async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
 
     async def watch() -> None:
         nonlocal gone
-        while (await request.receive())["type"] != "http.disconnect":
-            pass
-        gone = True
-        task.cancel()
+        # The body has been read: per ASGI, the next message is the disconnect.
+        if (await request.receive())["type"] == "http.disconnect":
+            gone = True
+            task.cancel()
 
     watcher = asyncio.create_task(watch())
     try:

@@ -332,6 +332,25 @@ def test_a_client_that_goes_away_stops_the_polling(mpx_gateway: str, mpx: FakeMa
     assert mpx.polls[-1].at < closed_at + 1.0
 
 
+def test_a_non_streamed_client_that_goes_away_stops_the_polling(
+    mpx_gateway: str, mpx: FakeMasterpieceX
+) -> None:
+    mpx.script(MPXJob(polls=100_000))
+    body = {"model": "mpx-vision", "messages": ask(QUESTION, data_uri(png_bytes(10, 10)))}
+
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{mpx_gateway}/v1/chat/completions", json=body, timeout=0.6)
+    left_at = time.monotonic()
+
+    time.sleep(1.0)
+    settled = len(mpx.polls)
+    time.sleep(0.3)
+
+    assert settled >= 1, "the job was never polled"
+    assert len(mpx.polls) == settled, "polling went on after the client left"
+    assert mpx.polls[-1].at < left_at + 1.0
+
+
 # Failures
 
 
