@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
@@ -134,6 +134,19 @@ def role_chunk(
             for i in range(count)
         ],
     )
+
+
+async def stream_when_ready(
+    model: str, answer: Callable[[], Awaitable[ChatCompletion]]
+) -> AsyncGenerator[ChatCompletionChunk]:
+    """A stream for an upstream that answers whole: the role chunk at once (the response
+    sends keepalives while `answer()` is awaited), then the answer as chunks."""
+    role = role_chunk(model)
+    yield role
+    completion = await answer()
+    completion.id, completion.created = role.id, role.created
+    for chunk in chunks_from_completion(completion)[1:]:
+        yield chunk
 
 
 def chunks_from_completion(completion: ChatCompletion) -> list[ChatCompletionChunk]:

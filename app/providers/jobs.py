@@ -13,7 +13,7 @@ from typing import Generic, Literal, TypeVar, assert_never
 from app.context import upstream_wait
 from app.errors import UpstreamError, UpstreamJobFailed, UpstreamRejected, UpstreamTimeout
 from app.metrics import Metrics
-from app.providers.base import Call, chunks_from_completion, role_chunk
+from app.providers.base import Call, stream_when_ready
 from app.schemas import ChatCompletion, ChatCompletionChunk
 
 logger = logging.getLogger(__name__)
@@ -132,9 +132,9 @@ class JobProvider(Generic[JobT]):
         """The role chunk as soon as the job is submitted, the rest when it is done; the
         response sends keepalives meanwhile."""
         job, first = await self.submit(call)
-        role = role_chunk(call.request.model)
-        yield role
-        completion = self.to_completion(call, job, await self._wait(call, job, first))
-        completion.id, completion.created = role.id, role.created
-        for chunk in chunks_from_completion(completion)[1:]:
+
+        async def answer() -> ChatCompletion:
+            return self.to_completion(call, job, await self._wait(call, job, first))
+
+        async for chunk in stream_when_ready(call.request.model, answer):
             yield chunk

@@ -8,7 +8,7 @@ import orjson
 
 from app.errors import UnsupportedParameter, UpstreamError
 from app.images import ImageNeeds
-from app.providers.base import Call, Capabilities, chunks_from_completion, role_chunk
+from app.providers.base import Call, Capabilities, stream_when_ready
 from app.providers.openai_compat import OpenAICompatible
 from app.schemas import ChatCompletion, ChatCompletionChunk
 
@@ -83,13 +83,8 @@ class PredictionGuard(OpenAICompatible):
             async for chunk in super().stream(call):
                 yield chunk
             return
-        # It refuses to stream with images: the stream starts now, keepalives cover the wait,
-        # and the whole answer follows.
-        role = role_chunk(call.request.model)
-        yield role
-        completion = await self.complete(call)
-        completion.id, completion.created = role.id, role.created
-        for chunk in chunks_from_completion(completion)[1:]:
+        # It refuses to stream with images: one whole answer, streamed.
+        async for chunk in stream_when_ready(call.request.model, lambda: self.complete(call)):
             yield chunk
 
 
