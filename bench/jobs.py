@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import orjson
 
 from bench.client import Connection, Exchange, build_get, build_request
-from bench.load import fetch_once
+from bench.load import fetch_once, open_connections
 from bench.outcome import Check, SpecialResult, fmt, row
 from bench.payloads import MPX_MODEL, MPX_POLL_INTERVAL_S, job_body
 from bench.probe import HealthFigures, HealthProbe, health_figures
@@ -108,17 +108,10 @@ def poll_figures(polls: list[float], started: float, ended: float) -> PollFigure
 
 
 async def _open(port: int) -> list[Connection]:
-    opened = await asyncio.gather(
-        *(Connection.open(HOST, port, streaming=False, keep_body=True) for _ in range(JOBS)),
-        return_exceptions=True,
-    )
-    connections = [c for c in opened if isinstance(c, Connection)]
-    if len(connections) < JOBS:
-        for connection in connections:
-            connection.close()
-        failure = next(c for c in opened if not isinstance(c, Connection))
-        raise RuntimeError(f"jobs200: could not open {JOBS} connections: {failure}")
-    return connections
+    try:
+        return await open_connections(HOST, port, JOBS, streaming=False, keep_body=True)
+    except OSError as exc:
+        raise RuntimeError(f"jobs200: could not open {JOBS} connections: {exc}") from None
 
 
 async def run_jobs200(scenario: Special, settings: Settings, mock: Service) -> SpecialResult:

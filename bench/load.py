@@ -104,18 +104,39 @@ async def _worker(load: Load, connection: Connection, budget: _Budget, result: L
         connection.close()
 
 
-async def _open_all(load: Load) -> list[Connection]:
+async def open_connections(
+    host: str,
+    port: int,
+    count: int,
+    *,
+    streaming: bool,
+    keep_body: bool = False,
+    raw_sse: bool = False,
+) -> list[Connection]:
+    """`count` keep-alive connections, all or none (OSError naming the first failure)."""
     async with asyncio.timeout(CONNECT_TIMEOUT_S):
         opened = await asyncio.gather(
-            *(_open(load) for _ in range(load.concurrency)), return_exceptions=True
+            *(
+                Connection.open(
+                    host, port, streaming=streaming, keep_body=keep_body, raw_sse=raw_sse
+                )
+                for _ in range(count)
+            ),
+            return_exceptions=True,
         )
     connections = [item for item in opened if isinstance(item, Connection)]
     failures = [item for item in opened if not isinstance(item, Connection)]
     if failures:
         for connection in connections:
             connection.close()
-        raise OSError(f"{len(failures)} of {load.concurrency} connections failed: {failures[0]}")
+        raise OSError(f"{len(failures)} of {count} connections failed: {failures[0]}")
     return connections
+
+
+async def _open_all(load: Load) -> list[Connection]:
+    return await open_connections(
+        load.host, load.port, load.concurrency, streaming=load.streaming, raw_sse=load.raw_sse
+    )
 
 
 async def run_load(load: Load) -> LoadResult:

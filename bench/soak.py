@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 
 from bench.client import Connection, Exchange, build_request
-from bench.load import fetch_once
+from bench.load import fetch_once, open_connections
 from bench.outcome import Check, SpecialResult, fmt, row
 from bench.payloads import IMAGE_URL, MODEL_PREFIX, chat_body, model_name
 from bench.probe import HealthFigures, HealthProbe, health_figures
@@ -79,17 +79,10 @@ def steady_cpu(during: list[Sample]) -> tuple[float, float] | None:
 
 
 async def _open(port: int) -> list[Connection]:
-    opened = await asyncio.gather(
-        *(Connection.open(HOST, port, streaming=True) for _ in range(STREAMS)),
-        return_exceptions=True,
-    )
-    connections = [c for c in opened if isinstance(c, Connection)]
-    if len(connections) < STREAMS:
-        for connection in connections:
-            connection.close()
-        failure = next(c for c in opened if not isinstance(c, Connection))
-        raise RuntimeError(f"soak: could not open {STREAMS} connections: {failure}")
-    return connections
+    try:
+        return await open_connections(HOST, port, STREAMS, streaming=True)
+    except OSError as exc:
+        raise RuntimeError(f"soak: could not open {STREAMS} connections: {exc}") from None
 
 
 @dataclass
