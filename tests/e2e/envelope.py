@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import openai
+import pytest
+from openai.types.chat import ChatCompletionChunk
 
 from tests.e2e.deployments import UPSTREAM_KEYS
 
@@ -30,3 +33,14 @@ def assert_error(
     if param is not _UNSET:
         assert error["param"] == param
     return error
+
+
+def stream_until_error(
+    client: openai.OpenAI, **request: Any
+) -> tuple[list[ChatCompletionChunk], openai.APIError]:
+    """Stream `request` to its in-stream error: the chunks before it, and what the SDK raised."""
+    received: list[ChatCompletionChunk] = []
+    stream = client.chat.completions.create(stream=True, **request)
+    with stream, pytest.raises(openai.APIError) as raised:
+        received.extend(stream)
+    return received, raised.value

@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from tests.e2e.deployments import png_bytes
-from tests.e2e.envelope import assert_error
+from tests.e2e.envelope import assert_error, stream_until_error
 from tests.e2e.jobs.conftest import StartJobGateway
 from tests.e2e.jobs.deployments import MPX_KEY, ask, data_uri
 from tests.e2e.jobs.fakes import FakeMasterpieceX, ImageHost, MPXJob
@@ -370,19 +370,16 @@ def test_a_job_that_fails_mid_stream_ends_with_an_error_event(
     mpx_gateway: str, mpx: FakeMasterpieceX
 ) -> None:
     mpx.script(MPXJob(fail="the image could not be processed"))
-    received: list[openai.types.chat.ChatCompletionChunk] = []
 
     with sdk(mpx_gateway) as client:
-        stream = client.chat.completions.create(
-            model="mpx-vision", messages=ask(QUESTION, data_uri(png_bytes(10, 10))), stream=True
+        received, error = stream_until_error(
+            client, model="mpx-vision", messages=ask(QUESTION, data_uri(png_bytes(10, 10)))
         )
-        with stream, pytest.raises(openai.APIError) as raised:
-            received.extend(stream)
 
     assert [chunk.choices[0].delta.role for chunk in received] == ["assistant"]
-    assert isinstance(raised.value.body, dict)
-    assert raised.value.body["code"] == "job_failed"
-    assert "the image could not be processed" in raised.value.message
+    assert isinstance(error.body, dict)
+    assert error.body["code"] == "job_failed"
+    assert "the image could not be processed" in error.message
 
 
 def test_a_failed_stream_has_no_done_after_the_error(
@@ -479,18 +476,15 @@ def test_a_streamed_job_past_the_deadline_ends_with_upstream_timeout(
 ) -> None:
     gateway = start_mpx_gateway(timeout_s=0.5)
     mpx.script(MPXJob(polls=100_000))
-    received: list[openai.types.chat.ChatCompletionChunk] = []
 
     with sdk(gateway) as client:
-        stream = client.chat.completions.create(
-            model="mpx-vision", messages=ask(QUESTION, data_uri(png_bytes(10, 10))), stream=True
+        received, error = stream_until_error(
+            client, model="mpx-vision", messages=ask(QUESTION, data_uri(png_bytes(10, 10)))
         )
-        with stream, pytest.raises(openai.APIError) as raised:
-            received.extend(stream)
 
     assert [chunk.choices[0].delta.role for chunk in received] == ["assistant"]
-    assert isinstance(raised.value.body, dict)
-    assert raised.value.body["code"] == "upstream_timeout"
+    assert isinstance(error.body, dict)
+    assert error.body["code"] == "upstream_timeout"
 
 
 def test_the_deadline_of_a_stream_counts_from_the_request(

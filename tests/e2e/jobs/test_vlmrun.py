@@ -16,7 +16,7 @@ from openai.types.chat import ChatCompletionMessageParam
 
 from tests.e2e.conftest import StartGateway
 from tests.e2e.deployments import png_bytes
-from tests.e2e.envelope import assert_error
+from tests.e2e.envelope import assert_error, stream_until_error
 from tests.e2e.jobs.deployments import VLMRUN_KEY, ask, data_uri, vlmrun_entry
 from tests.e2e.jobs.fakes import FakeVLMRun, ImageHost, VLMPrediction
 
@@ -373,15 +373,13 @@ def test_a_prediction_that_fails_mid_stream_ends_with_an_error_event(
     )
 
     with sdk(vlmrun_gateway) as client:
-        stream = client.chat.completions.create(
-            model="vlm-invoice", messages=ask("Extract.", data_uri(png_bytes(8, 8))), stream=True
+        _, error = stream_until_error(
+            client, model="vlm-invoice", messages=ask("Extract.", data_uri(png_bytes(8, 8)))
         )
-        with stream, pytest.raises(openai.APIError) as raised:
-            list(stream)
 
-    assert isinstance(raised.value.body, dict)
-    assert raised.value.body["code"] == "job_failed"
-    assert "document unreadable" in raised.value.message
+    assert isinstance(error.body, dict)
+    assert error.body["code"] == "job_failed"
+    assert "document unreadable" in error.message
 
 
 def test_a_prediction_past_the_deadline_is_upstream_timeout(
