@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from app.images.fetch import display_url
 from app.images.intake import check_image_parts, decode_data_uri
 from app.images.pipeline import ImageNeeds, ImagePipeline, PreparedImage, with_images
 
@@ -12,6 +11,5 @@ __all__ = [
     "PreparedImage",
     "check_image_parts",
     "decode_data_uri",
-    "display_url",
     "with_images",
 ]
