@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
 import sys
@@ -69,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         access_log=False,
         loop="uvloop",
         http="httptools",
-        timeout_graceful_shutdown=int(config.server.shutdown_grace_s) or None,
+        # Open streams may finish within the grace period; then they are cancelled.
+        timeout_graceful_shutdown=math.ceil(config.server.shutdown_grace_s),
     )
     try:
         if args.workers > 1:

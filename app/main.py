@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from app.allocator import release_large_buffers
 from app.api import chat, health, models, playground
@@ -31,6 +33,19 @@ from app.transport import AiohttpTransport
 logger = logging.getLogger(__name__)
 
 
+class GatewayApp(FastAPI):
+    """FastAPI, but `POST /v1/chat/completions` is answered before its middleware stack:
+    every request and every streamed token passes there (see `app.api.chat`)."""
+
+    chat: chat.ChatCompletions
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in chat.PATHS:
+            await self.chat(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+
 def create_app(config: GatewayConfig, *, resolver: Resolver = system_resolver) -> FastAPI:
     """A gateway serving `config`. Upstream connections live for the app's lifespan.
     `resolver` answers the image fetcher's DNS questions (tests give their own)."""
@@ -47,7 +62,7 @@ def create_app(config: GatewayConfig, *, resolver: Resolver = system_resolver) -
             await state.aclose()
             metrics.worker_exited()
 
-    app = FastAPI(
+    app = GatewayApp(
         title="vision-gateway",
         version="0.1.0",
         lifespan=lifespan,
@@ -69,7 +84,7 @@ def create_app(config: GatewayConfig, *, resolver: Resolver = system_resolver) -
     state = build_state(config.state, on_error=metrics.state_errors.inc)
     router = Router(config, ProviderContext(transport, config.images, state, metrics))
     limiter = RateLimiter(state)
-    app.state.gateway = Gateway(
+    app.state.gateway = gateway = Gateway(
         config=config,
         router=router,
         service=ChatService(config, router, pipeline, metrics, limiter, Cooldowns(state)),
@@ -79,7 +94,9 @@ def create_app(config: GatewayConfig, *, resolver: Resolver = system_resolver) -
         started_at=int(time.time()),
         api_keys=config.server.active_keys(),
     )
-    app.router.routes.extend(chat.routes)
+    app.chat = chat.ChatCompletions(gateway)
+    # The same app as routes: other methods get 405, and a mounted copy still answers.
+    app.router.routes.extend(Route(path, app.chat, methods=["POST"]) for path in chat.PATHS)
     for module in (models, health, playground):
         app.include_router(module.router)
     install_error_handlers(app)

@@ -1,4 +1,5 @@
-"""Pure-ASGI middleware: a request id on every response, and the request's clocks."""
+"""Every request's id and clocks: pure-ASGI middleware for FastAPI's routes, and
+`open_request` for the chat route, which is served ahead of FastAPI."""
 
 from __future__ import annotations
 
@@ -13,6 +14,15 @@ REQUEST_ID_HEADER = "x-request-id"
 _MAX_ID_LENGTH = 128
 
 
+def open_request(scope: Scope) -> bytes:
+    """Start the request's context under the client's `x-request-id` (or a new one), and
+    return the id to echo."""
+    request_id = _client_request_id(scope) or uuid.uuid4().hex
+    scope.setdefault("state", {})["request_id"] = request_id
+    start_request(request_id)
+    return request_id.encode("latin-1")
+
+
 class RequestContextMiddleware:
     """Echoes the client's `x-request-id` (or makes one) and starts the request's timings."""
 
@@ -23,9 +33,7 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _client_request_id(scope) or uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
-        start_request(request_id)
+        request_id = open_request(scope).decode("latin-1")
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import httpx
 import orjson
 from httpx_sse import EventSource
 from pydantic import BaseModel
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.types import Receive, Scope, Send
 
 from app.errors import GatewayError, InternalError
 
 logger = logging.getLogger(__name__)
 
 DONE = b"data: [DONE]\n\n"
+KEEPALIVE = b": keepalive\n\n"
 KEEPALIVE_INTERVAL_S = 5.0
 
 
@@ -33,11 +35,7 @@ def encode_error(error: GatewayError) -> bytes:
     return encode_data(orjson.dumps(error.to_envelope()))
 
 
-def _keepalive() -> ServerSentEvent:
-    return ServerSentEvent(comment="keepalive")
-
-
-async def sse_body(events: AsyncIterator[BaseModel]) -> AsyncIterator[bytes]:
+async def sse_body(events: AsyncIterator[BaseModel]) -> AsyncGenerator[bytes]:
     """Frame an already-started stream: each chunk as an event as it comes, then `[DONE]`.
 
     A failure after the first byte cannot change the status any more, so it becomes one
@@ -61,18 +59,67 @@ async def sse_body(events: AsyncIterator[BaseModel]) -> AsyncIterator[bytes]:
     yield DONE
 
 
-def event_stream_response(
-    events: AsyncIterator[BaseModel], *, grace_s: float = 0, headers: dict[str, str] | None = None
-) -> EventSourceResponse:
-    """The streaming HTTP response: `: keepalive` comments while the stream is quiet, and on
-    shutdown up to `grace_s` for the stream to finish before it is cut."""
-    return EventSourceResponse(
-        sse_body(events),
-        headers=headers,
-        ping=KEEPALIVE_INTERVAL_S,
-        ping_message_factory=_keepalive,
-        shutdown_grace_period=grace_s,
-    )
+class EventStream:
+    """The streaming HTTP response, as an ASGI app: each event is written as soon as it is
+    ready, a `: keepalive` comment goes out whenever the stream has been quiet for
+    `KEEPALIVE_INTERVAL_S`, and the stream is cancelled (closing its upstream) as soon as
+    the client goes away.
+
+    One helper task per stream listens for the disconnect and paces the keepalives, so
+    relaying a chunk costs one `send` and nothing else. On shutdown the server lets open
+    streams finish within `server.shutdown_grace_s`, then cancels them.
+    """
+
+    def __init__(self, events: AsyncIterator[BaseModel]) -> None:
+        self._body = sse_body(events)
+        self._last_write = 0.0
+        self._client_gone = False
+        self.raw_headers: list[tuple[bytes, bytes]] = [
+            (b"content-type", b"text/event-stream; charset=utf-8"),
+            (b"cache-control", b"no-cache"),
+            (b"x-accel-buffering", b"no"),
+        ]
+
+    async def __call__(self, _scope: Scope, receive: Receive, send: Send) -> None:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        self._last_write = loop.time()
+        watcher = asyncio.create_task(self._watch(receive, send, task))
+        try:
+            async for data in self._body:
+                await send({"type": "http.response.body", "body": data, "more_body": True})
+                self._last_write = loop.time()
+            watcher.cancel()
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except asyncio.CancelledError:
+            if not (self._client_gone and task.uncancel() == 0):
+                raise
+        finally:
+            watcher.cancel()
+            await self._body.aclose()
+
+    async def _watch(self, receive: Receive, send: Send, stream: asyncio.Task[None]) -> None:
+        """Until the stream ends: a keepalive after each quiet interval, and the stream's
+        cancellation when the client disconnects (the body has been read, so per ASGI the
+        next message is the disconnect)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            quiet_for = loop.time() - self._last_write
+            if quiet_for >= KEEPALIVE_INTERVAL_S:
+                await send({"type": "http.response.body", "body": KEEPALIVE, "more_body": True})
+                self._last_write = loop.time()
+                continue
+            try:
+                async with asyncio.timeout(KEEPALIVE_INTERVAL_S - quiet_for):
+                    message = await receive()
+            except TimeoutError:
+                continue
+            if message["type"] == "http.disconnect":
+                self._client_gone = True
+                stream.cancel()
+                return
 
 
 async def iter_sse_data(response: httpx.Response) -> AsyncIterator[str]:
