@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import resource
 import signal
@@ -19,6 +20,7 @@ from bench.client import Connection
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
+WORKER_SETTLE_S = 2.0  # after the last worker appears, for it to import the app and listen
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -29,11 +31,45 @@ def free_port() -> int:
         return port
 
 
-def cpu_times(pid: int) -> tuple[float, float]:
-    """User and system CPU time of a process, all its threads included."""
+def _stat_fields(pid: int) -> list[str]:
+    """`/proc/<pid>/stat` after the command name: field 3 (the state) comes first."""
     stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return int(fields[11]) / _CLOCK_TICKS, int(fields[12]) / _CLOCK_TICKS  # fields 14, 15
+    return stat[stat.rindex(")") + 2 :].split()
+
+
+def cpu_times(pid: int) -> tuple[float, float]:
+    """User and system CPU time of a process, all its threads included, and of the children it
+    has waited for (which no longer show up anywhere else)."""
+    fields = _stat_fields(pid)
+    user = int(fields[11]) + int(fields[13])  # fields 14 and 16: utime, cutime
+    system = int(fields[12]) + int(fields[14])  # fields 15 and 17: stime, cstime
+    return user / _CLOCK_TICKS, system / _CLOCK_TICKS
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and all its living descendants, parents before their children."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            parent = int(_stat_fields(int(entry))[1])
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        children.setdefault(parent, []).append(int(entry))
+    tree, index = [pid], 0
+    while index < len(tree):
+        tree += sorted(children.get(tree[index], []))
+        index += 1
+    return tree
+
+
+def command_line(pid: int) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    return raw.replace(b"\0", b" ").decode(errors="replace").strip()
 
 
 def machine_busy_seconds() -> float:
@@ -110,27 +146,65 @@ def raise_open_file_limit(wanted: int) -> tuple[int, int]:
     return resource.getrlimit(resource.RLIMIT_NOFILE)
 
 
+# Processes in a server's tree that serve no requests: multiprocessing's helper.
+_HELPERS = ("multiprocessing.resource_tracker",)
+
+
 @dataclass
 class Service:
-    """A child process serving HTTP on `port`, its output going to `log`."""
+    """A child process serving HTTP on `port`, its output going to `log`.
+
+    A server may run as a tree of processes (a supervisor and its workers): CPU time is summed
+    over the whole tree, and memory is that of the largest worker. Its workers are the
+    processes below the first one, helpers aside; a server with no children is its own worker.
+    """
 
     name: str
     process: subprocess.Popen[bytes]
     port: int
     log: Path
+    health_path: str = "/health"
 
     @property
     def pid(self) -> int:
         return self.process.pid
 
+    def tree_cpu(self) -> dict[int, tuple[float, float]]:
+        """User and system CPU seconds of each living process in the tree, by pid."""
+        found: dict[int, tuple[float, float]] = {}
+        for pid in process_tree(self.pid):
+            try:
+                found[pid] = cpu_times(pid)
+            except OSError:
+                continue  # ended meanwhile
+        return found
+
+    def worker_pids(self) -> list[int]:
+        tree = process_tree(self.pid)
+        workers = [
+            pid for pid in tree[1:] if not any(name in command_line(pid) for name in _HELPERS)
+        ]
+        return workers or tree[:1]
+
     def cpu_seconds(self) -> float:
-        return sum(cpu_times(self.pid))
+        return sum(user + system for user, system in self.tree_cpu().values())
 
     def system_cpu_seconds(self) -> float:
-        return cpu_times(self.pid)[1]
+        return sum(system for _, system in self.tree_cpu().values())
 
     def peak_rss_bytes(self) -> int:
-        return peak_rss_bytes(self.pid)
+        """The largest worker's high-water mark: the peak memory per worker."""
+        return max(self.worker_peak_rss().values(), default=0)
+
+    def worker_peak_rss(self) -> dict[int, int]:
+        """Each worker's high-water mark of resident memory, by pid."""
+        found: dict[int, int] = {}
+        for pid in self.worker_pids():
+            try:
+                found[pid] = peak_rss_bytes(pid)
+            except (OSError, RuntimeError):
+                continue
+        return found
 
     def rss_bytes(self) -> int:
         return rss_bytes(self.pid)
@@ -145,20 +219,26 @@ class Service:
             return ""
 
     def stop(self) -> None:
-        """SIGINT (a graceful shutdown) and wait; SIGKILL if it takes too long."""
+        """SIGINT (a graceful shutdown) and wait; SIGKILL if it takes too long. Descendants
+        still running once it has ended are killed too."""
         if self.process.poll() is not None:
             return
+        descendants = process_tree(self.pid)[1:]
         self.process.send_signal(signal.SIGINT)
         try:
             self.process.wait(STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        for pid in descendants:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
 
-    async def wait_healthy(self) -> None:
-        """Poll `GET /health` until it answers 200, or fail with the log's last lines."""
-        request = f"GET /health HTTP/1.1\r\nHost: {HOST}:{self.port}\r\n\r\n".encode()
-        deadline = time.monotonic() + START_TIMEOUT_S
+    async def wait_healthy(self, timeout_s: float = START_TIMEOUT_S) -> None:
+        """Poll `GET /health` (or `health_path`) until it answers 200, or fail with the log's
+        last lines."""
+        request = f"GET {self.health_path} HTTP/1.1\r\nHost: {HOST}:{self.port}\r\n\r\n".encode()
+        deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 break
@@ -178,12 +258,15 @@ class Service:
         )
 
 
-def _spawn(args: list[str], log: Path, cwd: Path) -> subprocess.Popen[bytes]:
+def spawn(
+    args: list[str], log: Path, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """A server process writing its output to `log`."""
     log.parent.mkdir(parents=True, exist_ok=True)
     out: IO[bytes] = log.open("wb")
     try:
         return subprocess.Popen(
-            args, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            args, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
         )
     finally:
         out.close()
@@ -193,13 +276,14 @@ async def start_mock(root: Path, log: Path) -> Service:
     """The mock upstream in its own process, on a free port."""
     port = free_port()
     args = [sys.executable, "-m", "bench.mock", "--host", HOST, "--port", str(port)]
-    service = Service("mock upstream", _spawn(args, log, root), port, log)
+    service = Service("mock upstream", spawn(args, log, root), port, log)
     await service.wait_healthy()
     return service
 
 
-async def start_gateway(root: Path, config: Path, log: Path) -> Service:
-    """`python -m app` with one worker, on a free port, once `GET /health` answers."""
+async def start_gateway(root: Path, config: Path, log: Path, workers: int = 1) -> Service:
+    """`python -m app` with `workers` workers (one by default), on a free port, once
+    `GET /health` answers and every worker has started."""
     port = free_port()
     args = [
         sys.executable,
@@ -212,8 +296,41 @@ async def start_gateway(root: Path, config: Path, log: Path) -> Service:
         "--port",
         str(port),
         "--workers",
-        "1",
+        str(workers),
     ]
-    service = Service("gateway", _spawn(args, log, root), port, log)
-    await service.wait_healthy()
+    return await launch("gateway", args, port, root, log, workers=workers)
+
+
+async def launch(
+    name: str,
+    args: list[str],
+    port: int,
+    root: Path,
+    log: Path,
+    *,
+    workers: int = 1,
+    env: dict[str, str] | None = None,
+    health_path: str = "/health",
+    start_timeout_s: float = START_TIMEOUT_S,
+) -> Service:
+    """Start a server listening on `port`, and wait until it answers `health_path` and, with
+    more than one worker, until every worker has started."""
+    service = Service(name, spawn(args, log, root, env), port, log, health_path)
+    await service.wait_healthy(start_timeout_s)
+    if workers > 1:
+        await wait_for_workers(service, workers)
     return service
+
+
+async def wait_for_workers(service: Service, workers: int) -> None:
+    """Wait until `workers` worker processes exist and each has had a moment to start serving
+    (one answers /health before the others may have finished starting)."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while len(service.worker_pids()) < workers:
+        if time.monotonic() > deadline or service.process.poll() is not None:
+            raise RuntimeError(
+                f"the {service.name} did not start {workers} workers; its log ends:\n"
+                f"{service.log_tail()}"
+            )
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(WORKER_SETTLE_S)

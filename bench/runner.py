@@ -41,8 +41,22 @@ class Settings:
 
 
 @dataclass
+class Worker:
+    """One worker process of the target: its CPU time over the measured run and its peak
+    resident memory (VmHWM) after it."""
+
+    pid: int
+    cpu_s: float
+    peak_rss_bytes: int | None
+
+
+@dataclass
 class Measurement:
-    """One run against one target; CPU and memory figures are for the measured window only."""
+    """One run against one target; CPU and memory figures are for the measured window only.
+
+    The `gateway_*` figures are the measured server's (the gateway's, or in a comparison the
+    other proxy's), summed over its processes; its peak RSS is its largest worker's.
+    """
 
     target: str
     driver: str
@@ -62,7 +76,9 @@ class Measurement:
     gateway_cpu_s: float | None = None
     gateway_system_cpu_s: float | None = None  # the kernel's share: mostly socket calls
     gateway_peak_rss_bytes: int | None = None
+    workers: list[Worker] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)
+    check_error: str | None = None  # the check request's answer was wrong (and measured anyway)
     health_idle: HealthFigures | None = None  # GET /health on the gateway before any load
     health_loaded: HealthFigures | None = None  # ... and during the measured run
 
@@ -92,15 +108,17 @@ def _problem(scenario: Scenario, exchange: Exchange) -> str | None:
     return None if reply.get("object") == "chat.completion" and content else "no content"
 
 
-async def _check(scenario: Scenario, port: int, requests: Requests, target: str) -> None:
-    """One request first: a target that answers wrongly would make every figure meaningless."""
+async def _check(scenario: Scenario, port: int, requests: Requests, target: str) -> str | None:
+    """One request first: a target that answers wrongly would make every figure meaningless.
+    Returns what was wrong, or None."""
     exchange = await fetch_once(
         HOST, port, requests.first, streaming=scenario.stream, raw_sse=requests.raw_sse
     )
     problem = _problem(scenario, exchange)
     if problem:
         excerpt = bytes(exchange.body[:500]).decode(errors="replace")
-        raise RuntimeError(f"{scenario.key}: the {target} answered wrongly ({problem}): {excerpt}")
+        return f"{scenario.key}: the {target} answered wrongly ({problem}): {excerpt}"
+    return None
 
 
 async def _drive(
@@ -165,29 +183,40 @@ class Clocks:
     machine: float
     driver: float
     mock: float
-    gateway: float
+    gateway: float  # the target's processes, all of them
     gateway_system: float
+    workers: dict[int, float]  # each of the target's processes, by pid
 
     @classmethod
     def read(cls, mock: Service, gateway: Service | None) -> Clocks:
+        tree = gateway.tree_cpu() if gateway else {}
         return cls(
             machine_busy_seconds(),
             own_cpu_seconds(),
             mock.cpu_seconds(),
-            gateway.cpu_seconds() if gateway else 0.0,
-            gateway.system_cpu_seconds() if gateway else 0.0,
+            sum(user + system for user, system in tree.values()),
+            sum(system for _, system in tree.values()),
+            {pid: user + system for pid, (user, system) in tree.items()},
         )
 
 
-def _account(measurement: Measurement, before: Clocks, after: Clocks) -> None:
+def _account(
+    measurement: Measurement, before: Clocks, after: Clocks, target: Service | None
+) -> None:
     measurement.mock_cpu_s = after.mock - before.mock
     measurement.driver_cpu_s = after.driver - before.driver
     gateway = after.gateway - before.gateway
     ours = measurement.mock_cpu_s + measurement.driver_cpu_s + gateway
     measurement.other_cpu_s = max(0.0, after.machine - before.machine - ours)
-    if measurement.target == "gateway":
+    if target is not None:
         measurement.gateway_cpu_s = gateway
         measurement.gateway_system_cpu_s = after.gateway_system - before.gateway_system
+        peaks = target.worker_peak_rss()
+        measurement.gateway_peak_rss_bytes = max(peaks.values(), default=None)
+        measurement.workers = [
+            Worker(pid, after.workers.get(pid, 0.0) - before.workers.get(pid, 0.0), peak)
+            for pid, peak in peaks.items()
+        ]
 
 
 async def measure(
@@ -196,15 +225,23 @@ async def measure(
     mock: Service,
     target: Service | None,
     profiler: Profiler | None = None,
+    *,
+    name: str | None = None,
+    strict: bool = True,
 ) -> Measurement:
-    """Check, warm up, then measure `scenario` against `target` (None: the mock directly)."""
+    """Check, warm up, then measure `scenario` against `target` (None: the mock directly).
+
+    `target` gets what the gateway gets (its model names). A wrong answer to the check request
+    raises, unless not `strict`: then it is recorded in the measurement, which goes on."""
     port = target.port if target else mock.port
     gateway = target is not None
-    name = "gateway" if gateway else "direct"
+    name = name or ("gateway" if gateway else "direct")
     requests = scenario.requests(HOST, port, through_gateway=gateway)
     driver = "asyncio" if scenario.stream or scenario.varies else settings.driver
     duration = min(scenario.duration_s or settings.duration_s, settings.duration_s)
-    await _check(scenario, port, requests, name)
+    wrong = await _check(scenario, port, requests, name)
+    if wrong and strict:
+        raise RuntimeError(wrong)
     probe = await HealthProbe.start(port) if gateway and scenario.probe_health else None
     try:
         if probe is not None:
@@ -225,9 +262,8 @@ async def measure(
         if probe is not None:
             await probe.kill()
     measurement = _measurement(name, result)
-    _account(measurement, before, after)
-    if target is not None:
-        measurement.gateway_peak_rss_bytes = target.peak_rss_bytes()
+    measurement.check_error = wrong
+    _account(measurement, before, after, target)
     if samples is not None:
         measurement.health_idle = health_figures(samples, idle_start, idle_end)
         measurement.health_loaded = health_figures(samples, started, ended)
