@@ -12,8 +12,11 @@ from pathlib import Path
 
 import uvloop
 
+from bench import compare, litellm_proxy
+from bench.compare_report import render_markdown, render_text
+from bench.compare_report import write_json as write_compare_json
 from bench.payloads import write_gateway_config
-from bench.procs import raise_open_file_limit, start_mock
+from bench.procs import Service, raise_open_file_limit, start_mock
 from bench.report import Result, block, check_targets, render, write_json
 from bench.runner import Settings, default_driver, run_scenario
 from bench.scenarios import SCENARIOS, Scenario, select
@@ -69,6 +72,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=RESULTS,
         help="folder for the JSON results and logs (default bench/results)",
     )
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="direct, the gateway with 1 and 2 workers, and the LiteLLM proxy side by side, "
+        f"on {', '.join(compare.SCENARIOS)} (or --scenario); installs LiteLLM "
+        f"{litellm_proxy.VERSION} into its own venv the first time",
+    )
     parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
     args = parser.parse_args(argv)
     if args.quick:
@@ -93,20 +103,23 @@ def _git_commit() -> str | None:
     return done.stdout.strip() or None
 
 
+def _settings(args: argparse.Namespace, run_dir: Path, mock: Service) -> Settings:
+    return Settings(
+        root=ROOT,
+        work=run_dir,
+        gateway_config=write_gateway_config(run_dir, mock.port),
+        duration_s=args.duration,
+        warmup_s=args.warmup,
+        driver=default_driver(args.driver),
+        profile=args.profile,
+    )
+
+
 async def run(args: argparse.Namespace, run_dir: Path) -> list[Result]:
     scenarios = select(args.scenario)
-    driver = default_driver(args.driver)
     mock = await start_mock(ROOT, run_dir / "mock.log")
     try:
-        settings = Settings(
-            root=ROOT,
-            work=run_dir,
-            gateway_config=write_gateway_config(run_dir, mock.port),
-            duration_s=args.duration,
-            warmup_s=args.warmup,
-            driver=driver,
-            profile=args.profile,
-        )
+        settings = _settings(args, run_dir, mock)
         results: list[Result] = []
         for index, scenario in enumerate(scenarios, 1):
             print(f"running {scenario.key} ({index}/{len(scenarios)}) ...", flush=True)
@@ -120,6 +133,57 @@ async def run(args: argparse.Namespace, run_dir: Path) -> list[Result]:
         return results
     finally:
         mock.stop()
+
+
+async def run_compare(args: argparse.Namespace, run_dir: Path) -> list[compare.Comparison]:
+    scenarios = compare.scenarios(args.scenario)
+    mock = await start_mock(ROOT, run_dir / "mock.log")
+    try:
+        settings = _settings(args, run_dir, mock)
+        models = compare.upstream_models(scenarios)
+        litellm_config = litellm_proxy.write_config(run_dir, mock.port, models)
+        comparisons: list[compare.Comparison] = []
+        for index, scenario in enumerate(scenarios, 1):
+            print(f"running {scenario.key} ({index}/{len(scenarios)}) ...", flush=True)
+            comparison = await compare.run_comparison(scenario, settings, mock, litellm_config)
+            print(render_text([comparison], []) + "\n", flush=True)
+            comparisons.append(comparison)
+        return comparisons
+    finally:
+        mock.stop()
+
+
+def main_compare(args: argparse.Namespace, run_dir: Path, meta: dict[str, object]) -> int:
+    """The side-by-side run: LiteLLM installed if need be, then every column of every scenario."""
+    try:
+        compare.scenarios(args.scenario)
+        install_s = litellm_proxy.ensure_installed()
+        comparisons = uvloop.run(run_compare(args, run_dir))
+    except (RuntimeError, OSError, ValueError) as exc:
+        print(f"python -m bench: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("python -m bench: interrupted", file=sys.stderr)
+        return 130
+    meta.update(
+        gateway_workers=[1, 2],
+        litellm_version=litellm_proxy.VERSION,
+        litellm_venv=str(litellm_proxy.VENV),
+        litellm_install_s=install_s,
+    )
+    goals = compare.check_goals(comparisons)
+    print("=" * 78)
+    print(render_text(comparisons, goals))
+    for folder in (run_dir, args.results):
+        name = "results.json" if folder == run_dir else "latest-compare.json"
+        write_compare_json(folder / name, meta, comparisons, goals)
+    (run_dir / "compare.md").write_text(render_markdown(comparisons, goals, meta))
+    print(
+        f"\nresults: {run_dir / 'results.json'} (also {args.results / 'latest-compare.json'}); "
+        f"Markdown: {run_dir / 'compare.md'}"
+    )
+    missed = [g for g in goals if g["verdict"] != "PASS"]
+    return 1 if args.check and missed else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -150,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
         "gateway_workers": 1,
         "open_file_limit": soft,
     }
+    if args.compare:
+        return main_compare(args, run_dir, meta)
     try:
         results = uvloop.run(run(args, run_dir))
     except (RuntimeError, OSError) as exc:
