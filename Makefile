@@ -6,7 +6,7 @@ HOST ?= 0.0.0.0
 PORT ?= 8080
 WORKERS ?= 1
 
-.PHONY: run test lint bench lock clean
+.PHONY: run test lint bench bench-compare lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ lint: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# The gateway with 1 and 2 workers next to the LiteLLM proxy (installed into its own venv).
+bench-compare: $(VENV)/.installed-dev
+	$(BIN)/python -m bench --compare $(BENCH_ARGS)
 
 # Regenerate the pinned dependency sets from pyproject.toml.
 lock: $(BIN)/python
