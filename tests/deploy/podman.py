@@ -15,7 +15,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # The shared tools' settings beside the repository: runc, cgroupfs and host networking.
 SHARED_CONTAINERS_CONF = REPO_ROOT / ".." / "shared" / "tools" / "containers.conf"
 LOCAL_BASE_IMAGE = "localhost/vg-python-base:3.11"
-DEFAULT_BASE_IMAGE = "python:3.11-slim"
+# The Dockerfile's default, fully qualified: podman resolves no short names without a
+# registries.conf that lists search registries.
+DEFAULT_BASE_IMAGE = "docker.io/library/python:3.11-slim"
 BUILD_TIMEOUT_S = 840.0
 COMMAND_TIMEOUT_S = 60.0
 START_TIMEOUT_S = 60.0
