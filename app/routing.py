@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 from collections.abc import Iterator
@@ -45,7 +46,7 @@ class Group:
         start = next(self._turn) % len(self.deployments)
         return self.deployments[start:] + self.deployments[:start]
 
-    @property
+    @functools.cached_property
     def fallbacks(self) -> list[str]:
         names: list[str] = []
         for entry in self.entries:

@@ -10,26 +10,50 @@ upstream request is exactly what its provider built.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator
 
 import aiohttp
 import httpx
+import yarl
 
 DEFAULT_TIMEOUT_S = 120.0
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "host"})
+# Upstream bodies are relayed as they come: never ask for them compressed.
+_OWN_DEFAULTS = (
+    ("accept", "*/*"),
+    ("accept-encoding", "identity"),
+    ("user-agent", "vision-gateway"),
+)
+_NO_CONTENT_TYPE = ("Content-Type",)
 
 
 def _timeout(request: httpx.Request) -> aiohttp.ClientTimeout:
     """httpx's per-request timeouts (`connect`, `read`, `write`, `pool`) in aiohttp's terms."""
     timeout = request.extensions.get("timeout", {})
-    connect = timeout.get("connect", DEFAULT_TIMEOUT_S)
-    pool = timeout.get("pool", DEFAULT_TIMEOUT_S)
+    return _client_timeout(
+        timeout.get("connect", DEFAULT_TIMEOUT_S),
+        timeout.get("pool", DEFAULT_TIMEOUT_S),
+        timeout.get("read", DEFAULT_TIMEOUT_S),
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _client_timeout(
+    connect: float | None, pool: float | None, read: float | None
+) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(
         total=None,
         connect=None if connect is None or pool is None else connect + pool,
         sock_connect=connect,
-        sock_read=timeout.get("read", DEFAULT_TIMEOUT_S),
+        sock_read=read,
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed(url: str) -> yarl.URL:
+    """Upstream addresses repeat: each is parsed once, not on every request."""
+    return yarl.URL(url, encoded=True)
 
 
 def _mapped(exc: BaseException, *, connecting: bool) -> httpx.TransportError:
@@ -91,15 +115,19 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         body = await request.aread()  # multipart bodies are built by httpx and sent whole
         headers = [(k, v) for k, v in request.headers.multi_items() if k not in _HOP_BY_HOP]
+        # aiohttp adds its own User-Agent, Accept and Accept-Encoding (and a Content-Type for
+        # a body) unless told otherwise; naming them here keeps its quick path.
+        headers += [(k, v) for k, v in _OWN_DEFAULTS if k not in request.headers]
+        skip = _NO_CONTENT_TYPE if body and "content-type" not in request.headers else None
         try:
             response = await self._session_now().request(
                 request.method,
-                str(request.url),
+                _parsed(str(request.url)),
                 headers=headers,
                 data=body or None,
                 allow_redirects=False,
                 timeout=_timeout(request),
-                skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
+                skip_auto_headers=skip,
             )
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise _mapped(exc, connecting=True) from exc

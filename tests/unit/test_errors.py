@@ -39,7 +39,7 @@ from app.errors import (
     error_response,
     install_error_handlers,
 )
-from app.redaction import MAX_UPSTREAM_MESSAGE, redact
+from app.redaction import MAX_UPSTREAM_MESSAGE, redact, scrub
 from app.schemas import ChatCompletionRequest
 from app.validation import validation_error
 
@@ -162,6 +162,20 @@ def test_redact_replaces_base64_blobs() -> None:
 
 def test_redact_leaves_ordinary_text_alone() -> None:
     assert redact("model not found: gpt-5") == "model not found: gpt-5"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("key sk-1234", "key [redacted]"),
+        ("BeArEr tok", "BeArEr [redacted]"),
+        ("sig=abc", "sig=[redacted]"),
+        ("https://h.test/a?b", "https://h.test/a"),
+    ],
+)
+def test_scrub_catches_short_text_too(text: str, expected: str) -> None:
+    # Short text skips the regular expressions only when none of them could match.
+    assert scrub(text, ("sk-1234",)) == expected
 
 
 def first_validation_error(body: dict[str, Any], *, prefix: bool = True) -> InvalidRequest:
