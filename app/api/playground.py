@@ -1,21 +1,76 @@
-"""GET /playground: a page to try any routed model with images."""
+"""GET /playground: a page to try any routed model with images, its files, and model hints."""
 
 from __future__ import annotations
 
 from importlib.resources import files
 
 from fastapi import APIRouter
-from starlette.responses import HTMLResponse
+from starlette.responses import JSONResponse, Response
 
-from app.api.deps import GatewayDep
+from app.api.deps import GatewayDep, KeyDep
 from app.errors import RouteNotFound
+from app.gateway import Gateway
+from app.providers.jobs import JobProvider
+from app.routing import Group
 
 router = APIRouter()
 
+PAGE = "playground.html"
+ASSETS = {
+    "playground.css": "text/css; charset=utf-8",
+    "playground.js": "text/javascript; charset=utf-8",
+}
+# The page runs only its own files and talks only to this gateway; previews of image URLs
+# the user adds may come from anywhere.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "img-src 'self' data: blob: http: https:; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'"
+)
 
-@router.get("/playground", include_in_schema=False)
-async def playground(gateway: GatewayDep) -> HTMLResponse:
+
+def _static(name: str, media_type: str) -> Response:
+    text = files("app").joinpath(f"static/{name}").read_text(encoding="utf-8")
+    headers = {"cache-control": "no-cache", "x-content-type-options": "nosniff"}
+    if name == PAGE:
+        headers["content-security-policy"] = CONTENT_SECURITY_POLICY
+    return Response(text, media_type=media_type, headers=headers)
+
+
+def _require_playground(gateway: Gateway) -> None:
     if not gateway.config.server.playground:
         raise RouteNotFound("unknown path")
-    page = files("app").joinpath("static/playground.html").read_text(encoding="utf-8")
-    return HTMLResponse(page)
+
+
+@router.get("/playground", include_in_schema=False)
+async def playground(gateway: GatewayDep) -> Response:
+    _require_playground(gateway)
+    return _static(PAGE, "text/html; charset=utf-8")
+
+
+@router.get("/playground/models", include_in_schema=False)
+async def model_hints(_: KeyDep, gateway: GatewayDep) -> JSONResponse:
+    """What the page cannot learn from `/v1/models`: how many images each served name
+    (or `prefix/*` family) takes, and whether its answers come from polled jobs."""
+    _require_playground(gateway)
+    limit = gateway.config.images.max_images_per_request
+    data = [_hint(group, limit) for group in gateway.router.served()]
+    return JSONResponse({"data": data})
+
+
+def _hint(group: Group, limit: int) -> dict[str, object]:
+    providers = [deployment.provider for deployment in group.deployments]
+    # A request may land on any deployment of the group: the strictest one decides.
+    caps = [p.capabilities.images.max_images for p in providers]
+    max_images = min([limit, *(cap for cap in caps if cap is not None)])
+    jobs = any(isinstance(provider, JobProvider) for provider in providers)
+    return {"id": group.name, "max_images": max_images, "jobs": jobs}
+
+
+@router.get("/playground/{name}", include_in_schema=False)
+async def asset(name: str, gateway: GatewayDep) -> Response:
+    _require_playground(gateway)
+    media_type = ASSETS.get(name)
+    if media_type is None:
+        raise RouteNotFound("unknown path")
+    return _static(name, media_type)

@@ -1,0 +1,593 @@
+// The playground page: one chat completion at a time against this gateway, read by hand
+// (fetch and the SSE stream), with the images, timings, errors and equivalent code on show.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const OTHER_MODEL = "__other__";
+const INSPECT_MODEL = "inspect";
+const V1 = new URL("v1", document.baseURI).href;
+
+const page = {
+  key: "", // the gateway key: in this variable and the key field only, never stored
+  models: [],
+  hints: [], // from playground/models: [{id, max_images, jobs}]
+  images: [], // {name, url, mime, file: bool}
+  controller: null,
+  waitTimer: null, // while waiting: the timer that redraws the status, and its redraw
+  waitTick: null,
+  keepalives: 0,
+};
+
+// The gateway key, the model list and what each model takes
+
+function authHeaders(extra) {
+  const headers = Object.assign({}, extra);
+  if (page.key) headers.Authorization = "Bearer " + page.key;
+  return headers;
+}
+
+function askForKey(note) {
+  $("key-panel").hidden = false;
+  $("key-note").textContent = note;
+  $("key").focus();
+}
+
+async function loadModels() {
+  let response;
+  try {
+    response = await fetch(new URL("models", V1 + "/"), { headers: authHeaders() });
+  } catch (error) {
+    $("model-note").textContent = "Could not reach the gateway: " + error.message;
+    return;
+  }
+  if (response.status === 401) {
+    $("model").replaceChildren(new Option("enter the gateway key first", ""));
+    askForKey(page.key
+      ? "That key was refused. Try another one: it stays in this page only."
+      : "Enter it to list the models and send requests. It stays in this page only: nothing is stored, and reloading the page forgets it.");
+    return;
+  }
+  if (!response.ok) {
+    $("model-note").textContent = "Could not list the models (HTTP " + response.status + ").";
+    return;
+  }
+  fillModels((await response.json()).data.map((model) => model.id));
+  if (page.key) $("key-note").textContent = "Key accepted. It stays in this page only.";
+  const hints = await fetch("playground/models", { headers: authHeaders() }).catch(() => null);
+  page.hints = hints && hints.ok ? (await hints.json()).data : [];
+  modelChanged();
+}
+
+function fillModels(ids) {
+  const select = $("model");
+  const previous = select.value;
+  page.models = ids;
+  select.textContent = "";
+  for (const id of ids) select.append(new Option(id, id));
+  select.append(new Option("Other model id…", OTHER_MODEL));
+  if (ids.includes(previous) || previous === OTHER_MODEL) select.value = previous;
+  const inspect = ids.includes(INSPECT_MODEL);
+  $("inspect").disabled = !inspect;
+  if (!inspect) $("inspect").checked = false;
+  $("inspect-note").textContent = inspect
+    ? "Inspect also sends the images to the inspect model and shows, next to each one, what the gateway made of it."
+    : "Inspect needs the inspect model, which this gateway does not serve.";
+  modelChanged();
+}
+
+function currentModel() {
+  const value = $("model").value;
+  return value === OTHER_MODEL ? $("custom-model").value.trim() : value;
+}
+
+function hintFor(model) {
+  return page.hints.find((hint) => hint.id === model)
+    || page.hints.find((hint) => hint.id.endsWith("/*") && model.startsWith(hint.id.slice(0, -1)));
+}
+
+function modelChanged() {
+  const other = $("model").value === OTHER_MODEL;
+  $("custom-model-field").hidden = !other;
+  const hint = hintFor(currentModel());
+  const notes = [];
+  if (hint) {
+    notes.push(hint.max_images === 1 ? "Takes one image." : `Takes up to ${hint.max_images} images.`);
+    if (hint.jobs) notes.push("Answers come from a job the gateway polls.");
+  }
+  $("model-note").textContent = notes.join(" ");
+  $("files").multiple = !hint || hint.max_images !== 1;
+  imagesChanged();
+}
+
+// Images: files, drops, pastes and URLs, shown as cards that the inspect results fill in
+
+function maxImages() {
+  const hint = hintFor(currentModel());
+  return hint ? hint.max_images : Infinity;
+}
+
+function addImage(image) {
+  if (maxImages() === 1) page.images.length = 0;
+  page.images.push(image);
+  imagesChanged();
+}
+
+function readAsDataURL(file) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(reader.result);
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(file);
+  });
+}
+
+async function addFiles(files) {
+  for (const file of files) {
+    if (!file.type.startsWith("image/")) {
+      $("image-note").textContent = `${file.name} is not an image.`;
+      continue;
+    }
+    const name = file.name || `pasted-${page.images.length + 1}.${file.type.split("/")[1]}`;
+    addImage({ name, url: await readAsDataURL(file), mime: file.type, file: true });
+  }
+}
+
+function addUrl() {
+  const url = $("image-url").value.trim();
+  if (!/^(https?:|data:)/i.test(url)) {
+    $("image-note").textContent = "An image URL starts with https://, http:// or data:.";
+    $("image-url").focus();
+    return;
+  }
+  addImage({ name: url.startsWith("data:") ? "data URI" : url, url, mime: "", file: false });
+  $("image-url").value = "";
+}
+
+function imagesChanged() {
+  const list = $("images");
+  list.textContent = "";
+  page.images.forEach((image, index) => {
+    const card = document.createElement("li");
+    card.className = "image-card";
+    const thumb = document.createElement("img");
+    thumb.src = image.url;
+    thumb.alt = `Image ${index + 1}: ${image.name}`;
+    const name = document.createElement("p");
+    name.className = "name";
+    name.textContent = `${index + 1}. ${image.name}`;
+    const result = document.createElement("div");
+    result.className = "inspect-result";
+    result.id = `inspect-${index + 1}`;
+    result.setAttribute("aria-live", "polite");
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "remove";
+    remove.textContent = "Remove";
+    remove.setAttribute("aria-label", `Remove image ${index + 1}`);
+    remove.addEventListener("click", () => {
+      page.images.splice(index, 1);
+      imagesChanged();
+      $("files").focus();
+    });
+    card.append(thumb, name, remove, result);
+    list.append(card);
+  });
+  const limit = maxImages();
+  $("image-note").textContent = page.images.length > limit
+    ? `This model takes at most ${limit} image${limit === 1 ? "" : "s"}: the gateway will refuse ${page.images.length}.`
+    : "";
+}
+
+// The request, and what it looks like in code
+
+function buildBody(urlOf) {
+  const detail = $("detail").value;
+  const content = [{ type: "text", text: $("prompt").value }];
+  for (const image of page.images) {
+    content.push({ type: "image_url", image_url: { url: urlOf(image), detail } });
+  }
+  const body = { model: currentModel(), messages: [{ role: "user", content }] };
+  const maxTokens = Number.parseInt($("max-tokens").value, 10);
+  if (maxTokens > 0) body.max_tokens = maxTokens;
+  if ($("stream").checked) {
+    body.stream = true;
+    body.stream_options = { include_usage: true };
+  }
+  return body;
+}
+
+function shellQuote(text) {
+  return "'" + text.replace(/'/g, "'\\''") + "'";
+}
+
+function curlSnippet() {
+  const token = "@@image-" + Math.random().toString(36).slice(2) + "-";
+  const files = [];
+  const json = JSON.stringify(buildBody((image) => {
+    if (!image.file) return image.url;
+    files.push(image);
+    return token + (files.length - 1) + "@@";
+  }), null, 2);
+  // The body goes through an unquoted here-document, so that `$(base64 …)` runs in it.
+  let body = json.replace(/[\\$`]/g, (c) => "\\" + c);
+  files.forEach((image, n) => {
+    const read = `data:${image.mime};base64,$(base64 < ${shellQuote(image.name)} | tr -d '\\n')`;
+    body = body.replace(token + n + "@@", read);
+  });
+  const lines = [`curl ${V1}/chat/completions \\`, '  -H "Content-Type: application/json" \\'];
+  if (page.key) lines.push('  -H "Authorization: Bearer $GATEWAY_KEY" \\');
+  if ($("stream").checked) lines.push("  --no-buffer \\");
+  lines.push("  --data-binary @- <<JSON", body, "JSON");
+  return lines.join("\n");
+}
+
+class PythonCode {
+  constructor(code) { this.code = code; }
+}
+
+function python(value, pad) {
+  const inner = pad + "    ";
+  if (value instanceof PythonCode) return value.code;
+  if (value === null || value === undefined) return "None";
+  if (value === true || value === false) return value ? "True" : "False";
+  if (Array.isArray(value)) {
+    return "[\n" + value.map((item) => inner + python(item, inner) + ",\n").join("") + pad + "]";
+  }
+  if (typeof value === "object") {
+    const items = Object.entries(value).map(
+      ([key, item]) => `${inner}${JSON.stringify(key)}: ${python(item, inner)},\n`);
+    return "{\n" + items.join("") + pad + "}";
+  }
+  return JSON.stringify(value); // JSON strings and numbers are valid Python literals
+}
+
+function pythonSnippet() {
+  const body = buildBody((image) => image.file
+    ? new PythonCode(`data_uri(${JSON.stringify(image.name)}, ${JSON.stringify(image.mime)})`)
+    : image.url);
+  const hasFiles = page.images.some((image) => image.file);
+  const lines = hasFiles ? ["import base64", "import os", ""] : ["import os", ""];
+  lines.push("from openai import OpenAI", "", "client = OpenAI(");
+  lines.push(`    base_url=${JSON.stringify(V1)},`);
+  lines.push(page.key
+    ? '    api_key=os.environ["GATEWAY_KEY"],'
+    : '    api_key=os.environ.get("GATEWAY_KEY", "none"),  # this gateway needs no key');
+  lines.push(")", "");
+  if (hasFiles) {
+    lines.push("", "def data_uri(path, mime):", '    with open(path, "rb") as file:');
+    lines.push('        return f"data:{mime};base64,{base64.b64encode(file.read()).decode()}"', "", "");
+  }
+  const args = Object.entries(body).map(([key, value]) => `    ${key}=${python(value, "    ")},`);
+  if (body.stream) {
+    lines.push("stream = client.chat.completions.create(", ...args, ")", "for chunk in stream:");
+    lines.push("    for choice in chunk.choices:");
+    lines.push('        print(choice.delta.content or "", end="", flush=True)', "print()");
+  } else {
+    lines.push("completion = client.chat.completions.create(", ...args, ")");
+    lines.push("print(completion.choices[0].message.content)");
+  }
+  return lines.join("\n");
+}
+
+function showSnippets() {
+  $("curl-snippet").textContent = curlSnippet();
+  $("python-snippet").textContent = pythonSnippet();
+}
+
+async function copySnippet(button) {
+  const pre = $(button.dataset.copy);
+  try {
+    await navigator.clipboard.writeText(pre.textContent);
+    $("copy-status").textContent = "Copied.";
+  } catch {
+    // Without clipboard access (plain http), select the text for the user to copy.
+    getSelection().selectAllChildren(pre);
+    pre.focus();
+    $("copy-status").textContent = "Selected: press Ctrl+C (⌘C) to copy.";
+  }
+}
+
+// Showing progress, errors and timings
+
+function setStatus(state, text) {
+  $("status").dataset.state = state;
+  $("status").textContent = text;
+}
+
+function startWaiting(label, since) {
+  stopWaiting();
+  const tick = () => {
+    const seconds = ((performance.now() - since) / 1000).toFixed(1);
+    const kept = page.keepalives ? ` · ${page.keepalives} keepalive${page.keepalives === 1 ? "" : "s"}` : "";
+    setStatus("waiting", `${label} ${seconds} s${kept}`);
+  };
+  tick();
+  page.waitTimer = setInterval(tick, 200);
+  page.waitTick = tick;
+}
+
+function stopWaiting() {
+  clearInterval(page.waitTimer);
+  page.waitTimer = null;
+  page.waitTick = null;
+}
+
+function showError(error, where) {
+  stopWaiting();
+  $("error").hidden = false;
+  $("error-status").textContent = where;
+  $("error-type").textContent = error.type || "–";
+  $("error-code").textContent = error.code ?? "–";
+  $("error-param").textContent = error.param ?? "–";
+  $("error-message").textContent = error.message || "";
+  setStatus("error", `Failed: ${error.code || error.type || "error"}`);
+}
+
+function ms(value) {
+  return `${Math.round(value)} ms`;
+}
+
+function showUsage(usage) {
+  if (usage) {
+    $("usage").textContent = `${usage.prompt_tokens} prompt + ${usage.completion_tokens} completion = ${usage.total_tokens}`;
+  }
+}
+
+function resetAnswer() {
+  stopWaiting();
+  $("answer").textContent = "";
+  $("error").hidden = true;
+  for (const id of ["ttft", "total", "overhead", "usage", "request-id"]) $(id).textContent = "–";
+  page.keepalives = 0;
+}
+
+// Reading the answer
+
+async function readEvents(response, onData, onComment) {
+  // Server-sent events by hand: lines, `data:` fields joined, a blank line ends an event.
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  let data = [];
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return false;
+    buffer += value;
+    const lines = buffer.split(/\r\n|\r|\n/);
+    buffer = lines.pop();
+    for (const line of lines) {
+      if (line === "") {
+        if (data.length && onData(data.join("\n")) === false) {
+          await reader.cancel();
+          return true;
+        }
+        data = [];
+      } else if (line.startsWith(":")) {
+        onComment(line.slice(1).trim());
+      } else if (line.startsWith("data")) {
+        const field = line.slice(line.indexOf(":") + 1);
+        data.push(field.startsWith(" ") ? field.slice(1) : field);
+      }
+    }
+  }
+}
+
+async function readStream(response, started, jobs) {
+  let firstToken = null;
+  let failed = false;
+  const waitLabel = jobs ? "Waiting for the job…" : "Waiting for the first token…";
+  const finished = await readEvents(response, (data) => {
+    if (data === "[DONE]") return false;
+    const chunk = JSON.parse(data);
+    if (chunk.error) {
+      failed = true;
+      showError(chunk.error, "in the stream");
+      return false;
+    }
+    showUsage(chunk.usage);
+    const text = chunk.choices.map((choice) => choice.delta.content || "").join("");
+    if (text && firstToken === null) {
+      firstToken = performance.now();
+      $("ttft").textContent = ms(firstToken - started);
+      stopWaiting();
+      setStatus("streaming", "Streaming…");
+    } else if (!text && firstToken === null && !page.waitTimer) {
+      startWaiting(waitLabel, started);
+    }
+    $("answer").textContent += text;
+    return true;
+  }, (comment) => {
+    if (comment === "keepalive") page.keepalives += 1;
+    if (firstToken === null && !page.waitTimer) startWaiting(waitLabel, started);
+    else if (page.waitTick) page.waitTick();
+  });
+  if (!failed && !finished) showError({ type: "stream_ended", message: "The stream ended without [DONE]." }, "");
+  return !failed && finished;
+}
+
+async function readCompletion(response, started) {
+  const completion = await response.json();
+  $("ttft").textContent = "– (not streamed)";
+  $("answer").textContent = completion.choices.map((choice) => choice.message.content ?? "").join("\n———\n");
+  showUsage(completion.usage);
+  return true;
+}
+
+async function errorOf(response) {
+  const text = await response.text();
+  try {
+    return JSON.parse(text).error || { message: text };
+  } catch {
+    return { message: text || response.statusText };
+  }
+}
+
+async function send(event) {
+  event.preventDefault();
+  const model = currentModel();
+  if (!model) {
+    setStatus("error", "Pick a model, or type a model id.");
+    ($("model").value === OTHER_MODEL ? $("custom-model") : $("model")).focus();
+    return;
+  }
+  resetAnswer();
+  showSnippets();
+  const body = buildBody((image) => image.url);
+  const jobs = Boolean((hintFor(model) || {}).jobs);
+  if ($("inspect").checked && page.images.length) inspectImages(body);
+  page.controller = new AbortController();
+  $("send").disabled = true;
+  $("stop").disabled = false;
+  const started = performance.now();
+  if (jobs && !body.stream) startWaiting("Waiting for the job…", started);
+  else setStatus("sending", "Sending…");
+  try {
+    const response = await fetch(new URL("chat/completions", V1 + "/"), {
+      method: "POST",
+      headers: authHeaders({ "Content-Type": "application/json" }),
+      body: JSON.stringify(body),
+      signal: page.controller.signal,
+    });
+    $("request-id").textContent = response.headers.get("x-request-id") || "–";
+    const overhead = response.headers.get("x-gateway-overhead-ms");
+    $("overhead").textContent = overhead ? `${Number(overhead).toFixed(2)} ms`
+      : body.stream ? "– (sent with non-streamed answers only)" : "–";
+    if (!response.ok) {
+      showError(await errorOf(response), `HTTP ${response.status}`);
+      if (response.status === 401) askForKey("The gateway refused the request: it needs a valid key.");
+    } else if (body.stream ? await readStream(response, started, jobs) : await readCompletion(response, started)) {
+      stopWaiting();
+      setStatus("done", "Done.");
+    }
+  } catch (error) {
+    if (error.name === "AbortError") setStatus("idle", "Stopped.");
+    else showError({ type: "network_error", message: error.message }, "");
+  } finally {
+    stopWaiting();
+    $("total").textContent = ms(performance.now() - started);
+    $("send").disabled = false;
+    $("stop").disabled = true;
+    page.controller = null;
+  }
+}
+
+// Inspect: the same images, sent to the inspect model, described next to each thumbnail
+
+const DESCRIBED = /^(.*?), (\S+\/\S+), (\d+)×(\d+), (\d+) bytes, sha256 ([0-9a-f]+), (.*)$/;
+
+function describeInto(target, lines) {
+  target.textContent = "";
+  const list = document.createElement("dl");
+  list.className = "pairs";
+  for (const [term, value] of lines) {
+    const dt = document.createElement("dt");
+    dt.textContent = term;
+    const dd = document.createElement("dd");
+    dd.textContent = value;
+    list.append(dt, dd);
+  }
+  target.append(list);
+}
+
+function showInspection(index, description) {
+  const target = $(`inspect-${index}`);
+  if (!target) return;
+  target.dataset.state = "done";
+  const parts = DESCRIBED.exec(description);
+  if (!parts) {
+    describeInto(target, [["gateway", description]]);
+    return;
+  }
+  const [, source, mime, width, height, bytes, , conversion] = parts;
+  describeInto(target, [
+    ["type", mime],
+    ["size", `${width}×${height} px, ${Number(bytes).toLocaleString("en")} bytes`],
+    ["conversion", conversion],
+    ["source", source],
+  ]);
+}
+
+async function inspectImages(body) {
+  const targets = page.images.map((image, index) => $(`inspect-${index + 1}`));
+  for (const target of targets) {
+    target.dataset.state = "pending";
+    target.textContent = "Inspecting…";
+  }
+  const request = { model: INSPECT_MODEL, messages: body.messages };
+  let answer;
+  try {
+    const response = await fetch(new URL("chat/completions", V1 + "/"), {
+      method: "POST",
+      headers: authHeaders({ "Content-Type": "application/json" }),
+      body: JSON.stringify(request),
+    });
+    if (!response.ok) throw await errorOf(response);
+    answer = (await response.json()).choices[0].message.content;
+  } catch (error) {
+    for (const target of targets) {
+      target.dataset.state = "error";
+      target.textContent = `Inspect failed: ${error.code || error.type || "error"}: ${error.message}`;
+    }
+    return;
+  }
+  for (const line of answer.split("\n")) {
+    const match = /^image (\d+): (.*)$/.exec(line);
+    if (match) showInspection(Number(match[1]), match[2]);
+  }
+}
+
+// Wiring
+
+function wire() {
+  $("key-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    page.key = $("key").value.trim();
+    loadModels();
+  });
+  $("model").addEventListener("change", () => {
+    modelChanged();
+    if ($("model").value === OTHER_MODEL) $("custom-model").focus();
+  });
+  $("custom-model").addEventListener("input", modelChanged);
+  $("files").addEventListener("change", async (event) => {
+    await addFiles(event.target.files);
+    event.target.value = "";
+  });
+  $("add-url").addEventListener("click", addUrl);
+  $("image-url").addEventListener("keydown", (event) => {
+    if (event.key === "Enter") {
+      event.preventDefault();
+      addUrl();
+    }
+  });
+  const zone = $("drop-zone");
+  zone.addEventListener("dragover", (event) => {
+    event.preventDefault();
+    zone.classList.add("dragging");
+  });
+  zone.addEventListener("dragleave", () => zone.classList.remove("dragging"));
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    zone.classList.remove("dragging");
+    const url = event.dataTransfer.getData("text/uri-list").split("\n")[0].trim();
+    if (event.dataTransfer.files.length) addFiles(event.dataTransfer.files);
+    else if (url) addImage({ name: url, url, mime: "", file: false });
+  });
+  document.addEventListener("paste", (event) => {
+    const files = [...(event.clipboardData?.files || [])];
+    if (files.length) {
+      event.preventDefault();
+      addFiles(files);
+    }
+  });
+  $("request").addEventListener("submit", send);
+  $("request").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) $("request").requestSubmit();
+  });
+  $("stop").addEventListener("click", () => page.controller?.abort());
+  for (const button of document.querySelectorAll("button.copy")) {
+    button.addEventListener("click", () => copySnippet(button));
+  }
+  loadModels();
+}
+
+wire();
