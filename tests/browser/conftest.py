@@ -1,0 +1,123 @@
+"""The playground in headless Chromium: the system's browser driven by Playwright, a real
+gateway on loopback in front of the inspect model and a fake Masterpiece X, and screenshots."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from app.main import create_app
+from tests.conftest import make_config
+from tests.e2e.jobs.deployments import MPX_KEY, mpx_entry
+from tests.e2e.jobs.fakes import FakeMasterpieceX
+from tests.e2e.servers import serve_in_thread, serving
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page, ViewportSize
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "playground"
+CHROMIUM_CANDIDATES = ("chromium", "chromium-browser")
+# The machine's network is closed: Chromium's own background connections would only fail.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+VIEWPORT: ViewportSize = {"width": 1280, "height": 900}
+
+
+def _missing(reason: str) -> None:
+    """Skip for want of a browser, except under CI, which must run these tests."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}; CI must run the browser tests", pytrace=False)
+    pytest.skip(reason)
+
+
+def _chromium() -> str | None:
+    for name in CHROMIUM_CANDIDATES:
+        found = shutil.which(name)
+        if found:
+            return found
+    return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _missing("the playwright package is not installed (pip install -e '.[dev]')")
+    executable = _chromium()
+    if executable is None:
+        _missing("no Chromium found (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=executable, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture(scope="session")
+def _mpx_fake() -> Iterator[FakeMasterpieceX]:
+    with serving(FakeMasterpieceX(MPX_KEY)) as fake:
+        yield fake
+
+
+@pytest.fixture
+def mpx(_mpx_fake: FakeMasterpieceX) -> FakeMasterpieceX:
+    """The Masterpiece X fake behind the gateway's `mpx-vision`, freshly reset."""
+    _mpx_fake.reset()
+    return _mpx_fake
+
+
+def playground_models(mpx: FakeMasterpieceX) -> list[dict[str, Any]]:
+    return [{"name": "inspect", "provider": "inspect"}, mpx_entry(mpx)]
+
+
+@pytest.fixture(scope="session")
+def gateway(_mpx_fake: FakeMasterpieceX) -> Iterator[str]:
+    """A gateway without keys, serving `inspect` and the job-based `mpx-vision`."""
+    app = create_app(make_config(playground_models(_mpx_fake)))
+    with serve_in_thread(app, ready_path="/health") as url:
+        yield url
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh browser tab; an uncaught script error or a blocked resource fails the test."""
+    context = browser.new_context(viewport=VIEWPORT)
+    tab = context.new_page()
+    problems: list[str] = []
+    tab.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
+    tab.on(
+        "console",
+        lambda message: (
+            problems.append(f"console: {message.text}")
+            if message.type == "error" and "Failed to load resource" not in message.text
+            else None
+        ),
+    )
+    try:
+        yield tab
+    finally:
+        context.close()
+    assert problems == []
+
+
+@pytest.fixture(scope="session")
+def screenshots() -> Path:
+    """Where the tests leave a picture of each state of the page (git-ignored)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS
