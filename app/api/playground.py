@@ -16,9 +16,13 @@ from app.routing import Group
 router = APIRouter()
 
 PAGE = "playground.html"
+JAVASCRIPT = "text/javascript; charset=utf-8"
 ASSETS = {
     "playground.css": "text/css; charset=utf-8",
-    "playground.js": "text/javascript; charset=utf-8",
+    "playground.js": JAVASCRIPT,
+    "events.js": JAVASCRIPT,
+    "inspect.js": JAVASCRIPT,
+    "snippets.js": JAVASCRIPT,
 }
 # The page runs only its own files and talks only to this gateway; previews of image URLs
 # the user adds may come from anywhere.

@@ -1,6 +1,8 @@
 // The playground page: one chat completion at a time against this gateway, read by hand
 // (fetch and the SSE stream), with the images, timings, errors and equivalent code on show.
-"use strict";
+import { readEvents } from "./events.js";
+import { factsByImage, showFacts } from "./inspect.js";
+import { curlSnippet, pythonSnippet } from "./snippets.js";
 
 const $ = (id) => document.getElementById(id);
 const OTHER_MODEL = "__other__";
@@ -178,7 +180,7 @@ function imagesChanged() {
     : "";
 }
 
-// The request, and what it looks like in code
+// The request, and the same request as code
 
 function buildBody(urlOf) {
   const detail = $("detail").value;
@@ -196,82 +198,10 @@ function buildBody(urlOf) {
   return body;
 }
 
-function shellQuote(text) {
-  return "'" + text.replace(/'/g, "'\\''") + "'";
-}
-
-function curlSnippet() {
-  const token = "@@image-" + Math.random().toString(36).slice(2) + "-";
-  const files = [];
-  const json = JSON.stringify(buildBody((image) => {
-    if (!image.file) return image.url;
-    files.push(image);
-    return token + (files.length - 1) + "@@";
-  }), null, 2);
-  // The body goes through an unquoted here-document, so that `$(base64 …)` runs in it.
-  let body = json.replace(/[\\$`]/g, (c) => "\\" + c);
-  files.forEach((image, n) => {
-    const read = `data:${image.mime};base64,$(base64 < ${shellQuote(image.name)} | tr -d '\\n')`;
-    body = body.replace(token + n + "@@", read);
-  });
-  const lines = [`curl ${V1}/chat/completions \\`, '  -H "Content-Type: application/json" \\'];
-  if (page.key) lines.push('  -H "Authorization: Bearer $GATEWAY_KEY" \\');
-  if ($("stream").checked) lines.push("  --no-buffer \\");
-  lines.push("  --data-binary @- <<JSON", body, "JSON");
-  return lines.join("\n");
-}
-
-class PythonCode {
-  constructor(code) { this.code = code; }
-}
-
-function python(value, pad) {
-  const inner = pad + "    ";
-  if (value instanceof PythonCode) return value.code;
-  if (value === null || value === undefined) return "None";
-  if (value === true || value === false) return value ? "True" : "False";
-  if (Array.isArray(value)) {
-    return "[\n" + value.map((item) => inner + python(item, inner) + ",\n").join("") + pad + "]";
-  }
-  if (typeof value === "object") {
-    const items = Object.entries(value).map(
-      ([key, item]) => `${inner}${JSON.stringify(key)}: ${python(item, inner)},\n`);
-    return "{\n" + items.join("") + pad + "}";
-  }
-  return JSON.stringify(value); // JSON strings and numbers are valid Python literals
-}
-
-function pythonSnippet() {
-  const body = buildBody((image) => image.file
-    ? new PythonCode(`data_uri(${JSON.stringify(image.name)}, ${JSON.stringify(image.mime)})`)
-    : image.url);
-  const hasFiles = page.images.some((image) => image.file);
-  const lines = hasFiles ? ["import base64", "import os", ""] : ["import os", ""];
-  lines.push("from openai import OpenAI", "", "client = OpenAI(");
-  lines.push(`    base_url=${JSON.stringify(V1)},`);
-  lines.push(page.key
-    ? '    api_key=os.environ["GATEWAY_KEY"],'
-    : '    api_key=os.environ.get("GATEWAY_KEY", "none"),  # this gateway needs no key');
-  lines.push(")", "");
-  if (hasFiles) {
-    lines.push("", "def data_uri(path, mime):", '    with open(path, "rb") as file:');
-    lines.push('        return f"data:{mime};base64,{base64.b64encode(file.read()).decode()}"', "", "");
-  }
-  const args = Object.entries(body).map(([key, value]) => `    ${key}=${python(value, "    ")},`);
-  if (body.stream) {
-    lines.push("stream = client.chat.completions.create(", ...args, ")", "for chunk in stream:");
-    lines.push("    for choice in chunk.choices:");
-    lines.push('        print(choice.delta.content or "", end="", flush=True)', "print()");
-  } else {
-    lines.push("completion = client.chat.completions.create(", ...args, ")");
-    lines.push("print(completion.choices[0].message.content)");
-  }
-  return lines.join("\n");
-}
-
 function showSnippets() {
-  $("curl-snippet").textContent = curlSnippet();
-  $("python-snippet").textContent = pythonSnippet();
+  const needsKey = Boolean(page.key);
+  $("curl-snippet").textContent = curlSnippet(V1, buildBody, needsKey);
+  $("python-snippet").textContent = pythonSnippet(V1, buildBody, needsKey);
 }
 
 async function copySnippet(button) {
@@ -343,39 +273,11 @@ function resetAnswer() {
 
 // Reading the answer
 
-async function readEvents(response, onData, onComment) {
-  // Server-sent events by hand: lines, `data:` fields joined, a blank line ends an event.
-  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = "";
-  let data = [];
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return false;
-    buffer += value;
-    const lines = buffer.split(/\r\n|\r|\n/);
-    buffer = lines.pop();
-    for (const line of lines) {
-      if (line === "") {
-        if (data.length && onData(data.join("\n")) === false) {
-          await reader.cancel();
-          return true;
-        }
-        data = [];
-      } else if (line.startsWith(":")) {
-        onComment(line.slice(1).trim());
-      } else if (line.startsWith("data")) {
-        const field = line.slice(line.indexOf(":") + 1);
-        data.push(field.startsWith(" ") ? field.slice(1) : field);
-      }
-    }
-  }
-}
-
 async function readStream(response, started, jobs) {
   let firstToken = null;
   let failed = false;
   const waitLabel = jobs ? "Waiting for the job…" : "Waiting for the first token…";
-  const finished = await readEvents(response, (data) => {
+  const finished = await readEvents(response.body, (data) => {
     if (data === "[DONE]") return false;
     const chunk = JSON.parse(data);
     if (chunk.error) {
@@ -472,40 +374,6 @@ async function send(event) {
 
 // Inspect: the same images, sent to the inspect model, described next to each thumbnail
 
-const DESCRIBED = /^(.*?), (\S+\/\S+), (\d+)×(\d+), (\d+) bytes, sha256 ([0-9a-f]+), (.*)$/;
-
-function describeInto(target, lines) {
-  target.textContent = "";
-  const list = document.createElement("dl");
-  list.className = "pairs";
-  for (const [term, value] of lines) {
-    const dt = document.createElement("dt");
-    dt.textContent = term;
-    const dd = document.createElement("dd");
-    dd.textContent = value;
-    list.append(dt, dd);
-  }
-  target.append(list);
-}
-
-function showInspection(index, description) {
-  const target = $(`inspect-${index}`);
-  if (!target) return;
-  target.dataset.state = "done";
-  const parts = DESCRIBED.exec(description);
-  if (!parts) {
-    describeInto(target, [["gateway", description]]);
-    return;
-  }
-  const [, source, mime, width, height, bytes, , conversion] = parts;
-  describeInto(target, [
-    ["type", mime],
-    ["size", `${width}×${height} px, ${Number(bytes).toLocaleString("en")} bytes`],
-    ["conversion", conversion],
-    ["source", source],
-  ]);
-}
-
 async function inspectImages(body) {
   const targets = page.images.map((image, index) => $(`inspect-${index + 1}`));
   for (const target of targets) {
@@ -529,9 +397,8 @@ async function inspectImages(body) {
     }
     return;
   }
-  for (const line of answer.split("\n")) {
-    const match = /^image (\d+): (.*)$/.exec(line);
-    if (match) showInspection(Number(match[1]), match[2]);
+  for (const [index, facts] of factsByImage(answer)) {
+    if (targets[index - 1]) showFacts(targets[index - 1], facts);
   }
 }
 
