@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -112,6 +113,7 @@ def test_a_gateway_key_is_asked_for_and_kept_in_the_page_only(
     page: Page, keyed_gateway: str, screenshots: Path
 ) -> None:
     assert httpx.get(f"{keyed_gateway}/v1/models").status_code == 401
+    assert httpx.get(f"{keyed_gateway}/playground/models").status_code == 401
     playground = Playground(page, keyed_gateway).open()
     key_field = page.get_by_label("Gateway key", exact=True)
     key_field.wait_for()
@@ -134,3 +136,45 @@ def test_a_gateway_key_is_asked_for_and_kept_in_the_page_only(
     assert GATEWAY_KEY not in snippets
     assert "$GATEWAY_KEY" in snippets
     assert 'os.environ["GATEWAY_KEY"]' in snippets
+
+
+def test_the_page_its_files_and_hints_are_gone_when_turned_off(mpx: FakeMasterpieceX) -> None:
+    config = make_config(playground_models(mpx), server={"playground": False})
+    with serve_in_thread(create_app(config), ready_path="/health") as url:
+        for path in ("", "/playground.js", "/snippets.js", "/playground.css", "/models"):
+            response = httpx.get(f"{url}/playground{path}")
+            assert response.status_code == 404, path
+            assert response.json()["error"]["code"] == "not_found"
+
+
+def test_the_page_loads_nothing_from_elsewhere(gateway: str) -> None:
+    page = httpx.get(f"{gateway}/playground")
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self'" in policy
+    assert "connect-src 'self'" in policy
+    linked = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    script = httpx.get(f"{gateway}/playground/playground.js").text
+    linked += [f"playground/{name}" for name in re.findall(r'from "\./([^"]+)"', script)]
+
+    assert len(linked) >= 5
+    for link in linked:
+        if link.startswith("#") or link.startswith("data:"):
+            continue
+        assert link.startswith("playground/"), link  # relative: this gateway's own files
+        response = httpx.get(f"{gateway}/{link}")
+        assert response.status_code == 200, link
+        assert response.headers["content-type"].startswith(("text/css", "text/javascript"))
+    assert httpx.get(f"{gateway}/playground/config.yaml").status_code == 404
+
+
+def test_the_page_learns_each_models_image_limit_and_whether_it_polls_a_job(
+    keyed_gateway: str,
+) -> None:
+    response = httpx.get(
+        f"{keyed_gateway}/playground/models", headers={"Authorization": f"Bearer {GATEWAY_KEY}"}
+    )
+
+    assert response.json()["data"] == [
+        {"id": "inspect", "max_images": 16, "jobs": False},
+        {"id": "mpx-vision", "max_images": 16, "jobs": True},
+    ]
