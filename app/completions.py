@@ -21,6 +21,7 @@ from app.metrics import Metrics
 from app.providers.base import Call, chunks_from_completion, refuse_unsupported
 from app.routing import Attempt, Router
 from app.schemas import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, CompletionUsage
+from app.watchdog import StallWatchdog
 
 logger = logging.getLogger(__name__)
 
@@ -229,25 +230,28 @@ class ChatService:
         self._metrics.streams.inc()
         try:
             yield first
-            while True:
-                try:
-                    async with asyncio.timeout(wait_s):
-                        chunk = await anext(chunks)
-                except StopAsyncIteration:
-                    break
-                except TimeoutError:
-                    raise UpstreamTimeout(f"the upstream sent nothing for {wait_s:g} s") from None
-                if chunk.usage is not None and not chunk.choices:
-                    if include_usage:
-                        usage_sent = True
+            try:
+                with StallWatchdog(wait_s) as watch:
+                    while True:
+                        watch.waiting()
+                        try:
+                            chunk = await anext(chunks)
+                        except StopAsyncIteration:
+                            break
+                        watch.resumed()
+                        if chunk.usage is not None and not chunk.choices:
+                            if include_usage:
+                                usage_sent = True
+                                yield chunk
+                            continue
+                        if not first_token and any(c.delta.content for c in chunk.choices):
+                            first_token = True
+                            self._metrics.first_token.labels(request.model, provider).observe(
+                                time.perf_counter() - started
+                            )
                         yield chunk
-                    continue
-                if not first_token and any(c.delta.content for c in chunk.choices):
-                    first_token = True
-                    self._metrics.first_token.labels(request.model, provider).observe(
-                        time.perf_counter() - started
-                    )
-                yield chunk
+            except TimeoutError:
+                raise UpstreamTimeout(f"the upstream sent nothing for {wait_s:g} s") from None
             if include_usage and not usage_sent:
                 empty = ChatCompletionChunk(
                     id=first.id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import AsyncIterator
 
 import httpx
@@ -102,6 +103,23 @@ async def test_an_unterminated_last_event_is_dropped() -> None:
     response = event_stream(b"data: one\n\ndata: cut off")
 
     assert await data_of(response) == ["one"]
+
+
+async def test_a_compressed_stream_is_decompressed_first() -> None:
+    # The gateway asks for identity, but an upstream may compress anyway.
+    body = gzip.compress(b"data: one\n\ndata: two\n\ndata: [DONE]\n\n")
+
+    async def arriving() -> AsyncIterator[bytes]:
+        yield body[:10]
+        yield body[10:]
+
+    response = httpx.Response(
+        200,
+        headers={"content-type": "text/event-stream", "content-encoding": "gzip"},
+        content=arriving(),
+    )
+
+    assert await data_of(response) == ["one", "two"]
 
 
 def chunk(content: str) -> ChatCompletionChunk:
