@@ -11,7 +11,6 @@ const V1 = new URL("v1", document.baseURI).href;
 
 const page = {
   key: "", // the gateway key: in this variable and the key field only, never stored
-  models: [],
   hints: [], // from playground/models: [{id, max_images, jobs}]
   images: [], // {name, url, mime, file: bool}
   controller: null,
@@ -63,7 +62,6 @@ async function loadModels() {
 function fillModels(ids) {
   const select = $("model");
   const previous = select.value;
-  page.models = ids;
   select.textContent = "";
   for (const id of ids) select.append(new Option(id, id));
   select.append(new Option("Other model id…", OTHER_MODEL));
@@ -98,7 +96,7 @@ function modelChanged() {
   }
   $("model-note").textContent = notes.join(" ");
   $("files").multiple = !hint || hint.max_images !== 1;
-  imagesChanged();
+  checkImageCount();
 }
 
 // Images: files, drops, pastes and URLs, shown as cards that the inspect results fill in
@@ -111,7 +109,6 @@ function maxImages() {
 function addImage(image) {
   if (maxImages() === 1) page.images.length = 0;
   page.images.push(image);
-  imagesChanged();
 }
 
 function readAsDataURL(file) {
@@ -124,14 +121,17 @@ function readAsDataURL(file) {
 }
 
 async function addFiles(files) {
+  const skipped = [];
   for (const file of files) {
     if (!file.type.startsWith("image/")) {
-      $("image-note").textContent = `${file.name} is not an image.`;
+      skipped.push(file.name);
       continue;
     }
     const name = file.name || `pasted-${page.images.length + 1}.${file.type.split("/")[1]}`;
     addImage({ name, url: await readAsDataURL(file), mime: file.type, file: true });
   }
+  imagesChanged();
+  if (skipped.length) $("image-note").textContent = `Not an image, left out: ${skipped.join(", ")}.`;
 }
 
 function addUrl() {
@@ -142,6 +142,7 @@ function addUrl() {
     return;
   }
   addImage({ name: url.startsWith("data:") ? "data URI" : url, url, mime: "", file: false });
+  imagesChanged();
   $("image-url").value = "";
 }
 
@@ -174,6 +175,10 @@ function imagesChanged() {
     card.append(thumb, name, remove, result);
     list.append(card);
   });
+  checkImageCount();
+}
+
+function checkImageCount() {
   const limit = maxImages();
   $("image-note").textContent = page.images.length > limit
     ? `This model takes at most ${limit} image${limit === 1 ? "" : "s"}: the gateway will refuse ${page.images.length}.`
@@ -250,7 +255,7 @@ function showError(error, where) {
   $("error-code").textContent = error.code ?? "–";
   $("error-param").textContent = error.param ?? "–";
   $("error-message").textContent = error.message || "";
-  setStatus("error", `Failed: ${error.code || error.type || "error"}`);
+  setStatus("error", `Failed: ${error.code || error.type || where}`);
 }
 
 function ms(value) {
@@ -302,7 +307,9 @@ async function readStream(response, started, jobs) {
     if (firstToken === null && !page.waitTimer) startWaiting(waitLabel, started);
     else if (page.waitTick) page.waitTick();
   });
-  if (!failed && !finished) showError({ type: "stream_ended", message: "The stream ended without [DONE]." }, "");
+  if (!failed && !finished) {
+    showError({ message: "The stream ended without [DONE]: the connection broke off." }, "stream cut short");
+  }
   return !failed && finished;
 }
 
@@ -315,12 +322,15 @@ async function readCompletion(response, started) {
 }
 
 async function errorOf(response) {
+  // OpenAI's envelope from the gateway; anything else (a proxy's page) shown shortened.
   const text = await response.text();
   try {
-    return JSON.parse(text).error || { message: text };
+    const error = JSON.parse(text).error;
+    if (error) return error;
   } catch {
-    return { message: text || response.statusText };
+    // not JSON
   }
+  return { message: text.slice(0, 500) || response.statusText };
 }
 
 async function send(event) {
@@ -362,7 +372,7 @@ async function send(event) {
     }
   } catch (error) {
     if (error.name === "AbortError") setStatus("idle", "Stopped.");
-    else showError({ type: "network_error", message: error.message }, "");
+    else showError({ message: error.message }, "no answer");
   } finally {
     stopWaiting();
     $("total").textContent = ms(performance.now() - started);
@@ -437,7 +447,10 @@ function wire() {
     zone.classList.remove("dragging");
     const url = event.dataTransfer.getData("text/uri-list").split("\n")[0].trim();
     if (event.dataTransfer.files.length) addFiles(event.dataTransfer.files);
-    else if (url) addImage({ name: url, url, mime: "", file: false });
+    else if (url) {
+      addImage({ name: url, url, mime: "", file: false });
+      imagesChanged();
+    }
   });
   document.addEventListener("paste", (event) => {
     const files = [...(event.clipboardData?.files || [])];
