@@ -14,7 +14,7 @@ import pytest
 from app.main import create_app
 from tests.conftest import make_config
 from tests.e2e.jobs.deployments import MPX_KEY, mpx_entry
-from tests.e2e.jobs.fakes import FakeMasterpieceX
+from tests.e2e.jobs.fakes import FakeMasterpieceX, ImageHost
 from tests.e2e.servers import serve_in_thread, serving
 
 if TYPE_CHECKING:
@@ -87,9 +87,28 @@ def playground_models(mpx: FakeMasterpieceX) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="session")
+def _image_host() -> Iterator[ImageHost]:
+    with serving(ImageHost()) as host:
+        yield host
+
+
+@pytest.fixture
+def image_host(_image_host: ImageHost) -> ImageHost:
+    """A web server on loopback for image URLs, emptied for each test."""
+    _image_host.reset()
+    return _image_host
+
+
+# Image URLs point at loopback, and the inspect model should see their bytes too.
+FETCH_LOOPBACK_IMAGES = {"allow_private_networks": True, "fetch_remote": "always"}
+
+
+@pytest.fixture(scope="session")
 def gateway(_mpx_fake: FakeMasterpieceX) -> Iterator[str]:
-    """A gateway without keys, serving `inspect` and the job-based `mpx-vision`."""
-    app = create_app(make_config(playground_models(_mpx_fake)))
+    """A gateway without keys, serving `inspect` and the job-based `mpx-vision`; it fetches
+    image URLs even on loopback."""
+    config = make_config(playground_models(_mpx_fake), images=FETCH_LOOPBACK_IMAGES)
+    app = create_app(config)
     with serve_in_thread(app, ready_path="/health") as url:
         yield url
 

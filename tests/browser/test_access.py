@@ -65,6 +65,7 @@ def test_the_keyboard_alone_picks_an_image_and_sends(page: Page, gateway: str) -
     png = image_bytes(33, 21)
     playground = Playground(page, gateway).open()
     playground.pick("inspect")
+    page.locator("#model-note", has_text="Takes up to").wait_for()  # the page has settled
     picker = page.get_by_label("Choose images")
 
     for _ in range(10):
@@ -73,8 +74,8 @@ def test_the_keyboard_alone_picks_an_image_and_sends(page: Page, gateway: str) -
             break
     else:
         pytest.fail("Tab never reached the image picker")
-    with page.expect_file_chooser() as chooser:
-        page.keyboard.press("Space")
+    with page.expect_file_chooser(timeout=5_000) as chooser:
+        picker.press("Space")
     chooser.value.set_files(files=[file_payload("k.png", png)])
     page.get_by_role("img", name="k.png").wait_for()
     page.get_by_label("Prompt").focus()

@@ -16,7 +16,7 @@ import pytest
 
 from app import sse
 from tests.browser.playground import Playground, chat_body, data_uri, gateway_answer, image_bytes
-from tests.e2e.jobs.fakes import FakeMasterpieceX, MPXJob
+from tests.e2e.jobs.fakes import FakeMasterpieceX, ImageHost, MPXJob
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -145,6 +145,31 @@ def test_inspect_shows_what_the_gateway_made_of_each_image(
     assert re.match(r"^\d+\.\d\d ms$", playground.text("#overhead"))
     assert playground.text("#ttft") == "– (not streamed)"
     playground.screenshot(screenshots / "07-inspect-thumbnails.png")
+
+
+def test_an_image_url_is_previewed_and_fetched_by_the_gateway(
+    page: Page, gateway: str, image_host: ImageHost
+) -> None:
+    width, height = random_size()
+    png = image_bytes(width, height, "olive")
+    url = image_host.put("web.png", png)
+    playground = Playground(page, gateway).open()
+    playground.pick("inspect")
+
+    page.get_by_label("Image URL").fill(url)
+    page.get_by_role("button", name="Add URL").click()
+    thumbnail = page.get_by_role("img", name=url)
+    thumbnail.wait_for()
+    page.wait_for_load_state("networkidle")
+    assert thumbnail.evaluate("(img) => [img.naturalWidth, img.naturalHeight]") == [width, height]
+    playground.ask("And this one?", inspect=True)
+    playground.wait_until_done()
+    facts = playground.inspection(1)
+
+    assert facts["size"] == f"{width}×{height} px, {len(png):,} bytes"
+    assert facts["source"] == f"URL {url}, fetched"
+    assert f"{width}×{height}, {len(png)} bytes" in playground.answer.inner_text()
+    assert image_host.fetched.count("web.png") >= 2  # the page's preview, and the gateway
 
 
 def test_the_code_snippets_repeat_the_request_just_made(
