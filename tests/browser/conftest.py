@@ -114,6 +114,15 @@ def gateway(_mpx_fake: FakeMasterpieceX) -> Iterator[str]:
 
 
 @pytest.fixture
+def own_gateway(mpx: FakeMasterpieceX) -> Iterator[str]:
+    """A gateway like `gateway`, for this test only: the failures it sees (and the cooldowns
+    they start) stay out of the other tests."""
+    config = make_config(playground_models(mpx), images=FETCH_LOOPBACK_IMAGES)
+    with serve_in_thread(create_app(config), ready_path="/health") as url:
+        yield url
+
+
+@pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
     """A fresh browser tab; an uncaught script error or a blocked resource fails the test."""
     context = browser.new_context(viewport=VIEWPORT)

@@ -8,6 +8,7 @@ import random
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -110,6 +111,45 @@ def test_a_job_based_model_shows_the_wait_then_the_answer(
     assert playground.answer.inner_text() == output
     assert len(mpx.polls) > 2  # answered by polling the job to its end
     playground.screenshot(screenshots / "05-job-answer.png")
+
+
+def test_a_job_that_fails_shows_the_error_sent_inside_the_stream(
+    page: Page, own_gateway: str, mpx: FakeMasterpieceX
+) -> None:
+    reason = f"model overloaded #{random.randint(100, 999)}"
+    mpx.script(MPXJob(fail=reason))
+    playground = Playground(page, own_gateway).open()
+    playground.pick("mpx-vision")
+    playground.upload("square.png", image_bytes(20, 20))
+
+    playground.ask("What is in this image?", stream=True)
+    playground.wait_for_error()
+
+    assert playground.text("#error-status") == "in the stream"
+    assert playground.text("#error-type") == "upstream_error"
+    assert playground.text("#error-code") == "job_failed"
+    assert reason in playground.text("#error-message")
+
+
+def test_stop_abandons_a_job_and_the_gateway_stops_polling(
+    page: Page, gateway: str, mpx: FakeMasterpieceX
+) -> None:
+    mpx.script(MPXJob(duration_s=30))
+    playground = Playground(page, gateway).open()
+    playground.pick("mpx-vision")
+    playground.upload("square.png", image_bytes(20, 20))
+    playground.ask("What is in this image?", stream=True)
+    page.locator("#status[data-state=waiting]").wait_for()
+
+    page.get_by_role("button", name="Stop").click()
+
+    page.locator("#status", has_text="Stopped.").wait_for()
+    assert page.get_by_role("button", name="Send").is_enabled()
+    time.sleep(1.0)  # the gateway notices the disconnect and cancels the polling
+    polls = len(mpx.polls)
+    time.sleep(0.5)
+    assert len(mpx.polls) == polls
+    assert polls > 0
 
 
 def test_inspect_shows_what_the_gateway_made_of_each_image(
