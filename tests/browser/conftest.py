@@ -50,8 +50,10 @@ def _chromium() -> str | None:
     return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
+    """Chromium, for this folder's tests only: while Playwright's sync API is open, its event
+    loop counts as running in this thread, which other tests' own loops cannot share."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
