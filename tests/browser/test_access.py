@@ -85,6 +85,28 @@ def test_the_keyboard_alone_picks_an_image_and_sends(page: Page, gateway: str) -
     assert f"33×21, {len(png)} bytes" in playground.answer.inner_text()
 
 
+def test_an_image_dropped_on_the_drop_zone_is_added(page: Page, gateway: str) -> None:
+    png = image_bytes(45, 27, "maroon")
+    playground = Playground(page, gateway).open()
+    playground.pick("inspect")
+
+    transfer = page.evaluate_handle(
+        """([name, bytes]) => {
+            const transfer = new DataTransfer();
+            const file = new File([new Uint8Array(bytes)], name, { type: "image/png" });
+            transfer.items.add(file);
+            return transfer;
+        }""",
+        ["dropped.png", list(png)],
+    )
+    page.locator("#drop-zone").dispatch_event("drop", {"dataTransfer": transfer})
+    page.get_by_role("img", name="dropped.png").wait_for()
+    playground.ask("Dropped?")
+    playground.wait_until_done()
+
+    assert f"45×27, {len(png)} bytes" in playground.answer.inner_text()
+
+
 def test_a_narrow_screen_needs_no_sideways_scrolling(
     browser: Browser, gateway: str, screenshots: Path
 ) -> None:

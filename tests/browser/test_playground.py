@@ -113,6 +113,23 @@ def test_a_job_based_model_shows_the_wait_then_the_answer(
     playground.screenshot(screenshots / "05-job-answer.png")
 
 
+def test_a_job_based_model_not_streamed_shows_the_wait_too(
+    page: Page, gateway: str, mpx: FakeMasterpieceX
+) -> None:
+    mpx.script(MPXJob(duration_s=1.5, output="Whole, at the end."))
+    playground = Playground(page, gateway).open()
+    playground.pick("mpx-vision")
+    playground.upload("square.png", image_bytes(16, 16))
+
+    playground.ask("What is in this image?", stream=False)
+    page.locator("#status", has_text="Waiting for the job…").wait_for(timeout=1_000)
+    assert playground.answer.inner_text() == ""
+    playground.wait_until_done()
+
+    assert playground.answer.inner_text() == "Whole, at the end."
+    assert re.match(r"^\d+\.\d\d ms$", playground.text("#overhead"))
+
+
 def test_a_job_that_fails_shows_the_error_sent_inside_the_stream(
     page: Page, own_gateway: str, mpx: FakeMasterpieceX
 ) -> None:
