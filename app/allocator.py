@@ -9,19 +9,23 @@ import gc
 
 # glibc mallopt parameter numbers (malloc.h).
 _M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
 _M_ARENA_MAX = -8
 _TRIM = 16 * 1024 * 1024
+_MMAP_FROM = 1024 * 1024
 
 
 def release_large_buffers() -> bool:
-    """Two arenas instead of one per thread, and no dynamic mmap threshold.
+    """Two arenas instead of one per thread, and a fixed mmap threshold of 1 MiB.
 
     By default glibc gives every thread its own arena and raises its mmap threshold each time
     a large block is freed; after that, multi-MB bodies come from those heaps and fragment
     them, and a gateway relaying 4 MB images keeps hundreds of MB it no longer uses. With
-    these settings large buffers get their own mappings and go back to the OS when freed,
-    at the price of a few page faults per large request. Does nothing where the C library is
-    not glibc; returns whether the settings took.
+    these settings multi-MB buffers get their own mappings and go back to the OS when freed.
+    Each fresh mapping costs a page fault per 4 KiB, so the threshold sits above the socket
+    reads and body pieces (up to 256 KiB) that every upload goes through: those are reused
+    from the heap. Does nothing where the C library is not glibc; returns whether the
+    settings took.
     """
     name = ctypes.util.find_library("c")
     if name is None:
@@ -30,7 +34,11 @@ def release_large_buffers() -> bool:
         mallopt = ctypes.CDLL(name).mallopt
     except (OSError, AttributeError):
         return False
-    return bool(mallopt(_M_ARENA_MAX, 2)) and bool(mallopt(_M_TRIM_THRESHOLD, _TRIM))
+    return (
+        bool(mallopt(_M_ARENA_MAX, 2))
+        and bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_FROM))
+        and bool(mallopt(_M_TRIM_THRESHOLD, _TRIM))
+    )
 
 
 def settle_heap() -> None:

@@ -35,19 +35,21 @@ def check_image_parts(
 
 def decode_data_uri(url: str, param: str | None, max_bytes: int) -> bytes:
     """The bytes of a `data:image/...;base64,` URI; the declared type must be an image."""
-    header, comma, payload = url.partition(",")
-    if not comma or not header.lower().startswith("data:"):
+    comma = url.find(",")
+    if comma < 0 or url[:5].lower() != "data:":
         raise ImageError("the data URI is malformed", param=param)
-    media = header[5:].split(";")
+    media = url[5:comma].split(";")
     if not media[0].strip().lower().startswith("image/"):
         raise ImageError(
             f"the data URI declares {media[0] or 'no type'!r}, not an image", param=param
         )
     if "base64" not in (p.strip().lower() for p in media[1:]):
         raise ImageError("image data URIs must be base64-encoded", param=param)
-    if len(payload) * 3 // 4 > max_bytes + 3:
+    if (len(url) - comma - 1) * 3 // 4 > max_bytes + 3:
         raise ImageTooLarge(f"the image is over {max_bytes} bytes", param=param)
     try:
+        # One copy of a multi-MB URI as bytes, decoded in place: no sliced string between.
+        payload = memoryview(url.encode("ascii"))[comma + 1 :]
         data = pybase64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
         raise ImageError("the data URI is not valid base64", param=param) from None

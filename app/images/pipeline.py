@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -119,12 +120,11 @@ class ImagePipeline:
         url = part.image_url.url
         target = Target(needs.formats, needs.max_side, part.image_url.detail == "low")
         if is_data_uri(url):
-            data = await anyio.to_thread.run_sync(
-                decode_data_uri, url, param, self._max_bytes(needs)
+            max_bytes = self._max_bytes(needs)
+            image = await self._process(
+                lambda: decode_data_uri(url, param, max_bytes), target, param
             )
-            prepared = PreparedImage(
-                param, "data_uri", url, await self._process(data, target, param)
-            )
+            prepared = PreparedImage(param, "data_uri", url, image)
             if prepared.image is not None and not (prepared.replaced or needs.raw_bytes):
                 # The client's URI goes on as it is: don't hold a second copy meanwhile.
                 prepared = dataclasses.replace(prepared, image=prepared.image.without_data())
@@ -136,33 +136,41 @@ class ImagePipeline:
         self._metrics.image_bytes.labels("fetched").inc(len(data))
         if len(data) > self._max_bytes(needs):
             raise ImageTooLarge(f"the image is over {self._max_bytes(needs)} bytes", param=param)
-        return PreparedImage(param, "url", url, await self._process(data, target, param))
+        return PreparedImage(param, "url", url, await self._process(lambda: data, target, param))
 
     def _max_bytes(self, needs: ImageNeeds) -> int:
         limit = self._limits.max_image_bytes
         return min(limit, needs.max_bytes) if needs.max_bytes else limit
 
-    async def _process(self, data: bytes, target: Target, param: str) -> ProcessedImage:
-        def work() -> ProcessedImage:
+    async def _process(
+        self, load: Callable[[], bytes], target: Target, param: str
+    ) -> ProcessedImage:
+        """`load` the bytes (decoding a data URI, say), identify and convert them: all in one
+        worker thread, so the event loop never touches a multi-MB buffer."""
+
+        def work() -> tuple[ProcessedImage, int]:
+            data = load()
             sha256 = digest(data)
             key = (sha256, target)
             cached = self._cache.get(key)
             if cached is not None:
-                return cached if cached.converted else dataclasses.replace(cached, data=data)
+                if not cached.converted:
+                    cached = dataclasses.replace(cached, data=data)
+                return cached, len(data)
             image = process_image(
                 data, target, max_pixels=self._limits.max_image_pixels, sha256=sha256
             )
             self._cache.put(key, image if image.converted else image.without_data())
-            return image
+            return image, len(data)
 
         if self._conversions is None:
             # Decoded images are large: convert a few at a time, not one per worker thread.
             self._conversions = anyio.CapacityLimiter(os.cpu_count() or 2)
         try:
-            image = await anyio.to_thread.run_sync(work, limiter=self._conversions)
+            image, size = await anyio.to_thread.run_sync(work, limiter=self._conversions)
         except ImageError as exc:
             raise type(exc)(exc.message, param=param) from None
-        current_request().images.append((len(data), image.sha256[:12]))
+        current_request().images.append((size, image.sha256[:12]))
         if image.converted:
             self._metrics.image_bytes.labels("converted").inc(len(image.data))
         return image

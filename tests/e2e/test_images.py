@@ -241,3 +241,29 @@ def test_image_url_on_a_private_address_is_refused(
         param="messages[0].content[1].image_url",
     )
     assert openai_upstream.image_requests == []
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_large_data_uri_reaches_the_upstream_intact_with_its_length(
+    client: openai.OpenAI, openai_upstream: FakeUpstream, stream: bool
+) -> None:
+    # About 2 MB of base64: the gateway sends such strings in windows, not built whole.
+    url = png_data_uri(700, 700, color=None)
+    messages: list[ChatCompletionMessageParam] = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What is in this image?"},
+                {"type": "image_url", "image_url": {"url": url, "detail": "high"}},
+            ],
+        }
+    ]
+
+    reply = client.chat.completions.create(model="fake/vision", messages=messages, stream=stream)
+    if stream:
+        list(reply)
+
+    (received,) = openai_upstream.received
+    assert received.body["messages"][0]["content"][1]["image_url"]["url"] == url
+    assert "transfer-encoding" not in received.headers
+    assert int(received.headers["content-length"]) > len(url)
