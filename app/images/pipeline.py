@@ -18,8 +18,15 @@ from app.context import current_request
 from app.errors import ImageError, ImageTooLarge
 from app.images.cache import ImageCache
 from app.images.fetch import ImageFetcher, display_url, parse_image_url
-from app.images.intake import check_image_parts, decode_data_uri
-from app.images.process import WEB_FORMATS, ProcessedImage, Target, digest, process_image
+from app.images.intake import check_image_parts, decode_data_uri, scan_data_uri
+from app.images.process import (
+    WEB_FORMATS,
+    ProcessedImage,
+    Target,
+    digest,
+    process_image,
+    unchanged,
+)
 from app.metrics import Metrics
 from app.schemas import ChatCompletionRequest, ImageURLPart
 
@@ -122,7 +129,12 @@ class ImagePipeline:
         if is_data_uri(url):
             max_bytes = self._max_bytes(needs)
             image = await self._process(
-                lambda: decode_data_uri(url, param, max_bytes), target, param
+                lambda: decode_data_uri(url, param, max_bytes),
+                target,
+                param,
+                # An upstream that takes the URI as it is needs only what's in it, not its bytes.
+                scan=None if needs.raw_bytes else lambda: scan_data_uri(url, param, max_bytes),
+                keeps=url,
             )
             prepared = PreparedImage(param, "data_uri", url, image)
             if prepared.image is not None and not (prepared.replaced or needs.raw_bytes):
@@ -143,12 +155,35 @@ class ImagePipeline:
         return min(limit, needs.max_bytes) if needs.max_bytes else limit
 
     async def _process(
-        self, load: Callable[[], bytes], target: Target, param: str
+        self,
+        load: Callable[[], bytes],
+        target: Target,
+        param: str,
+        *,
+        scan: Callable[[], tuple[bytes, int, str]] | None = None,
+        keeps: str = "",
     ) -> ProcessedImage:
         """`load` the bytes (decoding a data URI, say), identify and convert them: all in one
-        worker thread, so the event loop never touches a multi-MB buffer."""
+        worker thread, so the event loop never touches a multi-MB buffer.
+
+        With `scan` (a data URI whose upstream takes it as it is), the image is first read a
+        window at a time: when it needs no conversion and `keeps` already names its real type,
+        its bytes are never held whole."""
+
+        def unchanged_image() -> tuple[ProcessedImage, int] | None:
+            assert scan is not None
+            head, size, sha256 = scan()
+            image = self._cache.get((sha256, target)) or unchanged(
+                head, target, max_pixels=self._limits.max_image_pixels, sha256=sha256, size=size
+            )
+            if image is None or image.converted or not keeps.startswith(f"data:{image.mime};base64,"):
+                return None
+            self._cache.put((sha256, target), image)
+            return image, size
 
         def work() -> tuple[ProcessedImage, int]:
+            if scan is not None and (found := unchanged_image()) is not None:
+                return found
             data = load()
             sha256 = digest(data)
             key = (sha256, target)

@@ -102,6 +102,28 @@ def process_image(
             ) from None
 
 
+def unchanged(
+    head: bytes, target: Target, *, max_pixels: int, sha256: str, size: int
+) -> ProcessedImage | None:
+    """The image whose first bytes are `head`, when it can go upstream as it is: a supported,
+    acceptable image that `target` needs no conversion of. None in every other case (a
+    conversion to make, an error to report, or too few bytes to tell), which the caller
+    settles by reading the whole image with `process_image`."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(head))
+        with image:
+            mime = MIME_BY_FORMAT.get(image.format or "")
+            width, height = image.size
+            _check_size(width, height, max_pixels)
+            if mime is None or _plan(image, mime, target):
+                return None
+    except Exception:
+        return None
+    return ProcessedImage(b"", mime, width, height, sha256, size=size)
+
+
 def _check_size(width: int, height: int, max_pixels: int) -> None:
     if width * height > max_pixels:
         raise ImageTooLarge(f"the image has {width * height} pixels; at most {max_pixels}")

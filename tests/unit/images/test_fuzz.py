@@ -4,6 +4,7 @@ crash: arbitrary strings as data URIs, arbitrary bytes, and damaged PNG/JPEG/GIF
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import itertools
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from app.images import ImageNeeds, ImagePipeline, PreparedImage
 from app.images.addresses import parse_numeric_host, refusal_reason
 from app.images.cache import ImageCache
 from app.images.fetch import ImageFetcher
-from app.images.intake import decode_data_uri
+from app.images.intake import decode_data_uri, scan_data_uri
 from app.images.process import WEB_FORMATS, Target, process_image
 from tests.unit.images.chat import part, request_with
 from tests.unit.images.conftest import TableResolver, shared_ssl_context
@@ -130,6 +131,20 @@ def test_decoding_any_string_gives_bytes_or_an_image_error(uri: str) -> None:
         assert outcome.param == "messages[0].content[0].image_url"
     else:
         assert 0 < len(outcome) <= 4096
+
+
+@FUZZ
+@given(uri=DATA_URIS)
+def test_scanning_any_string_agrees_with_decoding_it(uri: str) -> None:
+    param = "messages[0].content[0].image_url"
+    decoded = image_or_error(lambda: decode_data_uri(uri, param, max_bytes=4096))
+    scanned = image_or_error(lambda: scan_data_uri(uri, param, max_bytes=4096))
+
+    if isinstance(decoded, ImageError):
+        assert isinstance(scanned, ImageError)
+        assert (type(scanned), scanned.message) == (type(decoded), decoded.message)
+    else:
+        assert scanned == (decoded, len(decoded), hashlib.sha256(decoded).hexdigest())
 
 
 @pytest.mark.parametrize("seed", SEEDS)

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
+import random
 import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from app.images import ImageNeeds
 from app.images.cache import ImageCache
-from app.images.intake import decode_data_uri
+from app.images.intake import decode_data_uri, scan_data_uri
 from app.images.process import process_image
 from tests.unit.images.chat import make_pipeline, part, request_with
 from tests.unit.images.conftest import Fetchers
-from tests.unit.images.samples import data_uri, picture
+from tests.unit.images.samples import data_uri, encode, picture
 
 pytestmark = pytest.mark.anyio
 
@@ -47,8 +50,15 @@ def decoded(monkeypatch: pytest.MonkeyPatch) -> Calls:
     return calls
 
 
+@pytest.fixture
+def scanned(monkeypatch: pytest.MonkeyPatch) -> Calls:
+    calls = Calls(scan_data_uri)
+    monkeypatch.setattr("app.images.pipeline.scan_data_uri", calls)
+    return calls
+
+
 async def test_decoding_and_pillow_work_stay_off_the_event_loop(
-    fetchers: Fetchers, processed: Calls, decoded: Calls
+    fetchers: Fetchers, processed: Calls, decoded: Calls, scanned: Calls
 ) -> None:
     loop_thread = threading.get_ident()
     uris = [data_uri(picture((64, 64), "BMP"), "image/bmp"), data_uri(picture((30, 20)))]
@@ -57,9 +67,29 @@ async def test_decoding_and_pillow_work_stay_off_the_event_loop(
         request_with([part(u) for u in uris]), ImageNeeds()
     )
 
-    assert len(processed.threads) == 2
-    assert len(decoded.threads) == 2
-    assert loop_thread not in processed.threads + decoded.threads
+    # Both are scanned; the BMP needs converting, so only it is decoded whole and processed.
+    assert len(scanned.threads) == 2
+    assert len(decoded.threads) == len(processed.threads) == 1
+    assert loop_thread not in processed.threads + decoded.threads + scanned.threads
+
+
+async def test_a_data_uri_that_goes_on_as_it_is_is_never_decoded_whole(
+    fetchers: Fetchers, processed: Calls, decoded: Calls
+) -> None:
+    noise = Image.frombytes("RGB", (900, 700), random.Random(5).randbytes(900 * 700 * 3))
+    png = encode(noise, "PNG")  # about 1.9 MB: several decoding windows
+    uri = data_uri(png)
+
+    (prepared,) = await make_pipeline(fetchers.make()).prepare(
+        request_with([part(uri)]), ImageNeeds()
+    )
+
+    assert decoded.threads == processed.threads == []
+    assert prepared.upstream_url() == uri
+    image = prepared.image
+    assert image is not None
+    assert (image.mime, image.width, image.height) == ("image/png", 900, 700)
+    assert (image.size, image.sha256) == (len(png), hashlib.sha256(png).hexdigest())
 
 
 @pytest.mark.parametrize("image_format", ["PNG", "BMP"])
