@@ -39,6 +39,7 @@ T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
 PATHS = frozenset({"/v1/chat/completions", "/chat/completions"})
+UNKNOWN_MODEL = "unknown"
 
 
 class ChatCompletions:
@@ -69,8 +70,11 @@ class ChatCompletions:
         if key is not None:
             await gateway.limiter.check(f"key:{key.label}", key.rpm, "this key")
         metrics, stream = gateway.metrics, bool(chat.stream)
+        # Model names that route nowhere are the client's to invent: they share one label
+        # rather than each adding a series to /metrics.
+        label = chat.model if gateway.router.owner(chat.model) else UNKNOWN_MODEL
         with (
-            metrics.track(chat.model, stream=stream) as outcome,
+            metrics.track(label, stream=stream) as outcome,
             request_logged(chat.model, lambda: outcome.provider, stream=stream),
         ):
             if stream:

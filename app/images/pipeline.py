@@ -176,7 +176,11 @@ class ImagePipeline:
             image = self._cache.get((sha256, target)) or unchanged(
                 head, target, max_pixels=self._limits.max_image_pixels, sha256=sha256, size=size
             )
-            if image is None or image.converted or not keeps.startswith(f"data:{image.mime};base64,"):
+            if (
+                image is None
+                or image.converted
+                or not keeps.startswith(f"data:{image.mime};base64,")
+            ):
                 return None
             self._cache.put((sha256, target), image)
             return image, size

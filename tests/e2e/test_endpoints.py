@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 
 import httpx
 import openai
@@ -44,6 +45,17 @@ def test_metrics_count_chat_requests(http: httpx.Client) -> None:
     )
     assert served is not None, response.text
     assert float(served.group(1)) >= 1
+
+
+def test_unknown_model_names_share_one_metrics_label(http: httpx.Client) -> None:
+    invented = [f"invented-{uuid.uuid4().hex}" for _ in range(3)]
+    for model in invented:
+        assert http.post("/v1/chat/completions", json=chat_request(model)).status_code == 404
+
+    text = http.get("/metrics").text
+
+    assert not [model for model in invented if model in text]
+    assert re.search(r'^gateway_requests_total\{[^}]*model="unknown"[^}]*status="404"', text, re.M)
 
 
 def test_models_lists_served_names_with_their_provider(client: openai.OpenAI) -> None:
