@@ -3,6 +3,7 @@ one and with two workers, and through the LiteLLM proxy, side by side, against t
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,13 +140,28 @@ def ratios(c: Comparison) -> dict[str, float | None]:
 
 @dataclass(frozen=True)
 class Goal:
-    """A goal checked against one scenario's comparison."""
+    """A goal checked against one scenario's comparison: `value(c) <op> bound`."""
 
     scenarios: tuple[str, ...]  # the scenarios it applies to
     label: str
-    limit: str
+    op: str  # one of COMPARE's keys
+    bound: float
     value: Callable[[Comparison], float | None]
-    passes: Callable[[float], bool]
+
+    @property
+    def limit(self) -> str:
+        return f"{self.op} {self.bound:.3g}"
+
+    def passes(self, value: float) -> bool:
+        return COMPARE[self.op](value, self.bound)
+
+
+COMPARE: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge,
+    ">": operator.gt,
+    "==": operator.eq,
+    "<": operator.lt,
+}
 
 
 def _worst_rss(c: Comparison) -> float | None:
@@ -162,58 +178,58 @@ GOALS = (
     Goal(
         ("small",),
         "gateway 1w / LiteLLM, requests/s",
-        ">= 15",
+        ">=",
+        15,
         lambda c: ratios(c)["gateway_1w_over_litellm_rate"],
-        lambda v: v >= 15,
     ),
     Goal(
         ("small",),
         "LiteLLM / gateway 1w, CPU per request",
-        "> 9",
+        ">",
+        9,
         lambda c: ratios(c)["litellm_over_gateway_1w_cpu_per_request"],
-        lambda v: v > 9,
     ),
     Goal(
         ("streams500",),
         "gateway 1w / LiteLLM, streams/s",
-        ">= 10",
+        ">=",
+        10,
         lambda c: ratios(c)["gateway_1w_over_litellm_rate"],
-        lambda v: v >= 10,
     ),
     Goal(
         ("streams500",),
         "gateway 1w failed or incomplete",
-        "== 0",
+        "==",
+        0,
         _unfinished,
-        lambda v: v == 0,
     ),
     Goal(
         ("image",),
         "gateway 1w / LiteLLM, requests/s",
-        ">= 4",
+        ">=",
+        4,
         lambda c: ratios(c)["gateway_1w_over_litellm_rate"],
-        lambda v: v >= 4,
     ),
     Goal(
         ("small",),
         "gateway 2w / 1w, requests/s",
-        ">= 1.8",
+        ">=",
+        1.8,
         lambda c: ratios(c)["gateway_2w_over_1w_rate"],
-        lambda v: v >= 1.8,
     ),
     Goal(
         SCENARIOS,
         "gateway 2w least busy worker's CPU share",
-        f">= {BUSY_SHARE:.2f}",
+        ">=",
+        BUSY_SHARE,
         lambda c: least_busy_share(c.columns.get(TWO)),
-        lambda v: v >= BUSY_SHARE,
     ),
     Goal(
         SCENARIOS,
         "gateway peak RSS per worker MB (1w, 2w)",
-        "< 150",
+        "<",
+        150,
         _worst_rss,
-        lambda v: v < 150,
     ),
 )
 

@@ -13,8 +13,9 @@ import pytest
 
 from app.main import create_app
 from tests.conftest import make_config
+from tests.e2e.conftest import _image_host, image_host  # noqa: F401 - the same image host
 from tests.e2e.jobs.deployments import MPX_KEY, mpx_entry
-from tests.e2e.jobs.fakes import FakeMasterpieceX, ImageHost
+from tests.e2e.jobs.fakes import FakeMasterpieceX
 from tests.e2e.servers import serve_in_thread, serving
 
 if TYPE_CHECKING:
@@ -86,19 +87,6 @@ def mpx(_mpx_fake: FakeMasterpieceX) -> FakeMasterpieceX:
 
 def playground_models(mpx: FakeMasterpieceX) -> list[dict[str, Any]]:
     return [{"name": "inspect", "provider": "inspect"}, mpx_entry(mpx)]
-
-
-@pytest.fixture(scope="session")
-def _image_host() -> Iterator[ImageHost]:
-    with serving(ImageHost()) as host:
-        yield host
-
-
-@pytest.fixture
-def image_host(_image_host: ImageHost) -> ImageHost:
-    """A web server on loopback for image URLs, emptied for each test."""
-    _image_host.reset()
-    return _image_host
 
 
 # Image URLs point at loopback, and the inspect model should see their bytes too.
