@@ -7,13 +7,15 @@ from collections.abc import Callable
 from app.config import StateConfig
 from app.state.base import Hit, StateBackend
 from app.state.memory import MemoryState
-from app.state.redis_state import RedisState, ResilientState
 
-__all__ = ["Hit", "MemoryState", "RedisState", "ResilientState", "StateBackend", "build_state"]
+__all__ = ["Hit", "MemoryState", "StateBackend", "build_state"]
 
 
 def build_state(config: StateConfig, on_error: Callable[[], None]) -> StateBackend:
     """The configured backend; Redis falls back to process memory while it is unreachable."""
     if config.backend == "redis":
+        # Imported only when used: the Redis client costs every worker about 6 MB.
+        from app.state.redis_state import RedisState, ResilientState
+
         return ResilientState(RedisState(config.url), MemoryState(), on_error=on_error)
     return MemoryState()
