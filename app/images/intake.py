@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import binascii
 import hashlib
+from collections.abc import Callable
+from typing import TypeVar
 
 import pybase64
 
@@ -11,6 +13,7 @@ from app.config import ImagesConfig
 from app.errors import ImageError, ImageTooLarge, ImageURLForbidden, TooManyImages
 from app.schemas import ChatCompletionRequest
 
+T = TypeVar("T")
 HEAD_BYTES = 256 * 1024  # enough for Pillow to identify an image and read its size
 # Base64 characters decoded at a time: a multiple of 4, so each window decodes on its own,
 # and small enough to be reused from the heap rather than mapped afresh.
@@ -68,22 +71,29 @@ def decode_data_uri(url: str, param: str | None, max_bytes: int) -> bytes:
     return _checked(data, len(data), param, max_bytes)
 
 
-def scan_data_uri(url: str, param: str | None, max_bytes: int) -> tuple[bytes, int, str]:
-    """The first `HEAD_BYTES` of a data URI's image, its size and its SHA-256, from the payload
-    decoded a window at a time: as strict as `decode_data_uri`, without ever holding the whole
-    image (which an upstream that takes the URI as it is doesn't need)."""
+def scan_data_uri(
+    url: str, param: str | None, max_bytes: int, probe: Callable[[bytes], T | None]
+) -> tuple[T, int, str] | None:
+    """Read a data URI's image a window at a time, as strictly as `decode_data_uri`, without
+    ever holding it whole (an upstream that takes the URI as it is doesn't need its bytes).
+
+    `probe` sees the first `HEAD_BYTES` as soon as they are decoded. What it returns comes
+    back with the image's size and SHA-256; None stops the scan right there, and the caller
+    decodes the whole image instead."""
     start = payload_start(url, param, max_bytes)
-    digest, size, head = hashlib.sha256(), 0, b""
+    digest, size, found = hashlib.sha256(), 0, None
     try:
         for at in range(start, len(url), WINDOW_CHARS):
             piece = pybase64.b64decode(url[at : at + WINDOW_CHARS], validate=True)
-            if at == start:
-                head = piece[:HEAD_BYTES]
+            if at == start and (found := probe(piece[:HEAD_BYTES])) is None:
+                return None
             digest.update(piece)
             size += len(piece)
     except (binascii.Error, ValueError):
         raise ImageError("the data URI is not valid base64", param=param) from None
-    return _checked(head, size, param, max_bytes), size, digest.hexdigest()
+    _checked(b"", size, param, max_bytes)
+    assert found is not None  # the payload was not empty: the probe saw its first window
+    return found, size, digest.hexdigest()
 
 
 def _checked(data: bytes, size: int, param: str | None, max_bytes: int) -> bytes:

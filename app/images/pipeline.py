@@ -21,11 +21,12 @@ from app.images.fetch import ImageFetcher, display_url, parse_image_url
 from app.images.intake import check_image_parts, decode_data_uri, scan_data_uri
 from app.images.process import (
     WEB_FORMATS,
+    Identity,
     ProcessedImage,
     Target,
     digest,
+    identify_unchanged,
     process_image,
-    unchanged,
 )
 from app.metrics import Metrics
 from app.schemas import ChatCompletionRequest, ImageURLPart
@@ -82,6 +83,10 @@ class PreparedImage:
         )
 
 
+# Reads a data URI a window at a time; the probe decides from its first bytes whether to go on.
+Scan = Callable[[Callable[[bytes], Identity | None]], tuple[Identity, int, str] | None]
+
+
 def is_data_uri(url: str) -> bool:
     return url[:5].lower() == "data:"
 
@@ -133,8 +138,10 @@ class ImagePipeline:
                 target,
                 param,
                 # An upstream that takes the URI as it is needs only what's in it, not its bytes.
-                scan=None if needs.raw_bytes else lambda: scan_data_uri(url, param, max_bytes),
-                keeps=url,
+                scan=None
+                if needs.raw_bytes
+                else lambda probe: scan_data_uri(url, param, max_bytes, probe),
+                uri=url,
             )
             prepared = PreparedImage(param, "data_uri", url, image)
             if prepared.image is not None and not (prepared.replaced or needs.raw_bytes):
@@ -160,29 +167,27 @@ class ImagePipeline:
         target: Target,
         param: str,
         *,
-        scan: Callable[[], tuple[bytes, int, str]] | None = None,
-        keeps: str = "",
+        scan: Scan | None = None,
+        uri: str = "",
     ) -> ProcessedImage:
         """`load` the bytes (decoding a data URI, say), identify and convert them: all in one
         worker thread, so the event loop never touches a multi-MB buffer.
 
         With `scan` (a data URI whose upstream takes it as it is), the image is first read a
-        window at a time: when it needs no conversion and `keeps` already names its real type,
-        its bytes are never held whole."""
+        window at a time. When its first bytes show it needs no conversion and `uri` already
+        names its real type, its bytes are never held whole; otherwise the scan stops there."""
+
+        def as_it_is(head: bytes) -> Identity | None:
+            found = identify_unchanged(head, target, max_pixels=self._limits.max_image_pixels)
+            return found if found and uri.startswith(f"data:{found.mime};base64,") else None
 
         def unchanged_image() -> tuple[ProcessedImage, int] | None:
             assert scan is not None
-            head, size, sha256 = scan()
-            image = self._cache.get((sha256, target)) or unchanged(
-                head, target, max_pixels=self._limits.max_image_pixels, sha256=sha256, size=size
-            )
-            if (
-                image is None
-                or image.converted
-                or not keeps.startswith(f"data:{image.mime};base64,")
-            ):
+            scanned = scan(as_it_is)
+            if scanned is None:
                 return None
-            self._cache.put((sha256, target), image)
+            found, size, sha256 = scanned
+            image = ProcessedImage(b"", found.mime, found.width, found.height, sha256, size=size)
             return image, size
 
         def work() -> tuple[ProcessedImage, int]:

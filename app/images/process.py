@@ -66,6 +66,15 @@ class ProcessedImage:
         return bool(self.conversions)
 
 
+@dataclass(frozen=True)
+class Identity:
+    """What an image is, read from its first bytes."""
+
+    mime: str
+    width: int
+    height: int
+
+
 def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -102,12 +111,10 @@ def process_image(
             ) from None
 
 
-def unchanged(
-    head: bytes, target: Target, *, max_pixels: int, sha256: str, size: int
-) -> ProcessedImage | None:
-    """The image whose first bytes are `head`, when it can go upstream as it is: a supported,
-    acceptable image that `target` needs no conversion of. None in every other case (a
-    conversion to make, an error to report, or too few bytes to tell), which the caller
+def identify_unchanged(head: bytes, target: Target, *, max_pixels: int) -> Identity | None:
+    """What the image whose first bytes are `head` is, when it can go upstream as it is: a
+    supported, acceptable image that `target` needs no conversion of. None in every other case
+    (a conversion to make, an error to report, or too few bytes to tell), which the caller
     settles by reading the whole image with `process_image`."""
     try:
         with warnings.catch_warnings():
@@ -121,7 +128,7 @@ def unchanged(
                 return None
     except Exception:
         return None
-    return ProcessedImage(b"", mime, width, height, sha256, size=size)
+    return Identity(mime, width, height)
 
 
 def _check_size(width: int, height: int, max_pixels: int) -> None:

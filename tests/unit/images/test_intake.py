@@ -19,8 +19,15 @@ PNG = picture()
 def scanned(uri: str, param: str, max_bytes: int) -> bytes:
     """`scan_data_uri` held to `decode_data_uri`'s answer: the head of a small image is all of
     it, and its size and hash are those of the same bytes."""
-    head, size, sha256 = scan_data_uri(uri, param, max_bytes)
+    scanned = scan_data_uri(uri, param, max_bytes, keep)
+    assert scanned is not None
+    head, size, sha256 = scanned
     assert (size, sha256) == (len(head), hashlib.sha256(head).hexdigest())
+    return head
+
+
+def keep(head: bytes) -> bytes:
+    """A probe that wants every image, and hands back the first bytes it saw."""
     return head
 
 
@@ -94,8 +101,10 @@ def test_a_scan_reads_every_window() -> None:
     data = bytes(range(256)) * (WINDOW_CHARS // 100)  # about 1.3 MB of base64: 3 windows
     uri = "data:image/png;base64," + base64.b64encode(data).decode()
 
-    head, size, sha256 = scan_data_uri(uri, PARAM, 10_000_000)
+    scanned = scan_data_uri(uri, PARAM, 10_000_000, keep)
 
+    assert scanned is not None
+    head, size, sha256 = scanned
     assert data.startswith(head)
     assert (size, sha256) == (len(data), hashlib.sha256(data).hexdigest())
 
@@ -107,4 +116,4 @@ def test_a_scan_refuses_damage_past_the_first_window(damage: str) -> None:
     uri = "data:image/png;base64," + payload[:at] + damage + payload[at + 1 :]
 
     with pytest.raises(ImageError, match="not valid base64"):
-        scan_data_uri(uri, PARAM, 10_000_000)
+        scan_data_uri(uri, PARAM, 10_000_000, keep)
