@@ -3,7 +3,6 @@ gateway on loopback in front of the inspect model and a fake Masterpiece X, and 
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from app.main import create_app
-from tests.conftest import make_config
+from tests.conftest import make_config, skip_unless_ci
 from tests.e2e.conftest import _image_host, image_host  # noqa: F401 - the same image host
 from tests.e2e.jobs.deployments import MPX_KEY, mpx_entry
 from tests.e2e.jobs.fakes import FakeMasterpieceX
@@ -36,13 +35,6 @@ CHROMIUM_ARGS = [
 VIEWPORT: ViewportSize = {"width": 1280, "height": 900}
 
 
-def _missing(reason: str) -> None:
-    """Skip for want of a browser, except under CI, which must run these tests."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason}; CI must run the browser tests", pytrace=False)
-    pytest.skip(reason)
-
-
 def _chromium() -> str | None:
     for name in CHROMIUM_CANDIDATES:
         found = shutil.which(name)
@@ -58,10 +50,12 @@ def browser() -> Iterator[Browser]:
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _missing("the playwright package is not installed (pip install -e '.[dev]')")
+        skip_unless_ci(
+            "the playwright package is not installed (pip install -e '.[dev]')", "browser"
+        )
     executable = _chromium()
     if executable is None:
-        _missing("no Chromium found (apt-get install chromium)")
+        skip_unless_ci("no Chromium found (apt-get install chromium)", "browser")
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
             executable_path=executable, headless=True, args=CHROMIUM_ARGS

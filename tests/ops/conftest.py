@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 
 import pytest
 
+from tests.conftest import skip_unless_ci
 from tests.e2e.fakes.openai_compat import FakeUpstream
 from tests.e2e.servers import serve_in_thread
 from tests.ops.processes import Gateways
@@ -22,9 +22,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     except under CI, where that fails them: CI must run them."""
     executable = shutil.which("redis-server")
     if executable is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{REDIS_MISSING}; CI must run the Redis tests", pytrace=False)
-        pytest.skip(REDIS_MISSING)
+        skip_unless_ci(REDIS_MISSING, "Redis")
     server = RedisServer(executable, tmp_path_factory.mktemp("redis"))
     server.start()
     try:
