@@ -230,28 +230,26 @@ class ChatService:
         self._metrics.streams.inc()
         try:
             yield first
-            try:
-                with StallWatchdog(wait_s) as watch:
-                    while True:
-                        watch.waiting()
-                        try:
-                            chunk = await anext(chunks)
-                        except StopAsyncIteration:
-                            break
-                        watch.resumed()
-                        if chunk.usage is not None and not chunk.choices:
-                            if include_usage:
-                                usage_sent = True
-                                yield chunk
-                            continue
-                        if not first_token and any(c.delta.content for c in chunk.choices):
-                            first_token = True
-                            self._metrics.first_token.labels(request.model, provider).observe(
-                                time.perf_counter() - started
-                            )
-                        yield chunk
-            except TimeoutError:
-                raise UpstreamTimeout(f"the upstream sent nothing for {wait_s:g} s") from None
+            stalled = f"the upstream sent nothing for {wait_s:g} s"
+            with StallWatchdog(wait_s, lambda: UpstreamTimeout(stalled)) as watch:
+                while True:
+                    watch.waiting()
+                    try:
+                        chunk = await anext(chunks)
+                    except StopAsyncIteration:
+                        break
+                    watch.resumed()
+                    if chunk.usage is not None and not chunk.choices:
+                        if include_usage:
+                            usage_sent = True
+                            yield chunk
+                        continue
+                    if not first_token and any(c.delta.content for c in chunk.choices):
+                        first_token = True
+                        self._metrics.first_token.labels(request.model, provider).observe(
+                            time.perf_counter() - started
+                        )
+                    yield chunk
             if include_usage and not usage_sent:
                 empty = ChatCompletionChunk(
                     id=first.id,

@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from types import TracebackType
 
 
 class StallWatchdog:
     """Within `with StallWatchdog(limit_s) as watch:`, each step bracketed by
     `watch.waiting()` and `watch.resumed()` must finish within `limit_s`, or the task is
-    cancelled and the block raises `TimeoutError` (as `asyncio.timeout` would).
+    cancelled and the block raises `on_stall()`: `TimeoutError` by default, as
+    `asyncio.timeout` would.
 
     Time between steps (the consumer writing a chunk to a slow client) is not counted.
     `asyncio.timeout` around each step costs a timer handle per chunk; here a single timer
     re-arms itself, at most once per `limit_s`.
     """
 
-    def __init__(self, limit_s: float) -> None:
+    def __init__(
+        self, limit_s: float, on_stall: Callable[[], BaseException] = TimeoutError
+    ) -> None:
         self.limit_s = limit_s
+        self._on_stall = on_stall
         self._waiting_since: float | None = None
         self._expired = False
 
@@ -55,4 +60,4 @@ class StallWatchdog:
     ) -> None:
         self._timer.cancel()
         if self._expired and exc_type is asyncio.CancelledError and self._task.uncancel() == 0:
-            raise TimeoutError from exc
+            raise self._on_stall() from exc
