@@ -12,13 +12,14 @@ from typing import TypeVar
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_random_exponential
 
+from app.answers import Stamp, stream_of, whole_answer
 from app.config import GatewayConfig
 from app.errors import GatewayError, RateLimited, UpstreamTimeout
 from app.images import ImagePipeline, check_image_parts, with_images
 from app.limits import Cooldowns, RateLimiter
-from app.logs import log_request
 from app.metrics import Metrics
 from app.providers.base import Call, chunks_from_completion, refuse_unsupported
+from app.record import current_record
 from app.routing import Attempt, Router
 from app.schemas import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, CompletionUsage
 from app.watchdog import StallWatchdog
@@ -74,6 +75,11 @@ class ChatService:
             return await self._complete_once(call, attempt)
 
         completion, attempt = await self._first_success(request, run)
+        record = current_record()
+        record.count_usage(completion.usage.prompt_tokens, completion.usage.completion_tokens)
+        extension = (completion.model_extra or {}).get("x_gateway")
+        if isinstance(extension, dict):
+            record.count_credits(extension.get("credits_used"))
         return completion, attempt.deployment.entry.provider
 
     async def stream(
@@ -92,16 +98,17 @@ class ChatService:
 
         (first, chunks), attempt = await self._first_success(request, run)
         entry = attempt.deployment.entry
-        events = self._relay(request, entry.provider, first, chunks, entry.timeout_s)
-        return events, entry.provider
+        return self._relay(request, first, chunks, entry.timeout_s), entry.provider
 
     async def _first_success(
         self, request: ChatCompletionRequest, run: Run[T]
     ) -> tuple[T, Attempt]:
         """Each deployment in turn, with its retries, until one answers (SPEC §3 groups)."""
         last: GatewayError | None = None
+        record = current_record()
         for attempt in await self._attempts(request):
             deployment = attempt.deployment
+            record.provider = deployment.entry.provider
             try:
                 await self._limiter.check(
                     deployment.id, deployment.entry.rpm, f"the model {deployment.entry.name!r}"
@@ -126,7 +133,7 @@ class ChatService:
         entry = attempt.deployment.entry
         deadline = time.monotonic() + entry.timeout_s
         try:
-            async with asyncio.timeout(entry.timeout_s):
+            async with asyncio.timeout_at(deadline):
                 try:
                     return await run(attempt, deadline)
                 except GatewayError as exc:
@@ -186,19 +193,23 @@ class ChatService:
         """The upstream call: images checked and converted to what this provider takes."""
         needs = attempt.deployment.provider.capabilities.images
         images = await self._pipeline.prepare(request, needs)
+        current_record().image_count = len(images)
         return Call(
             with_images(request, images), attempt.upstream_model, images, attempt.variant, deadline
         )
 
     async def _complete_once(self, call: Call, attempt: Attempt) -> ChatCompletion:
-        provider = attempt.deployment.provider
+        provider, model = attempt.deployment.provider, call.request.model
         count = call.request.choice_count
         if count == 1 or provider.capabilities.native_n:
-            return await provider.complete(call)
+            return await whole_answer(provider.execute(call, stream=False), model)
         single = replace(call, request=call.request.model_copy(update={"n": None}))
         try:
             async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(provider.complete(single)) for _ in range(count)]
+                tasks = [
+                    group.create_task(whole_answer(provider.execute(single, stream=False), model))
+                    for _ in range(count)
+                ]
         except* GatewayError as failures:
             raise failures.exceptions[0] from None
         return merge_choices([task.result() for task in tasks])
@@ -210,24 +221,24 @@ class ChatService:
         provider = attempt.deployment.provider
         call = await self._call(request, attempt, deadline)
         if request.choice_count > 1 and not provider.capabilities.native_n:
-            return _replay(chunks_from_completion(await self._complete_once(call, attempt)))
-        return provider.stream(call)
+            merged = await self._complete_once(call, attempt)
+            merged.id, merged.created = Stamp(request.model).id, int(time.time())
+            return _replay(chunks_from_completion(merged))
+        events = provider.execute(call, stream=True)
+        return stream_of(events, Stamp(request.model), request.choice_count)
 
     async def _relay(
         self,
         request: ChatCompletionRequest,
-        provider: str,
         first: ChatCompletionChunk,
         chunks: Chunks,
         wait_s: float,
-    ) -> AsyncIterator[ChatCompletionChunk]:
+    ) -> AsyncGenerator[ChatCompletionChunk]:
         """The chunks to send: usage only when asked for (and always then), each chunk within
         `wait_s` of the one before, so that a stalled upstream ends the stream with
         `upstream_timeout` instead of holding it open."""
-        started = time.perf_counter()
-        include_usage, usage_sent, first_token = request.include_usage, False, False
-        outcome = "cancelled"
-        self._metrics.streams.inc()
+        record = current_record()
+        include_usage, usage_sent = request.include_usage, False
         try:
             yield first
             stalled = f"the upstream sent nothing for {wait_s:g} s"
@@ -240,32 +251,24 @@ class ChatService:
                         break
                     watch.resumed()
                     if chunk.usage is not None and not chunk.choices:
+                        usage = chunk.usage
+                        record.count_usage(usage.prompt_tokens, usage.completion_tokens)
                         if include_usage:
                             usage_sent = True
                             yield chunk
                         continue
-                    if not first_token and any(c.delta.content for c in chunk.choices):
-                        first_token = True
-                        self._metrics.first_token.labels(request.model, provider).observe(
-                            time.perf_counter() - started
-                        )
+                    if record.first_token_s is None and any(c.delta.content for c in chunk.choices):
+                        record.first_token()
                     yield chunk
             if include_usage and not usage_sent:
-                empty = ChatCompletionChunk(
+                yield ChatCompletionChunk(
                     id=first.id,
                     created=first.created,
                     model=first.model,
                     choices=[],
                     usage=CompletionUsage(),
                 )
-                yield empty
-            outcome = "completed"
-        except GatewayError as exc:
-            outcome = exc.code or "failed"
-            raise
         finally:
-            self._metrics.streams.dec()
-            log_request(request.model, provider, 200, stream=True, outcome=outcome)
             await chunks.aclose()
 
     def _failed_over(
@@ -279,7 +282,7 @@ class ChatService:
             code,
         )
         self._metrics.upstream_errors.labels(attempt.deployment.entry.provider, code).inc()
-        self._metrics.failovers.labels(request.model).inc()
+        self._metrics.failovers.labels(self._router.label(request.model)).inc()
 
 
 async def _replay(chunks: list[ChatCompletionChunk]) -> Chunks:

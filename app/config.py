@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
+from app.names import ModelPattern
+
 DEFAULT_CONFIG_PATH = "config.yaml"
 DEFAULT_TIMEOUT_S = 120.0
 DEFAULT_POLL_INTERVAL_S = 2.0
@@ -32,6 +34,10 @@ class ApiKey(_Strict):
     name: str | None = None
     models: list[str] | None = None
     rpm: Annotated[int, Field(ge=0)] = 0
+
+    def allows(self, model: str) -> bool:
+        """Whether this key may use `model` (its `models` list: names or `prefix/*` families)."""
+        return self.models is None or any(ModelPattern(m).matches(model) for m in self.models)
 
     @property
     def label(self) -> str:
@@ -90,8 +96,8 @@ class ModelEntry(_Strict):
     _api_key_variables: tuple[str, ...] = PrivateAttr(default=())
 
     @property
-    def is_wildcard(self) -> bool:
-        return self.name.endswith("/*")
+    def pattern(self) -> ModelPattern:
+        return ModelPattern(self.name)
 
     @property
     def api_key_variables(self) -> tuple[str, ...]:

@@ -1,4 +1,4 @@
-"""The gateway's error taxonomy and the one place that renders it as OpenAI's error envelope.
+"""The gateway's error taxonomy; each error knows its OpenAI envelope (rendered in `app.api`).
 
 GatewayError
 ├── InvalidRequest                400 invalid_request_error
@@ -29,16 +29,7 @@ GatewayError
 
 from __future__ import annotations
 
-import logging
 from typing import ClassVar
-
-import orjson
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from starlette.exceptions import HTTPException
-from starlette.responses import Response
-
-logger = logging.getLogger(__name__)
 
 
 class GatewayError(Exception):
@@ -255,46 +246,3 @@ class InternalError(GatewayError):
     status_code = 500
     type = "server_error"
     code = None
-
-
-def error_response(error: GatewayError) -> Response:
-    """Render an error as OpenAI's envelope. The only place an error body is built."""
-    return Response(
-        orjson.dumps(error.to_envelope()),
-        status_code=error.status_code,
-        headers=error.headers,
-        media_type="application/json",
-    )
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    """Make every failure, FastAPI's own included, answer in the OpenAI envelope."""
-
-    async def on_gateway_error(_: Request, exc: Exception) -> Response:
-        assert isinstance(exc, GatewayError)
-        return error_response(exc)
-
-    async def on_validation_error(_: Request, exc: Exception) -> Response:
-        from app.validation import validation_error
-
-        assert isinstance(exc, RequestValidationError)
-        return error_response(validation_error(exc))
-
-    async def on_http_exception(_: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        if exc.status_code == 404:
-            return error_response(RouteNotFound("unknown path"))
-        if exc.status_code == 405:
-            return error_response(MethodNotAllowed("method not allowed for this path"))
-        if exc.status_code < 500:
-            return error_response(InvalidRequest(str(exc.detail), headers=dict(exc.headers or {})))
-        return error_response(InternalError("the gateway hit an unexpected error"))
-
-    async def on_unexpected(request: Request, exc: Exception) -> Response:
-        logger.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
-        return error_response(InternalError("the gateway hit an unexpected error"))
-
-    app.add_exception_handler(GatewayError, on_gateway_error)
-    app.add_exception_handler(RequestValidationError, on_validation_error)
-    app.add_exception_handler(HTTPException, on_http_exception)
-    app.add_exception_handler(Exception, on_unexpected)

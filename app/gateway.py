@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 
-from starlette.requests import HTTPConnection
+from starlette.datastructures import Headers
 
 from app.completions import ChatService
 from app.config import ApiKey, GatewayConfig
@@ -27,12 +27,12 @@ class Gateway:
     started_at: int
     api_keys: list[ApiKey] = field(default_factory=list)
 
-    def authenticate(self, headers: HTTPConnection) -> ApiKey | None:
+    def authenticate(self, headers: Headers) -> ApiKey | None:
         """The caller's gateway key, when keys are configured; 401 without a valid one.
         Every configured key is compared, in constant time, whatever matches."""
         if not self.api_keys:
             return None
-        scheme, _, token = headers.headers.get("authorization", "").partition(" ")
+        scheme, _, token = headers.get("authorization", "").partition(" ")
         offered = token.strip().encode() if scheme.lower() == "bearer" else b""
         match = None
         for key in self.api_keys:
@@ -44,17 +44,14 @@ class Gateway:
             )
         return match
 
+    async def admit(self, key: ApiKey | None, model: str) -> None:
+        """A model request's checks before any work: the key's rights, then its rate."""
+        authorize_model(key, model)
+        if key is not None:
+            await self.limiter.check(f"key:{key.label}", key.rpm, "this key")
+
 
 def authorize_model(key: ApiKey | None, model: str) -> None:
     """403 when the key is limited to other models (`name`, or a `prefix/*` family)."""
-    if key is None or key.models is None:
-        return
-    for allowed in key.models:
-        if model == allowed or (allowed.endswith("/*") and model.startswith(allowed[:-1])):
-            return
-    raise ModelNotAllowed(f"this key may not use the model {model!r}", param="model")
-
-
-def gateway_of(connection: HTTPConnection) -> Gateway:
-    gateway: Gateway = connection.app.state.gateway
-    return gateway
+    if key is not None and not key.allows(model):
+        raise ModelNotAllowed(f"this key may not use the model {model!r}", param="model")

@@ -6,15 +6,15 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 
 import orjson
 
-from app.context import current_request
+from app.record import RequestRecord, current_request_id
 from app.redaction import scrub
 
 ACCESS = logging.getLogger("app.access")
+_EVENTS = {"chat": "chat_completion", "responses": "response"}
 _HANDLER_NAME = "vision-gateway"
 
 
@@ -27,7 +27,7 @@ class JSONFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        request_id = current_request().request_id
+        request_id = current_request_id()
         if request_id:
             payload["request_id"] = request_id
         fields = getattr(record, "fields", None)
@@ -87,38 +87,32 @@ def configure_logging(log_format: str, secrets: Iterable[str], level: str | None
     access.propagate = False
 
 
-def log_request(model: str, provider: str, status: int, *, stream: bool, **more: object) -> None:
-    """The one line each chat request leaves: who, what, how it went, how long, which images."""
-    context = current_request()
+def log_record(record: RequestRecord) -> None:
+    """The one line each request leaves: what was asked, of whom, how it went, how long."""
     fields: dict[str, object] = {
-        "event": "chat_completion",
-        "model": model,
-        "provider": provider,
-        "status": status,
-        "stream": stream,
-        "duration_ms": round(context.elapsed_ms(), 3),
-        "images": {
-            "count": len(context.images),
-            "bytes": sum(size for size, _ in context.images),
-            "sha256": [prefix for _, prefix in context.images],
-        },
+        "event": _EVENTS.get(record.api or "", "http_request"),
+        "method": record.method,
+        "path": record.route,
+        "status": record.status,
+        "outcome": record.outcome,
+        "duration_ms": round(record.elapsed_ms(), 3),
     }
-    if not stream:
-        fields["overhead_ms"] = round(context.overhead_ms(), 3)
-    fields.update(more)
-    ACCESS.info("%s %s -> %d", model, provider, status, extra={"fields": fields})
-
-
-@contextmanager
-def request_logged(model: str, provider: Callable[[], str], *, stream: bool) -> Iterator[None]:
-    """Log the request when it is answered; a stream that started logs when it ends."""
-    status, failed_provider = 200, None
-    try:
-        yield
-    except BaseException as exc:
-        status = int(getattr(exc, "status_code", 500))
-        failed_provider = getattr(exc, "provider", None)
-        raise
-    finally:
-        if not (stream and status == 200):
-            log_request(model, failed_provider or provider(), status, stream=stream)
+    if record.error_code:
+        fields["error"] = record.error_code
+    if record.api is not None:
+        fields.update(model=record.model, provider=record.provider, key=record.key)
+        fields["stream"] = record.stream
+        fields["images"] = {
+            "count": len(record.images),
+            "bytes": sum(size for size, _ in record.images),
+            "sha256": [prefix for _, prefix in record.images],
+        }
+        if not record.stream:
+            fields["overhead_ms"] = round(record.overhead_ms(), 3)
+        if record.usage is not None:
+            fields["usage"] = {
+                "prompt_tokens": record.usage.prompt_tokens,
+                "completion_tokens": record.usage.completion_tokens,
+            }
+    what = record.model if record.api is not None else record.route
+    ACCESS.info("%s %s -> %d", record.method, what, record.status, extra={"fields": fields})

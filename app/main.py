@@ -8,15 +8,13 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
-from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.routing import Router as LifespanRouter
 
 from app.allocator import release_large_buffers, settle_heap
-from app.api import chat, health, models, playground
+from app.api.front import Front
+from app.api.routes import build_endpoints
 from app.completions import ChatService
 from app.config import DEFAULT_CONFIG_PATH, GatewayConfig, load_config
-from app.errors import install_error_handlers
 from app.gateway import Gateway
 from app.images import ImagePipeline
 from app.images.cache import ImageCache
@@ -24,7 +22,6 @@ from app.images.fetch import ImageFetcher, Resolver, system_resolver
 from app.limits import Cooldowns, RateLimiter
 from app.logs import configure_logging
 from app.metrics import Metrics
-from app.middleware import RequestContextMiddleware
 from app.providers.base import ProviderContext
 from app.routing import Router
 from app.state import build_state
@@ -33,45 +30,10 @@ from app.transport import AiohttpTransport
 logger = logging.getLogger(__name__)
 
 
-class GatewayApp(FastAPI):
-    """FastAPI, but `POST /v1/chat/completions` is answered before its middleware stack:
-    every request and every streamed token passes there (see `app.api.chat`)."""
-
-    chat: chat.ChatCompletions
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in chat.PATHS:
-            await self.chat(scope, receive, send)
-        else:
-            await super().__call__(scope, receive, send)
-
-
-def create_app(config: GatewayConfig, *, resolver: Resolver = system_resolver) -> FastAPI:
+def create_app(config: GatewayConfig, *, resolver: Resolver = system_resolver) -> Front:
     """A gateway serving `config`. Upstream connections live for the app's lifespan.
     `resolver` answers the image fetcher's DNS questions (tests give their own)."""
     transport = AiohttpTransport()
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        logger.info("serving %d model(s)", len(router.served()))
-        try:
-            yield
-        finally:
-            await transport.aclose()
-            await fetcher.aclose()
-            await state.aclose()
-            metrics.worker_exited()
-
-    app = GatewayApp(
-        title="vision-gateway",
-        version="0.1.0",
-        lifespan=lifespan,
-        docs_url="/docs",
-        redoc_url=None,
-        # Its per-request OpenTelemetry checks cost more than the gateway's own routing;
-        # operators get Prometheus metrics and JSON logs instead.
-        telemetry={"tracing": False, "metrics": False, "logs": False},
-    )
     metrics = Metrics()
     images = config.images
     fetcher = ImageFetcher(
@@ -84,7 +46,7 @@ def create_app(config: GatewayConfig, *, resolver: Resolver = system_resolver) -
     state = build_state(config.state, on_error=metrics.state_errors.inc)
     router = Router(config, ProviderContext(transport, config.images, state, metrics))
     limiter = RateLimiter(state)
-    app.state.gateway = gateway = Gateway(
+    gateway = Gateway(
         config=config,
         router=router,
         service=ChatService(config, router, pipeline, metrics, limiter, Cooldowns(state)),
@@ -94,17 +56,22 @@ def create_app(config: GatewayConfig, *, resolver: Resolver = system_resolver) -
         started_at=int(time.time()),
         api_keys=config.server.active_keys(),
     )
-    app.chat = chat.ChatCompletions(gateway)
-    # The same app as routes: other methods get 405, and a mounted copy still answers.
-    app.router.routes.extend(Route(path, app.chat, methods=["POST"]) for path in chat.PATHS)
-    for module in (models, health, playground):
-        app.include_router(module.router)
-    install_error_handlers(app)
-    app.add_middleware(RequestContextMiddleware)
-    return app
+
+    @asynccontextmanager
+    async def lifespan(_: object) -> AsyncIterator[None]:
+        logger.info("serving %d model(s)", len(router.served()))
+        try:
+            yield
+        finally:
+            await transport.aclose()
+            await fetcher.aclose()
+            await state.aclose()
+            metrics.worker_exited()
+
+    return Front(gateway, build_endpoints(), LifespanRouter(lifespan=lifespan))
 
 
-def __getattr__(name: str) -> FastAPI:
+def __getattr__(name: str) -> Front:
     # `uvicorn app.main:app` reads this attribute: the config is loaded then, not at import.
     if name == "app":
         release_large_buffers()

@@ -1,12 +1,12 @@
-"""Prometheus metrics, one registry per app so that several apps can live in one process."""
+"""Prometheus metrics, one registry per app so that several apps can live in one process.
+
+Every label value is bounded: models are labelled by their configured name or pattern
+(`aimlapi/*`, `unknown`), keys by their configured name (`anonymous` without one), paths by
+the endpoint's pattern (`unmatched` for unknown paths)."""
 
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 
 from prometheus_client import (
     CollectorRegistry,
@@ -16,6 +16,8 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+
+from app.record import RequestRecord
 
 # Set (by `python -m app --workers N`) before any worker imports prometheus_client: every
 # worker then writes its values to files there, and a scrape sums them.
@@ -27,81 +29,106 @@ _OVERHEAD_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1
 
 class Metrics:
     def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry = registry = CollectorRegistry(auto_describe=True)
+        self.http_requests = Counter(
+            "gateway_http_requests",
+            "Every HTTP request, by endpoint pattern, method and status.",
+            ["route", "method", "status"],
+            registry=registry,
+        )
         self.requests = Counter(
             "gateway_requests",
-            "Chat completion requests by outcome.",
-            ["model", "provider", "status"],
-            registry=self.registry,
+            "Model requests (chat completions, responses) by how they ended. A stream that "
+            "fails after its first byte counts with its error's status, not 200.",
+            ["api", "model", "provider", "key", "status", "outcome"],
+            registry=registry,
         )
         self.duration = Histogram(
             "gateway_request_duration_seconds",
-            "Total time of a chat completion request.",
-            ["model", "provider", "stream"],
+            "Total time of a model request; for a stream, until its last byte.",
+            ["api", "model", "provider", "stream"],
             buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
+            registry=registry,
         )
         self.first_token = Histogram(
             "gateway_time_to_first_token_seconds",
             "Time until a stream's first content.",
-            ["model", "provider"],
+            ["api", "model", "provider"],
             buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
+            registry=registry,
         )
         self.overhead = Histogram(
             "gateway_overhead_seconds",
-            "Time the gateway itself spent on a non-streamed request.",
-            ["model", "provider"],
+            "Time the gateway itself spent on a non-streamed model request.",
+            ["api", "model", "provider"],
             buckets=_OVERHEAD_BUCKETS,
-            registry=self.registry,
+            registry=registry,
+        )
+        self.tokens = Counter(
+            "gateway_tokens",
+            "Tokens the upstreams reported, by model, provider, gateway key and kind.",
+            ["model", "provider", "key", "kind"],
+            registry=registry,
+        )
+        self.images = Counter(
+            "gateway_images",
+            "Images sent upstream, by model, provider and gateway key.",
+            ["model", "provider", "key"],
+            registry=registry,
+        )
+        self.credits = Counter(
+            "gateway_job_credits",
+            "Credits job upstreams reported as spent, by model, provider and gateway key.",
+            ["model", "provider", "key"],
+            registry=registry,
         )
         self.in_flight = Gauge(
             "gateway_in_flight_requests",
-            "Chat completion requests being served.",
-            ["stream"],
-            registry=self.registry,
+            "Model requests being served.",
+            ["api"],
+            registry=registry,
             multiprocess_mode="livesum",
         )
         self.streams = Gauge(
             "gateway_open_streams",
             "Streamed responses being sent.",
-            registry=self.registry,
+            registry=registry,
             multiprocess_mode="livesum",
         )
         self.upstream_errors = Counter(
             "gateway_upstream_errors",
             "Upstream failures by provider and error code.",
             ["provider", "code"],
-            registry=self.registry,
+            registry=registry,
         )
         self.retries = Counter(
             "gateway_upstream_retries",
             "Upstream calls tried again after a retryable failure.",
             ["provider"],
-            registry=self.registry,
+            registry=registry,
         )
         self.job_polls = Counter(
             "gateway_job_polls",
             "Status polls of upstream jobs.",
             ["provider"],
-            registry=self.registry,
+            registry=registry,
         )
         self.image_bytes = Counter(
             "gateway_image_bytes",
             "Image bytes the gateway fetched from client URLs, or produced by converting.",
             ["kind"],
-            registry=self.registry,
+            registry=registry,
         )
         self.state_errors = Counter(
             "gateway_state_backend_errors",
             "Operations the state backend could not serve (Redis unreachable).",
-            registry=self.registry,
+            registry=registry,
         )
         self.failovers = Counter(
             "gateway_failovers",
             "Failovers to the next deployment before the first byte.",
             ["model"],
-            registry=self.registry,
+            registry=registry,
         )
 
     def render(self) -> bytes:
@@ -117,26 +144,24 @@ class Metrics:
         if MULTIPROCESS_ENV in os.environ:
             multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
-    @contextmanager
-    def track(self, model: str, *, stream: bool) -> Iterator[Outcome]:
-        """Count one chat request: in flight meanwhile, then its status and duration."""
-        outcome, started, kind = Outcome(), time.perf_counter(), "true" if stream else "false"
-        self.in_flight.labels(kind).inc()
-        try:
-            yield outcome
-        except BaseException as exc:
-            outcome.status = str(getattr(exc, "status_code", 500))
-            outcome.provider = getattr(exc, "provider", None) or outcome.provider
-            raise
-        finally:
-            self.in_flight.labels(kind).dec()
-            self.requests.labels(model, outcome.provider, outcome.status).inc()
-            self.duration.labels(model, outcome.provider, kind).observe(
-                time.perf_counter() - started
-            )
-
-
-@dataclass
-class Outcome:
-    provider: str = "none"
-    status: str = "200"
+    def observe(self, record: RequestRecord) -> None:
+        """Count a finished request from its record."""
+        self.http_requests.labels(record.route, record.method, str(record.status)).inc()
+        if record.api is None:
+            return
+        api, model, provider, key = record.api, record.model_label, record.provider, record.key
+        self.requests.labels(api, model, provider, key, str(record.status), record.outcome).inc()
+        stream = "true" if record.stream else "false"
+        self.duration.labels(api, model, provider, stream).observe(record.duration_s())
+        if record.first_token_s is not None:
+            self.first_token.labels(api, model, provider).observe(record.first_token_s)
+        if not record.stream and record.status == 200:
+            self.overhead.labels(api, model, provider).observe(record.overhead_ms() / 1000)
+        if record.image_count:
+            self.images.labels(model, provider, key).inc(record.image_count)
+        usage = record.usage
+        if usage is not None:
+            self.tokens.labels(model, provider, key, "prompt").inc(usage.prompt_tokens)
+            self.tokens.labels(model, provider, key, "completion").inc(usage.completion_tokens)
+            if usage.credits is not None:
+                self.credits.labels(model, provider, key).inc(usage.credits)

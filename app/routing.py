@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 from app.config import ConfigError, GatewayConfig, ModelEntry
 from app.errors import ModelNotFound
-from app.providers import build_provider
+from app.names import ModelPattern, most_specific
+from app.providers import PROVIDER_KINDS, ProviderKinds, provider_type
 from app.providers.base import Provider, ProviderContext
 
 logger = logging.getLogger(__name__)
@@ -24,19 +25,19 @@ class Deployment:
     provider: Provider
     id: str  # stable across workers and replicas that share a config
 
-    def upstream_model(self, requested: str) -> str:
+    def upstream_model(self, variant: str | None, requested: str) -> str:
+        """The model the upstream is asked for: the entry's own, else for a family the
+        variant asked for, else the name the client sent."""
         if self.entry.upstream_model:
             return self.entry.upstream_model
-        if self.entry.is_wildcard:
-            return requested[len(self.entry.name) - 1 :]
-        return requested
+        return variant if variant is not None else requested
 
 
 @dataclass
 class Group:
     """Same-named entries: requests rotate across them and fail over in turn."""
 
-    name: str
+    pattern: ModelPattern
     entries: list[ModelEntry] = field(default_factory=list)
     deployments: list[Deployment] = field(default_factory=list)
     missing_variables: list[str] = field(default_factory=list)
@@ -52,6 +53,10 @@ class Group:
         for entry in self.entries:
             names += [n for n in entry.fallbacks if n not in names]
         return names
+
+    @property
+    def name(self) -> str:
+        return self.pattern.text
 
     @property
     def provider_kind(self) -> str:
@@ -70,13 +75,18 @@ class Attempt:
 class Router:
     """Resolves a requested model to the ordered deployments that may serve it."""
 
-    def __init__(self, config: GatewayConfig, context: ProviderContext) -> None:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        context: ProviderContext,
+        kinds: ProviderKinds = PROVIDER_KINDS,
+    ) -> None:
         self._groups: dict[str, Group] = {}
         for position, entry in enumerate(config.models):
-            group = self._groups.setdefault(entry.name, Group(entry.name))
+            group = self._groups.setdefault(entry.name, Group(entry.pattern))
             group.entries.append(entry)
             # Built even when not served, so that bad options stop the gateway at startup.
-            provider = build_provider(entry, context)
+            provider = provider_type(entry, kinds)(entry, context)
             # A key written as ${VAR} that came out empty means "not configured yet", even for
             # providers that can run keyless (a local vLLM has no key; api.openai.com needs one).
             wants_key = provider.capabilities.needs_api_key or bool(entry.api_key_variables)
@@ -90,20 +100,18 @@ class Router:
             for name in group.fallbacks:
                 if name not in self._groups:
                     raise ConfigError(f"model {group.name!r}: fallback {name!r} is not configured")
+        self._families = [g.pattern for g in self._groups.values() if g.pattern.is_family]
 
     def served(self) -> list[Group]:
         """Groups that can answer, in config order."""
         return [group for group in self._groups.values() if group.deployments]
 
     def _group_for(self, model: str) -> Group | None:
-        if model in self._groups:
-            return self._groups[model]
-        wildcards = [
-            name
-            for name in self._groups
-            if name.endswith("/*") and model.startswith(name[:-1]) and len(model) > len(name) - 1
-        ]
-        return self._groups[max(wildcards, key=len)] if wildcards else None
+        group = self._groups.get(model)
+        if group is not None and not group.pattern.is_family:
+            return group
+        pattern = most_specific(self._families, model)
+        return self._groups[pattern.text] if pattern else None
 
     def resolve(self, model: str) -> list[Attempt]:
         """The deployments to try for `model`, in order: its group, then its fallbacks."""
@@ -116,13 +124,24 @@ class Router:
                 f"{' or '.join(group.missing_variables)} to serve it",
                 param="model",
             )
-        variant = model[len(group.name) - 1 :] if group.name.endswith("/*") else None
-        attempts = [Attempt(d, d.upstream_model(model), variant) for d in group.in_turn()]
+        variant = group.pattern.variant(model)
+        attempts = [Attempt(d, d.upstream_model(variant, model), variant) for d in group.in_turn()]
         for name in group.fallbacks:
             fallback = self._groups[name]
-            if fallback.deployments and fallback is not group:
-                attempts += [Attempt(d, d.upstream_model(name)) for d in fallback.in_turn()]
+            if not fallback.deployments or fallback is group:
+                continue
+            # A family takes over the variant asked for (or the whole name): never its `*`.
+            wanted = (variant or model) if fallback.pattern.is_family else None
+            attempts += [
+                Attempt(d, d.upstream_model(wanted, name), wanted) for d in fallback.in_turn()
+            ]
         return attempts
+
+    def label(self, model: str) -> str:
+        """How metrics name `model`: the configured name or pattern that routes it, or
+        `unknown` (clients can invent names without end; configured ones are few)."""
+        group = self._group_for(model)
+        return group.name if group is not None else "unknown"
 
     def owner(self, model: str) -> str | None:
         """The provider kind behind a listed or routable model, if it is served."""

@@ -211,6 +211,14 @@ class Model(_Wire):
     owned_by: str
 
 
+class ModelFamily(_Wire):
+    """A `prefix/*` route: any `prefix/<name>` is served, not only the members listed."""
+
+    pattern: str
+    owned_by: str
+    listed: int  # how many of its members `data` names (those the upstream listed)
+
+
 class ModelList(_Wire):
     object: Literal["list"] = "list"
     data: list[Model]

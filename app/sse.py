@@ -1,11 +1,10 @@
-"""Server-sent events, both ways: our OpenAI-style stream out, and upstream streams in."""
+"""Server-sent events, both ways: the text of our OpenAI-style streams, and upstream streams in."""
 
 from __future__ import annotations
 
-import asyncio
 import codecs
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 
 import httpx
 import orjson
@@ -14,9 +13,8 @@ from httpx_sse import EventSource
 # The decoders behind `EventSource`, fed directly (see `_event_data`).
 from httpx_sse._decoders import SSEDecoder, SSELineDecoder
 from pydantic import BaseModel
-from starlette.types import Receive, Scope, Send
 
-from app.errors import GatewayError, InternalError
+from app.errors import GatewayError
 
 logger = logging.getLogger(__name__)
 
@@ -37,93 +35,6 @@ def encode_event(model: BaseModel) -> bytes:
 
 def encode_error(error: GatewayError) -> bytes:
     return encode_data(orjson.dumps(error.to_envelope()))
-
-
-async def sse_body(events: AsyncIterator[BaseModel]) -> AsyncGenerator[bytes]:
-    """Frame an already-started stream: each chunk as an event as it comes, then `[DONE]`.
-
-    A failure after the first byte cannot change the status any more, so it becomes one
-    error event, and the stream ends without `[DONE]` (SPEC §5).
-    """
-    try:
-        async for event in events:
-            yield encode_event(event)
-    except GatewayError as exc:
-        logger.warning("stream failed after the first byte: %s", exc.message)
-        yield encode_error(exc)
-        return
-    except Exception:
-        logger.exception("stream failed after the first byte")
-        yield encode_error(InternalError("the gateway hit an unexpected error"))
-        return
-    finally:
-        aclose = getattr(events, "aclose", None)
-        if aclose is not None:
-            await aclose()
-    yield DONE
-
-
-class EventStream:
-    """The streaming HTTP response, as an ASGI app: each event is written as soon as it is
-    ready, a `: keepalive` comment goes out whenever the stream has been quiet for
-    `KEEPALIVE_INTERVAL_S`, and the stream is cancelled (closing its upstream) as soon as
-    the client goes away.
-
-    One helper task per stream listens for the disconnect and paces the keepalives, so
-    relaying a chunk costs one `send` and nothing else. On shutdown the server lets open
-    streams finish within `server.shutdown_grace_s`, then cancels them.
-    """
-
-    def __init__(self, events: AsyncIterator[BaseModel]) -> None:
-        self._body = sse_body(events)
-        self._last_write = 0.0
-        self._client_gone = False
-        self.raw_headers: list[tuple[bytes, bytes]] = [
-            (b"content-type", b"text/event-stream; charset=utf-8"),
-            (b"cache-control", b"no-cache"),
-            (b"x-accel-buffering", b"no"),
-        ]
-
-    async def __call__(self, _scope: Scope, receive: Receive, send: Send) -> None:
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        assert task is not None
-        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-        self._last_write = loop.time()
-        watcher = asyncio.create_task(self._watch(receive, send, task))
-        try:
-            async for data in self._body:
-                await send({"type": "http.response.body", "body": data, "more_body": True})
-                self._last_write = loop.time()
-            watcher.cancel()
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except asyncio.CancelledError:
-            if not (self._client_gone and task.uncancel() == 0):
-                raise
-        finally:
-            watcher.cancel()
-            await self._body.aclose()
-
-    async def _watch(self, receive: Receive, send: Send, stream: asyncio.Task[None]) -> None:
-        """Until the stream ends: a keepalive after each quiet interval, and the stream's
-        cancellation when the client disconnects (the body has been read, so per ASGI the
-        next message is the disconnect)."""
-        loop = asyncio.get_running_loop()
-        while True:
-            quiet_for = loop.time() - self._last_write
-            if quiet_for >= KEEPALIVE_INTERVAL_S:
-                await send({"type": "http.response.body", "body": KEEPALIVE, "more_body": True})
-                self._last_write = loop.time()
-                continue
-            try:
-                async with asyncio.timeout(KEEPALIVE_INTERVAL_S - quiet_for):
-                    message = await receive()
-            except TimeoutError:
-                continue
-            if message["type"] == "http.disconnect":
-                self._client_gone = True
-                stream.cancel()
-                return
 
 
 async def iter_sse_data(response: httpx.Response) -> AsyncIterator[str]:

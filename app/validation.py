@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi.exceptions import RequestValidationError
+from collections.abc import Sequence
+
+from pydantic_core import ErrorDetails
 
 from app.errors import InvalidRequest
 
@@ -30,10 +32,9 @@ def _param_from_location(loc: tuple[int | str, ...]) -> str | None:
     return param or None
 
 
-def validation_error(exc: RequestValidationError) -> InvalidRequest:
-    """Turn pydantic's complaint into an OpenAI-style message with `param`. Of a union's
+def validation_error(errors: Sequence[ErrorDetails]) -> InvalidRequest:
+    """Turn pydantic's complaints into an OpenAI-style message with `param`. Of a union's
     complaints, the one that went deepest into the value says what is wrong."""
-    errors = exc.errors()
     worst = max(errors, key=lambda error: len(tuple(error.get("loc", ()))))
     param = _param_from_location(tuple(worst.get("loc", ())))
     message = str(worst.get("msg", "invalid request"))

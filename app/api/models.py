@@ -1,53 +1,57 @@
-"""GET /v1/models and /v1/models/{id}: the configured, served model names."""
+"""GET /v1/models and /v1/models/{id}: the served model ids, families expanded where the
+upstream can say what they hold, and described apart where it can't."""
 
 from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter
 from starlette.responses import Response
 
-from app.api.deps import GatewayDep, KeyDep
+from app.api.endpoints import Incoming
+from app.api.replies import JSON
 from app.errors import GatewayError, ModelNotFound
 from app.routing import Group
-from app.schemas import Model, ModelList
+from app.schemas import Model, ModelFamily, ModelList
 
 logger = logging.getLogger(__name__)
-router = APIRouter()
 
 
-@router.get("/v1/models")
-@router.get("/models", include_in_schema=False)
-async def list_models(_: KeyDep, gateway: GatewayDep) -> Response:
-    created, data = gateway.started_at, []
+async def list_models(incoming: Incoming) -> Response:
+    gateway = incoming.gateway
+    created, data, families = gateway.started_at, [], []
     for group in gateway.router.served():
-        data.append(Model(id=group.name, created=created, owned_by=group.provider_kind))
-        for variant in await _variants(group):
-            model_id = group.name[:-1] + variant
-            data.append(Model(id=model_id, created=created, owned_by=group.provider_kind))
-    return Response(ModelList(data=data).model_dump_json(), media_type="application/json")
+        owner = group.provider_kind
+        if not group.pattern.is_family:
+            data.append(Model(id=group.name, created=created, owned_by=owner))
+            continue
+        members = await _members(group)
+        data += [
+            Model(id=group.pattern.member(m), created=created, owned_by=owner) for m in members
+        ]
+        families.append(ModelFamily(pattern=group.name, owned_by=owner, listed=len(members)))
+    listing = ModelList(data=data, x_gateway={"families": families} if families else None)
+    return Response(listing.model_dump_json(exclude_none=True), media_type=JSON)
 
 
-async def _variants(group: Group) -> list[str]:
-    """What a wildcard route offers, for providers that can say (VLM Run's domains)."""
-    variants = getattr(group.deployments[0].provider, "variants", None)
-    if not group.name.endswith("/*") or variants is None:
+async def _members(group: Group) -> list[str]:
+    """What a family offers, for providers that can say (VLM Run's domains, an
+    OpenAI-compatible upstream's model list); nothing when the upstream can't answer."""
+    provider = group.deployments[0].provider
+    if not provider.capabilities.lists_models:
         return []
     try:
-        listed: list[str] = await variants()
+        return await provider.list_models()
     except GatewayError as exc:
         logger.warning("could not list the models behind %s: %s", group.name, exc.message)
         return []
-    return listed
 
 
-@router.get("/v1/models/{model_id:path}")
-@router.get("/models/{model_id:path}", include_in_schema=False)
-async def retrieve_model(model_id: str, _: KeyDep, gateway: GatewayDep) -> Response:
+async def retrieve_model(incoming: Incoming) -> Response:
+    gateway, model_id = incoming.gateway, incoming.params["model_id"]
     owner = gateway.router.owner(model_id)
     if owner is None:
         raise ModelNotFound(
-            f"the model {model_id!r} does not exist or is not enabled", param="model"
+            f"the model {model_id[:128]!r} does not exist or is not enabled", param="model"
         )
     model = Model(id=model_id, created=gateway.started_at, owned_by=owner)
-    return Response(model.model_dump_json(), media_type="application/json")
+    return Response(model.model_dump_json(), media_type=JSON)

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from importlib.resources import files
 
-from fastapi import APIRouter
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
-from app.api.deps import GatewayDep, KeyDep
+from app.api.endpoints import Incoming
+from app.api.replies import json_reply
 from app.errors import RouteNotFound
 from app.gateway import Gateway
-from app.providers.jobs import JobProvider
 from app.routing import Group
-
-router = APIRouter()
 
 PAGE = "playground.html"
 JAVASCRIPT = "text/javascript; charset=utf-8"
@@ -43,23 +40,22 @@ def _static(name: str, media_type: str) -> Response:
 
 def _require_playground(gateway: Gateway) -> None:
     if not gateway.config.server.playground:
-        raise RouteNotFound("unknown path")
+        raise RouteNotFound("the playground is turned off (server.playground)")
 
 
-@router.get("/playground", include_in_schema=False)
-async def playground(gateway: GatewayDep) -> Response:
-    _require_playground(gateway)
+async def playground(incoming: Incoming) -> Response:
+    _require_playground(incoming.gateway)
     return _static(PAGE, "text/html; charset=utf-8")
 
 
-@router.get("/playground/models", include_in_schema=False)
-async def model_hints(_: KeyDep, gateway: GatewayDep) -> JSONResponse:
+async def model_hints(incoming: Incoming) -> Response:
     """What the page cannot learn from `/v1/models`: how many images each served name
     (or `prefix/*` family) takes, and whether its answers come from polled jobs."""
+    gateway = incoming.gateway
     _require_playground(gateway)
     limit = gateway.config.images.max_images_per_request
     data = [_hint(group, limit) for group in gateway.router.served()]
-    return JSONResponse({"data": data})
+    return json_reply({"data": data})
 
 
 def _hint(group: Group, limit: int) -> dict[str, object]:
@@ -67,14 +63,14 @@ def _hint(group: Group, limit: int) -> dict[str, object]:
     # A request may land on any deployment of the group: the strictest one decides.
     caps = [p.capabilities.images.max_images for p in providers]
     max_images = min([limit, *(cap for cap in caps if cap is not None)])
-    jobs = any(isinstance(provider, JobProvider) for provider in providers)
+    jobs = any(provider.capabilities.jobs for provider in providers)
     return {"id": group.name, "max_images": max_images, "jobs": jobs}
 
 
-@router.get("/playground/{name}", include_in_schema=False)
-async def asset(name: str, gateway: GatewayDep) -> Response:
-    _require_playground(gateway)
+async def asset(incoming: Incoming) -> Response:
+    _require_playground(incoming.gateway)
+    name = incoming.params["name"]
     media_type = ASSETS.get(name)
     if media_type is None:
-        raise RouteNotFound("unknown path")
+        raise RouteNotFound(f"the playground has no file {name[:64]!r}")
     return _static(name, media_type)

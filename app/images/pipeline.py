@@ -14,7 +14,6 @@ import anyio.to_thread
 import pybase64
 
 from app.config import ImagesConfig
-from app.context import current_request
 from app.errors import ImageError, ImageTooLarge
 from app.images.cache import ImageCache
 from app.images.fetch import ImageFetcher, display_url, parse_image_url
@@ -29,6 +28,7 @@ from app.images.process import (
     process_image,
 )
 from app.metrics import Metrics
+from app.record import current_record
 from app.schemas import ChatCompletionRequest, ImageURLPart
 
 
@@ -214,7 +214,7 @@ class ImagePipeline:
             image, size = await anyio.to_thread.run_sync(work, limiter=self._conversions)
         except ImageError as exc:
             raise type(exc)(exc.message, param=param) from None
-        current_request().images.append((size, image.sha256[:12]))
+        current_record().images.append((size, image.sha256[:12]))
         if image.converted:
             self._metrics.image_bytes.labels("converted").inc(len(image.data))
         return image

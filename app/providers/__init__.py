@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from app.config import ConfigError, ModelEntry
 from app.providers.aimlapi import AIMLAPI
 from app.providers.base import Provider, ProviderContext, ProviderType
@@ -12,7 +14,9 @@ from app.providers.predictionguard import PredictionGuard
 from app.providers.takeoff import Takeoff
 from app.providers.vlmrun import VLMRun
 
-PROVIDER_KINDS: dict[str, ProviderType] = {
+ProviderKinds = Mapping[str, ProviderType]
+
+PROVIDER_KINDS: ProviderKinds = {
     "openai": OpenAICompatible,
     "aimlapi": AIMLAPI,
     "inspect": Inspect,
@@ -23,9 +27,10 @@ PROVIDER_KINDS: dict[str, ProviderType] = {
 }
 
 
-def provider_type(entry: ModelEntry) -> ProviderType:
+def provider_type(entry: ModelEntry, kinds: ProviderKinds = PROVIDER_KINDS) -> ProviderType:
+    """The class that serves `entry`'s provider, from `kinds` (tests hand the router fakes)."""
     try:
-        return PROVIDER_KINDS[entry.provider]
+        return kinds[entry.provider]
     except KeyError:
         raise ConfigError(
             f"model {entry.name!r}: provider {entry.provider!r} is not available in this version"

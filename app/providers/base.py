@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
@@ -34,6 +34,9 @@ class Capabilities:
     native_n: bool = False  # honours `n > 1` itself; otherwise the gateway fans out
     # Fields that change the answer and that this upstream honours (others get a 400).
     answer_fields: frozenset[str] = frozenset()
+    streams: bool = False  # relays the upstream's tokens as they come
+    jobs: bool = False  # answers come from jobs the gateway polls
+    lists_models: bool = False  # `list_models()` names what a `prefix/*` route offers
 
 
 @dataclass(frozen=True)
@@ -56,26 +59,47 @@ class Call:
     upstream_model: str
     images: list[PreparedImage] = field(default_factory=list)
     variant: str | None = None  # what a `prefix/*` route's `*` matched
-    deadline: float | None = None  # `time.monotonic()` by which the whole request must end
+    # `time.monotonic()` by which this deployment must have answered (its `timeout_s`).
+    deadline: float = float("inf")
 
-    def remaining_s(self, default: float) -> float:
-        """Time left before the deadline (`default` when there is none)."""
-        return default if self.deadline is None else self.deadline - time.monotonic()
+    def remaining_s(self) -> float:
+        return self.deadline - time.monotonic()
+
+
+class Accepted:
+    """The upstream has taken the request (a job was submitted, a stream opened): a stream
+    can start, and the answer follows."""
+
+
+ACCEPTED = Accepted()
+Event = ChatCompletionChunk | ChatCompletion | Accepted
 
 
 class Provider(Protocol):
-    """Translate one ChatCompletionRequest to an upstream API and back. No FastAPI types here.
+    """Translate one ChatCompletionRequest to an upstream API and back. No web types here.
 
-    `complete` returns the whole answer; `stream` yields chunks, the role chunk first, and is
-    called eagerly up to its first chunk so that failures before it become HTTP statuses.
-    Both raise `GatewayError`s only: upstream failures are translated at the upstream seam.
+    `execute` is the one door: it yields `ACCEPTED` once the upstream has the request (when
+    that comes before the answer), then either the whole answer as one `ChatCompletion` or,
+    for a stream from an upstream that streams, its chunks as they come (without a role
+    chunk). The gateway builds the other mode, stamps ids and the client's model name, and
+    reads it up to its first event while it can still fail over. Raises `GatewayError`s
+    only: upstream failures are translated at the upstream seam.
     """
 
     capabilities: Capabilities
 
-    async def complete(self, call: Call) -> ChatCompletion: ...
+    def execute(self, call: Call, *, stream: bool) -> AsyncGenerator[Event]: ...
 
-    def stream(self, call: Call) -> AsyncGenerator[ChatCompletionChunk]: ...
+    async def list_models(self) -> list[str]:
+        """The variants a `prefix/*` route of this provider offers (`capabilities.lists_models`)."""
+        ...
+
+
+class Translator:
+    """What providers share: nothing to list unless they say otherwise."""
+
+    async def list_models(self) -> list[str]:
+        return []
 
 
 class ProviderType(Protocol):
@@ -134,19 +158,6 @@ def role_chunk(
             for i in range(count)
         ],
     )
-
-
-async def stream_when_ready(
-    model: str, answer: Callable[[], Awaitable[ChatCompletion]]
-) -> AsyncGenerator[ChatCompletionChunk]:
-    """A stream for an upstream that answers whole: the role chunk at once (the response
-    sends keepalives while `answer()` is awaited), then the answer as chunks."""
-    role = role_chunk(model)
-    yield role
-    completion = await answer()
-    completion.id, completion.created = role.id, role.created
-    for chunk in chunks_from_completion(completion)[1:]:
-        yield chunk
 
 
 def chunks_from_completion(completion: ChatCompletion) -> list[ChatCompletionChunk]:

@@ -9,21 +9,21 @@ from app.prompt import flatten_conversation
 from app.providers.base import (
     Call,
     Capabilities,
+    Event,
     NoOptions,
     ProviderContext,
-    chunks_from_completion,
+    Translator,
     parse_options,
 )
 from app.schemas import (
     ChatCompletion,
-    ChatCompletionChunk,
     ChatCompletionMessage,
     Choice,
     CompletionUsage,
 )
 
 
-class Inspect:
+class Inspect(Translator):
     """Reports per image its source, type, size, bytes, hash and the conversions applied."""
 
     capabilities = Capabilities(needs_api_key=False)
@@ -38,7 +38,10 @@ class Inspect:
         lines.append(f"prompt: {len(flatten_conversation(call.request))} characters")
         return "\n".join(lines)
 
-    async def complete(self, call: Call) -> ChatCompletion:
+    async def execute(self, call: Call, *, stream: bool) -> AsyncGenerator[Event]:  # noqa: ARG002
+        yield self.answer(call)
+
+    def answer(self, call: Call) -> ChatCompletion:
         text = self.describe(call)
         prompt_tokens = len(flatten_conversation(call.request).split())
         completion_tokens = len(text.split())
@@ -51,7 +54,3 @@ class Inspect:
                 total_tokens=prompt_tokens + completion_tokens,
             ),
         )
-
-    async def stream(self, call: Call) -> AsyncGenerator[ChatCompletionChunk]:
-        for chunk in chunks_from_completion(await self.complete(call)):
-            yield chunk

@@ -10,11 +10,11 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, Literal, TypeVar, assert_never
 
-from app.context import upstream_wait
 from app.errors import UpstreamError, UpstreamJobFailed, UpstreamRejected, UpstreamTimeout
 from app.metrics import Metrics
-from app.providers.base import Call, stream_when_ready
-from app.schemas import ChatCompletion, ChatCompletionChunk
+from app.providers.base import ACCEPTED, Call, Event, Translator
+from app.record import upstream_wait
+from app.schemas import ChatCompletion
 
 logger = logging.getLogger(__name__)
 
@@ -36,20 +36,21 @@ async def wait_for_job(
     check: Callable[[], Awaitable[JobState]],
     *,
     interval_s: float,
-    timeout_s: float,
+    deadline: float,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     clock: Callable[[], float] = time.monotonic,
     jitter: Callable[[], float] = random.random,
     first: JobState | None = None,
 ) -> JobState:
-    """Poll `check` until the job succeeds; raise on failure or when `timeout_s` passes.
+    """Poll `check` until the job succeeds; raise on failure or at `deadline` (a `clock()`
+    value: the request's own deadline).
 
     Polls are `interval_s` apart (or the upstream's hint), the first one spread over one
     interval so that jobs started together don't poll together. A poll that fails with a
     retryable upstream error is tried again at the next turn. Cancellation (a client that went
     away) stops the loop at once, wherever it waits.
     """
-    deadline = clock() + timeout_s
+    timeout_s = deadline - clock()
     state = first
     delay = interval_s * (0.5 + jitter())
     while True:
@@ -66,11 +67,11 @@ async def wait_for_job(
                     assert_never(state.status)
         remaining = deadline - clock()
         if remaining <= 0:
-            raise UpstreamTimeout(f"the upstream job did not finish within {timeout_s:g} s")
+            raise UpstreamTimeout(f"the upstream job did not finish within {timeout_s:.3g} s")
         await sleep(min(delay, remaining))
         delay = interval_s
         if clock() >= deadline:
-            raise UpstreamTimeout(f"the upstream job did not finish within {timeout_s:g} s")
+            raise UpstreamTimeout(f"the upstream job did not finish within {timeout_s:.3g} s")
         try:
             state = await check()
         except UpstreamError as exc:
@@ -89,13 +90,12 @@ async def _sleep_on_upstream(seconds: float) -> None:
 JobT = TypeVar("JobT")
 
 
-class JobProvider(Generic[JobT]):
+class JobProvider(Translator, Generic[JobT]):
     """A provider whose upstream runs jobs. Subclasses write `submit`, `check` and
     `to_completion`; answering and streaming are done here, once."""
 
     name: str
     poll_interval_s: float
-    timeout_s: float
     metrics: Metrics
 
     async def submit(self, call: Call) -> tuple[JobT, JobState | None]:
@@ -115,26 +115,16 @@ class JobProvider(Generic[JobT]):
         except UpstreamRejected as exc:  # a 4xx about a job we started: it is gone
             raise UpstreamJobFailed(f"the upstream lost the job: {exc.message}") from None
 
-    async def _wait(self, call: Call, job: JobT, first: JobState | None) -> JobState:
-        return await wait_for_job(
+    async def execute(self, call: Call, *, stream: bool) -> AsyncGenerator[Event]:  # noqa: ARG002
+        """Accepted as soon as the job is submitted (a stream starts and keeps alive), then
+        the answer once the job is done."""
+        job, first = await self.submit(call)
+        yield ACCEPTED
+        state = await wait_for_job(
             lambda: self._check(job),
             interval_s=self.poll_interval_s,
-            timeout_s=call.remaining_s(self.timeout_s),
+            deadline=call.deadline,
             sleep=_sleep_on_upstream,
             first=first,
         )
-
-    async def complete(self, call: Call) -> ChatCompletion:
-        job, first = await self.submit(call)
-        return self.to_completion(call, job, await self._wait(call, job, first))
-
-    async def stream(self, call: Call) -> AsyncGenerator[ChatCompletionChunk]:
-        """The role chunk as soon as the job is submitted, the rest when it is done; the
-        response sends keepalives meanwhile."""
-        job, first = await self.submit(call)
-
-        async def answer() -> ChatCompletion:
-            return self.to_completion(call, job, await self._wait(call, job, first))
-
-        async for chunk in stream_when_ready(call.request.model, answer):
-            yield chunk
+        yield self.to_completion(call, job, state)

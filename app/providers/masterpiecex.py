@@ -46,14 +46,14 @@ class MasterpieceX(JobProvider[Job]):
 
     name = "masterpiecex"
 
-    capabilities = Capabilities(images=ImageNeeds(urls=False, raw_bytes=True))
+    capabilities = Capabilities(images=ImageNeeds(urls=False, raw_bytes=True), jobs=True)
 
     def __init__(self, entry: ModelEntry, context: ProviderContext) -> None:
         options = parse_options(entry, MasterpieceXOptions)
         # Its storage serves the images it answers about: URLs too are fetched and uploaded,
         # unless the operator says the upstream can fetch them itself.
         self.capabilities = Capabilities(
-            images=ImageNeeds(urls=not options.upload_remote_images, raw_bytes=True)
+            images=ImageNeeds(urls=not options.upload_remote_images, raw_bytes=True), jobs=True
         )
         self._api = UpstreamAPI.for_entry(
             entry, context.transport, name="masterpiecex", default_base_url=DEFAULT_BASE_URL
@@ -61,7 +61,6 @@ class MasterpieceX(JobProvider[Job]):
         self._state = context.state
         self.poll_interval_s = entry.poll_interval_s
         self.metrics = context.metrics
-        self.timeout_s = entry.timeout_s
 
     async def submit(self, call: Call) -> tuple[Job, JobState | None]:
         prompt = flatten_conversation(call.request)

@@ -11,15 +11,18 @@ from pydantic import ValidationError
 from app.config import ModelEntry
 from app.errors import UpstreamError
 from app.providers.base import (
+    ACCEPTED,
     ANSWER_FIELDS,
     Call,
     Capabilities,
+    Event,
     NoOptions,
     ProviderContext,
+    Translator,
     parse_options,
-    role_chunk,
 )
-from app.providers.upstream import UpstreamAPI, map_upstream_errors, upstream_message
+from app.providers.listing import CachedList
+from app.providers.upstream import UpstreamAPI, json_object, map_upstream_errors, upstream_message
 from app.redaction import redact
 from app.schemas import (
     ChatCompletion,
@@ -32,7 +35,7 @@ from app.sse import iter_sse_data
 _JSON = {"Content-Type": "application/json"}
 
 
-class OpenAICompatible:
+class OpenAICompatible(Translator):
     """Relays requests as they are, asking the upstream for usage on streams."""
 
     name = "openai"
@@ -41,6 +44,8 @@ class OpenAICompatible:
         needs_api_key=False,
         native_n=True,
         answer_fields=frozenset(ANSWER_FIELDS),
+        streams=True,
+        lists_models=True,
     )
 
     def __init__(self, entry: ModelEntry, context: ProviderContext) -> None:
@@ -49,6 +54,20 @@ class OpenAICompatible:
             entry, context.transport, name=self.name, default_base_url=self.default_base_url
         )
         self._url = self._api.url("/chat/completions")
+        self._models = CachedList(self._fetch_models)
+
+    async def list_models(self) -> list[str]:
+        """The ids the upstream's `GET /models` lists (cached)."""
+        return await self._models.get()
+
+    async def _fetch_models(self) -> list[str]:
+        reply = json_object(
+            await self._api.send(self._api.request("GET", self._api.url("/models"))), self.name
+        )
+        data = reply.get("data")
+        if not isinstance(data, list):
+            raise UpstreamError(f"the {self.name} upstream sent a malformed model list")
+        return sorted(str(m["id"]) for m in data if isinstance(m, dict) and m.get("id"))
 
     def _request(self, call: Call, *, stream: bool) -> httpx.Request:
         body = orjson.dumps(self.payload(call, stream=stream))
@@ -73,25 +92,27 @@ class OpenAICompatible:
         except ValidationError:
             raise UpstreamError(f"the {self.name} upstream sent a malformed reply") from None
 
+    async def execute(self, call: Call, *, stream: bool) -> AsyncGenerator[Event]:
+        if stream:
+            async for event in self.stream(call):
+                yield event
+        else:
+            yield await self.complete(call)
+
     async def complete(self, call: Call) -> ChatCompletion:
         response = await self._api.send(self._request(call, stream=False))
-        completion = self.parse_completion(response.content)
-        completion.model = call.request.model
-        return completion
+        return self.parse_completion(response.content)
 
-    async def stream(self, call: Call) -> AsyncGenerator[ChatCompletionChunk]:
-        """Our role chunk once the upstream accepted, then its chunks as they arrive, under
-        our id and the client's model name."""
-        request = call.request
+    async def stream(self, call: Call) -> AsyncGenerator[Event]:
+        """Accepted once the upstream answered with a stream, then its chunks as they come
+        (its own role announcement left out)."""
         response = await self._api.open_stream(self._request(call, stream=True))
         try:
-            role = role_chunk(request.model, request.choice_count)
-            yield role
+            yield ACCEPTED
             finished = False
             with map_upstream_errors(self.name):
                 async for data in iter_sse_data(response):
                     chunk = _parse_chunk(data, self.name, self._api.secrets)
-                    chunk.id, chunk.created, chunk.model = role.id, role.created, request.model
                     finished = finished or any(c.finish_reason for c in chunk.choices)
                     if _strip_role(chunk):
                         yield chunk

@@ -8,9 +8,9 @@ import orjson
 
 from app.errors import UnsupportedParameter, UpstreamError
 from app.images import ImageNeeds
-from app.providers.base import Call, Capabilities, stream_when_ready
+from app.providers.base import Call, Capabilities, Event
 from app.providers.openai_compat import OpenAICompatible
-from app.schemas import ChatCompletion, ChatCompletionChunk
+from app.schemas import ChatCompletion
 
 # The request fields its chat API documents; others are dropped (SPEC §4).
 _FIELDS = (
@@ -42,6 +42,7 @@ class PredictionGuard(OpenAICompatible):
         images=ImageNeeds(urls=False, formats=frozenset({"image/jpeg", "image/png"})),
         needs_api_key=True,
         answer_fields=frozenset({"tools", "tool_choice"}),
+        streams=True,
     )
 
     def payload(self, call: Call, *, stream: bool) -> dict[str, object]:
@@ -78,14 +79,14 @@ class PredictionGuard(OpenAICompatible):
             fields["id"] = reply["id"]
         return ChatCompletion.model_validate(fields)
 
-    async def stream(self, call: Call) -> AsyncGenerator[ChatCompletionChunk]:
-        if not call.images:
-            async for chunk in super().stream(call):
-                yield chunk
-            return
-        # It refuses to stream with images: one whole answer, streamed.
-        async for chunk in stream_when_ready(call.request.model, lambda: self.complete(call)):
-            yield chunk
+    async def execute(self, call: Call, *, stream: bool) -> AsyncGenerator[Event]:
+        """It refuses to stream with images: those get one whole answer, which a stream
+        starts with only once it is there, so that its failures can still fail over."""
+        if stream and not call.images:
+            async for event in self.stream(call):
+                yield event
+        else:
+            yield await self.complete(call)
 
 
 def _choice(index: int, choice: dict[str, object]) -> dict[str, object]:

@@ -12,7 +12,15 @@ from app.config import ModelEntry
 from app.errors import UpstreamError
 from app.images import ImageNeeds
 from app.prompt import flatten_conversation
-from app.providers.base import Call, Capabilities, ProviderContext, parse_options, role_chunk
+from app.providers.base import (
+    ACCEPTED,
+    Call,
+    Capabilities,
+    Event,
+    ProviderContext,
+    Translator,
+    parse_options,
+)
 from app.providers.stops import StopFilter, apply_stops
 from app.providers.upstream import UpstreamAPI, json_object, map_upstream_errors
 from app.schemas import (
@@ -37,13 +45,14 @@ class TakeoffOptions(BaseModel):
     use_chat_template: bool = False
 
 
-class Takeoff:
+class Takeoff(Translator):
     """`/generate[_stream]` as JSON, or `/image_generate[_stream]` as multipart with the image."""
 
     capabilities = Capabilities(
         images=ImageNeeds(urls=False, max_images=1, raw_bytes=True),
         needs_api_key=False,
         native_n=True,
+        streams=True,
     )
 
     def __init__(self, entry: ModelEntry, context: ProviderContext) -> None:
@@ -109,36 +118,41 @@ class Takeoff:
             choices.append(Choice(index=index, message=ChatCompletionMessage(content=content)))
         return ChatCompletion(model=call.request.model, choices=choices)
 
-    async def stream(self, call: Call) -> AsyncGenerator[ChatCompletionChunk]:
+    async def execute(self, call: Call, *, stream: bool) -> AsyncGenerator[Event]:
+        if stream:
+            async for event in self.stream(call):
+                yield event
+        else:
+            yield await self.complete(call)
+
+    async def stream(self, call: Call) -> AsyncGenerator[Event]:
         response = await self._api.open_stream(self._request(call, stream=True))
         try:
             count = call.request.choice_count
-            role = role_chunk(call.request.model, count)
-            yield role
+            yield ACCEPTED
             filters = [StopFilter(_stops(call)) for _ in range(count)]
             with map_upstream_errors("takeoff"):
                 async for data in iter_sse_data(response):
                     index, text = _event(data, batched=count > 1)
                     if 0 <= index < count and (piece := filters[index].feed(text)):
-                        yield _chunk(role, index, piece)
+                        yield _chunk(index, piece)
                     if all(stop_filter.stopped for stop_filter in filters):
                         break  # closing the response stops the upstream generating
             for index, stop_filter in enumerate(filters):
                 if rest := stop_filter.flush():
-                    yield _chunk(role, index, rest)
+                    yield _chunk(index, rest)
             for index in range(count):
-                yield _chunk(role, index, None, "stop")
+                yield _chunk(index, None, "stop")
         finally:
             await response.aclose()
 
 
-def _chunk(
-    role: ChatCompletionChunk, index: int, text: str | None, finish: str | None = None
-) -> ChatCompletionChunk:
+def _chunk(index: int, text: str | None, finish: str | None = None) -> ChatCompletionChunk:
+    """One choice's piece; the gateway stamps the stream's id and model on it."""
     return ChatCompletionChunk(
-        id=role.id,
-        created=role.created,
-        model=role.model,
+        id="",
+        created=0,
+        model="",
         choices=[ChunkChoice(index=index, delta=ChoiceDelta(content=text), finish_reason=finish)],
     )
 

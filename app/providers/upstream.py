@@ -10,7 +10,6 @@ import httpx
 import orjson
 
 from app.config import ModelEntry
-from app.context import upstream_wait
 from app.errors import (
     GatewayError,
     UpstreamAuthFailed,
@@ -20,6 +19,7 @@ from app.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from app.record import upstream_wait
 from app.redaction import redact
 
 logger = logging.getLogger(__name__)

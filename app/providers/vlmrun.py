@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import orjson
@@ -14,12 +13,12 @@ from app.images import ImageNeeds
 from app.prompt import message_text
 from app.providers.base import Call, Capabilities, ProviderContext, parse_options
 from app.providers.jobs import JobProvider, JobState, JobStatus
+from app.providers.listing import CachedList
 from app.providers.upstream import UpstreamAPI
 from app.schemas import ChatCompletion, ChatCompletionMessage, Choice
 
 DEFAULT_BASE_URL = "https://api.vlm.run/v1"
 DEFAULT_MODEL = "vlm-1"
-DOMAINS_TTL_S = 600.0
 _STATUSES: dict[str, JobStatus] = {
     "enqueued": "queued",
     "pending": "queued",
@@ -48,10 +47,7 @@ class VLMRun(JobProvider[Prediction]):
 
     name = "vlmrun"
 
-    capabilities = Capabilities(
-        images=ImageNeeds(urls=True, mixed=False),
-        answer_fields=frozenset(),
-    )
+    capabilities = Capabilities(images=ImageNeeds(urls=True, mixed=False), jobs=True)
 
     def __init__(self, entry: ModelEntry, context: ProviderContext) -> None:
         self._options = parse_options(entry, VLMRunOptions)
@@ -61,32 +57,26 @@ class VLMRun(JobProvider[Prediction]):
         )
         self.poll_interval_s = entry.poll_interval_s
         self.metrics = context.metrics
-        self.timeout_s = entry.timeout_s
-        self._domains: tuple[float, list[str]] = (0.0, [])
+        self._domain_list = CachedList(self._domains)
+        self.capabilities = Capabilities(
+            images=self.capabilities.images, jobs=True, lists_models=self._options.list_domains
+        )
 
-    async def variants(self) -> list[str]:
-        """The domains the upstream offers, when `list_domains` asks for them (cached)."""
-        if not self._options.list_domains:
-            return []
-        fetched_at, domains = self._domains
-        if time.monotonic() - fetched_at < DOMAINS_TTL_S:
-            return domains
+    async def _domains(self) -> list[str]:
         request = self._api.request("GET", self._api.url("/domains"))
         try:
             reply = orjson.loads((await self._api.send(request)).content)
         except orjson.JSONDecodeError:
             raise UpstreamError("the vlmrun upstream sent a malformed domain list") from None
-        domains = (
-            sorted(
-                str(item["domain"])
-                for item in reply
-                if isinstance(item, dict) and item.get("domain")
-            )
-            if isinstance(reply, list)
-            else []
+        if not isinstance(reply, list):
+            return []
+        return sorted(
+            str(item["domain"]) for item in reply if isinstance(item, dict) and item.get("domain")
         )
-        self._domains = (time.monotonic(), domains)
-        return domains
+
+    async def list_models(self) -> list[str]:
+        """The domains the upstream offers, when `list_domains` asks for them (cached)."""
+        return await self._domain_list.get() if self._options.list_domains else []
 
     def _domain(self, call: Call) -> str:
         domain = self._options.domain or call.variant

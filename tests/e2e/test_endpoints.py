@@ -12,7 +12,7 @@ import pytest
 from tests.e2e.conftest import StartGateway
 from tests.e2e.deployments import chat_request
 from tests.e2e.envelope import assert_error
-from tests.e2e.fakes.openai_compat import FakeUpstream, Reply
+from tests.e2e.fakes.openai_compat import LISTED_MODELS, FakeUpstream, Reply
 
 pytestmark = pytest.mark.e2e
 
@@ -61,11 +61,24 @@ def test_unknown_model_names_share_one_metrics_label(http: httpx.Client) -> None
 def test_models_lists_served_names_with_their_provider(client: openai.OpenAI) -> None:
     listed = {model.id: model for model in client.models.list()}
 
-    assert set(listed) == {"gpt-vision", "aiml-vision", "fake/*", "aiml/*", "inspect"}
+    family = {f"{prefix}/{model}" for prefix in ("fake", "aiml") for model in LISTED_MODELS}
+    assert set(listed) == {"gpt-vision", "aiml-vision", "inspect"} | family
     assert listed["gpt-vision"].owned_by == "openai"
-    assert listed["aiml/*"].owned_by == "aimlapi"
+    assert listed["aiml/vision-small"].owned_by == "aimlapi"
     assert listed["inspect"].owned_by == "inspect"
     assert all(model.object == "model" for model in listed.values())
+
+
+def test_models_never_lists_a_family_pattern_as_a_model_id(gateway: str) -> None:
+    """A `prefix/*` route is described apart from the ids, so no client picks `*` as a
+    model; its members are the ids its upstream's own `GET /models` lists."""
+    listing = httpx.get(f"{gateway}/v1/models").json()
+
+    assert not [model["id"] for model in listing["data"] if "*" in model["id"]]
+    families = {family["pattern"]: family for family in listing["x_gateway"]["families"]}
+    assert set(families) == {"fake/*", "aiml/*"}
+    assert families["aiml/*"]["owned_by"] == "aimlapi"
+    assert families["fake/*"]["listed"] == len(LISTED_MODELS)
 
 
 def test_models_retrieve(client: openai.OpenAI) -> None:

@@ -122,7 +122,13 @@ def test_no_secret_reaches_the_log(logged_session: GatewayProcess) -> None:
 def test_each_chat_request_leaves_one_json_line(logged_session: GatewayProcess) -> None:
     lines = request_lines(logged_session)
 
-    assert set(lines) == {request_id for request_id, *_ in SESSION}
+    assert set(lines) == {request_id for request_id, *_ in SESSION} | {"ops-wrong-key"}
+    refused = lines["ops-wrong-key"]
+    assert (refused["status"], refused["error"], refused["key"]) == (
+        401,
+        "invalid_api_key",
+        "anonymous",
+    )
     for request_id, model, _, stream, status, _ in SESSION:
         line = lines[request_id]
         assert line["level"] == "info"

@@ -29,7 +29,15 @@ from app.images import ImageNeeds, ImagePipeline
 from app.limits import Cooldowns, RateLimiter
 from app.metrics import Metrics
 from app.providers import PROVIDER_KINDS
-from app.providers.base import Call, Capabilities, Provider, ProviderContext, role_chunk
+from app.providers.base import (
+    ACCEPTED,
+    Call,
+    Capabilities,
+    Event,
+    Provider,
+    ProviderContext,
+    role_chunk,
+)
 from app.routing import Router
 from app.schemas import (
     ChatCompletion,
@@ -99,6 +107,19 @@ class FakeUpstream:
             usage=CompletionUsage(prompt_tokens=3, completion_tokens=2, total_tokens=5),
         )
 
+    async def execute(self, call: Call, *, stream: bool) -> AsyncGenerator[Event]:
+        """The one door: the whole answer, or the scripted steps with the upstream's role
+        chunk standing for its acceptance."""
+        if not stream:
+            yield await self.complete(call)
+            return
+        async for step in self.stream(call):
+            is_role = any(choice.delta.role for choice in step.choices)
+            yield ACCEPTED if is_role else step
+
+    async def list_models(self) -> list[str]:
+        return []
+
     async def stream(self, call: Call) -> AsyncGenerator[ChatCompletionChunk]:
         self.calls.append(call)
         steps = self.steps
@@ -139,16 +160,15 @@ class Gateway:
         *,
         context: ProviderContext,
         pipeline: ImagePipeline,
-        monkeypatch: pytest.MonkeyPatch,
     ) -> None:
-        monkeypatch.setitem(PROVIDER_KINDS, "openai", Deployments(upstreams))
         config = make_config(models)
+        kinds = {**PROVIDER_KINDS, "openai": Deployments(upstreams)}
         state = MemoryState()
         self.metrics = Metrics()
         self.sleeps: list[float] = []
         self.service = ChatService(
             config,
-            Router(config, context),
+            Router(config, context, kinds),
             pipeline,
             self.metrics,
             RateLimiter(state),
@@ -168,7 +188,6 @@ class Gateway:
 def gateway(
     provider_context: ProviderContext,
     image_pipeline: ImagePipeline,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> Any:
     """Builds a Gateway: `gateway(a=FakeUpstream(), b=...)` is one model "m" with two entries,
     each tried once unless `retries` says otherwise."""
@@ -191,7 +210,6 @@ def gateway(
             models,
             context=provider_context,
             pipeline=image_pipeline,
-            monkeypatch=monkeypatch,
         )
 
     return build

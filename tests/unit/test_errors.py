@@ -7,10 +7,12 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from fastapi import FastAPI
-from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
+from starlette.responses import Response
 
+from app.api.endpoints import Endpoint, Endpoints, Incoming
+from app.api.front import Front
+from app.api.replies import error_reply
 from app.errors import (
     AuthenticationFailed,
     GatewayError,
@@ -36,12 +38,12 @@ from app.errors import (
     UpstreamRejected,
     UpstreamTimeout,
     UpstreamUnavailable,
-    error_response,
-    install_error_handlers,
 )
+from app.main import create_app
 from app.redaction import MAX_UPSTREAM_MESSAGE, redact, scrub
 from app.schemas import ChatCompletionRequest
 from app.validation import validation_error
+from tests.conftest import make_config
 
 
 @pytest.mark.parametrize(
@@ -109,7 +111,7 @@ def test_only_upstream_failures_that_another_deployment_may_avoid_are_retryable(
 def test_error_response_renders_the_envelope_with_status_and_headers() -> None:
     error = UpstreamRateLimited("slow down", headers={"Retry-After": "7"})
 
-    response = error_response(error)
+    response = error_reply(error)
 
     assert response.status_code == 429
     assert response.headers["retry-after"] == "7"
@@ -179,14 +181,14 @@ def test_scrub_catches_short_text_too(text: str, expected: str) -> None:
 
 
 def first_validation_error(body: dict[str, Any], *, prefix: bool = True) -> InvalidRequest:
-    """What the gateway makes of pydantic's complaint, as FastAPI would report it."""
+    """What the gateway makes of pydantic's complaint, with or without a `body` prefix."""
     with pytest.raises(ValidationError) as caught:
         ChatCompletionRequest.model_validate(body)
-    errors = [
-        {**error, "loc": ("body", *error["loc"])} if prefix else error
-        for error in caught.value.errors()
-    ]
-    return validation_error(RequestValidationError(errors))
+    errors = caught.value.errors()
+    if prefix:
+        for error in errors:
+            error["loc"] = ("body", *error["loc"])
+    return validation_error(errors)
 
 
 def user_message(content: Any) -> dict[str, Any]:
@@ -244,25 +246,29 @@ def test_validation_error_param_is_the_path_to_the_bad_value(
     assert param in error.message
 
 
-async def call(app: FastAPI, method: str, path: str) -> httpx.Response:
+async def call(app: Front, method: str, path: str) -> httpx.Response:
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
         return await client.request(method, path)
 
 
-def app_with_routes() -> FastAPI:
-    app = FastAPI()
-    install_error_handlers(app)
+def app_with_routes() -> Front:
+    """The front layer of a real gateway, in front of endpoints that fail."""
 
-    @app.get("/gateway-error")
-    async def gateway_error() -> None:
+    async def gateway_error(_: Incoming) -> Response:
         raise UpstreamRateLimited("slow down", headers={"Retry-After": "3"})
 
-    @app.get("/unexpected")
-    async def unexpected() -> None:
+    async def unexpected(_: Incoming) -> Response:
         raise RuntimeError("password=hunter2")
 
-    return app
+    base = create_app(make_config())
+    endpoints = Endpoints(
+        [
+            Endpoint("/gateway-error", ("GET",), gateway_error, "fails"),
+            Endpoint("/unexpected", ("GET",), unexpected, "breaks"),
+        ]
+    )
+    return Front(base.gateway, endpoints, base.lifespan)
 
 
 @pytest.mark.anyio

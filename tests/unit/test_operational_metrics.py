@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import pytest
@@ -11,10 +12,11 @@ from app.images import ImageNeeds, ImagePipeline
 from app.images.cache import ImageCache
 from app.images.fetch import ImageFetcher
 from app.metrics import Metrics
-from app.providers.base import Call
+from app.providers.base import Call, Capabilities
 from app.providers.jobs import JobProvider, JobState
 from app.schemas import ChatCompletion, ChatCompletionMessage, Choice
 from tests.unit.conftest import chat_request
+from tests.unit.seam import answer
 from tests.unit.test_images import image_uri, request_with
 
 pytestmark = pytest.mark.anyio
@@ -29,12 +31,12 @@ class CountdownJobs(JobProvider[Countdown]):
     """A job that is done after a given number of polls."""
 
     name = "countdown"
+    capabilities = Capabilities(jobs=True)
 
     def __init__(self, polls: int, metrics: Metrics) -> None:
         self.polls = polls
         self.metrics = metrics
         self.poll_interval_s = 0.001
-        self.timeout_s = 5
 
     async def submit(self, call: Call) -> tuple[Countdown, JobState | None]:  # noqa: ARG002
         return Countdown(self.polls), None
@@ -57,7 +59,7 @@ async def test_every_job_poll_is_counted() -> None:
     metrics = Metrics()
     jobs = CountdownJobs(polls=3, metrics=metrics)
 
-    await jobs.complete(Call(chat_request(), "upstream"))
+    await answer(jobs, Call(chat_request(), "upstream", deadline=time.monotonic() + 5))
 
     assert (
         metrics.registry.get_sample_value("gateway_job_polls_total", {"provider": "countdown"}) == 3

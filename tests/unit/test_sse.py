@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
+from typing import Any
 
 import httpx
 import orjson
 import pytest
 
+from app.api.client import ClientWatch
+from app.api.stream import EventStream
 from app.errors import UpstreamError, UpstreamTimeout
+from app.record import RequestRecord
 from app.schemas import ChatCompletionChunk, ChoiceDelta, ChunkChoice
-from app.sse import DONE, encode_data, encode_error, encode_event, iter_sse_data, sse_body
+from app.sse import DONE, encode_data, encode_error, encode_event, iter_sse_data
 
 pytestmark = pytest.mark.anyio
 
@@ -176,8 +181,21 @@ class Events:
             self.closed = True
 
 
-async def body_of(source: Events) -> list[bytes]:
-    return [part async for part in sse_body(source())]
+async def body_of(source: Events, record: RequestRecord | None = None) -> list[bytes]:
+    """What the streamed response sends for `source`, to a client that stays."""
+    sent: list[bytes] = []
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.body" and message["body"]:
+            sent.append(message["body"])
+
+    async def receive() -> dict[str, Any]:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    stream = EventStream(source(), ClientWatch(receive), record or RequestRecord())
+    await stream({"type": "http"}, receive, send)
+    return sent
 
 
 def payload(event: bytes) -> object:
@@ -201,8 +219,9 @@ async def test_empty_stream_is_just_done() -> None:
 
 async def test_gateway_error_mid_stream_is_one_error_event_and_no_done() -> None:
     source = Events([chunk("a")], UpstreamError("the upstream broke off"))
+    record = RequestRecord()
 
-    body = await body_of(source)
+    body = await body_of(source, record)
 
     assert body[0] == encode_event(chunk("a"))
     assert len(body) == 2
@@ -216,6 +235,11 @@ async def test_gateway_error_mid_stream_is_one_error_event_and_no_done() -> None
     }
     assert DONE not in body
     assert source.closed
+    assert (record.status, record.error_code, record.outcome) == (
+        502,
+        "upstream_failed",
+        "upstream_failed",
+    )
 
 
 async def test_unexpected_error_mid_stream_is_a_generic_server_error() -> None:

@@ -71,6 +71,10 @@ class ReceivedRequest:
         return self.headers.get("authorization", "").removeprefix("Bearer ")
 
 
+# What `GET /v1/models` lists, as an OpenAI-compatible server names its models.
+LISTED_MODELS = ("vision-small", "vision-large")
+
+
 class FakeUpstream:
     """A Starlette app serving `POST /v1/chat/completions` as scripted, recording each request."""
 
@@ -84,9 +88,11 @@ class FakeUpstream:
         self.app = Starlette(
             routes=[
                 Route("/v1/chat/completions", self._chat_completions, methods=["POST"]),
+                Route("/v1/models", self._models, methods=["GET"]),
                 Route("/images/{name}", self._image, methods=["GET"]),
             ]
         )
+        self.listed_models = list(LISTED_MODELS)
 
     @property
     def base_url(self) -> str:
@@ -111,6 +117,14 @@ class FakeUpstream:
         self.received.clear()
         self.images.clear()
         self.image_requests.clear()
+
+    async def _models(self, _: Request) -> Response:
+        """`GET /v1/models` as OpenAI answers it: the ids this upstream serves."""
+        data = [
+            {"id": m, "object": "model", "created": 0, "owned_by": "fake"}
+            for m in self.listed_models
+        ]
+        return JSONResponse({"object": "list", "data": data})
 
     async def _chat_completions(self, request: Request) -> Response:
         try:

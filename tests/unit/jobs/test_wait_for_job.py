@@ -70,7 +70,7 @@ async def wait(
     return await wait_for_job(
         check,
         interval_s=interval_s,
-        timeout_s=timeout_s,
+        deadline=time.clock() + timeout_s,
         sleep=time.sleep,
         clock=time.clock,
         jitter=at_most(jitter),
@@ -271,7 +271,7 @@ async def test_cancellation_while_sleeping_stops_the_polling() -> None:
         wait_for_job(
             check,
             interval_s=0.01,
-            timeout_s=60,
+            deadline=time.clock() + 60,
             sleep=sleep,
             clock=time.clock,
             jitter=at_most(0.0),
@@ -297,7 +297,7 @@ async def test_cancellation_between_polls_with_the_real_sleep() -> None:
         polls.append(loop.time())
         return RUNNING
 
-    task = asyncio.create_task(wait_for_job(check, interval_s=0.01, timeout_s=60))
+    task = asyncio.create_task(wait_for_job(check, interval_s=0.01, deadline=loop.time() + 60))
     for _ in range(200):
         if len(polls) >= 3:
             break

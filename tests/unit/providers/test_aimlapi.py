@@ -16,6 +16,7 @@ from app.providers.base import Call, ProviderContext
 from app.state import MemoryState
 from tests.conftest import make_config
 from tests.unit.conftest import chat_request
+from tests.unit.seam import answer, chunks_of
 
 pytestmark = [pytest.mark.anyio, pytest.mark.respx(base_url="https://api.aimlapi.com/v1")]
 
@@ -66,7 +67,7 @@ async def test_request_goes_to_the_default_base_url_with_the_key(
         return_value=httpx.Response(200, json=COMPLETION)
     )
 
-    await provider(transport).complete(call(max_tokens=300))
+    await answer(provider(transport), call(max_tokens=300))
 
     request = route.calls.last.request
     assert request.headers["authorization"] == "Bearer aiml-key"
@@ -81,7 +82,7 @@ async def test_created_status_is_a_success(
 ) -> None:
     respx_mock.post("/chat/completions").mock(return_value=httpx.Response(201, json=COMPLETION))
 
-    completion = await provider(transport).complete(call())
+    completion = await answer(provider(transport), call())
 
     assert completion.choices[0].message.content == "A dog."
     assert completion.model == "aimlapi/llama-vision"
@@ -108,7 +109,7 @@ async def test_its_error_body_is_mapped(
     respx_mock.post("/chat/completions").mock(return_value=aiml_error(status, message))
 
     with pytest.raises(GatewayError) as caught:
-        await provider(transport).complete(call())
+        await answer(provider(transport), call())
 
     assert type(caught.value) is error_class
     if error_class is not UpstreamAuthFailed:
@@ -139,7 +140,7 @@ async def test_stream_is_relayed_with_usage(
         )
     )
 
-    chunks = [chunk async for chunk in provider(transport).stream(call(stream=True))]
+    chunks = [chunk async for chunk in chunks_of(provider(transport), call(stream=True))]
 
     assert orjson.loads(route.calls.last.request.content)["stream_options"] == {
         "include_usage": True

@@ -26,6 +26,7 @@ from app.schemas import ChatCompletionChunk
 from app.state import MemoryState
 from tests.conftest import make_config
 from tests.unit.conftest import chat_request
+from tests.unit.seam import answer, chunks_of
 
 pytestmark = [pytest.mark.anyio, pytest.mark.respx(base_url="http://upstream.test/v1")]
 
@@ -114,7 +115,7 @@ async def test_request_goes_out_as_sent_with_the_upstream_model(
     )
     call = vision_call(temperature=0.2, max_tokens=50, reasoning_effort="low", seed=7)
 
-    await provider(transport).complete(call)
+    await answer(provider(transport), call)
 
     body = sent(route)
     assert body["model"] == "Qwen/Qwen2-VL-7B"
@@ -137,7 +138,7 @@ async def test_tools_and_response_format_are_passed_through(
     response_format = {"type": "json_schema", "json_schema": {"name": "a", "schema": {}}}
     call = vision_call(tools=tools, tool_choice="auto", response_format=response_format, n=2)
 
-    await provider(transport).complete(call)
+    await answer(provider(transport), call)
 
     body = sent(route)
     assert body["tools"] == tools
@@ -153,7 +154,7 @@ async def test_api_key_goes_in_the_authorization_header(
         return_value=httpx.Response(200, json=COMPLETION)
     )
 
-    await provider(transport, api_key="sk-upstream").complete(vision_call())
+    await answer(provider(transport, api_key="sk-upstream"), vision_call())
 
     headers = route.calls.last.request.headers
     assert headers["authorization"] == "Bearer sk-upstream"
@@ -167,7 +168,7 @@ async def test_no_key_sends_no_authorization_header(
         return_value=httpx.Response(200, json=COMPLETION)
     )
 
-    await provider(transport).complete(vision_call())
+    await answer(provider(transport), vision_call())
 
     assert "authorization" not in route.calls.last.request.headers
 
@@ -177,7 +178,7 @@ async def test_reply_carries_the_clients_model_id(
 ) -> None:
     respx_mock.post("/chat/completions").mock(return_value=httpx.Response(200, json=COMPLETION))
 
-    completion = await provider(transport).complete(vision_call())
+    completion = await answer(provider(transport), vision_call())
 
     assert completion.model == "vision"
     assert completion.id == "chatcmpl-upstream"
@@ -191,7 +192,7 @@ async def test_created_status_is_success(
 ) -> None:
     respx_mock.post("/chat/completions").mock(return_value=httpx.Response(201, json=COMPLETION))
 
-    completion = await provider(transport).complete(vision_call())
+    completion = await answer(provider(transport), vision_call())
 
     assert completion.choices[0].message.content == "A cat."
 
@@ -202,7 +203,7 @@ async def test_reply_without_usage_gets_zeros(
     reply = {**COMPLETION, "usage": None}
     respx_mock.post("/chat/completions").mock(return_value=httpx.Response(200, json=reply))
 
-    completion = await provider(transport).complete(vision_call())
+    completion = await answer(provider(transport), vision_call())
 
     assert completion.usage.total_tokens == 0
 
@@ -214,7 +215,7 @@ async def test_malformed_reply_is_an_upstream_error(
     respx_mock.post("/chat/completions").mock(return_value=httpx.Response(200, content=body))
 
     with pytest.raises(UpstreamError, match="malformed"):
-        await provider(transport).complete(vision_call())
+        await answer(provider(transport), vision_call())
 
 
 @pytest.mark.parametrize(
@@ -238,7 +239,7 @@ async def test_error_statuses_are_mapped(
     respx_mock.post("/chat/completions").mock(return_value=httpx.Response(status, json=error))
 
     with pytest.raises(GatewayError) as caught:
-        await provider(transport, api_key="sk-upstream").complete(vision_call())
+        await answer(provider(transport, api_key="sk-upstream"), vision_call())
 
     assert type(caught.value) is error_class
     assert "sk-upstream" not in caught.value.message
@@ -251,7 +252,7 @@ async def test_upstream_message_is_kept_on_rejection(
     respx_mock.post("/chat/completions").mock(return_value=httpx.Response(400, json=error))
 
     with pytest.raises(UpstreamRejected, match="Image too small"):
-        await provider(transport).complete(vision_call())
+        await answer(provider(transport), vision_call())
 
 
 @pytest.mark.parametrize(
@@ -271,9 +272,9 @@ async def test_transport_failures_are_mapped(
     respx_mock.post("/chat/completions").mock(side_effect=failure)
 
     with pytest.raises(error_class):
-        await provider(transport).complete(vision_call())
+        await answer(provider(transport), vision_call())
     with pytest.raises(error_class):
-        await anext(provider(transport).stream(vision_call(stream=True)))
+        await anext(chunks_of(provider(transport), vision_call(stream=True)))
 
 
 async def test_streams_ask_the_upstream_for_usage(
@@ -284,7 +285,7 @@ async def test_streams_ask_the_upstream_for_usage(
     )
     call = vision_call(stream=True, stream_options={"include_usage": False, "future": 1})
 
-    await collect(provider(transport).stream(call))
+    await collect(chunks_of(provider(transport), call))
 
     body = sent(route)
     assert body["stream"] is True
@@ -307,7 +308,7 @@ async def test_stream_relays_chunks_in_order_after_our_role_chunk(
         )
     )
 
-    chunks = await collect(provider(transport).stream(vision_call(stream=True)))
+    chunks = await collect(chunks_of(provider(transport), vision_call(stream=True)))
 
     role, *rest = chunks
     assert role.choices[0].delta.role == "assistant"
@@ -329,7 +330,7 @@ async def test_role_and_content_in_one_upstream_chunk_keep_the_content(
         return_value=sse(delta_event({"role": "assistant", "content": "Hi"}, "stop"), "[DONE]")
     )
 
-    chunks = await collect(provider(transport).stream(vision_call(stream=True)))
+    chunks = await collect(chunks_of(provider(transport), vision_call(stream=True)))
 
     assert [c.choices[0].delta.content for c in chunks] == ["", "Hi"]
     assert chunks[1].choices[0].delta.role is None
@@ -347,7 +348,7 @@ async def test_tool_call_deltas_are_relayed(
         )
     )
 
-    chunks = await collect(provider(transport).stream(vision_call(stream=True)))
+    chunks = await collect(chunks_of(provider(transport), vision_call(stream=True)))
 
     assert chunks[1].choices[0].delta.model_dump()["tool_calls"] == tool_call
 
@@ -365,7 +366,7 @@ async def test_native_n_announces_every_choice(
         )
     )
 
-    chunks = await collect(provider(transport).stream(vision_call(stream=True, n=2)))
+    chunks = await collect(chunks_of(provider(transport), vision_call(stream=True, n=2)))
 
     assert [c.index for c in chunks[0].choices] == [0, 1]
     assert [c.choices[0].index for c in chunks[1:3]] == [0, 1]
@@ -381,7 +382,7 @@ async def test_error_status_on_a_stream_is_raised_before_any_chunk(
     )
 
     with pytest.raises(UpstreamRateLimited) as caught:
-        await anext(provider(transport).stream(vision_call(stream=True)))
+        await anext(chunks_of(provider(transport), vision_call(stream=True)))
 
     assert caught.value.headers == {"Retry-After": "2"}
 
@@ -399,7 +400,7 @@ async def test_error_event_mid_stream_is_an_upstream_error(
     received: list[ChatCompletionChunk] = []
 
     with pytest.raises(UpstreamError, match="model crashed"):
-        await collect_into(provider(transport).stream(vision_call(stream=True)), received)
+        await collect_into(chunks_of(provider(transport), vision_call(stream=True)), received)
 
     assert [c.choices[0].delta.content for c in received] == ["", "A "]
 
@@ -412,7 +413,7 @@ async def test_string_error_event_mid_stream_is_an_upstream_error(
     )
 
     with pytest.raises(UpstreamError, match="out of memory"):
-        await collect(provider(transport).stream(vision_call(stream=True)))
+        await collect(chunks_of(provider(transport), vision_call(stream=True)))
 
 
 @pytest.mark.parametrize(
@@ -431,7 +432,7 @@ async def test_stream_ending_without_finish_reason_is_an_upstream_error(
     respx_mock.post("/chat/completions").mock(return_value=sse(*events))
 
     with pytest.raises(UpstreamError, match="ended before it was complete"):
-        await collect(provider(transport).stream(vision_call(stream=True)))
+        await collect(chunks_of(provider(transport), vision_call(stream=True)))
 
 
 async def test_malformed_event_is_an_upstream_error(
@@ -440,7 +441,7 @@ async def test_malformed_event_is_an_upstream_error(
     respx_mock.post("/chat/completions").mock(return_value=sse("{not json"))
 
     with pytest.raises(UpstreamError, match="malformed stream event"):
-        await collect(provider(transport).stream(vision_call(stream=True)))
+        await collect(chunks_of(provider(transport), vision_call(stream=True)))
 
 
 async def test_connection_lost_mid_stream_is_an_upstream_error(
@@ -457,7 +458,7 @@ async def test_connection_lost_mid_stream_is_an_upstream_error(
     )
 
     with pytest.raises(UpstreamError, match="connection failed"):
-        await collect(provider(transport).stream(vision_call(stream=True)))
+        await collect(chunks_of(provider(transport), vision_call(stream=True)))
 
 
 async def test_read_timeout_mid_stream_is_an_upstream_timeout(
@@ -474,7 +475,7 @@ async def test_read_timeout_mid_stream_is_an_upstream_timeout(
     )
 
     with pytest.raises(UpstreamTimeout):
-        await collect(provider(transport).stream(vision_call(stream=True)))
+        await collect(chunks_of(provider(transport), vision_call(stream=True)))
 
 
 async def test_the_upstream_response_is_closed_when_the_stream_is_closed(
@@ -483,7 +484,7 @@ async def test_the_upstream_response_is_closed_when_the_stream_is_closed(
     route = respx_mock.post("/chat/completions").mock(
         return_value=sse(delta_event({"content": "A "}), delta_event({}, "stop"), "[DONE]")
     )
-    chunks = provider(transport).stream(vision_call(stream=True))
+    chunks = chunks_of(provider(transport), vision_call(stream=True))
     assert isinstance(chunks, AsyncGenerator)
 
     await anext(chunks)

@@ -1,0 +1,117 @@
+"""The front layer every request passes, as plain ASGI: request id, endpoint look-up, gateway
+key, body limit, the OpenAI error envelope, the catch-all, and one record per request that
+becomes one access-log line and the request metrics when the response body has ended."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.api.client import ClientWatch
+from app.api.endpoints import Endpoints, Incoming
+from app.api.replies import Reply, error_reply
+from app.errors import ClientClosedRequest, GatewayError, InternalError, RequestTooLarge
+from app.gateway import Gateway
+from app.logs import log_record
+from app.record import RequestRecord, open_record
+
+logger = logging.getLogger(__name__)
+
+REQUEST_ID_HEADER = b"x-request-id"
+_MAX_ID_LENGTH = 128
+
+
+class Front:
+    """The ASGI app the server runs. `lifespan` serves the lifespan protocol."""
+
+    def __init__(self, gateway: Gateway, endpoints: Endpoints, lifespan: ASGIApp) -> None:
+        self.gateway = gateway
+        self.endpoints = endpoints
+        self.lifespan = lifespan
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.lifespan(scope, receive, send)
+            return
+        request_id = _client_request_id(scope) or uuid.uuid4().hex
+        record = open_record(RequestRecord(request_id, scope["method"], scope["path"]))
+        client = ClientWatch(receive)
+        try:
+            reply = await self._answer(scope, receive, record, client)
+        except GatewayError as exc:
+            reply = self._failed(record, exc)
+        except Exception:
+            logger.exception("unexpected error on %s %s", record.method, record.route)
+            reply = self._failed(record, InternalError("the gateway hit an unexpected error"))
+        reply.raw_headers.append((REQUEST_ID_HEADER, request_id.encode("latin-1")))
+        record.status = record.status or reply.status_code
+        try:
+            await reply(scope, receive, send)
+        finally:
+            client.stop()
+            self._close(record)
+
+    async def _answer(
+        self, scope: Scope, receive: Receive, record: RequestRecord, client: ClientWatch
+    ) -> Reply:
+        match = self.endpoints.match(scope["method"], scope["path"])
+        endpoint = match.endpoint
+        record.route, record.api = endpoint.path, endpoint.api
+        if endpoint.api is not None:
+            self.gateway.metrics.in_flight.labels(endpoint.api).inc()
+        gateway = self.gateway
+        key = gateway.authenticate(Headers(scope=scope)) if endpoint.needs_key else None
+        if key is not None:
+            record.key = key.label
+        body = b""
+        if endpoint.reads_body:
+            body = await read_body(scope, receive, gateway.config.server.max_request_bytes)
+            client.start()
+        incoming = Incoming(gateway, scope, receive, record, key, body, match.params, client)
+        with client.closing():
+            return await endpoint.handler(incoming)
+
+    @staticmethod
+    def _failed(record: RequestRecord, error: GatewayError) -> Reply:
+        record.failed(error.status_code, error.code, error.provider)
+        return error_reply(error)
+
+    def _close(self, record: RequestRecord) -> None:
+        record.ended = time.perf_counter()
+        metrics = self.gateway.metrics
+        if record.api is not None:
+            metrics.in_flight.labels(record.api).dec()
+        metrics.observe(record)
+        log_record(record)
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it is known to be over `limit`."""
+    for name, value in scope["headers"]:
+        if name == b"content-length" and value.isdigit() and int(value) > limit:
+            raise RequestTooLarge(f"the request body is over {limit} bytes")
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientClosedRequest("the client closed the request")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise RequestTooLarge(f"the request body is over {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _client_request_id(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == REQUEST_ID_HEADER:
+            text: str = value.decode("latin-1").strip()
+            if 0 < len(text) <= _MAX_ID_LENGTH and text.isprintable():
+                return text
+    return None

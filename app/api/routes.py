@@ -1,0 +1,82 @@
+"""Every public endpoint, listed once: the front layer serves them and `/openapi.json`
+describes them."""
+
+from __future__ import annotations
+
+from fastapi.openapi.docs import get_swagger_ui_html
+from starlette.responses import Response
+
+from app.api import chat, health, models, playground
+from app.api.endpoints import Endpoint, Endpoints, Incoming
+from app.api.openapi import openapi_document
+from app.api.replies import json_reply
+from app.schemas import ChatCompletion, ChatCompletionRequest, Model, ModelList
+
+TITLE = "vision-gateway"
+VERSION = "0.1.0"
+
+
+def build_endpoints() -> Endpoints:
+    endpoints: list[Endpoint] = [
+        Endpoint(
+            "/v1/chat/completions",
+            ("POST",),
+            chat.create_chat_completion,
+            "Create a chat completion (images as `image_url` parts); `stream: true` for SSE",
+            aliases=("/chat/completions",),
+            api="chat",
+            reads_body=True,
+            request_model=ChatCompletionRequest,
+            response_model=ChatCompletion,
+        ),
+        Endpoint(
+            "/v1/models",
+            ("GET",),
+            models.list_models,
+            "List the served models",
+            aliases=("/models",),
+            response_model=ModelList,
+        ),
+        Endpoint(
+            "/v1/models/{model_id:path}",
+            ("GET",),
+            models.retrieve_model,
+            "Retrieve one served model",
+            aliases=("/models/{model_id:path}",),
+            response_model=Model,
+        ),
+        Endpoint("/health", ("GET",), health.health, "Liveness", needs_key=False),
+        Endpoint("/ready", ("GET",), health.ready, "Readiness", needs_key=False),
+        Endpoint("/metrics", ("GET",), health.metrics, "Prometheus metrics", needs_key=False),
+        Endpoint(
+            "/playground", ("GET",), playground.playground, "The playground page", needs_key=False
+        ),
+        Endpoint(
+            "/playground/models",
+            ("GET",),
+            playground.model_hints,
+            "What the playground needs to know of each model",
+            documented=False,
+        ),
+        Endpoint(
+            "/playground/{name}",
+            ("GET",),
+            playground.asset,
+            "The playground's files",
+            needs_key=False,
+            documented=False,
+        ),
+    ]
+    document = openapi_document(TITLE, VERSION, endpoints)
+
+    async def openapi(_: Incoming) -> Response:
+        return json_reply(document)
+
+    async def docs(_: Incoming) -> Response:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{TITLE} API")
+
+    endpoints += [
+        Endpoint("/openapi.json", ("GET",), openapi, "This API, described", needs_key=False),
+        Endpoint("/docs", ("GET",), docs, "This API, to read and try", needs_key=False),
+    ]
+    return Endpoints(endpoints)
