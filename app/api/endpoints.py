@@ -90,11 +90,12 @@ class Endpoints:
                 if "{" not in path:
                     self._exact.setdefault(path, []).append(endpoint)
 
-    def match(self, method: str, path: str) -> Match:
-        """The endpoint serving `method` on `path`; 404 or 405 naming what exists instead."""
-        candidates = [Match(e, {}) for e in self._exact.get(path, ())]
-        if not candidates:
-            candidates = list(self._by_pattern(path))
+    def find(self, path: str) -> list[Match]:
+        """The endpoints at `path`, whatever their methods."""
+        return [Match(e, {}) for e in self._exact.get(path, ())] or self._by_pattern(path)
+
+    def pick(self, method: str, path: str, candidates: list[Match]) -> Match:
+        """The one of `candidates` serving `method`; 404 or 405 naming what exists instead."""
         for candidate in candidates:
             if method in candidate.endpoint.methods or (
                 method == "HEAD" and "GET" in candidate.endpoint.methods

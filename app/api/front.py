@@ -58,9 +58,12 @@ class Front:
     async def _answer(
         self, scope: Scope, receive: Receive, record: RequestRecord, client: ClientWatch
     ) -> Reply:
-        match = self.endpoints.match(scope["method"], scope["path"])
+        found = self.endpoints.find(scope["path"])
+        if found:
+            record.route = found[0].endpoint.path
+        match = self.endpoints.pick(scope["method"], scope["path"], found)
         endpoint = match.endpoint
-        record.route, record.api = endpoint.path, endpoint.api
+        record.api = endpoint.api
         if endpoint.api is not None:
             self.gateway.metrics.in_flight.labels(endpoint.api).inc()
         gateway = self.gateway
