@@ -127,6 +127,33 @@ def test_fallbacks_answer_after_the_whole_group_failed(
     assert [r.model for r in aimlapi_upstream.received] == ["spare"]
 
 
+@pytest.mark.parametrize(
+    ("requested", "sent"), [("team/vision-small", "vision-small"), ("primary", "primary")]
+)
+def test_a_fallback_to_a_family_asks_for_a_real_model(
+    start_gateway: StartGateway,
+    make_client: MakeClient,
+    openai_upstream: FakeUpstream,
+    aimlapi_upstream: FakeUpstream,
+    requested: str,
+    sent: str,
+) -> None:
+    """A family takes over the variant asked for (or the whole name): never its `*`."""
+    openai_upstream.script("vision-small", Reply(status=503))
+    openai_upstream.script("primary", Reply(status=503))
+    gateway = start_gateway(
+        [
+            entry("team/*", openai_upstream, fallbacks=["spare/*"]),
+            entry("primary", openai_upstream, fallbacks=["spare/*"]),
+            entry("spare/*", aimlapi_upstream),
+        ]
+    )
+
+    assert ask(make_client(gateway), requested) == Reply().text
+
+    assert [r.model for r in aimlapi_upstream.received] == [sent]
+
+
 def test_client_errors_do_not_fail_over(
     start_gateway: StartGateway,
     make_client: MakeClient,

@@ -332,6 +332,22 @@ def test_a_client_that_goes_away_stops_the_polling(mpx_gateway: str, mpx: FakeMa
     assert mpx.polls[-1].at < closed_at + 1.0
 
 
+def test_a_stream_abandoned_before_its_first_chunk_stops_the_submission(
+    mpx_gateway: str, mpx: FakeMasterpieceX
+) -> None:
+    """A client that gives up while the job is still being submitted: the gateway drops the
+    submission too, instead of finishing it for nobody."""
+    mpx.script(MPXJob(submit_delay_s=1.0, polls=100_000))
+    body = {"model": "mpx-vision", "messages": ask(QUESTION), "stream": True}
+
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{mpx_gateway}/v1/chat/completions", json=body, timeout=0.3)
+    time.sleep(1.2)
+
+    assert mpx.abandoned_submissions == 1
+    assert mpx.polls == []
+
+
 def test_a_non_streamed_client_that_goes_away_stops_the_polling(
     mpx_gateway: str, mpx: FakeMasterpieceX
 ) -> None:

@@ -11,8 +11,11 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionToolParam
 
+from tests.e2e.conftest import MakeClient, StartGateway
+from tests.e2e.deployments import entry
 from tests.e2e.envelope import assert_error
 from tests.e2e.fakes.images import ImageHost
+from tests.e2e.fakes.openai_compat import FakeUpstream, Reply
 from tests.e2e.translators.fakes import PG_FORBIDDEN, FakePredictionGuard, PGReply
 from tests.e2e.translators.helpers import (
     PG_KEY,
@@ -23,6 +26,7 @@ from tests.e2e.translators.helpers import (
     data_uri,
     image_bytes,
     image_size,
+    pg_entry,
 )
 
 pytestmark = pytest.mark.e2e
@@ -436,3 +440,28 @@ def test_data_uri_spellings_reach_it_in_the_documented_form(
     sent_url = sent.json["messages"][0]["content"][1]["image_url"]["url"]
     assert sent_url.startswith("data:image/png;base64,")
     assert sent.images == [("image/png", PNG)]
+
+
+# Failures before the first byte
+
+
+def test_a_stream_with_an_image_fails_over_on_an_upstream_503(
+    start_gateway: StartGateway,
+    pg: FakePredictionGuard,
+    openai_upstream: FakeUpstream,
+    make_client: MakeClient,
+) -> None:
+    """Its one whole call is made before the stream starts, so an upstream failure is still
+    an HTTP status, and the next entry of the group answers."""
+    pg.script(PGReply(status=503, error="overloaded"))
+    url = start_gateway([pg_entry(MODEL, pg), entry(MODEL, openai_upstream)])
+    client = make_client(url)
+
+    stream = client.chat.completions.create(
+        model=MODEL, messages=ask(QUESTION, data_uri(PNG, "image/png")), stream=True
+    )
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+
+    assert len(pg.received) == 1
+    assert [request.model for request in openai_upstream.received] == [MODEL]
+    assert text == Reply().text

@@ -90,6 +90,7 @@ class FakeMasterpieceX(RecordingFake):
         self.jobs: dict[str, _MPXRun] = {}
         self._assets: dict[str, _Asset] = {}  # by storage path
         self._script: list[MPXJob] = []
+        self.abandoned_submissions = 0
 
     @property
     def base_url(self) -> str:
@@ -108,6 +109,7 @@ class FakeMasterpieceX(RecordingFake):
         self.jobs.clear()
         self._assets.clear()
         self._script = []
+        self.abandoned_submissions = 0
 
     def job_polls(self, request_id: str) -> list[Poll]:
         return [poll for poll in self.polls if poll.job_id == request_id]
@@ -179,7 +181,7 @@ class FakeMasterpieceX(RecordingFake):
             )
             if not known:
                 return _mpx_error(400, f"image not found: {str(url)[:80]}")
-        return await self._submit()
+        return await self._submit(request)
 
     async def _llm_call(self, request: Request) -> Response:
         received = await self.record(request)
@@ -188,11 +190,13 @@ class FakeMasterpieceX(RecordingFake):
         body = received.json
         if not isinstance(body, dict) or not is_text(body.get("userPrompt")):
             return _mpx_error(400, "userPrompt is required")
-        return await self._submit()
+        return await self._submit(request)
 
-    async def _submit(self) -> Response:
+    async def _submit(self, request: Request) -> Response:
         script = next_scripted(self._script) or MPXJob()
         await anyio.sleep(script.submit_delay_s)
+        if await request.is_disconnected():  # the caller gave up on the submission
+            self.abandoned_submissions += 1
         if script.submit_status:
             return _mpx_error(script.submit_status, "the job could not be created")
         request_id = new_request_id()
