@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 
 from app.errors import InvalidRequest
 
@@ -10,6 +11,9 @@ from app.errors import InvalidRequest
 _TAGS = frozenset(
     {"system", "developer", "user", "assistant", "tool", "function"}
     | {"text", "image_url", "input_audio", "file", "refusal"}
+    # The Responses API's item and content part types.
+    | {"message", "function_call", "function_call_output", "other"}
+    | {"input_text", "input_image", "input_file", "output_text"}
 )
 
 
@@ -30,7 +34,7 @@ def _param_from_location(loc: tuple[int | str, ...]) -> str | None:
     return param or None
 
 
-def validation_error(exc: RequestValidationError) -> InvalidRequest:
+def validation_error(exc: RequestValidationError | ValidationError) -> InvalidRequest:
     """Turn pydantic's complaint into an OpenAI-style message with `param`. Of a union's
     complaints, the one that went deepest into the value says what is wrong."""
     errors = exc.errors()
