@@ -91,10 +91,7 @@ async def test_a_text_answer_streams_in_openai_order() -> None:
     item_id = events[2].item.id
     assert {e.item_id for e in events[3:8]} == {item_id}
     assert done.output[0].id == item_id
-    assert (
-        stream.response.model_dump(mode="json")
-        == done.model_dump(mode="json", exclude_unset=True) | {}
-    )  # noqa: E501
+    assert (stream.response.id, stream.response.status) == (done.id, "completed")
 
 
 async def test_tool_calls_stream_as_function_call_items_with_argument_deltas() -> None:
