@@ -13,7 +13,10 @@ from app.responses.schemas import parse_request
 from app.responses.translate import to_chat_request
 from app.schemas import ChatCompletion
 
-PNG = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAQAAAADCAIAAAA7ljmRAAAAEElEQVR42mP8z4AATAy4OAAmdgEFDPIXWgAAAABJRU5ErkJggg=="
+PNG = (
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAQAAAADCAIAAAA7ljmRAAAAEElEQVR42mP8z4AATAy4OAAmdgEF"
+    "DPIXWgAAAABJRU5ErkJggg=="
+)
 
 
 def chat(**body: Any) -> dict[str, Any]:
@@ -145,7 +148,10 @@ def test_settings_tools_and_text_format_take_their_chat_names() -> None:
 
 
 def test_the_previous_conversation_comes_between_the_instructions_and_the_new_input() -> None:
-    history = [{"role": "user", "content": "one"}, {"role": "assistant", "content": "two"}]
+    history: list[dict[str, object]] = [
+        {"role": "user", "content": "one"},
+        {"role": "assistant", "content": "two"},
+    ]
     request = parse_request({"model": "m", "input": "three", "instructions": "sys"})
     sent = to_chat_request(request, history).model_dump(exclude_none=True)
     assert [m["content"] for m in sent["messages"]] == ["sys", "one", "two", "three"]
@@ -282,4 +288,6 @@ def test_an_answer_cut_at_max_output_tokens_is_incomplete_with_the_reason() -> N
     assert response.incomplete_details is not None
     assert response.incomplete_details.reason == "max_output_tokens"
     assert response.max_output_tokens == 2
-    assert response.output[0].status == "incomplete"
+    [message] = response.output
+    assert isinstance(message, sdk.ResponseOutputMessage)
+    assert message.status == "incomplete"
