@@ -72,6 +72,14 @@ class StateConfig(_Strict):
     url: str = "redis://localhost:6379/0"
 
 
+class ResponsesConfig(_Strict):
+    """Stored responses (the Responses API's `store`): how long they live and what they may
+    hold in the state backend altogether."""
+
+    ttl_s: Annotated[float, Field(ge=0)] = 3600.0
+    max_bytes: Annotated[int, Field(ge=0)] = 256 * 1024 * 1024
+
+
 ProviderKind = Literal[
     "openai", "aimlapi", "predictionguard", "masterpiecex", "vlmrun", "takeoff", "inspect"
 ]
@@ -113,6 +121,7 @@ class GatewayConfig(_Strict):
     server: ServerConfig = Field(default_factory=ServerConfig)
     images: ImagesConfig = Field(default_factory=ImagesConfig)
     state: StateConfig = Field(default_factory=StateConfig)
+    responses: ResponsesConfig = Field(default_factory=ResponsesConfig)
     models: list[ModelEntry] = Field(default_factory=list)
 
     def secrets(self) -> list[str]:

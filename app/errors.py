@@ -14,6 +14,7 @@ GatewayError
 ├── AuthenticationFailed          401 authentication_error / invalid_api_key
 ├── ModelNotAllowed               403 permission_error / model_not_allowed
 ├── ModelNotFound                 404 model_not_found
+├── ResponseNotFound              404 response_not_found
 ├── RouteNotFound                 404 not_found
 ├── MethodNotAllowed              405 method_not_allowed
 ├── RateLimited                   429 rate_limit_error / rate_limit_exceeded
@@ -150,6 +151,14 @@ class ModelNotFound(GatewayError):
     status_code = 404
     type = "invalid_request_error"
     code = "model_not_found"
+
+
+class ResponseNotFound(GatewayError):
+    """A stored response that is unknown, expired, deleted or another key's."""
+
+    status_code = 404
+    type = "invalid_request_error"
+    code = "response_not_found"
 
 
 class RouteNotFound(GatewayError):

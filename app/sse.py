@@ -76,3 +76,9 @@ async def _event_data(response: httpx.Response) -> AsyncIterator[str]:
         event = events.decode(line.rstrip("\n"))
         if event is not None:
             yield event.data
+
+
+def encode_named_event(name: str, payload: bytes) -> bytes:
+    """One event whose `event:` line names it, carrying a JSON payload: the Responses API's
+    framing (its streams end without `[DONE]`)."""
+    return b"event: " + name.encode() + b"\ndata: " + payload + b"\n\n"

@@ -12,6 +12,9 @@ from app.errors import InvalidRequest
 _TAGS = frozenset(
     {"system", "developer", "user", "assistant", "tool", "function"}
     | {"text", "image_url", "input_audio", "file", "refusal"}
+    # The Responses API's item and content part types.
+    | {"message", "function_call", "function_call_output", "other"}
+    | {"input_text", "input_image", "input_file", "output_text"}
 )
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from app.config import StateConfig
-from app.state.base import Hit, StateBackend
+from app.state.base import Hit, Quota, StateBackend
 from app.state.memory import MemoryState
 
-__all__ = ["Hit", "MemoryState", "StateBackend", "build_state"]
+__all__ = ["Hit", "MemoryState", "Quota", "StateBackend", "build_state"]
 
 
 def build_state(config: StateConfig, on_error: Callable[[], None]) -> StateBackend:

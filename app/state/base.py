@@ -15,6 +15,15 @@ class Hit:
     resets_in_s: float
 
 
+@dataclass(frozen=True)
+class Quota:
+    """A byte budget shared by a family of entries (stored responses and their images): what
+    their live entries hold together may not pass `max_bytes`."""
+
+    name: str
+    max_bytes: int
+
+
 class StateBackend(Protocol):
     """A small key-value store with expiry and atomic counters. `memory` serves one process;
     `redis` serves every worker and replica."""
@@ -29,6 +38,19 @@ class StateBackend(Protocol):
 
     async def hit(self, key: str, window_s: float) -> Hit:
         """Count one event in the window that starts with the key's first event."""
+        ...
+
+    async def set_counted(self, key: str, value: str, ttl_s: float, quota: Quota) -> bool:
+        """Store `value` for `ttl_s`, counted against `quota`; nothing is stored, and the
+        answer is False, when the quota's live entries and this one would pass its bytes."""
+        ...
+
+    async def extend_counted(self, key: str, ttl_s: float, quota: Quota) -> bool:
+        """Let a counted entry live `ttl_s` from now; False when there is no such entry."""
+        ...
+
+    async def delete_counted(self, key: str, quota: Quota) -> bool:
+        """Forget a counted entry and free its bytes; False when there was none."""
         ...
 
     async def ping(self) -> bool: ...

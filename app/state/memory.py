@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from app.state.base import Hit
+from app.state.base import Hit, Quota
 
 T = TypeVar("T")
 
@@ -21,6 +21,9 @@ class MemoryState:
     ) -> None:
         self._values: dict[str, tuple[str, float]] = {}
         self._counters: dict[str, tuple[int, float]] = {}
+        # Per quota: each counted entry's size and expiry, and their total.
+        self._ledgers: dict[str, dict[str, tuple[int, float]]] = {}
+        self._totals: dict[str, int] = {}
         self._max_entries = max_entries
         self._clock = clock
 
@@ -51,6 +54,57 @@ class MemoryState:
         self._counters[key] = (count + 1, expires)
         return Hit(count + 1, expires - now)
 
+    async def set_counted(self, key: str, value: str, ttl_s: float, quota: Quota) -> bool:
+        ledger = self._ledger(quota)
+        size = len(value.encode())
+        old = ledger.get(key, (0, 0.0))[0]
+        total = self._totals.get(quota.name, 0) - old + size
+        if total > quota.max_bytes:
+            return False
+        expires = self._clock() + ttl_s
+        ledger.pop(key, None)
+        ledger[key] = (size, expires)
+        self._totals[quota.name] = total
+        self._make_room(self._values)
+        self._values[key] = (value, expires)
+        return True
+
+    async def extend_counted(self, key: str, ttl_s: float, quota: Quota) -> bool:
+        ledger = self._ledger(quota)
+        if key not in ledger or await self.get(key) is None:
+            return False
+        expires = self._clock() + ttl_s
+        ledger[key] = (ledger.pop(key)[0], expires)
+        self._values[key] = (self._values[key][0], expires)
+        return True
+
+    async def delete_counted(self, key: str, quota: Quota) -> bool:
+        ledger = self._ledger(quota)
+        existed = key in ledger
+        size = ledger.pop(key, (0, 0.0))[0]
+        self._totals[quota.name] = self._totals.get(quota.name, 0) - size
+        self._values.pop(key, None)
+        return existed
+
+    def _ledger(self, quota: Quota) -> dict[str, tuple[int, float]]:
+        """The quota's entries, the expired ones dropped (values and bytes alike).
+
+        Entries are kept in the order they were last written, which is their order of
+        expiry while a quota's entries share one lifetime: only the front is looked at.
+        """
+        ledger = self._ledgers.setdefault(quota.name, {})
+        now = self._clock()
+        while ledger:
+            key, (size, expires) = next(iter(ledger.items()))
+            if expires > now:
+                break
+            del ledger[key]
+            self._totals[quota.name] = self._totals.get(quota.name, 0) - size
+            entry = self._values.get(key)
+            if entry is not None and entry[1] <= now:
+                del self._values[key]
+        return ledger
+
     def _make_room(self, table: dict[str, tuple[T, float]]) -> None:
         if len(table) < self._max_entries:
             return
@@ -66,3 +120,5 @@ class MemoryState:
     async def aclose(self) -> None:
         self._values.clear()
         self._counters.clear()
+        self._ledgers.clear()
+        self._totals.clear()

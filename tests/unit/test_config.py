@@ -371,3 +371,14 @@ def test_fallback_naming_an_unknown_model_is_refused_even_while_the_key_is_unset
 
     with pytest.raises(ConfigError, match="gpt-5o"):
         Router(parse_config(text, {}), provider_context)
+
+
+def test_the_responses_block_has_defaults_and_refuses_unknown_keys() -> None:
+    assert (parse_config("{}").responses.ttl_s, parse_config("{}").responses.max_bytes) == (
+        3600,
+        268435456,
+    )
+    config = parse_config("responses:\n  ttl_s: 0\n  max_bytes: 1024\n")
+    assert (config.responses.ttl_s, config.responses.max_bytes) == (0, 1024)
+    with pytest.raises(ConfigError, match=r"config:3: unknown key 'responses.ttl'"):
+        parse_config("responses:\n  ttl_s: 5\n  ttl: 5\n")

@@ -1,0 +1,272 @@
+"""A streamed chat answer as the Responses API's event sequence, in OpenAI's order."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator
+
+from pydantic import BaseModel, ConfigDict
+
+from app.errors import GatewayError, InternalError
+from app.responses.objects import (
+    ItemStatus,
+    OutputItem,
+    Response,
+    ResponseFunctionToolCall,
+    ResponseOutputMessage,
+    ResponseOutputText,
+    new_id,
+)
+from app.responses.output import fail_response, finish_response, start_response
+from app.responses.schemas import ResponsesRequest
+from app.schemas import ChatCompletionChunk, CompletionUsage
+from app.sse import encode_named_event
+
+logger = logging.getLogger(__name__)
+
+
+class ResponseEvent(BaseModel):
+    """One stream event: its `type` names it, the other fields depend on the type."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    sequence_number: int
+
+
+def encode(event: ResponseEvent) -> bytes:
+    """The event as SSE: an `event:` line naming its type, then its JSON."""
+    return encode_named_event(event.type, event.model_dump_json().encode())
+
+
+class ResponseStream:
+    """Turns one answer's chat chunks (the role chunk first, content and tool-call deltas, the
+    finish chunk, the usage chunk) into Responses events; iterate `events()`.
+
+    A failure before the first event is raised from it, so that it can still be an HTTP
+    status; after it, a `GatewayError` becomes an `error` event and `response.failed`. Once
+    the events have ended, `response` is the final object (completed, incomplete or failed).
+    """
+
+    def __init__(
+        self,
+        request: ResponsesRequest,
+        chunks: AsyncIterator[ChatCompletionChunk],
+        *,
+        response_id: str | None = None,
+        created_at: int | None = None,
+    ) -> None:
+        self.response: Response = start_response(
+            request, response_id=response_id, created_at=created_at
+        )
+        self._chunks = chunks
+        self._sequence = 0
+        self._output: list[OutputItem] = []
+        self._message: ResponseOutputMessage | None = None
+        self._text: list[str] = []
+        self._calls: dict[int, tuple[ResponseFunctionToolCall, list[str]]] = {}
+        self._finish_reason: str | None = None
+        self._usage: CompletionUsage | None = None
+        self._x_gateway: object = None
+
+    async def events(self) -> AsyncGenerator[ResponseEvent]:
+        try:
+            first = await anext(self._chunks, None)
+        except BaseException:
+            await self._close_chunks()
+            raise
+        yield self._lifecycle("response.created")
+        yield self._lifecycle("response.in_progress")
+        try:
+            if first is not None:
+                for event in self._take(first):
+                    yield event
+            async for chunk in self._chunks:
+                for event in self._take(chunk):
+                    yield event
+        except Exception as exc:
+            for event in self._fail(exc):
+                yield event
+            return
+        finally:
+            await self._close_chunks()
+        for event in self._close_items():
+            yield event
+        self.response = finish_response(
+            self.response, self._output, self._finish_reason, self._usage
+        )
+        if self._x_gateway is not None:
+            self.response = self.response.model_copy(update={"x_gateway": self._x_gateway})
+        name = (
+            "response.incomplete" if self.response.status == "incomplete" else "response.completed"
+        )
+        yield self._lifecycle(name)
+
+    async def _close_chunks(self) -> None:
+        aclose = getattr(self._chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+    def _event(self, type_: str, **fields: object) -> ResponseEvent:
+        event = ResponseEvent(type=type_, sequence_number=self._sequence, **fields)
+        self._sequence += 1
+        return event
+
+    def _lifecycle(self, type_: str) -> ResponseEvent:
+        return self._event(type_, response=self.response.model_copy(deep=True))
+
+    def _take(self, chunk: ChatCompletionChunk) -> list[ResponseEvent]:
+        if chunk.usage is not None:
+            self._usage = chunk.usage
+        x_gateway = (chunk.model_extra or {}).get("x_gateway")
+        if x_gateway is not None:
+            self._x_gateway = x_gateway
+        events: list[ResponseEvent] = []
+        for choice in chunk.choices:
+            if choice.index != 0:  # a Responses answer has one choice
+                continue
+            if choice.delta.content:
+                events += self._add_text(choice.delta.content)
+            calls = (choice.delta.model_extra or {}).get("tool_calls")
+            for call in calls if isinstance(calls, list) else []:
+                if isinstance(call, dict):
+                    events += self._add_call_delta(call)
+            if choice.finish_reason:
+                self._finish_reason = choice.finish_reason
+        return events
+
+    def _add_text(self, piece: str) -> list[ResponseEvent]:
+        events = []
+        if self._message is None:
+            events += self._open_message()
+        assert self._message is not None
+        self._text.append(piece)
+        events.append(
+            self._event(
+                "response.output_text.delta",
+                item_id=self._message.id,
+                output_index=self._output.index(self._message),
+                content_index=0,
+                delta=piece,
+                logprobs=[],
+            )
+        )
+        return events
+
+    def _open_message(self) -> list[ResponseEvent]:
+        message = ResponseOutputMessage()
+        self._message, self._text = message, []
+        self._output.append(message)
+        index = len(self._output) - 1
+        return [
+            self._event(
+                "response.output_item.added", output_index=index, item=message.model_copy()
+            ),
+            self._event(
+                "response.content_part.added",
+                item_id=message.id,
+                output_index=index,
+                content_index=0,
+                part=ResponseOutputText(),
+            ),
+        ]
+
+    def _close_message(self) -> list[ResponseEvent]:
+        message = self._message
+        if message is None:
+            return []
+        self._message = None
+        part = ResponseOutputText(text="".join(self._text))
+        message.content = [part]
+        message.status = self._item_status
+        index = self._output.index(message)
+        where = {"item_id": message.id, "output_index": index, "content_index": 0}
+        return [
+            self._event("response.output_text.done", **where, text=part.text, logprobs=[]),
+            self._event("response.content_part.done", **where, part=part.model_copy()),
+            self._event(
+                "response.output_item.done", output_index=index, item=message.model_copy(deep=True)
+            ),
+        ]
+
+    def _add_call_delta(self, call: dict[str, object]) -> list[ResponseEvent]:
+        """One piece of a streamed tool call: its first piece opens a function_call item
+        (and ends the message before it); its arguments stream as deltas."""
+        position = call.get("index")
+        index = position if isinstance(position, int) else 0
+        function = call.get("function")
+        function = function if isinstance(function, dict) else {}
+        events = []
+        if index not in self._calls:
+            events += self._close_message()
+            item = ResponseFunctionToolCall(
+                call_id=str(call.get("id") or new_id("call")),
+                name=str(function.get("name") or ""),
+            )
+            self._calls[index] = (item, [])
+            self._output.append(item)
+            events.append(
+                self._event(
+                    "response.output_item.added",
+                    output_index=len(self._output) - 1,
+                    item=item.model_copy(),
+                )
+            )
+        item, pieces = self._calls[index]
+        if not item.name and function.get("name"):
+            item.name = str(function["name"])
+        arguments = function.get("arguments")
+        if isinstance(arguments, str) and arguments:
+            pieces.append(arguments)
+            events.append(
+                self._event(
+                    "response.function_call_arguments.delta",
+                    item_id=item.id,
+                    output_index=self._output.index(item),
+                    delta=arguments,
+                )
+            )
+        return events
+
+    @property
+    def _item_status(self) -> ItemStatus:
+        return "incomplete" if self._finish_reason in ("length", "content_filter") else "completed"
+
+    def _close_items(self) -> list[ResponseEvent]:
+        """The end of every open item, in output order; an answer with no output at all
+        still gets its (empty) message."""
+        if not self._output:
+            events = self._open_message()
+            return events + self._close_message()
+        events = self._close_message()
+        for item, pieces in self._calls.values():
+            item.arguments = "".join(pieces)
+            item.status = self._item_status
+            index = self._output.index(item)
+            where = {"item_id": item.id, "output_index": index}
+            events.append(
+                self._event(
+                    "response.function_call_arguments.done", **where, arguments=item.arguments
+                )
+            )
+            events.append(
+                self._event("response.output_item.done", output_index=index, item=item.model_copy())
+            )
+        return events
+
+    def _fail(self, exc: Exception) -> list[ResponseEvent]:
+        if isinstance(exc, GatewayError):
+            logger.warning("response stream failed after the first byte: %s", exc.message)
+            error = exc
+        else:
+            logger.exception("response stream failed after the first byte")
+            error = InternalError("the gateway hit an unexpected error")
+        if self._message is not None:
+            self._message.content = [ResponseOutputText(text="".join(self._text))]
+        for item, pieces in self._calls.values():
+            item.arguments = "".join(pieces)
+        self.response = fail_response(self.response, self._output, error)
+        return [
+            self._event("error", code=error.code, message=error.message, param=error.param),
+            self._lifecycle("response.failed"),
+        ]

@@ -1,0 +1,216 @@
+"""Stored responses in the state backend, so any worker or replica can continue or show them.
+
+One entry per response holds its object, its input items and its conversation as chat
+messages; each data-URI image is kept once under its content hash and referenced from there.
+Everything counts against `responses.max_bytes`: a response that does not fit is not stored
+(the answer is still served, and a warning logged) until older ones expire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import binascii
+import hashlib
+import logging
+from collections.abc import Sequence
+
+import orjson
+import pybase64
+
+from app.config import ResponsesConfig
+from app.errors import ResponseNotFound
+from app.responses.items import DEFAULT_PAGE, input_items, page
+from app.responses.objects import DeletedResponse, Response
+from app.responses.output import output_message
+from app.responses.schemas import ResponsesRequest
+from app.responses.translate import ChatMessage, input_messages
+from app.state import Quota, StateBackend
+
+logger = logging.getLogger(__name__)
+
+ANONYMOUS = "anonymous"  # the owner of responses created without a gateway key
+IMAGE_MARK = "$vg_image"  # {IMAGE_MARK: sha256} stands for a data URI kept once
+IMAGE_GRACE_S = 60.0  # an image outlives the responses that refer to it by this much
+
+
+class ResponseStore:
+    """Save, read, continue and delete responses; each key (`owner`) sees only its own."""
+
+    def __init__(self, state: StateBackend, config: ResponsesConfig) -> None:
+        self._state = state
+        self._ttl_s = config.ttl_s
+        self._quota = Quota("responses", config.max_bytes)
+
+    async def save(
+        self,
+        request: ResponsesRequest,
+        response: Response,
+        *,
+        owner: str,
+        history: Sequence[ChatMessage] = (),
+    ) -> bool:
+        """Keep a finished response with its input, and the conversation so far (`history`,
+        the previous response's, then this turn's input and output). False when nothing was
+        kept: `store: false`, `ttl_s: 0`, or the byte cap."""
+        if self._ttl_s <= 0 or not request.stores:
+            return False
+        conversation = [*history, *input_messages(request)]
+        answer = output_message(response)
+        if answer is not None:
+            conversation.append(answer)
+        record: dict[str, object] = {
+            "owner": owner,
+            "response": response.model_dump(mode="json"),
+            "input_items": input_items(request),
+            "conversation": conversation,
+        }
+        images: dict[str, str] = {}
+        text = await asyncio.to_thread(_encode_record, record, images)
+        for digest, uri in images.items():
+            if not await self._keep_image(digest, uri):
+                return self._refused(response.id)
+        stored = await self._state.set_counted(
+            _response_key(response.id), text, self._ttl_s, self._quota
+        )
+        return stored or self._refused(response.id)
+
+    def _refused(self, response_id: str) -> bool:
+        logger.warning(
+            "stored responses are at responses.max_bytes; response %s is not stored", response_id
+        )
+        return False
+
+    async def _keep_image(self, digest: str, uri: str) -> bool:
+        key, ttl_s = _image_key(digest), self._ttl_s + IMAGE_GRACE_S
+        if await self._state.extend_counted(key, ttl_s, self._quota):
+            return True
+        return await self._state.set_counted(key, uri, ttl_s, self._quota)
+
+    async def get(self, response_id: str, *, owner: str) -> dict[str, object]:
+        """The stored `response` object."""
+        record = await self._record(response_id, owner)
+        response = record.get("response")
+        assert isinstance(response, dict)
+        return response
+
+    async def delete(self, response_id: str, *, owner: str) -> DeletedResponse:
+        await self._record(response_id, owner)
+        if not await self._state.delete_counted(_response_key(response_id), self._quota):
+            raise _not_found(response_id, None)
+        return DeletedResponse(id=response_id)
+
+    async def conversation(self, previous_response_id: str, *, owner: str) -> list[ChatMessage]:
+        """The conversation a request's `previous_response_id` continues, images restored."""
+        param = "previous_response_id"
+        record = await self._record(previous_response_id, owner, param)
+        messages = await self._restore(record.get("conversation"), previous_response_id, param)
+        assert isinstance(messages, list)
+        return messages
+
+    async def list_input_items(
+        self,
+        response_id: str,
+        *,
+        owner: str,
+        order: str = "desc",
+        limit: int = DEFAULT_PAGE,
+        after: str | None = None,
+    ) -> dict[str, object]:
+        """One page of the response's input items, in OpenAI's list shape."""
+        record = await self._record(response_id, owner)
+        items = await self._restore(record.get("input_items"), response_id, None)
+        assert isinstance(items, list)
+        return page(items, order=order, limit=limit, after=after)
+
+    async def _record(
+        self, response_id: str, owner: str, param: str | None = None
+    ) -> dict[str, object]:
+        text = await self._state.get(_response_key(response_id))
+        record = orjson.loads(text) if text is not None else None
+        if not isinstance(record, dict) or record.get("owner") != owner:
+            raise _not_found(response_id, param)
+        return record
+
+    async def _restore(self, value: object, response_id: str, param: str | None) -> object:
+        digests: set[str] = set()
+        _find_marks(value, digests)
+        images = {}
+        for digest in digests:
+            uri = await self._state.get(_image_key(digest))
+            if uri is None:  # expired with its last response: this one is gone too
+                raise _not_found(response_id, param)
+            images[digest] = uri
+        return _replace_marks(value, images)
+
+
+def _response_key(response_id: str) -> str:
+    return f"responses:{response_id}"
+
+
+def _image_key(digest: str) -> str:
+    return f"responses:image:{digest}"
+
+
+def _not_found(response_id: str, param: str | None) -> ResponseNotFound:
+    kind = "previous response" if param == "previous_response_id" else "response"
+    return ResponseNotFound(f"no {kind} with id {response_id[:100]!r}", param=param)
+
+
+def _encode_record(record: dict[str, object], images: dict[str, str]) -> str:
+    """The record as JSON, each data URI in its input replaced by a mark (off the event
+    loop: hashing an image takes a while)."""
+    for name in ("input_items", "conversation"):
+        record[name] = _mark_images(record[name], images)
+    return orjson.dumps(record).decode()
+
+
+def _mark_images(value: object, images: dict[str, str]) -> object:
+    if isinstance(value, str):
+        digest = _data_uri_digest(value)
+        if digest is None:
+            return value
+        images[digest] = value
+        return {IMAGE_MARK: digest}
+    if isinstance(value, list):
+        return [_mark_images(item, images) for item in value]
+    if isinstance(value, dict):
+        return {key: _mark_images(item, images) for key, item in value.items()}
+    return value
+
+
+def _data_uri_digest(value: str) -> str | None:
+    """The sha256 of a base64 data URI's bytes; None for any other string."""
+    if not value.startswith("data:"):
+        return None
+    header, comma, payload = value.partition(",")
+    if not comma or not header.endswith(";base64"):
+        return None
+    try:
+        data = pybase64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return hashlib.sha256(data).hexdigest()
+
+
+def _find_marks(value: object, digests: set[str]) -> None:
+    if isinstance(value, dict):
+        mark = value.get(IMAGE_MARK) if len(value) == 1 else None
+        if isinstance(mark, str):
+            digests.add(mark)
+            return
+        for item in value.values():
+            _find_marks(item, digests)
+    elif isinstance(value, list):
+        for item in value:
+            _find_marks(item, digests)
+
+
+def _replace_marks(value: object, images: dict[str, str]) -> object:
+    if isinstance(value, dict):
+        mark = value.get(IMAGE_MARK) if len(value) == 1 else None
+        if isinstance(mark, str):
+            return images[mark]
+        return {key: _replace_marks(item, images) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_replace_marks(item, images) for item in value]
+    return value

@@ -1,0 +1,210 @@
+"""A Responses request as the internal chat request: the conversation, tools and settings.
+
+Pure functions. What no upstream behind the gateway can take (file ids, files, audio, built-in
+tools) is refused with 400 `unsupported_parameter` and a `param` naming it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from app.errors import InvalidRequest, UnsupportedParameter
+from app.responses.schemas import (
+    ContentPart,
+    FunctionCallItem,
+    FunctionCallOutputItem,
+    FunctionTool,
+    InputImage,
+    InputText,
+    MessageItem,
+    OtherItem,
+    OutputText,
+    Refusal,
+    ResponsesRequest,
+)
+from app.schemas import ChatCompletionRequest
+from app.validation import validation_error
+
+ChatMessage = dict[str, object]
+
+# Items that carry no input for the next answer: a reasoning model's thoughts.
+_DROPPED_ITEMS = frozenset({"reasoning"})
+
+
+def to_chat_request(
+    request: ResponsesRequest, history: Sequence[ChatMessage] = ()
+) -> ChatCompletionRequest:
+    """The chat request the upstream is asked: `instructions` as the first system message,
+    then the stored conversation of `previous_response_id` (`history`), then `input`."""
+    messages: list[ChatMessage] = []
+    if request.instructions:
+        messages.append({"role": "system", "content": request.instructions})
+    messages.extend(history)
+    new = input_messages(request)
+    if not new and not history:
+        raise InvalidRequest("`input` must hold at least one item", param="input")
+    messages.extend(new)
+    body: dict[str, object] = {"model": request.model, "messages": messages}
+    body.update(_settings(request))
+    try:
+        return ChatCompletionRequest.model_validate(body)
+    except ValidationError as exc:
+        raise validation_error(exc.errors()) from None
+
+
+def _settings(request: ResponsesRequest) -> dict[str, object]:
+    settings: dict[str, object] = {
+        "max_completion_tokens": request.max_output_tokens,
+        "temperature": request.temperature,
+        "top_p": request.top_p,
+        "user": request.user,
+        "metadata": request.metadata,
+        "tools": chat_tools(request),
+        "tool_choice": chat_tool_choice(request),
+        "response_format": response_format(request),
+    }
+    if request.stream:
+        settings["stream"] = True
+        settings["stream_options"] = {"include_usage": True}
+    # Chat APIs refuse `parallel_tool_calls` without tools.
+    if request.tools and request.parallel_tool_calls is not None:
+        settings["parallel_tool_calls"] = request.parallel_tool_calls
+    return {name: value for name, value in settings.items() if value is not None}
+
+
+def input_messages(request: ResponsesRequest) -> list[ChatMessage]:
+    """`input` as chat messages: what a stored conversation keeps of this turn."""
+    if request.input is None:
+        return []
+    if isinstance(request.input, str):
+        return [{"role": "user", "content": request.input}]
+    messages: list[ChatMessage] = []
+    for i, item in enumerate(request.input):
+        where = f"input[{i}]"
+        if isinstance(item, MessageItem):
+            messages.append(_message(item, where))
+        elif isinstance(item, FunctionCallItem):
+            _add_tool_call(messages, item)
+        elif isinstance(item, FunctionCallOutputItem):
+            messages.append(_tool_message(item, where))
+        elif isinstance(item, OtherItem) and item.type not in _DROPPED_ITEMS:
+            raise UnsupportedParameter(
+                f"input items of type {item.type!r} are not supported", param=where
+            )
+    return messages
+
+
+def _message(item: MessageItem, where: str) -> ChatMessage:
+    if isinstance(item.content, str):
+        return {"role": item.role, "content": item.content}
+    if item.role == "user":
+        parts = [_user_part(part, f"{where}.content[{j}]") for j, part in enumerate(item.content)]
+        return {"role": "user", "content": parts}
+    text = "".join(_text(part, f"{where}.content[{j}]") for j, part in enumerate(item.content))
+    return {"role": item.role, "content": text}
+
+
+def _user_part(part: ContentPart, where: str) -> dict[str, object]:
+    if isinstance(part, InputImage):
+        return {"type": "image_url", "image_url": _image_url(part, where)}
+    return {"type": "text", "text": _text(part, where)}
+
+
+def _image_url(part: InputImage, where: str) -> dict[str, object]:
+    if part.image_url is None:
+        if part.file_id is not None:
+            raise UnsupportedParameter(
+                "images by `file_id` are not supported; send `image_url` (a URL or a data URI)",
+                param=where,
+            )
+        raise InvalidRequest("an input_image needs `image_url`", param=f"{where}.image_url")
+    url: dict[str, object] = {"url": part.image_url}
+    if part.detail is not None:
+        url["detail"] = "high" if part.detail == "original" else part.detail
+    return url
+
+
+def _text(part: ContentPart, where: str) -> str:
+    if isinstance(part, InputText | OutputText):
+        return part.text
+    if isinstance(part, Refusal):
+        return part.refusal
+    if isinstance(part, InputImage):
+        raise InvalidRequest("images are only accepted in user messages", param=where)
+    raise UnsupportedParameter(
+        f"content parts of type {part.type!r} are not supported", param=where
+    )
+
+
+def _add_tool_call(messages: list[ChatMessage], item: FunctionCallItem) -> None:
+    """A function call joins the assistant message just before it, as chat carries them."""
+    call = {
+        "id": item.call_id,
+        "type": "function",
+        "function": {"name": item.name, "arguments": item.arguments},
+    }
+    last = messages[-1] if messages else None
+    if last is None or last.get("role") != "assistant":
+        last = {"role": "assistant", "content": None}
+        messages.append(last)
+    calls = last.setdefault("tool_calls", [])
+    assert isinstance(calls, list)
+    calls.append(call)
+
+
+def _tool_message(item: FunctionCallOutputItem, where: str) -> ChatMessage:
+    if isinstance(item.output, str):
+        output = item.output
+    else:
+        output = "".join(_text(p, f"{where}.output[{j}]") for j, p in enumerate(item.output))
+    return {"role": "tool", "tool_call_id": item.call_id, "content": output}
+
+
+def chat_tools(request: ResponsesRequest) -> list[dict[str, object]] | None:
+    """Flat function tools in chat's nested form; built-in tools are refused."""
+    if not request.tools:
+        return None
+    tools: list[dict[str, object]] = []
+    for i, tool in enumerate(request.tools):
+        if not isinstance(tool, FunctionTool):
+            raise UnsupportedParameter(
+                f"built-in tools ({tool.type!r}) are not supported; use function tools",
+                param=f"tools[{i}]",
+            )
+        function = tool.model_dump(include={"name", "description", "parameters", "strict"})
+        tools.append({"type": "function", "function": _without_none(function)})
+    return tools
+
+
+def chat_tool_choice(request: ResponsesRequest) -> str | dict[str, object] | None:
+    choice = request.tool_choice
+    if choice is None or isinstance(choice, str):
+        return choice
+    name = choice.get("name")
+    if choice.get("type") == "function" and isinstance(name, str) and name:
+        return {"type": "function", "function": {"name": name}}
+    raise UnsupportedParameter(
+        f"tool_choice of type {choice.get('type')!r} is not supported", param="tool_choice"
+    )
+
+
+def response_format(request: ResponsesRequest) -> dict[str, object] | None:
+    """`text.format` as chat's `response_format` (`text` is the default and sends nothing)."""
+    text_format = request.text.format if request.text else None
+    if text_format is None or text_format.type == "text":
+        return None
+    if text_format.type == "json_object":
+        return {"type": "json_object"}
+    schema: dict[str, object] = {
+        "name": text_format.name,
+        "schema": text_format.schema_,
+        "description": text_format.description,
+        "strict": text_format.strict,
+    }
+    return {"type": "json_schema", "json_schema": _without_none(schema)}
+
+
+def _without_none(fields: dict[str, object]) -> dict[str, object]:
+    return {name: value for name, value in fields.items() if value is not None}

@@ -1,0 +1,185 @@
+"""A streamed chat answer as Responses events, in OpenAI's order, readable by the SDK."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, get_args
+
+import openai.types.responses as sdk
+import pytest
+from pydantic import BaseModel
+
+from app.errors import GatewayError, UpstreamError, UpstreamTimeout
+from app.responses.events import ResponseEvent, ResponseStream, encode
+from app.responses.schemas import parse_request
+from app.schemas import ChatCompletionChunk
+
+pytestmark = pytest.mark.anyio
+
+# Each stream event type of the SDK's union, by its `type` value.
+SDK_EVENTS: dict[str, type[BaseModel]] = {
+    get_args(cls.model_fields["type"].annotation)[0]: cls
+    for cls in get_args(get_args(sdk.ResponseStreamEvent)[0])
+}
+
+
+def chunk(*choices: dict[str, Any], usage: dict[str, int] | None = None) -> ChatCompletionChunk:
+    body = {"id": "c", "created": 1, "model": "m", "choices": list(choices), "usage": usage}
+    return ChatCompletionChunk.model_validate(body)
+
+
+ROLE = chunk({"index": 0, "delta": {"role": "assistant", "content": ""}})
+USAGE = chunk(usage={"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8})
+
+
+def text(piece: str) -> ChatCompletionChunk:
+    return chunk({"index": 0, "delta": {"content": piece}})
+
+
+def finish(reason: str) -> ChatCompletionChunk:
+    return chunk({"index": 0, "delta": {}, "finish_reason": reason})
+
+
+def call(index: int, **fields: Any) -> ChatCompletionChunk:
+    return chunk({"index": 0, "delta": {"tool_calls": [{"index": index, **fields}]}})
+
+
+async def chunks_of(
+    *items: ChatCompletionChunk | GatewayError,
+) -> AsyncIterator[ChatCompletionChunk]:
+    for item in items:
+        if isinstance(item, GatewayError):
+            raise item
+        yield item
+
+
+async def run(
+    *items: ChatCompletionChunk | GatewayError, **body: Any
+) -> tuple[ResponseStream, list[Any]]:
+    """The stream's events, each checked against the SDK's model of its type."""
+    request = parse_request({"model": "m", "input": "x", "stream": True, **body})
+    stream = ResponseStream(request, chunks_of(*items))
+    events: list[ResponseEvent] = [event async for event in stream.events()]
+    assert [event.sequence_number for event in events] == list(range(len(events)))
+    return stream, [
+        SDK_EVENTS[event.type].model_validate(event.model_dump(mode="json")) for event in events
+    ]
+
+
+async def test_a_text_answer_streams_in_openai_order() -> None:
+    stream, events = await run(ROLE, text("A "), text("cat."), finish("stop"), USAGE)
+    assert [event.type for event in events] == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.output_text.delta",
+        "response.output_text.delta",
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    assert events[0].response.status == "in_progress"
+    assert [e.delta for e in events if e.type == "response.output_text.delta"] == ["A ", "cat."]
+    assert events[6].text == "A cat."
+    done = events[-1].response
+    assert done.status == "completed"
+    assert done.output_text == "A cat."
+    assert done.usage is not None
+    assert (done.usage.input_tokens, done.usage.output_tokens) == (5, 3)
+    item_id = events[2].item.id
+    assert {e.item_id for e in events[3:8]} == {item_id}
+    assert done.output[0].id == item_id
+    assert (stream.response.id, stream.response.status) == (done.id, "completed")
+
+
+async def test_tool_calls_stream_as_function_call_items_with_argument_deltas() -> None:
+    stream, events = await run(
+        ROLE,
+        text("Checking."),
+        call(0, id="call_a", type="function", function={"name": "weather", "arguments": ""}),
+        call(0, function={"arguments": '{"city":'}),
+        call(0, function={"arguments": '"Paris"}'}),
+        call(1, id="call_b", type="function", function={"name": "time", "arguments": "{}"}),
+        finish("tool_calls"),
+        USAGE,
+    )
+    kinds = [event.type for event in events]
+    assert kinds[2:9] == [
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.output_text.delta",
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.output_item.added",
+    ]
+    deltas = [e for e in events if e.type == "response.function_call_arguments.delta"]
+    assert [(e.output_index, e.delta) for e in deltas] == [
+        (1, '{"city":'),
+        (1, '"Paris"}'),
+        (2, "{}"),
+    ]
+    dones = [e for e in events if e.type == "response.function_call_arguments.done"]
+    assert [(e.output_index, e.arguments) for e in dones] == [(1, '{"city":"Paris"}'), (2, "{}")]
+    assert kinds[-1] == "response.completed"
+    calls = [item for item in stream.response.output if item.type == "function_call"]
+    assert [(c.call_id, c.name, c.arguments) for c in calls] == [
+        ("call_a", "weather", '{"city":"Paris"}'),
+        ("call_b", "time", "{}"),
+    ]
+    assert all(c.id.startswith("fc_") for c in calls)
+
+
+async def test_an_answer_cut_short_ends_with_response_incomplete() -> None:
+    stream, events = await run(ROLE, text("A ca"), finish("length"), USAGE, max_output_tokens=2)
+    assert events[-1].type == "response.incomplete"
+    assert events[-1].response.incomplete_details.reason == "max_output_tokens"
+    assert events[-2].item.status == "incomplete"
+    assert stream.response.status == "incomplete"
+
+
+async def test_an_empty_answer_still_has_its_message_item() -> None:
+    _, events = await run(ROLE, finish("stop"), USAGE)
+    assert [event.type for event in events][2:-1] == [
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+    ]
+    assert events[-1].response.output_text == ""
+
+
+async def test_a_failure_mid_stream_is_an_error_event_then_response_failed() -> None:
+    broken = UpstreamError("the upstream stream broke off")
+    stream, events = await run(ROLE, text("A "), broken)
+    assert [event.type for event in events][-2:] == ["error", "response.failed"]
+    error = events[-2]
+    assert (error.code, error.message) == ("upstream_failed", "the upstream stream broke off")
+    failed = events[-1].response
+    assert failed.status == "failed"
+    assert failed.error is not None
+    assert failed.error.message == "the upstream stream broke off"
+    assert failed.output_text == "A "
+    assert stream.response.status == "failed"
+
+
+async def test_a_failure_before_the_first_event_is_raised_for_an_http_status() -> None:
+    request = parse_request({"model": "m", "input": "x", "stream": True})
+    stream = ResponseStream(request, chunks_of(UpstreamTimeout("too slow")))
+    events = stream.events()
+    with pytest.raises(UpstreamTimeout):
+        await anext(events)
+
+
+async def test_events_are_encoded_with_an_event_line_and_no_done() -> None:
+    request = parse_request({"model": "m", "input": "x", "stream": True})
+    stream = ResponseStream(request, chunks_of(ROLE, text("hi"), finish("stop"), USAGE))
+    body = b"".join([encode(event) async for event in stream.events()])
+    frames = body.split(b"\n\n")
+    assert frames[-1] == b""
+    assert frames[0].startswith(b"event: response.created\ndata: {")
+    assert all(frame.split(b"\n")[0].startswith(b"event: ") for frame in frames[:-1])
+    assert b"[DONE]" not in body

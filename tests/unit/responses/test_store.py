@@ -1,0 +1,178 @@
+"""Stored responses, in process memory and in a real Redis: what is kept, for whom, how long."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import openai.types.responses as sdk
+import pytest
+
+from app.config import ResponsesConfig
+from app.errors import InvalidRequest, ResponseNotFound
+from app.responses.objects import Response
+from app.responses.output import to_response
+from app.responses.schemas import ResponsesRequest, parse_request
+from app.responses.store import ResponseStore
+from app.responses.translate import to_chat_request
+from app.schemas import ChatCompletion
+from tests.unit.responses.conftest import Backend
+from tests.unit.responses.test_translate import PNG
+
+pytestmark = pytest.mark.anyio
+
+
+def turn(text: str, **body: Any) -> tuple[ResponsesRequest, Response]:
+    request = parse_request({"model": "m", "input": text, **body})
+    answer = ChatCompletion.model_validate(
+        {"model": "m", "choices": [{"message": {"role": "assistant", "content": f"re: {text}"}}]}
+    )
+    return request, to_response(answer, request)
+
+
+def with_image(text: str) -> list[dict[str, Any]]:
+    content = [{"type": "input_text", "text": text}, {"type": "input_image", "image_url": PNG}]
+    return [{"role": "user", "content": content}]
+
+
+async def test_a_stored_response_is_read_back_as_the_sdk_reads_it(backend: Backend) -> None:
+    store = ResponseStore(backend.state, ResponsesConfig())
+    request, response = turn("hello")
+    assert await store.save(request, response, owner="team-a")
+    stored = sdk.Response.model_validate(await store.get(response.id, owner="team-a"))
+    assert (stored.id, stored.output_text) == (response.id, "re: hello")
+
+
+async def test_store_false_and_ttl_zero_keep_nothing(backend: Backend) -> None:
+    request, response = turn("hello", store=False)
+    assert not await ResponseStore(backend.state, ResponsesConfig()).save(
+        request, response, owner="a"
+    )
+    request, response = turn("hello")
+    assert not await ResponseStore(backend.state, ResponsesConfig(ttl_s=0)).save(
+        request, response, owner="a"
+    )
+    with pytest.raises(ResponseNotFound):
+        await ResponseStore(backend.state, ResponsesConfig()).get(response.id, owner="a")
+
+
+async def test_another_key_sees_no_response_of_this_one(backend: Backend) -> None:
+    store = ResponseStore(backend.state, ResponsesConfig())
+    request, response = turn("secret")
+    await store.save(request, response, owner="team-a")
+    with pytest.raises(ResponseNotFound) as caught:
+        await store.get(response.id, owner="team-b")
+    assert (caught.value.status_code, caught.value.code) == (404, "response_not_found")
+    with pytest.raises(ResponseNotFound) as continued:
+        await store.conversation(response.id, owner="anonymous")
+    assert continued.value.param == "previous_response_id"
+    with pytest.raises(ResponseNotFound):
+        await store.delete(response.id, owner="team-b")
+    assert (await store.get(response.id, owner="team-a"))["id"] == response.id
+
+
+async def test_a_response_expires_after_ttl_s(backend: Backend) -> None:
+    store = ResponseStore(backend.state, ResponsesConfig(ttl_s=0.5))
+    request, response = turn("brief")
+    await store.save(request, response, owner="a")
+    assert (await store.get(response.id, owner="a"))["id"] == response.id
+    await backend.advance(0.7)
+    with pytest.raises(ResponseNotFound):
+        await store.get(response.id, owner="a")
+
+
+async def test_deleted_responses_are_gone_and_free_their_bytes(backend: Backend) -> None:
+    request, response = turn("x" * 1000)
+    store = ResponseStore(backend.state, ResponsesConfig(max_bytes=6000))
+    assert await store.save(request, response, owner="a")
+    deleted = await store.delete(response.id, owner="a")
+    assert deleted.model_dump() == {"id": response.id, "object": "response", "deleted": True}
+    with pytest.raises(ResponseNotFound):
+        await store.get(response.id, owner="a")
+    again, second = turn("x" * 1000)
+    assert await store.save(again, second, owner="a")
+
+
+async def test_at_max_bytes_new_responses_are_not_stored_until_older_ones_expire(
+    backend: Backend,
+) -> None:
+    store = ResponseStore(backend.state, ResponsesConfig(ttl_s=0.5, max_bytes=6000))
+    first = turn("x" * 1000)
+    second = turn("y" * 1000)
+    assert await store.save(*first, owner="a")
+    assert not await store.save(*second, owner="a")
+    with pytest.raises(ResponseNotFound):
+        await store.get(second[1].id, owner="a")
+    await backend.advance(0.7)
+    assert await store.save(*second, owner="a")
+
+
+async def test_previous_response_id_rebuilds_the_whole_conversation(backend: Backend) -> None:
+    store = ResponseStore(backend.state, ResponsesConfig())
+    first_request, first = turn("one", instructions="sys")
+    await store.save(first_request, first, owner="a")
+    history = await store.conversation(first.id, owner="a")
+    second_request, second = turn("two", previous_response_id=first.id)
+    await store.save(second_request, second, owner="a", history=history)
+
+    third = parse_request({"model": "m", "input": with_image("three")})
+    messages = to_chat_request(third, await store.conversation(second.id, owner="a")).messages
+    assert [m.role for m in messages] == ["user", "assistant", "user", "assistant", "user"]
+    assert [m.content for m in messages[:4]] == ["one", "re: one", "two", "re: two"]
+    assert messages[4].model_dump(exclude_none=True)["content"][1]["image_url"]["url"] == PNG
+
+
+async def test_an_image_is_stored_once_whatever_the_responses_that_carry_it(
+    backend: Backend,
+) -> None:
+    store = ResponseStore(backend.state, ResponsesConfig())
+    for text in ("first", "second", "third"):
+        request = parse_request({"model": "m", "input": with_image(text)})
+        _, response = turn(text)
+        await store.save(request, response, owner="a")
+        history = await store.conversation(response.id, owner="a")
+        content = history[0]["content"]
+        assert isinstance(content, list)
+        assert content[1]["image_url"]["url"] == PNG
+    images = await _image_entries(backend)
+    assert images == 1
+
+
+async def _image_entries(backend: Backend) -> int:
+    """How many image entries the backend holds."""
+    from app.state import MemoryState
+
+    if isinstance(backend.state, MemoryState):
+        return sum(1 for key in backend.state._values if key.startswith("responses:image:"))
+    keys = await backend.state._redis.keys("vg:responses:image:*")  # type: ignore[attr-defined]
+    return len(keys)
+
+
+async def test_input_items_are_listed_in_openai_shape_with_paging(backend: Backend) -> None:
+    store = ResponseStore(backend.state, ResponsesConfig())
+    request = parse_request(
+        {
+            "model": "m",
+            "input": [
+                *with_image("look"),
+                {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
+                {"type": "function_call_output", "call_id": "c1", "output": "done"},
+            ],
+        }
+    )
+    _, response = turn("x")
+    await store.save(request, response, owner="a")
+    newest = sdk.ResponseItemList.model_validate(
+        await store.list_input_items(response.id, owner="a", limit=2)
+    )
+    assert [item.type for item in newest.data] == ["function_call_output", "function_call"]
+    assert newest.has_more
+    rest = sdk.ResponseItemList.model_validate(
+        await store.list_input_items(response.id, owner="a", after=newest.last_id)
+    )
+    [message] = rest.data
+    assert isinstance(message, sdk.ResponseInputMessageItem)
+    assert message.content[1].image_url == PNG  # type: ignore[union-attr]
+    assert not rest.has_more
+    with pytest.raises(InvalidRequest) as caught:
+        await store.list_input_items(response.id, owner="a", limit=101)
+    assert caught.value.param == "limit"
