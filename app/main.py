@@ -23,6 +23,7 @@ from app.limits import Cooldowns, RateLimiter
 from app.logs import configure_logging
 from app.metrics import Metrics
 from app.providers.base import ProviderContext
+from app.responses.store import ResponseStore
 from app.routing import Router
 from app.state import build_state
 from app.transport import AiohttpTransport
@@ -53,6 +54,7 @@ def create_app(config: GatewayConfig, *, resolver: Resolver = system_resolver) -
         metrics=metrics,
         limiter=limiter,
         state=state,
+        responses=ResponseStore(state, config.responses),
         started_at=int(time.time()),
         api_keys=config.server.active_keys(),
     )

@@ -8,7 +8,7 @@ from starlette.responses import Response
 
 from app.api.endpoints import Incoming
 from app.api.replies import JSON, Reply
-from app.api.stream import EventStream
+from app.api.stream import EventStream, chat_body
 from app.errors import InvalidJSON, InvalidRequest
 from app.schemas import ChatCompletionRequest
 from app.validation import validation_error
@@ -22,7 +22,8 @@ async def create_chat_completion(incoming: Incoming) -> Reply:
     await gateway.admit(incoming.key, chat.model)
     if chat.stream:
         events, record.provider = await gateway.service.stream(chat)
-        return EventStream(events, incoming.client, record, gateway.metrics.streams)
+        body = chat_body(events, record)
+        return EventStream(body, incoming.client, record, gateway.metrics.streams)
     completion, record.provider = await gateway.service.complete(chat)
     return Response(
         completion.model_dump_json(),

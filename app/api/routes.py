@@ -6,10 +6,13 @@ from __future__ import annotations
 from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.responses import Response
 
-from app.api import chat, health, models, playground
+from app.api import chat, health, models, playground, responses
 from app.api.endpoints import Endpoint, Endpoints, Incoming
 from app.api.openapi import openapi_document
 from app.api.replies import json_reply
+from app.responses.objects import DeletedResponse
+from app.responses.objects import Response as ResponseObject
+from app.responses.schemas import ResponsesRequest
 from app.schemas import ChatCompletion, ChatCompletionRequest, Model, ModelList
 
 TITLE = "vision-gateway"
@@ -28,6 +31,40 @@ def build_endpoints() -> Endpoints:
             reads_body=True,
             request_model=ChatCompletionRequest,
             response_model=ChatCompletion,
+        ),
+        Endpoint(
+            "/v1/responses",
+            ("POST",),
+            responses.create_response,
+            "Create a response (images as `input_image` parts); `stream: true` for SSE events",
+            aliases=("/responses",),
+            api="responses",
+            reads_body=True,
+            request_model=ResponsesRequest,
+            response_model=ResponseObject,
+        ),
+        Endpoint(
+            "/v1/responses/{response_id}",
+            ("GET",),
+            responses.retrieve_response,
+            "Retrieve a stored response",
+            aliases=("/responses/{response_id}",),
+            response_model=ResponseObject,
+        ),
+        Endpoint(
+            "/v1/responses/{response_id}",
+            ("DELETE",),
+            responses.delete_response,
+            "Delete a stored response",
+            aliases=("/responses/{response_id}",),
+            response_model=DeletedResponse,
+        ),
+        Endpoint(
+            "/v1/responses/{response_id}/input_items",
+            ("GET",),
+            responses.list_input_items,
+            "List a stored response's input items",
+            aliases=("/responses/{response_id}/input_items",),
         ),
         Endpoint(
             "/v1/models",

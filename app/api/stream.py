@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from prometheus_client import Gauge
 from pydantic import BaseModel
@@ -18,13 +18,11 @@ logger = logging.getLogger(__name__)
 
 
 class EventStream:
-    """The streaming HTTP response, as an ASGI app: each event is written as soon as it is
-    ready, then `[DONE]`; `: keepalive` comments fill quiet intervals (paced by the client
-    watch, which also cancels the stream when the client goes away).
-
-    A failure after the first byte cannot change the status any more: it becomes one error
-    event and the stream ends without `[DONE]`; the request record keeps its real status
-    and outcome. On shutdown the server lets open streams finish within
+    """The streaming HTTP response, as an ASGI app: each already framed event is written as
+    soon as it is ready; `: keepalive` comments fill quiet intervals (paced by the client
+    watch, which also cancels the stream when the client goes away). What an API's stream
+    says when it fails after its first byte is up to its framing (`chat_body`, the
+    Responses events). On shutdown the server lets open streams finish within
     `server.shutdown_grace_s`, then cancels them.
     """
 
@@ -32,12 +30,12 @@ class EventStream:
 
     def __init__(
         self,
-        events: AsyncIterator[BaseModel],
+        body: AsyncGenerator[bytes],
         client: ClientWatch,
         record: RequestRecord,
         streams: Gauge | None = None,
     ) -> None:
-        self._events = events
+        self._body = body
         self._client = client
         self._record = record
         self._streams = streams
@@ -57,40 +55,46 @@ class EventStream:
         client.pace(keepalive, KEEPALIVE_INTERVAL_S)
         if streams is not None:
             streams.inc()
+        sent = client.sent
         try:
             with client.closing():
-                ended = await self._relay(send)
+                async for data in self._body:
+                    await send({"type": "http.response.body", "body": data, "more_body": True})
+                    sent()
                 client.stop()
-                await send({"type": "http.response.body", "body": ended, "more_body": False})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
         except GatewayError as exc:  # the client went away: nobody is left to tell
             self._record.failed(exc.status_code, exc.code)
         finally:
             client.stop()
             if streams is not None:
                 streams.dec()
-            aclose = getattr(self._events, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            await self._body.aclose()
 
-    async def _relay(self, send: Send) -> bytes:
-        """Send every event; return what ends the stream: `[DONE]`, or nothing after an
-        error event."""
-        sent = self._client.sent
-        try:
-            async for event in self._events:
-                data = encode_event(event)
-                await send({"type": "http.response.body", "body": data, "more_body": True})
-                sent()
-        except GatewayError as exc:
-            if isinstance(exc, ClientClosedRequest):
-                raise
-            error = exc
-        except Exception:
-            logger.exception("stream failed after the first byte")
-            error = InternalError("the gateway hit an unexpected error")
-        else:
-            return DONE
-        logger.warning("stream failed after the first byte: %s", error.message)
-        self._record.failed(error.status_code, error.code, error.provider)
-        await send({"type": "http.response.body", "body": encode_error(error), "more_body": True})
-        return b""
+
+async def chat_body(
+    events: AsyncIterator[BaseModel], record: RequestRecord
+) -> AsyncGenerator[bytes]:
+    """Chat completion chunks as events, then `[DONE]`. A failure after the first byte
+    becomes one error event and the stream ends without `[DONE]`; the record keeps the
+    failure's status and outcome."""
+    try:
+        async for event in events:
+            yield encode_event(event)
+    except ClientClosedRequest:
+        raise
+    except GatewayError as exc:
+        error: GatewayError = exc
+    except Exception:
+        logger.exception("stream failed after the first byte")
+        error = InternalError("the gateway hit an unexpected error")
+    else:
+        yield DONE
+        return
+    finally:
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()
+    logger.warning("stream failed after the first byte: %s", error.message)
+    record.failed(error.status_code, error.code, error.provider)
+    yield encode_error(error)

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from app.api.client import ClientWatch
-from app.api.stream import EventStream
+from app.api.stream import EventStream, chat_body
 from app.errors import UpstreamError, UpstreamTimeout
 from app.record import RequestRecord
 from app.schemas import ChatCompletionChunk, ChoiceDelta, ChunkChoice
@@ -193,7 +193,8 @@ async def body_of(source: Events, record: RequestRecord | None = None) -> list[b
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
 
-    stream = EventStream(source(), ClientWatch(receive), record or RequestRecord())
+    record = record or RequestRecord()
+    stream = EventStream(chat_body(source(), record), ClientWatch(receive), record)
     await stream({"type": "http"}, receive, send)
     return sent
 
