@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -62,7 +63,8 @@ class VLMRun(JobProvider[Prediction]):
         self.poll_interval_s = entry.poll_interval_s
         self.metrics = context.metrics
         self.timeout_s = entry.timeout_s
-        self._domains: tuple[float, list[str]] = (0.0, [])
+        # Never fetched: stale at any clock (the monotonic clock may start near 0 at boot).
+        self._domains: tuple[float, list[str]] = (-math.inf, [])
 
     async def variants(self) -> list[str]:
         """The domains the upstream offers, when `list_domains` asks for them (cached)."""
