@@ -192,11 +192,16 @@ class UpstreamAPI:
         return json_object(await self.send(request), self.name)
 
 
+class MalformedReply(UpstreamError):
+    """A 2xx reply that is not what the upstream's API answers: not JSON, not an object, or
+    without what the gateway needs from it (502 `upstream_failed`)."""
+
+
 def json_object(response: httpx.Response, provider: str) -> dict[str, object]:
     try:
         body = orjson.loads(response.content)
     except orjson.JSONDecodeError:
         body = None
     if not isinstance(body, dict):
-        raise UpstreamError(f"the {provider} upstream sent a malformed reply")
+        raise MalformedReply(f"the {provider} upstream sent a malformed reply")
     return body

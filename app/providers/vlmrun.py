@@ -15,7 +15,7 @@ from app.images import ImageNeeds
 from app.prompt import message_text
 from app.providers.base import Call, Capabilities, ProviderContext, parse_options
 from app.providers.jobs import JobProvider, JobState, JobStatus
-from app.providers.upstream import UpstreamAPI
+from app.providers.upstream import MalformedReply, UpstreamAPI
 from app.schemas import ChatCompletion, ChatCompletionMessage, Choice
 
 DEFAULT_BASE_URL = "https://api.vlm.run/v1"
@@ -147,7 +147,14 @@ class VLMRun(JobProvider[Prediction]):
 
 
 def _state(reply: dict[str, object]) -> JobState:
-    status = _STATUSES.get(str(reply.get("status")), "running")
+    """A prediction reply read; one without a known status, or completed without its
+    response, is malformed."""
+    named = reply.get("status")
+    status = _STATUSES.get(named) if isinstance(named, str) else None
+    if status is None:
+        raise MalformedReply("the vlmrun upstream sent a prediction status it does not document")
+    if status == "succeeded" and reply.get("response") is None:
+        raise MalformedReply("the vlmrun prediction completed without a response")
     error = None
     if status == "failed":
         usage = reply.get("usage")
