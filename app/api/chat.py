@@ -25,6 +25,7 @@ from app.errors import (
     GatewayError,
     InternalError,
     InvalidJSON,
+    InvalidRequest,
     RequestTooLarge,
     error_response,
 )
@@ -141,7 +142,7 @@ def parse_request(body: bytes) -> ChatCompletionRequest:
     except orjson.JSONDecodeError:
         raise InvalidJSON("the request body is not valid JSON") from None
     if not isinstance(payload, dict):
-        raise InvalidJSON("the request body must be a JSON object")
+        raise InvalidRequest("the request body must be a JSON object")
     try:
         return ChatCompletionRequest.model_validate(payload)
     except ValidationError as exc:

@@ -28,6 +28,27 @@ def test_body_that_is_not_json(http: httpx.Client) -> None:
     assert_error(response, 400, "invalid_request_error", "invalid_json", param=None)
 
 
+@pytest.mark.parametrize("body", [b"[]", b'["inspect"]', b'"inspect"', b"null", b"1", b"true"])
+def test_json_that_is_not_an_object_is_a_schema_violation(
+    client: openai.OpenAI, body: bytes
+) -> None:
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.post(
+            "/chat/completions",
+            content=body,
+            options={"headers": {"Content-Type": "application/json"}},
+            cast_to=object,
+        )
+
+    assert raised.value.status_code == 400
+    assert raised.value.body == {
+        "message": "the request body must be a JSON object",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "invalid_value",
+    }
+
+
 def test_schema_violation_names_the_field(http: httpx.Client) -> None:
     response = http.post("/v1/chat/completions", json=chat_request("inspect", temperature=7))
 
