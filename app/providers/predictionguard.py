@@ -8,6 +8,7 @@ import orjson
 
 from app.errors import UnsupportedParameter, UpstreamError
 from app.images import ImageNeeds
+from app.prompt import developer_as_system
 from app.providers.base import Call, Capabilities, stream_when_ready
 from app.providers.openai_compat import OpenAICompatible
 from app.schemas import ChatCompletion, ChatCompletionChunk
@@ -54,6 +55,7 @@ class PredictionGuard(OpenAICompatible):
         dumped = request.model_dump(exclude_unset=True)
         body: dict[str, object] = {"model": call.upstream_model}
         body.update({key: dumped[key] for key in _FIELDS if key in dumped})
+        body["messages"] = developer_as_system(dumped["messages"])
         if "max_completion_tokens" not in body and request.max_tokens:
             body["max_completion_tokens"] = request.max_tokens
         if stream:
