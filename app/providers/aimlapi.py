@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.providers.base import ANSWER_FIELDS, Capabilities
+from app.providers.base import ALL_RESPONSE_FORMATS, ANSWER_FIELDS, Capabilities
 from app.providers.openai_compat import OpenAICompatible
 
 
@@ -16,4 +16,5 @@ class AIMLAPI(OpenAICompatible):
         needs_api_key=True,
         native_n=True,
         answer_fields=frozenset(ANSWER_FIELDS),
+        response_formats=ALL_RESPONSE_FORMATS,
     )

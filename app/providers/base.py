@@ -34,6 +34,8 @@ class Capabilities:
     native_n: bool = False  # honours `n > 1` itself; otherwise the gateway fans out
     # Fields that change the answer and that this upstream honours (others get a 400).
     answer_fields: frozenset[str] = frozenset()
+    # `response_format` types it honours; `text` asks for nothing more than any answer.
+    response_formats: frozenset[str] = frozenset({"text"})
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,8 @@ def parse_options(entry: ModelEntry, model: type[OptionsT]) -> OptionsT:
 
 # Fields that change what the answer is (SPEC §4): refused where a provider lacks them.
 ANSWER_FIELDS = ("tools", "tool_choice", "logprobs", "audio", "modalities")
+# Every `response_format` type: for upstreams that honour JSON answers, schemas included.
+ALL_RESPONSE_FORMATS = frozenset({"text", "json_object", "json_schema"})
 
 
 def refuse_unsupported(request: ChatCompletionRequest, capabilities: Capabilities) -> None:
@@ -119,6 +123,12 @@ def refuse_unsupported(request: ChatCompletionRequest, capabilities: Capabilitie
             raise UnsupportedParameter(
                 f"{name!r} is not supported by this model's provider", param=name
             )
+    response_format = request.response_format
+    if response_format is not None and response_format.type not in capabilities.response_formats:
+        raise UnsupportedParameter(
+            f"response_format {response_format.type!r} is not supported by this model's provider",
+            param="response_format",
+        )
 
 
 def role_chunk(

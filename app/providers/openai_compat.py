@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from app.config import ModelEntry
 from app.errors import UpstreamError
 from app.providers.base import (
+    ALL_RESPONSE_FORMATS,
     ANSWER_FIELDS,
     Call,
     Capabilities,
@@ -41,6 +42,7 @@ class OpenAICompatible:
         needs_api_key=False,
         native_n=True,
         answer_fields=frozenset(ANSWER_FIELDS),
+        response_formats=ALL_RESPONSE_FORMATS,
     )
 
     def __init__(self, entry: ModelEntry, context: ProviderContext) -> None:

@@ -6,7 +6,7 @@ from collections.abc import AsyncGenerator
 
 import orjson
 
-from app.errors import UnsupportedParameter, UpstreamError
+from app.errors import UpstreamError
 from app.images import ImageNeeds
 from app.prompt import developer_as_system
 from app.providers.base import Call, Capabilities, stream_when_ready
@@ -47,11 +47,6 @@ class PredictionGuard(OpenAICompatible):
 
     def payload(self, call: Call, *, stream: bool) -> dict[str, object]:
         request = call.request
-        if request.response_format is not None and request.response_format.type != "text":
-            raise UnsupportedParameter(
-                "response_format is not supported by this model's provider",
-                param="response_format",
-            )
         dumped = request.model_dump(exclude_unset=True)
         body: dict[str, object] = {"model": call.upstream_model}
         body.update({key: dumped[key] for key in _FIELDS if key in dumped})

@@ -12,7 +12,14 @@ from app.config import ModelEntry
 from app.errors import UpstreamError
 from app.images import ImageNeeds
 from app.prompt import flatten_conversation
-from app.providers.base import Call, Capabilities, ProviderContext, parse_options, role_chunk
+from app.providers.base import (
+    ALL_RESPONSE_FORMATS,
+    Call,
+    Capabilities,
+    ProviderContext,
+    parse_options,
+    role_chunk,
+)
 from app.providers.stops import StopFilter, apply_stops
 from app.providers.upstream import UpstreamAPI, json_object, map_upstream_errors
 from app.schemas import (
@@ -44,6 +51,7 @@ class Takeoff:
         images=ImageNeeds(urls=False, max_images=1, raw_bytes=True),
         needs_api_key=False,
         native_n=True,
+        response_formats=ALL_RESPONSE_FORMATS,  # its constrained decoding takes a JSON schema
     )
 
     def __init__(self, entry: ModelEntry, context: ProviderContext) -> None:

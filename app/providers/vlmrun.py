@@ -13,7 +13,13 @@ from app.config import ModelEntry
 from app.errors import InvalidRequest, UpstreamError
 from app.images import ImageNeeds
 from app.prompt import message_text
-from app.providers.base import Call, Capabilities, ProviderContext, parse_options
+from app.providers.base import (
+    ALL_RESPONSE_FORMATS,
+    Call,
+    Capabilities,
+    ProviderContext,
+    parse_options,
+)
 from app.providers.jobs import JobProvider, JobState, JobStatus
 from app.providers.upstream import MalformedReply, UpstreamAPI
 from app.schemas import ChatCompletion, ChatCompletionMessage, Choice
@@ -52,6 +58,8 @@ class VLMRun(JobProvider[Prediction]):
     capabilities = Capabilities(
         images=ImageNeeds(urls=True, mixed=False),
         answer_fields=frozenset(),
+        # Its predictions are JSON objects, of the domain's schema or of the one asked for.
+        response_formats=ALL_RESPONSE_FORMATS,
     )
 
     def __init__(self, entry: ModelEntry, context: ProviderContext) -> None:
@@ -106,9 +114,10 @@ class VLMRun(JobProvider[Prediction]):
             raise InvalidRequest("this model needs at least one image", param="messages")
         prompt = "\n\n".join(text for m in call.request.messages if (text := message_text(m)))
         config: dict[str, object] = {"prompt": prompt or None}
-        schema = call.request.json_schema()
-        if schema is not None:
-            config["json_schema"] = schema
+        # `json_object` needs no schema: the domain's answer already is an object.
+        response_format = call.request.response_format
+        if response_format is not None and response_format.type == "json_schema":
+            config["json_schema"] = call.request.json_schema()
         if call.request.max_completion_tokens or call.request.max_tokens:
             config["max_tokens"] = call.request.max_completion_tokens or call.request.max_tokens
         if call.request.temperature is not None:
