@@ -74,7 +74,7 @@ class InvalidRequest(GatewayError):
 
 
 class InvalidJSON(InvalidRequest):
-    """The body is not a JSON object."""
+    """The body is not JSON."""
 
     code = "invalid_json"
 

@@ -24,6 +24,7 @@ from app.record import RequestRecord
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _OVERHEAD_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1)
 
 
@@ -41,6 +42,12 @@ class Metrics:
             "Model requests (chat completions, responses) by how they ended. A stream that "
             "fails after its first byte counts with its error's status, not 200.",
             ["api", "model", "provider", "key", "status", "outcome"],
+            registry=registry,
+        )
+        self.errors = Counter(
+            "gateway_errors",
+            "Requests that ended in an error, by API (`none` for other endpoints) and code.",
+            ["api", "code"],
             registry=registry,
         )
         self.duration = Histogram(
@@ -146,7 +153,10 @@ class Metrics:
 
     def observe(self, record: RequestRecord) -> None:
         """Count a finished request from its record."""
-        self.http_requests.labels(record.route, record.method, str(record.status)).inc()
+        method = record.method if record.method in _METHODS else "other"
+        self.http_requests.labels(record.route, method, str(record.status)).inc()
+        if record.status >= 400:
+            self.errors.labels(record.api or "none", record.error_code or "none").inc()
         if record.api is None:
             return
         api, model, provider, key = record.api, record.model_label, record.provider, record.key

@@ -41,6 +41,12 @@ def flatten_conversation(request: ChatCompletionRequest) -> str:
     return "\n\n".join(section for section in sections if section)
 
 
+def developer_as_system(messages: list[dict[str, object]]) -> list[dict[str, object]]:
+    """Messages as sent upstream, with `developer` (newer clients' name for system
+    instructions) renamed `system`, for upstreams that know only the older role."""
+    return [{**m, "role": "system"} if m.get("role") == "developer" else m for m in messages]
+
+
 def _speaker(message: Message) -> str:
     if isinstance(message, AssistantMessage | ToolMessage):
         return _SPEAKERS[message.role]

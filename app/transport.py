@@ -57,7 +57,7 @@ def _parsed(url: str) -> yarl.URL:
 
 
 def _mapped(exc: BaseException, *, connecting: bool) -> httpx.TransportError:
-    """aiohttp's failure as the httpx exception the upstream seam maps (SPEC §5)."""
+    """aiohttp's failure as the httpx exception the upstream seam maps."""
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return httpx.ConnectTimeout(str(exc) or "connect timeout")
     if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):

@@ -1,6 +1,6 @@
 """The mock's other upstreams: Masterpiece X jobs and Takeoff's multipart image streams.
 
-Both follow the wire formats in PROVIDERS.md (§1 and §5). Masterpiece X: `POST /llm/llm_call`
+Both follow the providers' wire formats. Masterpiece X: `POST /llm/llm_call`
 or `/llm/image_query` answers `{requestId}` at once; `GET /status/{requestId}` says `pending`,
 then `processing`, until the job's time is up, then `complete` with `outputs.output`. A job's
 time comes from its prompt (`[job-10s]`); every status poll is logged for the benchmark, which

@@ -70,6 +70,25 @@ class PreparedImage:
         """What to put in an OpenAI-style `image_url.url` for this image."""
         return to_data_uri(self.image) if self.replaced and self.image else self.url
 
+    def facts(self) -> dict[str, object]:
+        """What `describe` says, as JSON values."""
+        facts: dict[str, object] = {
+            "source": self.source,
+            "url": None if self.source == "data_uri" else display_url(self.url),
+            "fetched": self.source == "url" and self.image is not None,
+        }
+        if self.image is not None:
+            image = self.image
+            facts.update(
+                mime=image.mime,
+                width=image.width,
+                height=image.height,
+                bytes=image.size,
+                sha256_prefix=image.sha256[:12],
+                conversions=list(image.conversions),
+            )
+        return facts
+
     def describe(self) -> str:
         origin = "data URI" if self.source == "data_uri" else f"URL {display_url(self.url)}"
         if self.image is None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.providers.base import ANSWER_FIELDS, Capabilities
+from app.providers.base import ALL_RESPONSE_FORMATS, ANSWER_FIELDS, Capabilities
 from app.providers.openai_compat import OpenAICompatible
 
 
@@ -18,4 +18,5 @@ class AIMLAPI(OpenAICompatible):
         answer_fields=frozenset(ANSWER_FIELDS),
         streams=True,
         lists_models=True,
+        response_formats=ALL_RESPONSE_FORMATS,
     )

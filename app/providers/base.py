@@ -37,6 +37,8 @@ class Capabilities:
     streams: bool = False  # relays the upstream's tokens as they come
     jobs: bool = False  # answers come from jobs the gateway polls
     lists_models: bool = False  # `list_models()` names what a `prefix/*` route offers
+    # `response_format` types it honours; `text` asks for nothing more than any answer.
+    response_formats: frozenset[str] = frozenset({"text"})
 
 
 @dataclass(frozen=True)
@@ -129,8 +131,10 @@ def parse_options(entry: ModelEntry, model: type[OptionsT]) -> OptionsT:
         ) from None
 
 
-# Fields that change what the answer is (SPEC §4): refused where a provider lacks them.
+# Fields that change what the answer is: refused where a provider lacks them.
 ANSWER_FIELDS = ("tools", "tool_choice", "logprobs", "audio", "modalities")
+# Every `response_format` type: for upstreams that honour JSON answers, schemas included.
+ALL_RESPONSE_FORMATS = frozenset({"text", "json_object", "json_schema"})
 
 
 def refuse_unsupported(request: ChatCompletionRequest, capabilities: Capabilities) -> None:
@@ -143,6 +147,12 @@ def refuse_unsupported(request: ChatCompletionRequest, capabilities: Capabilitie
             raise UnsupportedParameter(
                 f"{name!r} is not supported by this model's provider", param=name
             )
+    response_format = request.response_format
+    if response_format is not None and response_format.type not in capabilities.response_formats:
+        raise UnsupportedParameter(
+            f"response_format {response_format.type!r} is not supported by this model's provider",
+            param="response_format",
+        )
 
 
 def role_chunk(

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 
+import orjson
+
 from app.config import ModelEntry
+from app.images import ImageNeeds
 from app.prompt import flatten_conversation
 from app.providers.base import (
+    ALL_RESPONSE_FORMATS,
     Call,
     Capabilities,
     Event,
@@ -24,9 +28,16 @@ from app.schemas import (
 
 
 class Inspect(Translator):
-    """Reports per image its source, type, size, bytes, hash and the conversions applied."""
+    """Reports per image its source, type, size, bytes, hash and the conversions applied; as a
+    JSON object when `response_format` asks for JSON (it follows no schema)."""
 
-    capabilities = Capabilities(needs_api_key=False)
+    capabilities = Capabilities(
+        # Image URLs are fetched, as for any upstream that reads bytes, so that it can say
+        # what they really are.
+        images=ImageNeeds(urls=False),
+        needs_api_key=False,
+        response_formats=ALL_RESPONSE_FORMATS,
+    )
 
     def __init__(self, entry: ModelEntry, context: ProviderContext) -> None:  # noqa: ARG002
         parse_options(entry, NoOptions)
@@ -39,10 +50,27 @@ class Inspect(Translator):
         return "\n".join(lines)
 
     async def execute(self, call: Call, *, stream: bool) -> AsyncGenerator[Event]:  # noqa: ARG002
-        yield self.answer(call)
+        yield self.completion(call)
 
-    def answer(self, call: Call) -> ChatCompletion:
-        text = self.describe(call)
+    @staticmethod
+    def describe_json(call: Call) -> str:
+        """The same facts as `describe`, as a JSON object."""
+        facts = {
+            "messages": len(call.request.messages),
+            "images": [image.facts() for image in call.images],
+            "prompt_characters": len(flatten_conversation(call.request)),
+        }
+        return orjson.dumps(facts).decode()
+
+    @classmethod
+    def answer(cls, call: Call) -> str:
+        """The description, as JSON when `response_format` asks for JSON."""
+        response_format = call.request.response_format
+        wants_json = response_format is not None and response_format.type != "text"
+        return cls.describe_json(call) if wants_json else cls.describe(call)
+
+    def completion(self, call: Call) -> ChatCompletion:
+        text = self.answer(call)
         prompt_tokens = len(flatten_conversation(call.request).split())
         completion_tokens = len(text.split())
         return ChatCompletion(

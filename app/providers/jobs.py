@@ -13,12 +13,26 @@ from typing import Generic, Literal, TypeVar, assert_never
 from app.errors import UpstreamError, UpstreamJobFailed, UpstreamRejected, UpstreamTimeout
 from app.metrics import Metrics
 from app.providers.base import ACCEPTED, Call, Event, Translator
+from app.providers.upstream import MalformedReply
 from app.record import upstream_wait
 from app.schemas import ChatCompletion
 
 logger = logging.getLogger(__name__)
 
 JobStatus = Literal["queued", "running", "succeeded", "failed"]
+
+# Polls answered with a malformed reply before the job is given up: the first, and two more in
+# case something between the gateway and the upstream garbled one.
+MALFORMED_POLLS = 3
+
+
+class MalformedJobReply(MalformedReply):
+    """A job's polls kept answering what the gateway can't read. Not tried again on another
+    attempt: that would start the job, and spend the upstream's credits, a second time."""
+
+    @property
+    def retryable(self) -> bool:
+        return False
 
 
 @dataclass(frozen=True)
@@ -47,11 +61,13 @@ async def wait_for_job(
 
     Polls are `interval_s` apart (or the upstream's hint), the first one spread over one
     interval so that jobs started together don't poll together. A poll that fails with a
-    retryable upstream error is tried again at the next turn. Cancellation (a client that went
-    away) stops the loop at once, wherever it waits.
+    retryable upstream error is tried again at the next turn; malformed replies are, up to
+    `MALFORMED_POLLS` of them. Cancellation (a client that went away) stops the loop at once,
+    wherever it waits.
     """
     timeout_s = deadline - clock()
     state = first
+    malformed = 0
     delay = interval_s * (0.5 + jitter())
     while True:
         if state is not None:
@@ -74,6 +90,12 @@ async def wait_for_job(
             raise UpstreamTimeout(f"the upstream job did not finish within {timeout_s:.3g} s")
         try:
             state = await check()
+        except MalformedReply as exc:
+            malformed += 1
+            if malformed >= MALFORMED_POLLS:
+                raise MalformedJobReply(exc.message) from None
+            logger.info("job poll got a malformed reply; trying again")
+            state = None
         except UpstreamError as exc:
             if not exc.retryable:
                 raise

@@ -13,7 +13,7 @@ from app.images import ImageNeeds, PreparedImage
 from app.prompt import flatten_conversation
 from app.providers.base import Call, Capabilities, ProviderContext, parse_options
 from app.providers.jobs import JobProvider, JobState, JobStatus
-from app.providers.upstream import UpstreamAPI
+from app.providers.upstream import MalformedReply, UpstreamAPI
 from app.schemas import ChatCompletion, ChatCompletionMessage, Choice
 
 logger = logging.getLogger(__name__)
@@ -77,14 +77,7 @@ class MasterpieceX(JobProvider[Job]):
         return Job(request_id, reply.get("balance")), None
 
     async def check(self, job: Job) -> JobState:
-        reply = await self._api.call("GET", f"/status/{job.request_id}")
-        status = _STATUSES.get(str(reply.get("status")), "running")
-        outputs = reply.get("outputs")
-        output = outputs.get("output") if isinstance(outputs, dict) else None
-        if status == "succeeded" and not isinstance(output, str):
-            raise UpstreamError("the masterpiecex job completed without an output")
-        error = reply.get("error") or reply.get("message")
-        return JobState(status, output, str(error) if error else None, raw=reply)
+        return job_state(await self._api.call("GET", f"/status/{job.request_id}"))
 
     def to_completion(self, call: Call, job: Job, state: JobState) -> ChatCompletion:
         raw = state.raw or {}
@@ -133,6 +126,21 @@ class MasterpieceX(JobProvider[Job]):
         )
         await self._api.send(put)
         return upload_url.split("?", 1)[0]
+
+
+def job_state(reply: dict[str, object]) -> JobState:
+    """A `/status/{requestId}` reply read; one without a known status, or complete without
+    its output, is malformed."""
+    named = reply.get("status")
+    status = _STATUSES.get(named) if isinstance(named, str) else None
+    if status is None:
+        raise MalformedReply("the masterpiecex upstream sent a job status it does not document")
+    outputs = reply.get("outputs")
+    output = outputs.get("output") if isinstance(outputs, dict) else None
+    if status == "succeeded" and not isinstance(output, str):
+        raise MalformedReply("the masterpiecex job completed without an output")
+    error = reply.get("error") or reply.get("message")
+    return JobState(status, output, str(error) if error else None, raw=reply)
 
 
 def _text_call(call: Call, prompt: str) -> dict[str, object]:

@@ -12,6 +12,7 @@ from app.config import ModelEntry
 from app.errors import UpstreamError
 from app.providers.base import (
     ACCEPTED,
+    ALL_RESPONSE_FORMATS,
     ANSWER_FIELDS,
     Call,
     Capabilities,
@@ -46,6 +47,7 @@ class OpenAICompatible(Translator):
         answer_fields=frozenset(ANSWER_FIELDS),
         streams=True,
         lists_models=True,
+        response_formats=ALL_RESPONSE_FORMATS,
     )
 
     def __init__(self, entry: ModelEntry, context: ProviderContext) -> None:

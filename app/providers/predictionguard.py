@@ -6,13 +6,14 @@ from collections.abc import AsyncGenerator
 
 import orjson
 
-from app.errors import UnsupportedParameter, UpstreamError
+from app.errors import UpstreamError
 from app.images import ImageNeeds
+from app.prompt import developer_as_system
 from app.providers.base import Call, Capabilities, Event
 from app.providers.openai_compat import OpenAICompatible
 from app.schemas import ChatCompletion
 
-# The request fields its chat API documents; others are dropped (SPEC §4).
+# The request fields its chat API documents; others are dropped.
 _FIELDS = (
     "messages",
     "max_completion_tokens",
@@ -47,14 +48,10 @@ class PredictionGuard(OpenAICompatible):
 
     def payload(self, call: Call, *, stream: bool) -> dict[str, object]:
         request = call.request
-        if request.response_format is not None and request.response_format.type != "text":
-            raise UnsupportedParameter(
-                "response_format is not supported by this model's provider",
-                param="response_format",
-            )
         dumped = request.model_dump(exclude_unset=True)
         body: dict[str, object] = {"model": call.upstream_model}
         body.update({key: dumped[key] for key in _FIELDS if key in dumped})
+        body["messages"] = developer_as_system(dumped["messages"])
         if "max_completion_tokens" not in body and request.max_tokens:
             body["max_completion_tokens"] = request.max_tokens
         if stream:

@@ -14,6 +14,7 @@ from app.images import ImageNeeds
 from app.prompt import flatten_conversation
 from app.providers.base import (
     ACCEPTED,
+    ALL_RESPONSE_FORMATS,
     Call,
     Capabilities,
     Event,
@@ -53,6 +54,7 @@ class Takeoff(Translator):
         needs_api_key=False,
         native_n=True,
         streams=True,
+        response_formats=ALL_RESPONSE_FORMATS,  # its constrained decoding takes a JSON schema
     )
 
     def __init__(self, entry: ModelEntry, context: ProviderContext) -> None:

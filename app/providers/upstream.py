@@ -61,7 +61,7 @@ def upstream_message(body: bytes) -> str:
 
 
 def raise_for_status(response: httpx.Response, provider: str, secrets: tuple[str, ...]) -> None:
-    """Map a non-2xx upstream reply (body already read) to the SPEC §5 error table."""
+    """Map a non-2xx upstream reply (body already read) to the gateway's error for it."""
     status = response.status_code
     if 200 <= status < 300:
         return
@@ -154,7 +154,7 @@ class UpstreamAPI:
         )
 
     async def send(self, request: httpx.Request) -> httpx.Response:
-        """Send and read a request; non-2xx statuses raise per SPEC §5."""
+        """Send and read a request; non-2xx statuses raise the gateway's errors."""
         with map_upstream_errors(self.name), upstream_wait():
             response = await self.transport.handle_async_request(request)
             try:
@@ -192,11 +192,16 @@ class UpstreamAPI:
         return json_object(await self.send(request), self.name)
 
 
+class MalformedReply(UpstreamError):
+    """A 2xx reply that is not what the upstream's API answers: not JSON, not an object, or
+    without what the gateway needs from it (502 `upstream_failed`)."""
+
+
 def json_object(response: httpx.Response, provider: str) -> dict[str, object]:
     try:
         body = orjson.loads(response.content)
     except orjson.JSONDecodeError:
         body = None
     if not isinstance(body, dict):
-        raise UpstreamError(f"the {provider} upstream sent a malformed reply")
+        raise MalformedReply(f"the {provider} upstream sent a malformed reply")
     return body

@@ -11,10 +11,16 @@ from app.config import ModelEntry
 from app.errors import InvalidRequest, UpstreamError
 from app.images import ImageNeeds
 from app.prompt import message_text
-from app.providers.base import Call, Capabilities, ProviderContext, parse_options
+from app.providers.base import (
+    ALL_RESPONSE_FORMATS,
+    Call,
+    Capabilities,
+    ProviderContext,
+    parse_options,
+)
 from app.providers.jobs import JobProvider, JobState, JobStatus
 from app.providers.listing import CachedList
-from app.providers.upstream import UpstreamAPI
+from app.providers.upstream import MalformedReply, UpstreamAPI
 from app.schemas import ChatCompletion, ChatCompletionMessage, Choice
 
 DEFAULT_BASE_URL = "https://api.vlm.run/v1"
@@ -47,7 +53,12 @@ class VLMRun(JobProvider[Prediction]):
 
     name = "vlmrun"
 
-    capabilities = Capabilities(images=ImageNeeds(urls=True, mixed=False), jobs=True)
+    capabilities = Capabilities(
+        images=ImageNeeds(urls=True, mixed=False),
+        jobs=True,
+        # Its predictions are JSON objects, of the domain's schema or of the one asked for.
+        response_formats=ALL_RESPONSE_FORMATS,
+    )
 
     def __init__(self, entry: ModelEntry, context: ProviderContext) -> None:
         self._options = parse_options(entry, VLMRunOptions)
@@ -59,7 +70,10 @@ class VLMRun(JobProvider[Prediction]):
         self.metrics = context.metrics
         self._domain_list = CachedList(self._domains)
         self.capabilities = Capabilities(
-            images=self.capabilities.images, jobs=True, lists_models=self._options.list_domains
+            images=self.capabilities.images,
+            jobs=True,
+            lists_models=self._options.list_domains,
+            response_formats=ALL_RESPONSE_FORMATS,
         )
 
     async def _domains(self) -> list[str]:
@@ -94,9 +108,10 @@ class VLMRun(JobProvider[Prediction]):
             raise InvalidRequest("this model needs at least one image", param="messages")
         prompt = "\n\n".join(text for m in call.request.messages if (text := message_text(m)))
         config: dict[str, object] = {"prompt": prompt or None}
-        schema = call.request.json_schema()
-        if schema is not None:
-            config["json_schema"] = schema
+        # `json_object` needs no schema: the domain's answer already is an object.
+        response_format = call.request.response_format
+        if response_format is not None and response_format.type == "json_schema":
+            config["json_schema"] = call.request.json_schema()
         if call.request.max_completion_tokens or call.request.max_tokens:
             config["max_tokens"] = call.request.max_completion_tokens or call.request.max_tokens
         if call.request.temperature is not None:
@@ -135,7 +150,14 @@ class VLMRun(JobProvider[Prediction]):
 
 
 def _state(reply: dict[str, object]) -> JobState:
-    status = _STATUSES.get(str(reply.get("status")), "running")
+    """A prediction reply read; one without a known status, or completed without its
+    response, is malformed."""
+    named = reply.get("status")
+    status = _STATUSES.get(named) if isinstance(named, str) else None
+    if status is None:
+        raise MalformedReply("the vlmrun upstream sent a prediction status it does not document")
+    if status == "succeeded" and reply.get("response") is None:
+        raise MalformedReply("the vlmrun prediction completed without a response")
     error = None
     if status == "failed":
         usage = reply.get("usage")

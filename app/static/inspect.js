@@ -5,7 +5,7 @@ const DESCRIBED = /^(.*?), (\S+\/\S+), (\d+)×(\d+), (\d+) bytes, sha256 ([0-9a-
 
 function imageFacts(description) {
   const parts = DESCRIBED.exec(description);
-  if (!parts) return [["gateway", description]]; // e.g. a URL passed on unfetched
+  if (!parts) return [["gateway", description]]; // a line of another form: shown as it is
   const [, source, mime, width, height, bytes, , conversion] = parts;
   return [
     ["type", mime],

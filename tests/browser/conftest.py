@@ -83,8 +83,8 @@ def playground_models(mpx: FakeMasterpieceX) -> list[dict[str, Any]]:
     return [{"name": "inspect", "provider": "inspect"}, mpx_entry(mpx)]
 
 
-# Image URLs point at loopback, and the inspect model should see their bytes too.
-FETCH_LOOPBACK_IMAGES = {"allow_private_networks": True, "fetch_remote": "always"}
+# Image URLs point at loopback, which the gateway fetches from only when told.
+FETCH_LOOPBACK_IMAGES = {"allow_private_networks": True}
 
 
 @pytest.fixture(scope="session")

@@ -71,6 +71,15 @@ def chat_request(model: str, **fields: Any) -> dict[str, Any]:
     return {"model": model, "messages": user_message(), **fields}
 
 
+def inspect_request(**fields: Any) -> dict[str, Any]:
+    """A body `inspect` answers: its image inline, since it fetches image URLs."""
+    return chat_request("inspect", messages=inspect_message(), **fields)
+
+
+def inspect_message() -> list[ChatCompletionMessageParam]:
+    return user_message(image_url=png_data_uri(4, 3))
+
+
 def png_bytes(width: int, height: int, color: str | None = "red") -> bytes:
     """A real PNG of the given size: one colour, or random noise (which compresses badly)."""
     if color is None:

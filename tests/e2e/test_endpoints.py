@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from tests.e2e.conftest import StartGateway
-from tests.e2e.deployments import chat_request
+from tests.e2e.deployments import chat_request, inspect_request
 from tests.e2e.envelope import assert_error
 from tests.e2e.fakes.openai_compat import LISTED_MODELS, FakeUpstream, Reply
 
@@ -29,7 +29,7 @@ def test_ready(http: httpx.Client) -> None:
 
 
 def test_metrics_count_chat_requests(http: httpx.Client) -> None:
-    assert http.post("/v1/chat/completions", json=chat_request("inspect")).status_code == 200
+    assert http.post("/v1/chat/completions", json=inspect_request()).status_code == 200
     assert http.post("/v1/chat/completions", json=chat_request("no-such-model")).status_code == 404
 
     response = http.get("/metrics")
@@ -95,15 +95,15 @@ def test_request_id_is_echoed(http: httpx.Client) -> None:
         assert response.headers["x-request-id"] == "trace-4711"
     response = http.post(
         "/v1/chat/completions",
-        json=chat_request("inspect", stream=True),
+        json=inspect_request(stream=True),
         headers={"x-request-id": "trace-4712"},
     )
     assert response.headers["x-request-id"] == "trace-4712"
 
 
 def test_request_id_is_made_when_absent(http: httpx.Client) -> None:
-    first = http.post("/v1/chat/completions", json=chat_request("inspect"))
-    second = http.post("/v1/chat/completions", json=chat_request("inspect"))
+    first = http.post("/v1/chat/completions", json=inspect_request())
+    second = http.post("/v1/chat/completions", json=inspect_request())
 
     assert first.headers["x-request-id"]
     assert second.headers["x-request-id"]
@@ -123,7 +123,7 @@ def test_overhead_header_leaves_out_upstream_time(
 
 
 def test_chat_completions_is_also_served_without_the_v1_prefix(http: httpx.Client) -> None:
-    response = http.post("/chat/completions", json=chat_request("inspect"))
+    response = http.post("/chat/completions", json=inspect_request())
 
     assert response.status_code == 200
     assert response.json()["object"] == "chat.completion"

@@ -1,4 +1,4 @@
-"""SPEC §5's error table for requests the gateway refuses itself: status, `type`, `code` and
+"""The error table for requests the gateway refuses itself: status, `type`, `code` and
 `param` of each, in OpenAI's envelope."""
 
 from __future__ import annotations
@@ -11,7 +11,13 @@ import openai
 import pytest
 
 from tests.e2e.conftest import MakeClient, StartGateway
-from tests.e2e.deployments import chat_request, entry, user_message
+from tests.e2e.deployments import (
+    chat_request,
+    entry,
+    inspect_message,
+    inspect_request,
+    user_message,
+)
 from tests.e2e.envelope import assert_error
 from tests.e2e.fakes.openai_compat import FakeUpstream
 
@@ -28,8 +34,29 @@ def test_body_that_is_not_json(http: httpx.Client) -> None:
     assert_error(response, 400, "invalid_request_error", "invalid_json", param=None)
 
 
+@pytest.mark.parametrize("body", [b"[]", b'["inspect"]', b'"inspect"', b"null", b"1", b"true"])
+def test_json_that_is_not_an_object_is_a_schema_violation(
+    client: openai.OpenAI, body: bytes
+) -> None:
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.post(
+            "/chat/completions",
+            content=body,
+            options={"headers": {"Content-Type": "application/json"}},
+            cast_to=object,
+        )
+
+    assert raised.value.status_code == 400
+    assert raised.value.body == {
+        "message": "the request body must be a JSON object",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "invalid_value",
+    }
+
+
 def test_schema_violation_names_the_field(http: httpx.Client) -> None:
-    response = http.post("/v1/chat/completions", json=chat_request("inspect", temperature=7))
+    response = http.post("/v1/chat/completions", json=inspect_request(temperature=7))
 
     assert_error(response, 400, "invalid_request_error", "invalid_value", param="temperature")
 
@@ -56,7 +83,7 @@ def test_bad_content_part_names_the_part(http: httpx.Client) -> None:
     ],
 )
 def test_field_the_provider_cannot_honour(http: httpx.Client, field: str, value: Any) -> None:
-    response = http.post("/v1/chat/completions", json=chat_request("inspect", **{field: value}))
+    response = http.post("/v1/chat/completions", json=inspect_request(**{field: value}))
 
     assert_error(response, 400, "invalid_request_error", "unsupported_parameter", param=field)
 
@@ -69,7 +96,7 @@ def small_gateway(start_gateway: StartGateway) -> str:
 
 
 def test_body_over_max_request_bytes(small_gateway: str) -> None:
-    body = chat_request("inspect", user="x" * 4096)
+    body = inspect_request(user="x" * 4096)
 
     response = httpx.post(f"{small_gateway}/v1/chat/completions", json=body)
 
@@ -102,7 +129,7 @@ def keyed_gateway(start_gateway: StartGateway, openai_upstream: FakeUpstream) ->
 )
 def test_missing_or_wrong_gateway_key(keyed_gateway: str, headers: dict[str, str]) -> None:
     response = httpx.post(
-        f"{keyed_gateway}/v1/chat/completions", json=chat_request("inspect"), headers=headers
+        f"{keyed_gateway}/v1/chat/completions", json=inspect_request(), headers=headers
     )
 
     assert_error(response, 401, "authentication_error", "invalid_api_key")
@@ -110,12 +137,14 @@ def test_missing_or_wrong_gateway_key(keyed_gateway: str, headers: dict[str, str
 
 def test_wrong_gateway_key_through_the_sdk(keyed_gateway: str, make_client: MakeClient) -> None:
     with pytest.raises(openai.AuthenticationError) as raised:
-        make_client(keyed_gateway).chat.completions.create(model="inspect", messages=user_message())
+        make_client(keyed_gateway).chat.completions.create(
+            model="inspect", messages=inspect_message()
+        )
 
     assert raised.value.code == "invalid_api_key"
     assert (
         make_client(keyed_gateway, "gw-admin-key")
-        .chat.completions.create(model="inspect", messages=user_message())
+        .chat.completions.create(model="inspect", messages=inspect_message())
         .model
         == "inspect"
     )
@@ -134,7 +163,7 @@ def test_key_not_allowed_this_model(keyed_gateway: str, make_client: MakeClient)
             model="fake/anything", messages=user_message()
         )
     allowed = httpx.post(
-        f"{keyed_gateway}/v1/chat/completions", json=chat_request("inspect"), headers=headers
+        f"{keyed_gateway}/v1/chat/completions", json=inspect_request(), headers=headers
     )
     assert allowed.status_code == 200
 
@@ -162,8 +191,8 @@ def test_gateway_rate_limit_per_key(start_gateway: StartGateway) -> None:
     headers = {"authorization": "Bearer gw-slow-key"}
     url = f"{gateway}/v1/chat/completions"
 
-    first = httpx.post(url, json=chat_request("inspect"), headers=headers)
-    second = httpx.post(url, json=chat_request("inspect"), headers=headers)
+    first = httpx.post(url, json=inspect_request(), headers=headers)
+    second = httpx.post(url, json=inspect_request(), headers=headers)
 
     assert first.status_code == 200
     assert_error(second, 429, "rate_limit_error", "rate_limit_exceeded")

@@ -1,4 +1,4 @@
-"""Image parts: what `inspect` reads from images, and the image errors of SPEC §5 and §7."""
+"""Image parts: what `inspect` reads from images, and the gateway's image errors."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
 from tests.e2e.conftest import StartGateway
-from tests.e2e.deployments import IMAGE_URL, chat_request, png_bytes, png_data_uri, user_message
+from tests.e2e.deployments import chat_request, png_bytes, png_data_uri, user_message
 from tests.e2e.envelope import assert_error
 from tests.e2e.fakes.openai_compat import FakeUpstream
 
@@ -37,7 +37,7 @@ async def test_inspect_streams_like_any_model(async_client: openai.AsyncOpenAI) 
             "role": "user",
             "content": [
                 {"type": "image_url", "image_url": {"url": png_data_uri(64, 48, "blue")}},
-                {"type": "image_url", "image_url": {"url": IMAGE_URL}},
+                {"type": "image_url", "image_url": {"url": png_data_uri(20, 10, "red")}},
             ],
         }
     ]
@@ -53,8 +53,8 @@ async def test_inspect_streams_like_any_model(async_client: openai.AsyncOpenAI) 
     assert chunks[0].choices[0].delta.role == "assistant"
     text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
     assert "2 image(s)" in text
-    assert "image/png, 64×48" in text
-    assert "size=large" not in text
+    assert "image 1: data URI, image/png, 64×48" in text
+    assert "image 2: data URI, image/png, 20×10" in text
 
 
 @pytest.mark.parametrize(

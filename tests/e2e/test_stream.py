@@ -130,7 +130,7 @@ def test_stream_framing_is_data_events_ending_with_done(
 def test_quiet_upstream_gets_keepalive_comments(
     http: httpx.Client, openai_upstream: FakeUpstream
 ) -> None:
-    # SPEC §5: a comment at least every 5 s while the stream is quiet, so this test waits 5.6 s.
+    # A comment at least every 5 s while the stream is quiet, so this test waits 5.6 s.
     openai_upstream.script("pondering", Reply(deltas=["after a pause"], chunk_delay_s=5.6))
 
     response = http.post("/v1/chat/completions", json=chat_request("fake/pondering", stream=True))

@@ -1,4 +1,4 @@
-"""SPEC §5's error table for upstream failures, through both flavours of fake upstream: status,
+"""The error table for upstream failures, through both flavours of fake upstream: status,
 `type` and `code` of each, and no upstream key in any error body."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The log of a whole session of requests (SPEC §5: never a key, a presigned query string or
+"""The log of a whole session of requests (never a key, a presigned query string or
 image data): one JSON object per line, a request line per chat request, and no secret."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Retries, failover and cooldowns (SPEC §3 groups) against a fake that fails on command, with
+"""Retries, failover and cooldowns (groups) against a fake that fails on command, with
 the gateway in process so that the cooldown can be shortened."""
 
 from __future__ import annotations

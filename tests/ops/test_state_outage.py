@@ -1,4 +1,4 @@
-"""Redis going away mid-run (SPEC §2 `/ready`, §8): requests are still served from process
+"""Redis going away mid-run: requests are still served from process
 memory, readiness reports `degraded`, and both recover once Redis is back."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`/metrics` of a gateway with several workers (SPEC §8): whichever worker answers the scrape
+"""`/metrics` of a gateway with several workers: whichever worker answers the scrape
 reports the sum over all of them."""
 
 from __future__ import annotations
@@ -32,11 +32,11 @@ def test_any_worker_reports_the_requests_of_all_workers(
 
     served = send_chats([gateway.url], "vision", SERVED)
     unknown = send_chats([gateway.url], "no-such-model", UNKNOWN)
+    by_worker = requests_by_worker(metrics_dir, SERVED + UNKNOWN)
     scrapes = [scrape(gateway.url) for _ in range(8)]
 
     assert [response.status_code for response in served] == [200] * SERVED
     assert [response.status_code for response in unknown] == [404] * UNKNOWN
-    by_worker = requests_by_worker(metrics_dir)
     assert len(by_worker) == 2
     assert all(count > 0 for count in by_worker.values()), by_worker
     for exposition in scrapes:

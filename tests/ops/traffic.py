@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -59,9 +60,19 @@ def metric_value(exposition: str, sample: str, **labels: str) -> float:
     )
 
 
-def requests_by_worker(metrics_dir: Path) -> dict[int, float]:
+def requests_by_worker(metrics_dir: Path, total: int) -> dict[int, float]:
     """`gateway_requests_total` as each worker process counted it, read from the file it
-    keeps in the multiprocess directory."""
+    keeps in the multiprocess directory, once `total` requests are counted (a request is
+    counted when its response has been sent, a moment after the client has it)."""
+    deadline = time.monotonic() + 3
+    counts = _requests_by_worker(metrics_dir)
+    while sum(counts.values()) < total and time.monotonic() < deadline:
+        time.sleep(0.02)
+        counts = _requests_by_worker(metrics_dir)
+    return counts
+
+
+def _requests_by_worker(metrics_dir: Path) -> dict[int, float]:
     counts: dict[int, float] = {}
     for path in sorted(metrics_dir.glob("counter_*.db")):
         pid = int(path.stem.removeprefix("counter_"))

@@ -206,7 +206,7 @@ async def test_the_answer_carries_the_job_details(mpx_gateway: str, mpx: FakeMas
 def test_waiting_for_the_job_is_not_gateway_overhead(
     mpx_gateway: str, mpx: FakeMasterpieceX
 ) -> None:
-    """`x-gateway-overhead-ms` is the gateway's own time, upstream time excluded (SPEC §2):
+    """`x-gateway-overhead-ms` is the gateway's own time, upstream time excluded:
     the time a job runs upstream is upstream time, polls or no polls."""
     mpx.script(MPXJob(duration_s=0.6))
     started = time.monotonic()
@@ -506,7 +506,7 @@ def test_a_streamed_job_past_the_deadline_ends_with_upstream_timeout(
 def test_the_deadline_of_a_stream_counts_from_the_request(
     start_mpx_gateway: StartJobGateway, mpx: FakeMasterpieceX
 ) -> None:
-    """`timeout_s` is the whole request's deadline, job polling included (SPEC §3), streamed
+    """`timeout_s` is the whole request's deadline, job polling included, streamed
     or not: the time spent submitting the job is not given again to the polling."""
     gateway = start_mpx_gateway(timeout_s=0.6)
     mpx.script(MPXJob(polls=100_000, submit_delay_s=0.4))

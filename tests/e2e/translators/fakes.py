@@ -1,6 +1,6 @@
 """Fake Takeoff and Prediction Guard servers, and a web server holding client images.
 
-Each fake speaks its vendor's wire format (PROVIDERS.md §4 and §5), refuses what the real
+Each fake speaks its vendor's wire format, refuses what the real
 server refuses, answers with the next scripted reply (the last one repeats, none scripted means
 a default one) and records every request it gets, refused ones included.
 """
@@ -26,6 +26,7 @@ from starlette.routing import Route
 EOS = "</s>"
 PG_FORBIDDEN = "api understands the request but refuses to authorize it"
 PG_NO_VISION_STREAMING = "streaming is not currently supported when using vision"
+PG_ROLES = frozenset({"system", "user", "assistant", "tool"})  # no `developer`
 TAKEOFF_NOT_READY = "The server is not ready to process requests yet"
 _DATA_URI = re.compile(r"data:(image/[A-Za-z0-9.+-]+);base64,")
 
@@ -304,7 +305,7 @@ class PGReply:
 
 class FakePredictionGuard:
     """`POST /chat/completions` taking images only as base64 data URIs and refusing to stream
-    them; errors are `{"error": "<string>"}`."""
+    them, and only the roles it knows; errors are `{"error": "<string>"}`."""
 
     def __init__(self, api_key: str) -> None:
         self.url = ""
@@ -345,6 +346,10 @@ class FakePredictionGuard:
         if not isinstance(body, dict) or not body.get("model") or not body.get("messages"):
             raise _Refused(400, "required fields are missing")
         record.json = body
+        for message in body["messages"] if isinstance(body["messages"], list) else []:
+            role = message.get("role") if isinstance(message, dict) else None
+            if role not in PG_ROLES:
+                raise _Refused(400, f"invalid message role: {role}")
         for url in _image_urls(body["messages"]):
             match = _DATA_URI.match(url)
             if match is None:

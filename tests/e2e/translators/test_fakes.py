@@ -128,3 +128,18 @@ def test_prediction_guard_refuses_a_wrong_key(pg: FakePredictionGuard) -> None:
 
     assert response.status_code == 403
     assert response.json() == {"error": PG_FORBIDDEN}
+
+
+def test_prediction_guard_refuses_the_developer_role(pg: FakePredictionGuard) -> None:
+    messages = [
+        {"role": "developer", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+    ]
+    response = httpx.post(
+        f"{pg.url}/chat/completions",
+        json={"model": "m", "messages": messages},
+        headers={"Authorization": f"Bearer {PG_KEY}"},
+    )
+
+    assert response.status_code == 400
+    assert "developer" in response.json()["error"]

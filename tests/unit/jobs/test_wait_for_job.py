@@ -15,7 +15,8 @@ from app.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from app.providers.jobs import JobState, wait_for_job
+from app.providers.jobs import MALFORMED_POLLS, JobState, MalformedJobReply, wait_for_job
+from app.providers.upstream import MalformedReply
 
 pytestmark = pytest.mark.anyio
 
@@ -254,6 +255,19 @@ async def test_retryable_poll_failures_still_end_at_the_deadline() -> None:
         await wait(time, time.checker(UpstreamError("502")), interval_s=1.0, timeout_s=4.5)
 
     assert len(time.polls) == 4
+
+
+async def test_a_malformed_reply_is_polled_again_a_couple_of_times_only() -> None:
+    time = FakeTime()
+    garbled = MalformedReply("the upstream sent a malformed reply")
+
+    with pytest.raises(MalformedJobReply) as raised:
+        await wait(time, time.checker(RUNNING, garbled, RUNNING, garbled), timeout_s=600)
+
+    assert raised.value.code == "upstream_failed"
+    assert raised.value.status_code == 502
+    assert not raised.value.retryable  # another attempt would submit the job again
+    assert len(time.polls) == 1 + MALFORMED_POLLS + 1  # the good ones don't count
 
 
 async def test_cancellation_while_sleeping_stops_the_polling() -> None:

@@ -1,4 +1,4 @@
-"""Fake Masterpiece X and VLM Run upstreams (PROVIDERS.md §1 and §3), and a web host for
+"""Fake Masterpiece X and VLM Run upstreams, and a web host for
 client images: small Starlette apps that answer as scripted and record every request and poll."""
 
 from tests.e2e.fakes.images import ImageHost

@@ -1,4 +1,4 @@
-"""A fake Masterpiece X (PROVIDERS.md §1): assets created and uploaded to presigned storage
+"""A fake Masterpiece X: assets created and uploaded to presigned storage
 URLs, image queries and LLM calls run as jobs, and `/status/{requestId}` polled to the end."""
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ class MPXJob:
     """How one Masterpiece X job goes: `pending` on the first status poll, `processing` on the
     next ones until `polls` polls were answered and `duration_s` passed, then `complete` with
     `output`, or `failed` when `fail` gives a reason. `poll_errors` answers the n-th poll
-    (1-based) with that HTTP status instead."""
+    (1-based) with that HTTP status instead; `poll_body`, when set, answers every poll with
+    `200` and that body, as an upstream that garbles its replies would."""
 
     polls: int = 2
     duration_s: float = 0.0
@@ -39,6 +40,7 @@ class MPXJob:
     processing_time_s: float = 3.2
     poll_errors: dict[int, int] = field(default_factory=dict)
     submit_status: int | None = None  # an HTTP error for the submission itself
+    poll_body: bytes | None = None
     submit_delay_s: float = 0.0
 
 
@@ -216,6 +218,9 @@ class FakeMasterpieceX(RecordingFake):
         if error_status:
             self.polls.append(Poll(request_id, received.at, str(error_status)))
             return _mpx_error(error_status, error_reason(error_status, "request not found"))
+        if run.script.poll_body is not None:
+            self.polls.append(Poll(request_id, received.at, "malformed"))
+            return Response(run.script.poll_body, media_type="application/json")
         reply = _mpx_status(run, request_id, received.at)
         self.polls.append(Poll(request_id, received.at, reply["status"]))
         return JSONResponse(reply)

@@ -1,4 +1,4 @@
-"""A fake VLM Run (PROVIDERS.md §3): `/image/generate` answered at once or as a prediction
+"""A fake VLM Run: `/image/generate` answered at once or as a prediction
 polled at `/predictions/{id}`, and the domains it offers."""
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from tests.e2e.jobs.fakes.recording import (
 class VLMPrediction:
     """How one VLM Run prediction goes: `initial` in the `/image/generate` reply, then
     `statuses` over successive `/predictions/{id}` polls (the last repeats). `completed` carries
-    `response`; `failed` carries `failure` in `usage.message`."""
+    `response`; `failed` carries `failure` in `usage.message`. `poll_body`, when set, answers
+    every poll with `200` and that body, as an upstream that garbles its replies would."""
 
     initial: str = "completed"
     statuses: list[str] = field(default_factory=lambda: ["completed"])
@@ -38,6 +39,7 @@ class VLMPrediction:
     failure: str = "the prediction failed"
     poll_errors: dict[int, int] = field(default_factory=dict)
     submit_delay_s: float = 0.0
+    poll_body: bytes | None = None
 
 
 @dataclass
@@ -107,6 +109,9 @@ class FakeVLMRun(RecordingFake):
         if error_status:
             self.polls.append(Poll(prediction_id, received.at, str(error_status)))
             return _detail(error_status, error_reason(error_status, "Prediction not found"))
+        if run.script.poll_body is not None:
+            self.polls.append(Poll(prediction_id, received.at, "malformed"))
+            return Response(run.script.poll_body, media_type="application/json")
         statuses = run.script.statuses
         status = statuses[min(run.polls, len(statuses)) - 1]
         self.polls.append(Poll(prediction_id, received.at, status))
