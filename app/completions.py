@@ -103,7 +103,8 @@ class ChatService:
     async def _first_success(
         self, request: ChatCompletionRequest, run: Run[T]
     ) -> tuple[T, Attempt]:
-        """Each deployment in turn, with its retries, until one answers (a group, then its fallbacks)."""
+        """Each deployment in turn, with its retries, until one answers: the group, then its
+        fallbacks."""
         last: GatewayError | None = None
         record = current_record()
         for attempt in await self._attempts(request):
