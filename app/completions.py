@@ -15,7 +15,7 @@ from tenacity.wait import wait_random_exponential
 from app.config import GatewayConfig
 from app.errors import GatewayError, RateLimited, UpstreamTimeout
 from app.images import ImagePipeline, check_image_parts, with_images
-from app.limits import Cooldowns, RateLimiter
+from app.limits import Cooldowns, RateLimiter, check_fanout
 from app.logs import log_request
 from app.metrics import Metrics
 from app.providers.base import Call, chunks_from_completion, refuse_unsupported
@@ -104,7 +104,10 @@ class ChatService:
             deployment = attempt.deployment
             try:
                 await self._limiter.check(
-                    deployment.id, deployment.entry.rpm, f"the model {deployment.entry.name!r}"
+                    deployment.id,
+                    deployment.entry.rpm,
+                    f"the model {deployment.entry.name!r}",
+                    cost=request.choice_count,
                 )
                 result = await self._with_retries(attempt, run)
             except GatewayError as exc:
@@ -171,6 +174,9 @@ class ChatService:
             capabilities = attempt.deployment.provider.capabilities
             try:
                 refuse_unsupported(request, capabilities)
+                check_fanout(
+                    request.choice_count, attempt.deployment.entry, native_n=capabilities.native_n
+                )
                 check_image_parts(request, self._config.images, capabilities.images.max_images)
             except GatewayError:
                 if index == 0:

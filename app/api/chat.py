@@ -68,7 +68,9 @@ class ChatCompletions:
         chat = parse_request(body)
         authorize_model(key, chat.model)
         if key is not None:
-            await gateway.limiter.check(f"key:{key.label}", key.rpm, "this key")
+            await gateway.limiter.check(
+                f"key:{key.label}", key.rpm, "this key", cost=chat.choice_count
+            )
         metrics, stream = gateway.metrics, bool(chat.stream)
         # Model names that route nowhere are the client's to invent: they share one label
         # rather than each adding a series to /metrics.
