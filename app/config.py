@@ -60,6 +60,9 @@ class ImagesConfig(_Strict):
     max_image_bytes: Annotated[int, Field(gt=0)] = 20 * 1024 * 1024
     max_image_pixels: Annotated[int, Field(gt=0)] = 50_000_000
     fetch_timeout_s: Annotated[float, Field(gt=0)] = 10.0
+    max_fetch_connections: Annotated[int, Field(gt=0)] = 100
+    max_fetches_per_request: Annotated[int, Field(gt=0)] = 4
+    max_fetches_per_client: Annotated[int, Field(gt=0)] = 8
     allow_private_networks: bool = False
     fetch_remote: Literal["auto", "always"] = "auto"
 

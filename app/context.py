@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 @dataclass
 class RequestContext:
     request_id: str = ""
+    client: str = ""  # who asks: a gateway key's label, or the caller's address without keys
     started: float = field(default_factory=time.perf_counter)
     upstream_s: float = 0.0
     # (bytes, sha256 prefix) of each image whose bytes passed through, for the request log.

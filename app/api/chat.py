@@ -64,6 +64,8 @@ class ChatCompletions:
         gateway = self._gateway
         connection = HTTPConnection(scope)
         key = gateway.authenticate(connection)
+        # Whose share of the image fetch pool this request spends.
+        current_request().client = key.label if key else (scope.get("client") or ("",))[0]
         body = await read_body(connection, receive, gateway.config.server.max_request_bytes)
         chat = parse_request(body)
         authorize_model(key, chat.model)

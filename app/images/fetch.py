@@ -17,8 +17,10 @@ from urllib.parse import urlsplit
 import httpcore
 import httpx
 
+from app.context import current_request
 from app.errors import ImageError, ImageFetchFailed, ImageTooLarge, ImageURLForbidden
 from app.images.addresses import IPAddress, parse_numeric_host, refusal_reason
+from app.images.shares import FetchShares
 
 logger = logging.getLogger(__name__)
 
@@ -138,7 +140,8 @@ def parse_image_url(url: str, param: str | None) -> httpx.URL:
 
 
 class ImageFetcher:
-    """Fetches image URLs under the byte cap and the timeout; one fetch per URL at a time."""
+    """Fetches image URLs under the byte cap and the timeout; one fetch per URL at a time,
+    and at most `per_client` at a time for one client (see `FetchShares`)."""
 
     def __init__(
         self,
@@ -148,31 +151,52 @@ class ImageFetcher:
         allow_private_networks: bool,
         resolver: Resolver = system_resolver,
         ssl_context: ssl.SSLContext | None = None,
+        max_connections: int = 100,
+        per_client: int = 8,
     ) -> None:
         self._timeout_s = timeout_s
         self._max_bytes = max_bytes
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=ssl_context or httpx.create_ssl_context(),
-            max_connections=100,
+            max_connections=max_connections,
             keepalive_expiry=15,
             network_backend=GuardedBackend(resolver, allow_private=allow_private_networks),
         )
+        self._shares = FetchShares(per_client)
         self._in_flight: dict[str, asyncio.Task[bytes]] = {}
+        self._waiting: dict[str, int] = {}
 
     async def aclose(self) -> None:
         await self._pool.aclose()
 
     async def fetch(self, url: str, param: str | None = None) -> bytes:
-        """The body of `url`, shared with any concurrent fetch of the same URL."""
+        """The body of `url`, shared with any concurrent fetch of the same URL; the fetch
+        stops once no request waits for it any more (clients that went away)."""
         task = self._in_flight.get(url)
         if task is None:
-            task = asyncio.ensure_future(self._fetch(url))
+            task = asyncio.ensure_future(self._fetch_shared(url, current_request().client))
             self._in_flight[url] = task
-            task.add_done_callback(lambda _: self._in_flight.pop(url, None))
+            task.add_done_callback(lambda done: self._forget(url, done))
+        self._waiting[url] = self._waiting.get(url, 0) + 1
         try:
             return await asyncio.shield(task)
         except ImageError as exc:
             raise type(exc)(exc.message, param=param) from None
+        finally:
+            self._waiting[url] -= 1
+            if not self._waiting[url]:
+                del self._waiting[url]
+                if not task.done():
+                    task.cancel()
+                    self._forget(url, task)
+
+    def _forget(self, url: str, task: asyncio.Task[bytes]) -> None:
+        if self._in_flight.get(url) is task:
+            del self._in_flight[url]
+
+    async def _fetch_shared(self, url: str, client: str) -> bytes:
+        async with self._shares.slot(client):
+            return await self._fetch(url)
 
     async def _fetch(self, url: str) -> bytes:
         shown = display_url(url)

@@ -15,7 +15,7 @@ import pybase64
 
 from app.config import ImagesConfig
 from app.context import current_request
-from app.errors import ImageError, ImageTooLarge
+from app.errors import GatewayError, ImageError, ImageTooLarge
 from app.images.cache import ImageCache
 from app.images.fetch import ImageFetcher, display_url, parse_image_url
 from app.images.intake import check_image_parts, decode_data_uri, scan_data_uri
@@ -120,14 +120,25 @@ class ImagePipeline:
         has_inline = any(is_data_uri(p.image_url.url) for _, p in parts)
         pass_urls = needs.urls and self._limits.fetch_remote == "auto"
         pass_urls = pass_urls and (needs.mixed or not has_inline)
-        return list(
-            await asyncio.gather(
-                *(self._prepare_one(param, part, needs, pass_urls) for param, part in parts)
-            )
-        )
+        # A few fetches at a time per request; the first failure stops the others.
+        fetches = asyncio.Semaphore(self._limits.max_fetches_per_request)
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [
+                    group.create_task(self._prepare_one(param, part, needs, pass_urls, fetches))
+                    for param, part in parts
+                ]
+        except* GatewayError as failures:
+            raise failures.exceptions[0] from None
+        return [task.result() for task in tasks]
 
     async def _prepare_one(
-        self, param: str, part: ImageURLPart, needs: ImageNeeds, pass_urls: bool
+        self,
+        param: str,
+        part: ImageURLPart,
+        needs: ImageNeeds,
+        pass_urls: bool,
+        fetches: asyncio.Semaphore,
     ) -> PreparedImage:
         url = part.image_url.url
         target = Target(needs.formats, needs.max_side, part.image_url.detail == "low")
@@ -151,7 +162,8 @@ class ImagePipeline:
         parse_image_url(url, param)
         if pass_urls:
             return PreparedImage(param, "url", url)
-        data = await self._fetcher.fetch(url, param)
+        async with fetches:
+            data = await self._fetcher.fetch(url, param)
         self._metrics.image_bytes.labels("fetched").inc(len(data))
         if len(data) > self._max_bytes(needs):
             raise ImageTooLarge(f"the image is over {self._max_bytes(needs)} bytes", param=param)

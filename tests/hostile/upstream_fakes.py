@@ -64,7 +64,8 @@ class HostileUpstream:
     def __init__(self) -> None:
         self.url = ""
         self.images: dict[str, tuple[bytes, str]] = {}
-        self.slow_requests = 0
+        self.slow_requests = 0  # image requests to `/images/slow/...` so far
+        self.slow_in_flight = self.slow_peak = 0  # of them at once: now, at most
         self.calls = 0
         self._lock = threading.Lock()
         self.app = Starlette(
@@ -90,7 +91,7 @@ class HostileUpstream:
     def reset(self) -> None:
         with self._lock:
             self.images.clear()
-            self.slow_requests = self.calls = 0
+            self.slow_requests = self.slow_in_flight = self.slow_peak = self.calls = 0
 
     async def _body(self, _: Request) -> Response:
         head = b'{"id": "x", "object": "chat.completion", "choices": "'
@@ -122,7 +123,13 @@ class HostileUpstream:
     async def _slow_image(self, _: Request) -> Response:
         with self._lock:
             self.slow_requests += 1
-        await asyncio.sleep(SLOW_IMAGE_S)
+            self.slow_in_flight += 1
+            self.slow_peak = max(self.slow_peak, self.slow_in_flight)
+        try:
+            await asyncio.sleep(SLOW_IMAGE_S)
+        finally:
+            with self._lock:
+                self.slow_in_flight -= 1
         return Response(png(), media_type="image/png")
 
     async def _image(self, request: Request) -> Response:
