@@ -19,8 +19,9 @@ import httpx
 
 from app.context import current_request
 from app.errors import ImageError, ImageFetchFailed, ImageTooLarge, ImageURLForbidden
-from app.images.addresses import IPAddress, parse_numeric_host, refusal_reason
+from app.images.addresses import IPAddress, is_metadata_name, parse_numeric_host, refusal_reason
 from app.images.shares import FetchShares
+from app.images.urls import parse_image_url
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,8 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
             answers = await self._resolver(host, port)
         except OSError as exc:
             raise httpcore.ConnectError(f"cannot resolve the host: {exc.strerror}") from None
+        except UnicodeError:  # a name the resolver can't encode: no host to reach
+            raise httpcore.ConnectError("cannot resolve the host") from None
         addresses = [address for a in answers if (address := parse_numeric_host(a)) is not None]
         if not addresses:
             raise httpcore.ConnectError("the host has no address")
@@ -70,6 +73,8 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
+        if is_metadata_name(host):
+            raise AddressRefused("the image host is a cloud metadata service")
         addresses = await self._addresses(host, port)
         for address in addresses:  # one bad answer refuses them all: no mixing to slip past
             reason = refusal_reason(address, allow_private=self._allow_private)
@@ -106,9 +111,10 @@ def display_url(url: str | httpx.URL) -> str:
     """Scheme, host and path: never the query string or credentials (presigned URLs)."""
     try:
         parsed = httpx.URL(url) if isinstance(url, str) else url
+        shown_host = parsed.host  # decodes IDNA: an invalid name fails here
     except (httpx.InvalidURL, ValueError, TypeError):
         return _display_unparsable(str(url))
-    host = f"[{parsed.host}]" if ":" in parsed.host else parsed.host
+    host = f"[{shown_host}]" if ":" in shown_host else shown_host
     port = f":{parsed.port}" if parsed.port else ""
     return f"{parsed.scheme}://{host}{port}{parsed.path}"
 
@@ -119,24 +125,6 @@ def _display_unparsable(url: str) -> str:
         return f"{parts.scheme}://{parts.hostname or ''}{parts.path}"
     except ValueError:
         return "the image URL"
-
-
-def parse_image_url(url: str, param: str | None) -> httpx.URL:
-    """An http(s) image URL, normalised (IDNA host, percent-encoded path); else a 400."""
-    try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, ValueError, TypeError):
-        raise ImageURLForbidden("the image URL is malformed", param=param) from None
-    if parsed.scheme not in ("http", "https"):
-        raise ImageURLForbidden(
-            f"image URLs must be http(s) or a data URI, not {parsed.scheme or 'schemeless'!r}",
-            param=param,
-        )
-    if not parsed.host:
-        raise ImageURLForbidden("the image URL has no host", param=param)
-    if parsed.port is not None and not 0 < parsed.port < 65536:
-        raise ImageURLForbidden("the image URL has an invalid port", param=param)
-    return parsed
 
 
 class ImageFetcher:

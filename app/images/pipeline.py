@@ -17,7 +17,7 @@ from app.config import ImagesConfig
 from app.context import current_request
 from app.errors import GatewayError, ImageError, ImageTooLarge
 from app.images.cache import ImageCache
-from app.images.fetch import ImageFetcher, display_url, parse_image_url
+from app.images.fetch import ImageFetcher, display_url
 from app.images.intake import check_image_parts, decode_data_uri, scan_data_uri
 from app.images.process import (
     WEB_FORMATS,
@@ -28,6 +28,7 @@ from app.images.process import (
     identify_unchanged,
     process_image,
 )
+from app.images.urls import parse_image_url
 from app.metrics import Metrics
 from app.schemas import ChatCompletionRequest, ImageURLPart
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -43,15 +44,17 @@ class Observed:
 
 
 class Watch:
-    """Probes `gateway` from a process of its own while the block runs; `observed` after."""
+    """Probes `gateway` from a process of its own while the block runs; `observed` after.
+    A gateway served in this process is given as its URL: then this process is watched."""
 
-    def __init__(self, gateway: GatewayProcess) -> None:
-        self._gateway = gateway
+    def __init__(self, gateway: GatewayProcess | str) -> None:
+        self._pid = os.getpid() if isinstance(gateway, str) else gateway.process.pid
+        self._url = gateway if isinstance(gateway, str) else gateway.url
         self._probe: subprocess.Popen[str] | None = None
         self.observed: Observed | None = None
 
     def __enter__(self) -> Watch:
-        command = [sys.executable, str(PROBE), str(self._gateway.process.pid), self._gateway.url]
+        command = [sys.executable, str(PROBE), str(self._pid), self._url]
         self._probe = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
