@@ -17,6 +17,7 @@ from app.config import ImagesConfig
 from app.context import current_request
 from app.errors import GatewayError, ImageError, ImageTooLarge
 from app.images.cache import ImageCache
+from app.images.complete import ImageEnd
 from app.images.fetch import ImageFetcher, display_url
 from app.images.intake import check_image_parts, decode_data_uri, scan_data_uri
 from app.images.process import (
@@ -84,8 +85,12 @@ class PreparedImage:
         )
 
 
-# Reads a data URI a window at a time; the probe decides from its first bytes whether to go on.
-Scan = Callable[[Callable[[bytes], Identity | None]], tuple[Identity, int, str] | None]
+# Reads a data URI a window at a time; the probe decides from its first bytes whether to go on,
+# and the second callable sees every window.
+Scan = Callable[
+    [Callable[[bytes], Identity | None], Callable[[bytes], None]],
+    tuple[Identity, int, str] | None,
+]
 
 
 def is_data_uri(url: str) -> bool:
@@ -152,7 +157,7 @@ class ImagePipeline:
                 # An upstream that takes the URI as it is needs only what's in it, not its bytes.
                 scan=None
                 if needs.raw_bytes
-                else lambda probe: scan_data_uri(url, param, max_bytes, probe),
+                else lambda probe, feed: scan_data_uri(url, param, max_bytes, probe, feed),
                 uri=url,
             )
             prepared = PreparedImage(param, "data_uri", url, image)
@@ -196,9 +201,11 @@ class ImagePipeline:
 
         def unchanged_image() -> tuple[ProcessedImage, int] | None:
             assert scan is not None
-            scanned = scan(as_it_is)
+            end = ImageEnd()
+            scanned = scan(as_it_is, end.feed)
             if scanned is None:
                 return None
+            end.check()  # no decoder sees these bytes before the upstream does
             found, size, sha256 = scanned
             image = ProcessedImage(b"", found.mime, found.width, found.height, sha256, size=size)
             return image, size

@@ -117,7 +117,15 @@ class HostileUpstream:
     async def _counted(self, _: Request) -> Response:
         with self._lock:
             self.calls += 1
-        reply = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}}]}
+        choice = {"index": 0, "message": {"role": "assistant", "content": "ok"}}
+        reply = {
+            "id": "chatcmpl-hostile",
+            "object": "chat.completion",
+            "created": 1,
+            "model": "m",
+            "choices": [{**choice, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        }
         return Response(json.dumps(reply), media_type="application/json")
 
     async def _slow_image(self, _: Request) -> Response:
