@@ -128,13 +128,16 @@ class HostileUpstream:
         }
         return Response(json.dumps(reply), media_type="application/json")
 
-    async def _slow_image(self, _: Request) -> Response:
+    async def _slow_image(self, request: Request) -> Response:
         with self._lock:
             self.slow_requests += 1
             self.slow_in_flight += 1
             self.slow_peak = max(self.slow_peak, self.slow_in_flight)
-        try:
-            await asyncio.sleep(SLOW_IMAGE_S)
+        try:  # until the gateway drops the fetch: what's in flight is what it holds
+            for _ in range(int(SLOW_IMAGE_S / 0.05)):
+                if await request.is_disconnected():
+                    break
+                await asyncio.sleep(0.05)
         finally:
             with self._lock:
                 self.slow_in_flight -= 1
