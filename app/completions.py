@@ -16,7 +16,7 @@ from app.answers import Stamp, stream_of, whole_answer
 from app.config import GatewayConfig
 from app.errors import GatewayError, RateLimited, UpstreamTimeout
 from app.images import ImagePipeline, check_image_parts, with_images
-from app.limits import Cooldowns, RateLimiter
+from app.limits import Cooldowns, RateLimiter, check_fanout
 from app.metrics import Metrics
 from app.providers.base import Call, chunks_from_completion, refuse_unsupported
 from app.record import current_record
@@ -112,7 +112,10 @@ class ChatService:
             record.provider = deployment.entry.provider
             try:
                 await self._limiter.check(
-                    deployment.id, deployment.entry.rpm, f"the model {deployment.entry.name!r}"
+                    deployment.id,
+                    deployment.entry.rpm,
+                    f"the model {deployment.entry.name!r}",
+                    cost=request.choice_count,
                 )
                 result = await self._with_retries(attempt, run)
             except GatewayError as exc:
@@ -179,6 +182,9 @@ class ChatService:
             capabilities = attempt.deployment.provider.capabilities
             try:
                 refuse_unsupported(request, capabilities)
+                check_fanout(
+                    request.choice_count, attempt.deployment.entry, native_n=capabilities.native_n
+                )
                 check_image_parts(request, self._config.images, capabilities.images.max_images)
             except GatewayError:
                 if index == 0:

@@ -17,6 +17,9 @@ from app.names import ModelPattern
 DEFAULT_CONFIG_PATH = "config.yaml"
 DEFAULT_TIMEOUT_S = 120.0
 DEFAULT_POLL_INTERVAL_S = 2.0
+DEFAULT_MAX_REPLY_BYTES = 16 * 1024 * 1024
+DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
+DEFAULT_MAX_FANOUT_N = 8
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -63,6 +66,9 @@ class ImagesConfig(_Strict):
     max_image_bytes: Annotated[int, Field(gt=0)] = 20 * 1024 * 1024
     max_image_pixels: Annotated[int, Field(gt=0)] = 50_000_000
     fetch_timeout_s: Annotated[float, Field(gt=0)] = 10.0
+    max_fetch_connections: Annotated[int, Field(gt=0)] = 100
+    max_fetches_per_request: Annotated[int, Field(gt=0)] = 4
+    max_fetches_per_client: Annotated[int, Field(gt=0)] = 8
     allow_private_networks: bool = False
     fetch_remote: Literal["auto", "always"] = "auto"
 
@@ -97,6 +103,11 @@ class ModelEntry(_Strict):
     poll_interval_s: Annotated[float, Field(gt=0)] = DEFAULT_POLL_INTERVAL_S
     rpm: Annotated[int, Field(ge=0)] = 0
     retries: Annotated[int, Field(ge=0, le=10)] = 1
+    # What one upstream reply may cost: a whole non-streamed body, one event of a stream.
+    max_reply_bytes: Annotated[int, Field(gt=0)] = DEFAULT_MAX_REPLY_BYTES
+    max_event_bytes: Annotated[int, Field(gt=0)] = DEFAULT_MAX_EVENT_BYTES
+    # The largest `n` served by parallel upstream calls (providers without a native `n`).
+    max_fanout_n: Annotated[int, Field(ge=1, le=128)] = DEFAULT_MAX_FANOUT_N
     options: dict[str, object] = Field(default_factory=dict)
     fallbacks: list[str] = Field(default_factory=list)
 

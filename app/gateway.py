@@ -46,11 +46,12 @@ class Gateway:
             )
         return match
 
-    async def admit(self, key: ApiKey | None, model: str) -> None:
-        """A model request's checks before any work: the key's rights, then its rate."""
+    async def admit(self, key: ApiKey | None, model: str, *, cost: int = 1) -> None:
+        """A model request's checks before any work: the key's rights, then its rate (`cost`
+        requests: `n` choices fanned out are `n` requests)."""
         authorize_model(key, model)
         if key is not None:
-            await self.limiter.check(f"key:{key.label}", key.rpm, "this key")
+            await self.limiter.check(f"key:{key.label}", key.rpm, "this key", cost=cost)
 
 
 def authorize_model(key: ApiKey | None, model: str) -> None:

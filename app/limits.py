@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import math
 
-from app.errors import RateLimited
+from app.config import ModelEntry
+from app.errors import InvalidRequest, RateLimited
 from app.state import StateBackend
 
 logger = logging.getLogger(__name__)
@@ -23,17 +24,30 @@ class RateLimiter:
     def __init__(self, state: StateBackend) -> None:
         self._state = state
 
-    async def check(self, name: str, rpm: int, what: str) -> None:
-        """Count one request; 429 with `Retry-After` once `rpm` is used up in this window."""
+    async def check(self, name: str, rpm: int, what: str, cost: int = 1) -> None:
+        """Count `cost` requests (a request's `n`: each choice is an answer to make); 429
+        with `Retry-After` once `rpm` is used up in this window."""
         if rpm <= 0:
             return
-        hit = await self._state.hit(f"rpm:{name}", WINDOW_S)
+        hit = await self._state.hit(f"rpm:{name}", WINDOW_S, cost)
         if hit.count > rpm:
             retry_after = max(1, math.ceil(hit.resets_in_s))
+            counted = f" (n={cost} counts as {cost})" if cost > 1 else ""
             raise RateLimited(
-                f"{what} is limited to {rpm} requests per minute; retry in {retry_after} s",
+                f"{what} is limited to {rpm} requests per minute{counted}; "
+                f"retry in {retry_after} s",
                 headers={"Retry-After": str(retry_after)},
             )
+
+
+def check_fanout(n: int, entry: ModelEntry, *, native_n: bool) -> None:
+    """400 for an `n` past the model's `max_fanout_n` where the gateway would make one
+    upstream call per choice, before any image is prepared or any call made."""
+    if native_n or n <= entry.max_fanout_n:
+        return
+    raise InvalidRequest(
+        f"this model answers at most n={entry.max_fanout_n} choices per request", param="n"
+    )
 
 
 class Cooldowns:

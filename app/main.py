@@ -42,6 +42,8 @@ def create_app(config: GatewayConfig, *, resolver: Resolver = system_resolver) -
         max_bytes=images.max_image_bytes,
         allow_private_networks=images.allow_private_networks,
         resolver=resolver,
+        max_connections=images.max_fetch_connections,
+        per_client=images.max_fetches_per_client,
     )
     pipeline = ImagePipeline(images, fetcher, ImageCache(), metrics)
     state = build_state(config.state, on_error=metrics.state_errors.inc)

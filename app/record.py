@@ -55,6 +55,7 @@ class RequestRecord:
     model_label: str = UNKNOWN_MODEL  # a configured name or pattern: bounded
     provider: str = NO_PROVIDER
     key: str = ANONYMOUS  # the gateway key's name, never the key
+    client: str = ""  # whose share of the image fetches: the key's name, or the address
     stream: bool = False
     status: int = 0
     error_code: str | None = None

@@ -8,13 +8,13 @@ from collections.abc import AsyncIterator
 
 import httpx
 import orjson
-from httpx_sse import EventSource
 
-# The decoders behind `EventSource`, fed directly (see `_event_data`).
+# The decoders behind httpx-sse's `EventSource`, fed directly (see `_event_data`).
 from httpx_sse._decoders import SSEDecoder, SSELineDecoder
 from pydantic import BaseModel
 
-from app.errors import GatewayError
+from app.config import DEFAULT_MAX_EVENT_BYTES
+from app.errors import GatewayError, UpstreamError
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +22,8 @@ DONE = b"data: [DONE]\n\n"
 KEEPALIVE = b": keepalive\n\n"
 _utf8 = codecs.getincrementaldecoder("utf-8")
 KEEPALIVE_INTERVAL_S = 5.0
+# The response extension that caps one upstream event (set where the stream is opened).
+MAX_EVENT_BYTES = "max_event_bytes"
 
 
 def encode_data(payload: bytes) -> bytes:
@@ -60,18 +62,29 @@ async def _event_data(response: httpx.Response) -> AsyncIterator[str]:
     They are fed the body as it comes off the connection: an uncompressed stream (we ask
     for one) needs none of httpx's decoding layers, which cost more per event than the
     parsing itself. A compressed one goes through them.
+
+    One event, its unfinished line included, may hold at most the response's
+    `MAX_EVENT_BYTES` extension: an upstream sending a line or an event that never ends
+    fails the stream there, instead of filling the gateway's memory.
     """
-    if response.headers.get("content-encoding", "identity").lower() not in ("", "identity"):
-        async for decoded in EventSource(response).aiter_sse():
-            yield decoded.data
-        return
+    limit = int(response.extensions.get(MAX_EVENT_BYTES, DEFAULT_MAX_EVENT_BYTES))
+    identity = response.headers.get("content-encoding", "identity").lower() in ("", "identity")
+    if identity:
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        body: AsyncIterator[bytes] = aiter(response.stream)
+    else:
+        body = response.aiter_bytes()
     text, lines, events = _utf8(errors="replace"), SSELineDecoder(), SSEDecoder()
-    assert isinstance(response.stream, httpx.AsyncByteStream)
-    async for chunk in response.stream:
+    held = 0  # characters of the event being read
+    async for chunk in body:
         for line in lines.decode(text.decode(chunk)):
+            held = held + len(line) if line else 0
             event = events.decode(line.rstrip("\n"))
             if event is not None:
                 yield event.data
+        if held + sum(map(len, lines.buffer)) > limit:
+            logger.warning("upstream stream event over %d bytes: cut", limit)
+            raise UpstreamError(f"the upstream sent a stream event over {limit} bytes")
     for line in lines.decode(text.decode(b"", final=True)) + lines.flush():
         event = events.decode(line.rstrip("\n"))
         if event is not None:

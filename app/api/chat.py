@@ -19,7 +19,7 @@ async def create_chat_completion(incoming: Incoming) -> Reply:
     chat = parse_request(incoming.body)
     record.model, record.stream = chat.model, bool(chat.stream)
     record.model_label = gateway.router.label(chat.model)
-    await gateway.admit(incoming.key, chat.model)
+    await gateway.admit(incoming.key, chat.model, cost=chat.choice_count)
     if chat.stream:
         events, record.provider = await gateway.service.stream(chat)
         body = chat_body(events, record)

@@ -69,7 +69,9 @@ class Front:
         gateway = self.gateway
         key = gateway.authenticate(Headers(scope=scope)) if endpoint.needs_key else None
         if key is not None:
-            record.key = key.label
+            record.key = record.client = key.label
+        else:
+            record.client = (scope.get("client") or ("",))[0]
         body = b""
         if endpoint.reads_body:
             body = await read_body(scope, receive, gateway.config.server.max_request_bytes)

@@ -7,9 +7,23 @@ import re
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-# Never reachable, even with `allow_private_networks`: cloud instance metadata services.
-METADATA_ADDRESSES = frozenset(
-    {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
+# Never reachable, even with `allow_private_networks`: cloud instance metadata and credential
+# services. Whole /24s where a provider keeps several (AWS, GCP, Azure, Oracle, DigitalOcean
+# metadata and time; ECS task and EKS pod credentials), single addresses elsewhere.
+METADATA_NETWORKS = tuple(
+    ipaddress.ip_network(net)
+    for net in (
+        "169.254.169.0/24",  # instance metadata: AWS, GCP, Azure, Oracle, DigitalOcean...
+        "169.254.170.0/24",  # AWS ECS task credentials (.2), EKS pod identity (.23)
+        "fd00:ec2::/64",  # AWS instance metadata and pod identity over IPv6
+        "100.100.100.200/32",  # Alibaba Cloud
+        "192.0.0.192/32",  # Oracle Cloud
+        "168.63.129.16/32",  # Azure WireServer
+    )
+)
+# Names of metadata services, refused before they are even resolved.
+METADATA_NAMES = frozenset(
+    {"metadata.google.internal", "metadata.goog", "metadata", "instance-data.ec2.internal"}
 )
 
 # Ranges that `is_global` alone does not refuse in every Python version.
@@ -78,9 +92,17 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | No
     return None
 
 
+def is_metadata(address: IPAddress) -> bool:
+    return any(address in net for net in METADATA_NETWORKS if net.version == address.version)
+
+
+def is_metadata_name(host: str) -> bool:
+    return host.strip().rstrip(".").lower() in METADATA_NAMES
+
+
 def refusal_reason(address: IPAddress, *, allow_private: bool) -> str | None:
     """Why a connection to `address` is refused, or None when it is allowed."""
-    if address in METADATA_ADDRESSES:
+    if is_metadata(address):
         return "a cloud metadata address"
     if isinstance(address, ipaddress.IPv6Address):
         embedded = _embedded_ipv4(address)

@@ -18,7 +18,10 @@ import httpcore
 import httpx
 
 from app.errors import ImageError, ImageFetchFailed, ImageTooLarge, ImageURLForbidden
-from app.images.addresses import IPAddress, parse_numeric_host, refusal_reason
+from app.images.addresses import IPAddress, is_metadata_name, parse_numeric_host, refusal_reason
+from app.images.shares import FetchShares
+from app.images.urls import parse_image_url
+from app.record import current_record
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +58,8 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
             answers = await self._resolver(host, port)
         except OSError as exc:
             raise httpcore.ConnectError(f"cannot resolve the host: {exc.strerror}") from None
+        except UnicodeError:  # a name the resolver can't encode: no host to reach
+            raise httpcore.ConnectError("cannot resolve the host") from None
         addresses = [address for a in answers if (address := parse_numeric_host(a)) is not None]
         if not addresses:
             raise httpcore.ConnectError("the host has no address")
@@ -68,6 +73,8 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
+        if is_metadata_name(host):
+            raise AddressRefused("the image host is a cloud metadata service")
         addresses = await self._addresses(host, port)
         for address in addresses:  # one bad answer refuses them all: no mixing to slip past
             reason = refusal_reason(address, allow_private=self._allow_private)
@@ -104,9 +111,10 @@ def display_url(url: str | httpx.URL) -> str:
     """Scheme, host and path: never the query string or credentials (presigned URLs)."""
     try:
         parsed = httpx.URL(url) if isinstance(url, str) else url
+        shown_host = parsed.host  # decodes IDNA: an invalid name fails here
     except (httpx.InvalidURL, ValueError, TypeError):
         return _display_unparsable(str(url))
-    host = f"[{parsed.host}]" if ":" in parsed.host else parsed.host
+    host = f"[{shown_host}]" if ":" in shown_host else shown_host
     port = f":{parsed.port}" if parsed.port else ""
     return f"{parsed.scheme}://{host}{port}{parsed.path}"
 
@@ -119,26 +127,9 @@ def _display_unparsable(url: str) -> str:
         return "the image URL"
 
 
-def parse_image_url(url: str, param: str | None) -> httpx.URL:
-    """An http(s) image URL, normalised (IDNA host, percent-encoded path); else a 400."""
-    try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, ValueError, TypeError):
-        raise ImageURLForbidden("the image URL is malformed", param=param) from None
-    if parsed.scheme not in ("http", "https"):
-        raise ImageURLForbidden(
-            f"image URLs must be http(s) or a data URI, not {parsed.scheme or 'schemeless'!r}",
-            param=param,
-        )
-    if not parsed.host:
-        raise ImageURLForbidden("the image URL has no host", param=param)
-    if parsed.port is not None and not 0 < parsed.port < 65536:
-        raise ImageURLForbidden("the image URL has an invalid port", param=param)
-    return parsed
-
-
 class ImageFetcher:
-    """Fetches image URLs under the byte cap and the timeout; one fetch per URL at a time."""
+    """Fetches image URLs under the byte cap and the timeout; one fetch per URL at a time,
+    and at most `per_client` at a time for one client (see `FetchShares`)."""
 
     def __init__(
         self,
@@ -148,31 +139,52 @@ class ImageFetcher:
         allow_private_networks: bool,
         resolver: Resolver = system_resolver,
         ssl_context: ssl.SSLContext | None = None,
+        max_connections: int = 100,
+        per_client: int = 8,
     ) -> None:
         self._timeout_s = timeout_s
         self._max_bytes = max_bytes
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=ssl_context or httpx.create_ssl_context(),
-            max_connections=100,
+            max_connections=max_connections,
             keepalive_expiry=15,
             network_backend=GuardedBackend(resolver, allow_private=allow_private_networks),
         )
+        self._shares = FetchShares(per_client)
         self._in_flight: dict[str, asyncio.Task[bytes]] = {}
+        self._waiting: dict[str, int] = {}
 
     async def aclose(self) -> None:
         await self._pool.aclose()
 
     async def fetch(self, url: str, param: str | None = None) -> bytes:
-        """The body of `url`, shared with any concurrent fetch of the same URL."""
+        """The body of `url`, shared with any concurrent fetch of the same URL; the fetch
+        stops once no request waits for it any more (clients that went away)."""
         task = self._in_flight.get(url)
         if task is None:
-            task = asyncio.ensure_future(self._fetch(url))
+            task = asyncio.ensure_future(self._fetch_shared(url, current_record().client))
             self._in_flight[url] = task
-            task.add_done_callback(lambda _: self._in_flight.pop(url, None))
+            task.add_done_callback(lambda done: self._forget(url, done))
+        self._waiting[url] = self._waiting.get(url, 0) + 1
         try:
             return await asyncio.shield(task)
         except ImageError as exc:
             raise type(exc)(exc.message, param=param) from None
+        finally:
+            self._waiting[url] -= 1
+            if not self._waiting[url]:
+                del self._waiting[url]
+                if not task.done():
+                    task.cancel()
+                    self._forget(url, task)
+
+    def _forget(self, url: str, task: asyncio.Task[bytes]) -> None:
+        if self._in_flight.get(url) is task:
+            del self._in_flight[url]
+
+    async def _fetch_shared(self, url: str, client: str) -> bytes:
+        async with self._shares.slot(client):
+            return await self._fetch(url)
 
     async def _fetch(self, url: str) -> bytes:
         shown = display_url(url)

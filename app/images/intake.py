@@ -72,14 +72,18 @@ def decode_data_uri(url: str, param: str | None, max_bytes: int) -> bytes:
 
 
 def scan_data_uri(
-    url: str, param: str | None, max_bytes: int, probe: Callable[[bytes], T | None]
+    url: str,
+    param: str | None,
+    max_bytes: int,
+    probe: Callable[[bytes], T | None],
+    each_piece: Callable[[bytes], None] = lambda _: None,
 ) -> tuple[T, int, str] | None:
     """Read a data URI's image a window at a time, as strictly as `decode_data_uri`, without
     ever holding it whole (an upstream that takes the URI as it is doesn't need its bytes).
 
     `probe` sees the first `HEAD_BYTES` as soon as they are decoded. What it returns comes
     back with the image's size and SHA-256; None stops the scan right there, and the caller
-    decodes the whole image instead."""
+    decodes the whole image instead. `each_piece` sees every decoded window in turn."""
     start = payload_start(url, param, max_bytes)
     digest, size, found = hashlib.sha256(), 0, None
     try:
@@ -88,6 +92,7 @@ def scan_data_uri(
             if at == start and (found := probe(piece[:HEAD_BYTES])) is None:
                 return None
             digest.update(piece)
+            each_piece(piece)
             size += len(piece)
     except (binascii.Error, ValueError):
         raise ImageError("the data URI is not valid base64", param=param) from None

@@ -14,9 +14,10 @@ import anyio.to_thread
 import pybase64
 
 from app.config import ImagesConfig
-from app.errors import ImageError, ImageTooLarge
+from app.errors import GatewayError, ImageError, ImageTooLarge
 from app.images.cache import ImageCache
-from app.images.fetch import ImageFetcher, display_url, parse_image_url
+from app.images.complete import ImageEnd
+from app.images.fetch import ImageFetcher, display_url
 from app.images.intake import check_image_parts, decode_data_uri, scan_data_uri
 from app.images.process import (
     WEB_FORMATS,
@@ -27,6 +28,7 @@ from app.images.process import (
     identify_unchanged,
     process_image,
 )
+from app.images.urls import parse_image_url
 from app.metrics import Metrics
 from app.record import current_record
 from app.schemas import ChatCompletionRequest, ImageURLPart
@@ -102,8 +104,12 @@ class PreparedImage:
         )
 
 
-# Reads a data URI a window at a time; the probe decides from its first bytes whether to go on.
-Scan = Callable[[Callable[[bytes], Identity | None]], tuple[Identity, int, str] | None]
+# Reads a data URI a window at a time; the probe decides from its first bytes whether to go on,
+# and the second callable sees every window.
+Scan = Callable[
+    [Callable[[bytes], Identity | None], Callable[[bytes], None]],
+    tuple[Identity, int, str] | None,
+]
 
 
 def is_data_uri(url: str) -> bool:
@@ -139,14 +145,25 @@ class ImagePipeline:
         has_inline = any(is_data_uri(p.image_url.url) for _, p in parts)
         pass_urls = needs.urls and self._limits.fetch_remote == "auto"
         pass_urls = pass_urls and (needs.mixed or not has_inline)
-        return list(
-            await asyncio.gather(
-                *(self._prepare_one(param, part, needs, pass_urls) for param, part in parts)
-            )
-        )
+        # A few fetches at a time per request; the first failure stops the others.
+        fetches = asyncio.Semaphore(self._limits.max_fetches_per_request)
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [
+                    group.create_task(self._prepare_one(param, part, needs, pass_urls, fetches))
+                    for param, part in parts
+                ]
+        except* GatewayError as failures:
+            raise failures.exceptions[0] from None
+        return [task.result() for task in tasks]
 
     async def _prepare_one(
-        self, param: str, part: ImageURLPart, needs: ImageNeeds, pass_urls: bool
+        self,
+        param: str,
+        part: ImageURLPart,
+        needs: ImageNeeds,
+        pass_urls: bool,
+        fetches: asyncio.Semaphore,
     ) -> PreparedImage:
         url = part.image_url.url
         target = Target(needs.formats, needs.max_side, part.image_url.detail == "low")
@@ -159,7 +176,7 @@ class ImagePipeline:
                 # An upstream that takes the URI as it is needs only what's in it, not its bytes.
                 scan=None
                 if needs.raw_bytes
-                else lambda probe: scan_data_uri(url, param, max_bytes, probe),
+                else lambda probe, feed: scan_data_uri(url, param, max_bytes, probe, feed),
                 uri=url,
             )
             prepared = PreparedImage(param, "data_uri", url, image)
@@ -170,7 +187,8 @@ class ImagePipeline:
         parse_image_url(url, param)
         if pass_urls:
             return PreparedImage(param, "url", url)
-        data = await self._fetcher.fetch(url, param)
+        async with fetches:
+            data = await self._fetcher.fetch(url, param)
         self._metrics.image_bytes.labels("fetched").inc(len(data))
         if len(data) > self._max_bytes(needs):
             raise ImageTooLarge(f"the image is over {self._max_bytes(needs)} bytes", param=param)
@@ -202,9 +220,11 @@ class ImagePipeline:
 
         def unchanged_image() -> tuple[ProcessedImage, int] | None:
             assert scan is not None
-            scanned = scan(as_it_is)
+            end = ImageEnd()
+            scanned = scan(as_it_is, end.feed)
             if scanned is None:
                 return None
+            end.check()  # no decoder sees these bytes before the upstream does
             found, size, sha256 = scanned
             image = ProcessedImage(b"", found.mime, found.width, found.height, sha256, size=size)
             return image, size

@@ -13,6 +13,7 @@ from typing import cast
 from PIL import Image, ImageOps
 
 from app.errors import ImageError, ImageTooLarge
+from app.images.complete import check_whole
 
 MIN_SIDE = 2
 _ORIENTATION = 0x0112  # the EXIF tag
@@ -101,6 +102,7 @@ def process_image(
         try:
             plan = _plan(image, mime, target)
             if not plan:
+                check_whole(data)  # goes upstream undecoded: its end must be there
                 return ProcessedImage(data, mime, width, height, sha256)
             return _convert(image, mime, target, plan, sha256)
         except ImageError:

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import httpx
 import orjson
 
-from app.config import ModelEntry
+from app.config import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_REPLY_BYTES, ModelEntry
 from app.errors import (
     GatewayError,
     UpstreamAuthFailed,
@@ -21,6 +21,7 @@ from app.errors import (
 )
 from app.record import upstream_wait
 from app.redaction import redact
+from app.sse import MAX_EVENT_BYTES
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +100,8 @@ class UpstreamAPI:
         base_url: str,
         api_key: str,
         timeout_s: float,
+        max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     ) -> None:
         self.transport = transport
         self.name = name
@@ -109,6 +112,8 @@ class UpstreamAPI:
         self.secrets = (api_key,) if api_key else ()
         timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0))
         self._extensions = {"timeout": timeout.as_dict()}
+        self.max_reply_bytes = max_reply_bytes
+        self.max_event_bytes = max_event_bytes
 
     @classmethod
     def for_entry(
@@ -126,6 +131,8 @@ class UpstreamAPI:
             base_url=entry.base_url or default_base_url,
             api_key=entry.api_key,
             timeout_s=entry.timeout_s,
+            max_reply_bytes=entry.max_reply_bytes,
+            max_event_bytes=entry.max_event_bytes,
         )
 
     def url(self, path: str) -> httpx.URL:
@@ -158,7 +165,7 @@ class UpstreamAPI:
         with map_upstream_errors(self.name), upstream_wait():
             response = await self.transport.handle_async_request(request)
             try:
-                await response.aread()
+                await read_capped(response, self.max_reply_bytes, self.name)
             finally:
                 await response.aclose()
         raise_for_status(response, self.name, self.secrets)
@@ -172,13 +179,14 @@ class UpstreamAPI:
         if not response.is_success:
             try:
                 with map_upstream_errors(self.name):
-                    await response.aread()
+                    await read_capped(response, self.max_reply_bytes, self.name)
             finally:
                 await response.aclose()
             raise_for_status(response, self.name, self.secrets)
         if not response.headers.get("content-type", "").startswith("text/event-stream"):
             await response.aclose()
             raise UpstreamError(f"the {self.name} upstream did not answer with an event stream")
+        response.extensions[MAX_EVENT_BYTES] = self.max_event_bytes  # read by `iter_sse_data`
         return response
 
     async def call(self, method: str, path: str, payload: object = None) -> dict[str, object]:
@@ -195,6 +203,22 @@ class UpstreamAPI:
 class MalformedReply(UpstreamError):
     """A 2xx reply that is not what the upstream's API answers: not JSON, not an object, or
     without what the gateway needs from it (502 `upstream_failed`)."""
+
+
+async def read_capped(response: httpx.Response, limit: int, provider: str) -> None:
+    """Read a reply's body into `response.content`, refused as soon as it is over `limit`
+    bytes: counted as decoded, so a compressed reply is stopped as it unpacks."""
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise UpstreamError(f"the {provider} upstream sent a reply over {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            logger.warning("%s upstream reply over %d bytes: cut", provider, limit)
+            raise UpstreamError(f"the {provider} upstream sent a reply over {limit} bytes")
+        chunks.append(chunk)
+    response._content = b"".join(chunks)  # where `aread` keeps it
 
 
 def json_object(response: httpx.Response, provider: str) -> dict[str, object]:

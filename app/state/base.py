@@ -36,8 +36,8 @@ class StateBackend(Protocol):
 
     async def delete(self, key: str) -> None: ...
 
-    async def hit(self, key: str, window_s: float) -> Hit:
-        """Count one event in the window that starts with the key's first event."""
+    async def hit(self, key: str, window_s: float, amount: int = 1) -> Hit:
+        """Count `amount` events in the window that starts with the key's first event."""
         ...
 
     async def set_counted(self, key: str, value: str, ttl_s: float, quota: Quota) -> bool:

@@ -45,14 +45,14 @@ class MemoryState:
         self._values.pop(key, None)
         self._counters.pop(key, None)
 
-    async def hit(self, key: str, window_s: float) -> Hit:
+    async def hit(self, key: str, window_s: float, amount: int = 1) -> Hit:
         now = self._clock()
         count, expires = self._counters.get(key, (0, 0.0))
         if expires <= now:
             self._make_room(self._counters)
             count, expires = 0, now + window_s
-        self._counters[key] = (count + 1, expires)
-        return Hit(count + 1, expires - now)
+        self._counters[key] = (count + amount, expires)
+        return Hit(count + amount, expires - now)
 
     async def set_counted(self, key: str, value: str, ttl_s: float, quota: Quota) -> bool:
         ledger = self._ledger(quota)

@@ -16,10 +16,10 @@ logger = logging.getLogger(__name__)
 PREFIX = "vg:"
 RETRY_PRIMARY_AFTER_S = 5.0
 
-# INCR and the window's expiry in one atomic step, so no counter is ever left without one.
+# INCRBY and the window's expiry in one atomic step, so no counter is ever left without one.
 _HIT = """
-local count = redis.call('INCR', KEYS[1])
-if count == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local count = redis.call('INCRBY', KEYS[1], ARGV[2])
+if count == tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
 return {count, ttl}
@@ -108,8 +108,9 @@ class RedisState:
     async def delete(self, key: str) -> None:
         await self._redis.delete(PREFIX + key)
 
-    async def hit(self, key: str, window_s: float) -> Hit:
-        count, ttl_ms = await self._hit(keys=[PREFIX + key], args=[max(1, int(window_s * 1000))])
+    async def hit(self, key: str, window_s: float, amount: int = 1) -> Hit:
+        window_ms = max(1, int(window_s * 1000))
+        count, ttl_ms = await self._hit(keys=[PREFIX + key], args=[window_ms, amount])
         return Hit(int(count), int(ttl_ms) / 1000)
 
     async def set_counted(self, key: str, value: str, ttl_s: float, quota: Quota) -> bool:
@@ -194,12 +195,12 @@ class ResilientState:
             self._failed(exc)
             await self._fallback.delete(key)
 
-    async def hit(self, key: str, window_s: float) -> Hit:
+    async def hit(self, key: str, window_s: float, amount: int = 1) -> Hit:
         try:
-            return await self._backend().hit(key, window_s)
+            return await self._backend().hit(key, window_s, amount)
         except (RedisError, OSError) as exc:
             self._failed(exc)
-            return await self._fallback.hit(key, window_s)
+            return await self._fallback.hit(key, window_s, amount)
 
     async def set_counted(self, key: str, value: str, ttl_s: float, quota: Quota) -> bool:
         try:

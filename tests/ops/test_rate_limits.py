@@ -145,3 +145,19 @@ def test_a_key_limited_to_some_models_is_refused_the_others(two_gateways: list[s
 def test_a_missing_or_wrong_key_is_refused(two_gateways: list[str], api_key: str | None) -> None:
     for response in send_chats(two_gateways, "open", 2, api_key=api_key):
         assert_error(response, 401, "authentication_error", "invalid_api_key")
+
+
+def test_a_request_for_n_choices_counts_n_times_in_redis(
+    redis: RedisServer, upstream: FakeUpstream, gateways: Gateways
+) -> None:
+    """Team A's `rpm` of 5: `n: 3` is three requests, so the second one is refused."""
+    config = gateway_config(models(upstream), redis_url=redis.url, server={"api_keys": API_KEYS})
+    gateway = gateways.start(config)
+    body = {"model": "open", "n": 3, "messages": [{"role": "user", "content": "hi"}]}
+    headers = {"Authorization": f"Bearer {TEAM_A_KEY}"}
+    replies = [
+        httpx.post(f"{gateway.url}/v1/chat/completions", json=body, headers=headers, timeout=10)
+        for _ in range(2)
+    ]
+    assert [reply.status_code for reply in replies] == [200, 429]
+    assert_error(replies[1], 429, "rate_limit_error", "rate_limit_exceeded")

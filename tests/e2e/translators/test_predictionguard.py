@@ -465,3 +465,38 @@ def test_a_stream_with_an_image_fails_over_on_an_upstream_503(
     assert len(pg.received) == 1
     assert [request.model for request in openai_upstream.received] == [MODEL]
     assert text == Reply().text
+
+
+# Ids as OpenAI's
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_completion_ids_are_openai_style_and_the_upstreams_is_kept(
+    pg_client: openai.OpenAI, pg: FakePredictionGuard, legacy: bool
+) -> None:
+    pg.script(PGReply(legacy=legacy))
+
+    completion = pg_client.chat.completions.create(
+        model=MODEL, messages=ask(QUESTION, data_uri(PNG, "image/png"))
+    )
+
+    assert completion.id.startswith("chatcmpl-")
+    extension = (completion.model_extra or {})["x_gateway"]
+    assert extension["upstream_id"].startswith("cmpl-" if legacy else "chat-")
+
+
+def test_merged_answers_and_every_chunk_have_openai_style_ids(
+    pg_client: openai.OpenAI, pg: FakePredictionGuard
+) -> None:
+    merged = pg_client.chat.completions.create(
+        model=MODEL, messages=ask(QUESTION, data_uri(PNG, "image/png")), n=2
+    )
+    chunks = list(
+        pg_client.chat.completions.create(
+            model=MODEL, messages=ask(QUESTION), stream=True, stream_options={"include_usage": True}
+        )
+    )
+
+    assert merged.id.startswith("chatcmpl-")
+    assert {chunk.id for chunk in chunks} == {chunks[0].id}
+    assert chunks[0].id.startswith("chatcmpl-")

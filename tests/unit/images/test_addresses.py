@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from app.images.addresses import parse_numeric_host, refusal_reason
+from app.images.addresses import is_metadata_name, parse_numeric_host, refusal_reason
 
 
 @pytest.mark.parametrize(
@@ -163,6 +163,14 @@ METADATA = [
     "::169.254.169.254",
     "2002:a9fe:a9fe::",
     "64:ff9b::a9fe:a9fe",
+    "169.254.170.2",
+    "169.254.170.23",
+    "fd00:ec2::23",
+    "100.100.100.200",
+    "192.0.0.192",
+    "168.63.129.16",
+    "::ffff:168.63.129.16",
+    "64:ff9b::6464:64c8",
 ]
 
 
@@ -184,3 +192,10 @@ def test_odd_spellings_of_loopback_are_refused(host: str) -> None:
 
     assert address is not None
     assert refusal_reason(address, allow_private=False) is not None
+
+
+@pytest.mark.parametrize(
+    "host", ["metadata.google.internal", "METADATA.GOOGLE.INTERNAL.", "metadata.goog", "metadata"]
+)
+def test_metadata_service_names_are_known(host: str) -> None:
+    assert is_metadata_name(host)

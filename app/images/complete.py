@@ -1,0 +1,107 @@
+"""Cheap checks that an image's bytes are all there, for images that go upstream undecoded.
+
+Reading a header tells an image's type and size, not whether the rest of the file followed:
+a truncated upload, or a bare JPEG header claiming 2000x2000, reads just as well. Each format
+says where a whole file ends: a JPEG's end-of-image marker after its scan data, a PNG's
+`IEND` chunk, a GIF's trailer, a WEBP's RIFF size. `ImageEnd` looks for it in the bytes as
+they stream past, so a data URI scanned a window at a time is never held whole for it.
+"""
+
+from __future__ import annotations
+
+from app.errors import ImageError
+
+_JPEG_START, _JPEG_END, _START_OF_SCAN = b"\xff\xd8", b"\xff\xd9", 0xDA
+_PNG_START, _PNG_END = b"\x89PNG\r\n\x1a\n", b"IEND\xaeB`\x82"  # the chunk with its fixed CRC
+_GIF_END = b"\x00;"  # the last block's terminator, then the trailer
+_MARKERS_WITHOUT_LENGTH = frozenset({0x01, 0xD8, *range(0xD0, 0xD8)})
+# Enough for any header worth the name; a JPEG's beyond it is searched for its end from there.
+HEAD_BYTES = 64 * 1024
+
+
+class ImageEnd:
+    """Fed an image's bytes in order, from the first: whether they end as a whole file of
+    their format does. Formats it doesn't know (they are converted, so fully decoded) pass."""
+
+    def __init__(self) -> None:
+        self._head: bytearray | None = bytearray()  # until the format's header is in hand
+        self._size = 0
+        self._marker = b""  # an end marker to find at or after `_after`
+        self._after = 0
+        self._found = False
+        self._carry = b""  # the previous piece's last bytes: a marker may span two pieces
+        self._last = b""  # what the last bytes must be
+        self._tail = b""
+        self._riff_size = -1
+
+    def feed(self, piece: bytes) -> None:
+        if self._head is None:
+            self._scan(piece)
+            return
+        self._head += piece
+        if len(self._head) >= HEAD_BYTES:
+            self._settle()
+
+    def whole(self) -> bool:
+        self._settle()
+        if self._marker:
+            return self._found
+        if self._last:
+            return self._tail == self._last
+        return self._riff_size < 0 or self._size >= self._riff_size + 8
+
+    def check(self) -> None:
+        """400 `invalid_image` unless the bytes fed so far are a whole image."""
+        if not self.whole():
+            raise ImageError("the image data is truncated: its end is missing")
+
+    def _settle(self) -> None:
+        if self._head is None:
+            return
+        head, self._head = bytes(self._head), None
+        if head.startswith(_JPEG_START):
+            self._marker, self._after = _JPEG_END, _scan_data_start(head)
+        elif head.startswith(_PNG_START):
+            self._marker, self._after = _PNG_END, len(_PNG_START)
+        elif head[:4] == b"GIF8":
+            self._last = _GIF_END
+        elif head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+            self._riff_size = int.from_bytes(head[4:8], "little")
+        self._scan(head)
+
+    def _scan(self, piece: bytes) -> None:
+        if self._marker and not self._found:
+            window = self._carry + piece
+            window_at = self._size - len(self._carry)
+            self._found = window.find(self._marker, max(0, self._after - window_at)) >= 0
+            self._carry = window[len(window) - len(self._marker) + 1 :]
+        self._tail = (self._tail + piece)[-len(_GIF_END) :]
+        self._size += len(piece)
+
+
+def check_whole(data: bytes) -> None:
+    """`ImageEnd.check` for an image held whole."""
+    end = ImageEnd()
+    end.feed(data)
+    end.check()
+
+
+def _scan_data_start(head: bytes) -> int:
+    """Where a JPEG's entropy-coded data starts: after its first start-of-scan segment.
+    Found by walking the segments before it (an embedded EXIF thumbnail's own end marker
+    is inside one of them); past `head` when the header goes on beyond it."""
+    at = len(_JPEG_START)
+    while at + 4 <= len(head):
+        if head[at] != 0xFF:
+            return at  # not a segment: look for the end marker from here
+        marker = head[at + 1]
+        if marker == 0xFF:  # fill byte
+            at += 1
+        elif marker in _MARKERS_WITHOUT_LENGTH:
+            at += 2
+        else:
+            segment_end = at + 2 + int.from_bytes(head[at + 2 : at + 4], "big")
+            if marker == _START_OF_SCAN:
+                return segment_end
+            at = segment_end
+    return len(head)

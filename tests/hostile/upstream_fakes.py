@@ -1,0 +1,150 @@
+"""Hostile upstreams on loopback: replies that never end, and an image host that never answers.
+
+One Starlette app serves them all, each under its own path prefix, so a gateway's model
+entries point at `url + prefix` (see `HostileUpstream.base_url`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+import os
+import threading
+from collections.abc import AsyncIterator
+from urllib.parse import quote
+
+from PIL import Image
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+MB = 1024 * 1024
+# Past any sensible cap, and past the RSS bound, yet a failing run still ends.
+ENDLESS_BYTES = 300 * MB
+SLOW_IMAGE_S = 6.0
+
+
+def png(width: int = 16, height: int = 16, *, noise: bool = False) -> bytes:
+    """A PNG; with `noise`, incompressible (a 1024x1024 one is about 3 MB)."""
+    if noise:
+        image = Image.frombytes("RGB", (width, height), os.urandom(width * height * 3))
+    else:
+        image = Image.new("RGB", (width, height), (200, 30, 30))
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+def data_uri(data: bytes, mime: str = "image/png") -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+
+
+async def _endless(head: bytes, piece: bytes) -> AsyncIterator[bytes]:
+    yield head
+    for _ in range(ENDLESS_BYTES // len(piece)):
+        yield piece
+
+
+class HostileUpstream:
+    """The hostile replies, each an OpenAI-compatible `/v1/chat/completions` under a prefix:
+
+    - `/endless-body`: a JSON reply that goes on and on;
+    - `/endless-line`: an event stream whose first line never ends;
+    - `/endless-event`: an event stream whose first event never ends (data lines, no blank);
+    - `/echo-key`: a 400 whose message echoes the caller's key upper-cased, base64- and
+      URL-encoded;
+    - `/predictionguard`: a Prediction Guard chat endpoint that counts its calls;
+    - `/images/slow/{name}`: an image host that answers after `SLOW_IMAGE_S`;
+    - `/images/{name}`: images put with `put_image`.
+    """
+
+    def __init__(self) -> None:
+        self.url = ""
+        self.images: dict[str, tuple[bytes, str]] = {}
+        self.slow_requests = 0  # image requests to `/images/slow/...` so far
+        self.slow_in_flight = self.slow_peak = 0  # of them at once: now, at most
+        self.calls = 0
+        self._lock = threading.Lock()
+        self.app = Starlette(
+            routes=[
+                Route("/endless-body/v1/chat/completions", self._body, methods=["POST"]),
+                Route("/endless-line/v1/chat/completions", self._line, methods=["POST"]),
+                Route("/endless-event/v1/chat/completions", self._event, methods=["POST"]),
+                Route("/echo-key/v1/chat/completions", self._echo_key, methods=["POST"]),
+                Route("/predictionguard/chat/completions", self._counted, methods=["POST"]),
+                Route("/images/slow/{name}", self._slow_image, methods=["GET"]),
+                Route("/images/{name}", self._image, methods=["GET"]),
+            ]
+        )
+
+    def base_url(self, prefix: str) -> str:
+        suffix = "" if prefix == "predictionguard" else "/v1"
+        return f"{self.url}/{prefix}{suffix}"
+
+    def put_image(self, name: str, data: bytes, content_type: str = "image/png") -> str:
+        self.images[name] = (data, content_type)
+        return f"{self.url}/images/{name}"
+
+    def reset(self) -> None:
+        with self._lock:
+            self.images.clear()
+            self.slow_requests = self.slow_in_flight = self.slow_peak = self.calls = 0
+
+    async def _body(self, _: Request) -> Response:
+        head = b'{"id": "x", "object": "chat.completion", "choices": "'
+        return StreamingResponse(_endless(head, b"a" * MB), media_type="application/json")
+
+    async def _line(self, _: Request) -> Response:
+        return StreamingResponse(_endless(b"data: ", b"a" * MB), media_type="text/event-stream")
+
+    async def _event(self, _: Request) -> Response:
+        line = b"data: " + b"a" * 1000 + b"\n"
+        return StreamingResponse(_endless(b"", line * 1000), media_type="text/event-stream")
+
+    async def _echo_key(self, request: Request) -> Response:
+        key = request.headers.get("authorization", "").removeprefix("Bearer ")
+        basic = base64.b64encode(f"user:{key}".encode()).decode()
+        message = (
+            f"key {key.upper()} refused; as sent {base64.b64encode(key.encode()).decode()}, "
+            f"in basic auth {basic}, url-encoded {quote(key, safe='')}, "
+            f"url-safe {base64.urlsafe_b64encode(key.encode()).decode()}"
+        )
+        return JSONResponse({"error": {"message": message}}, status_code=400)
+
+    async def _counted(self, _: Request) -> Response:
+        with self._lock:
+            self.calls += 1
+        choice = {"index": 0, "message": {"role": "assistant", "content": "ok"}}
+        reply = {
+            "id": "chatcmpl-hostile",
+            "object": "chat.completion",
+            "created": 1,
+            "model": "m",
+            "choices": [{**choice, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        }
+        return Response(json.dumps(reply), media_type="application/json")
+
+    async def _slow_image(self, request: Request) -> Response:
+        with self._lock:
+            self.slow_requests += 1
+            self.slow_in_flight += 1
+            self.slow_peak = max(self.slow_peak, self.slow_in_flight)
+        try:  # until the gateway drops the fetch: what's in flight is what it holds
+            for _ in range(int(SLOW_IMAGE_S / 0.05)):
+                if await request.is_disconnected():
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            with self._lock:
+                self.slow_in_flight -= 1
+        return Response(png(), media_type="image/png")
+
+    async def _image(self, request: Request) -> Response:
+        found = self.images.get(request.path_params["name"])
+        if found is None:
+            return Response(b"no such image", status_code=404)
+        return Response(found[0], media_type=found[1])

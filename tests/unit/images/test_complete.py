@@ -1,0 +1,61 @@
+"""Whole or cut short: each format's end, found in one piece or across many."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+
+from app.errors import ImageError
+from app.images.complete import ImageEnd, check_whole
+
+FORMATS = ["JPEG", "PNG", "GIF", "WEBP"]
+
+
+def encoded(kind: str, **options: object) -> bytes:
+    image = Image.effect_noise((40, 30), 64).convert("RGB")
+    out = io.BytesIO()
+    image.save(out, kind, **options)
+    return out.getvalue()
+
+
+def whole_in_pieces(data: bytes, size: int) -> bool:
+    end = ImageEnd()
+    for at in range(0, len(data), size):
+        end.feed(data[at : at + size])
+    return end.whole()
+
+
+@pytest.mark.parametrize("kind", FORMATS)
+@pytest.mark.parametrize("piece", [1, 7, 1 << 20])
+def test_a_whole_image_is_whole_however_it_is_cut_into_pieces(kind: str, piece: int) -> None:
+    assert whole_in_pieces(encoded(kind), piece)
+
+
+@pytest.mark.parametrize("kind", FORMATS)
+@pytest.mark.parametrize("keep", [0.2, 0.5, 0.9, -1])
+def test_an_image_cut_short_is_not(kind: str, keep: float) -> None:
+    data = encoded(kind)
+    cut = data[:-1] if keep < 0 else data[: int(len(data) * keep)]
+    assert not whole_in_pieces(cut, 7)
+    with pytest.raises(ImageError, match="truncated"):
+        check_whole(cut)
+
+
+def test_a_jpeg_whose_thumbnail_ends_but_whose_own_scan_does_not_is_cut_short() -> None:
+    thumbnail = encoded("JPEG")
+    exif = Image.Exif()
+    data = encoded("JPEG", exif=exif.tobytes())
+    app1 = b"\xff\xe1" + (len(thumbnail) + 2).to_bytes(2, "big") + thumbnail
+    with_thumbnail = data[:2] + app1 + data[2:]
+    assert whole_in_pieces(with_thumbnail, 5)
+    assert not whole_in_pieces(with_thumbnail[: len(data) // 2 + len(app1)], 5)
+
+
+def test_bytes_after_a_jpeg_end_marker_are_allowed() -> None:
+    assert whole_in_pieces(encoded("JPEG") + b"trailer written by a camera", 3)
+
+
+def test_formats_it_does_not_know_pass() -> None:
+    assert whole_in_pieces(b"BM" + b"\x00" * 100, 10)
