@@ -485,9 +485,7 @@ def test_completion_ids_are_openai_style_and_the_upstreams_is_kept(
     assert extension["upstream_id"].startswith("cmpl-" if legacy else "chat-")
 
 
-def test_merged_answers_and_every_chunk_have_openai_style_ids(
-    pg_client: openai.OpenAI, pg: FakePredictionGuard
-) -> None:
+def test_merged_answers_and_every_chunk_have_openai_style_ids(pg_client: openai.OpenAI) -> None:
     merged = pg_client.chat.completions.create(
         model=MODEL, messages=ask(QUESTION, data_uri(PNG, "image/png")), n=2
     )
