@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
@@ -63,9 +63,19 @@ class Call:
     variant: str | None = None  # what a `prefix/*` route's `*` matched
     # `time.monotonic()` by which this deployment must have answered (its `timeout_s`).
     deadline: float = float("inf")
+    # What a provider built for this call and may build again: `n` fanned out makes the same
+    # call several times at once, and its upstream body (a large image, say) is built once.
+    built: dict[object, bytes] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def remaining_s(self) -> float:
         return self.deadline - time.monotonic()
+
+    def once(self, key: object, build: Callable[[], bytes]) -> bytes:
+        """`build()`, the first time it is asked for under `key`; the same bytes after."""
+        found = self.built.get(key)
+        if found is None:
+            found = self.built[key] = build()
+        return found
 
 
 class Accepted:

@@ -72,7 +72,7 @@ class OpenAICompatible(Translator):
         return sorted(str(m["id"]) for m in data if isinstance(m, dict) and m.get("id"))
 
     def _request(self, call: Call, *, stream: bool) -> httpx.Request:
-        body = orjson.dumps(self.payload(call, stream=stream))
+        body = call.once(("body", stream), lambda: orjson.dumps(self.payload(call, stream=stream)))
         return self._api.request("POST", self._url, content=body, headers=_JSON)
 
     def payload(self, call: Call, *, stream: bool) -> dict[str, object]:

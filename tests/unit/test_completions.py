@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import anyio
@@ -415,6 +416,8 @@ async def test_n_is_fanned_out_for_providers_without_native_n(gateway: Any) -> N
     assert completion.usage == CompletionUsage(
         prompt_tokens=9, completion_tokens=6, total_tokens=15
     )
+    # One call made three times: what the provider builds for it is built once.
+    assert len({id(call) for call in a.calls}) == 1
     assert [call.request.choice_count for call in a.calls] == [1, 1, 1]
 
 
@@ -657,3 +660,16 @@ async def test_streamed_n_is_fanned_out_as_one_stream(gateway: Any) -> None:
     }
     assert sorted(contents) == [0, 1, 2]
     assert len(a.calls) == 3
+
+
+def test_a_call_builds_what_it_is_asked_for_once() -> None:
+    call = Call(chat_request(), "upstream")
+    built: list[int] = []
+
+    def build() -> bytes:
+        built.append(1)
+        return b"body"
+
+    assert call.once("body", build) is call.once("body", build)
+    assert built == [1]
+    assert replace(call, upstream_model="other").built == {}
