@@ -9,10 +9,11 @@ from prometheus_client import Gauge
 from pydantic import BaseModel
 from starlette.types import Receive, Scope, Send
 
+from app import sse
 from app.api.client import ClientWatch
 from app.errors import ClientClosedRequest, GatewayError, InternalError
 from app.record import RequestRecord
-from app.sse import DONE, KEEPALIVE, KEEPALIVE_INTERVAL_S, encode_error, encode_event
+from app.sse import DONE, KEEPALIVE, encode_error, encode_event
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ class EventStream:
         async def keepalive() -> None:
             await send({"type": "http.response.body", "body": KEEPALIVE, "more_body": True})
 
-        client.pace(keepalive, KEEPALIVE_INTERVAL_S)
+        client.pace(keepalive, sse.KEEPALIVE_INTERVAL_S)  # read here: tests shorten it
         if streams is not None:
             streams.inc()
         sent = client.sent
