@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from app.api.deps import GatewayDep, KeyDep
 from app.errors import GatewayError, ModelNotFound
+from app.quoting import shortened
 from app.routing import Group
 from app.schemas import Model, ModelList
 
@@ -47,7 +48,7 @@ async def retrieve_model(model_id: str, _: KeyDep, gateway: GatewayDep) -> Respo
     owner = gateway.router.owner(model_id)
     if owner is None:
         raise ModelNotFound(
-            f"the model {model_id!r} does not exist or is not enabled", param="model"
+            f"the model {shortened(model_id)!r} does not exist or is not enabled", param="model"
         )
     model = Model(id=model_id, created=gateway.started_at, owned_by=owner)
     return Response(model.model_dump_json(), media_type="application/json")

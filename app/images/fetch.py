@@ -19,6 +19,7 @@ import httpx
 
 from app.errors import ImageError, ImageFetchFailed, ImageTooLarge, ImageURLForbidden
 from app.images.addresses import IPAddress, parse_numeric_host, refusal_reason
+from app.quoting import shortened
 
 logger = logging.getLogger(__name__)
 
@@ -101,20 +102,21 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
 
 
 def display_url(url: str | httpx.URL) -> str:
-    """Scheme, host and path: never the query string or credentials (presigned URLs)."""
+    """Scheme, host and path, cut short: never the query string or credentials (presigned
+    URLs), nor kilobytes of a path."""
     try:
         parsed = httpx.URL(url) if isinstance(url, str) else url
     except (httpx.InvalidURL, ValueError, TypeError):
         return _display_unparsable(str(url))
     host = f"[{parsed.host}]" if ":" in parsed.host else parsed.host
     port = f":{parsed.port}" if parsed.port else ""
-    return f"{parsed.scheme}://{host}{port}{parsed.path}"
+    return shortened(f"{parsed.scheme}://{host}{port}{parsed.path}")
 
 
 def _display_unparsable(url: str) -> str:
     try:
         parts = urlsplit(url)
-        return f"{parts.scheme}://{parts.hostname or ''}{parts.path}"
+        return shortened(f"{parts.scheme}://{parts.hostname or ''}{parts.path}")
     except ValueError:
         return "the image URL"
 
@@ -126,8 +128,9 @@ def parse_image_url(url: str, param: str | None) -> httpx.URL:
     except (httpx.InvalidURL, ValueError, TypeError):
         raise ImageURLForbidden("the image URL is malformed", param=param) from None
     if parsed.scheme not in ("http", "https"):
+        scheme = shortened(parsed.scheme) or "schemeless"
         raise ImageURLForbidden(
-            f"image URLs must be http(s) or a data URI, not {parsed.scheme or 'schemeless'!r}",
+            f"image URLs must be http(s) or a data URI, not {scheme!r}",
             param=param,
         )
     if not parsed.host:
