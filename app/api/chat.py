@@ -12,7 +12,6 @@ import logging
 from collections.abc import Awaitable
 from typing import TypeVar
 
-import orjson
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.requests import HTTPConnection
@@ -24,13 +23,13 @@ from app.errors import (
     ClientClosedRequest,
     GatewayError,
     InternalError,
-    InvalidJSON,
     RequestTooLarge,
     error_response,
 )
 from app.gateway import Gateway, authorize_model
 from app.logs import request_logged
 from app.middleware import open_request
+from app.request_shape import RequestShape
 from app.schemas import ChatCompletionRequest
 from app.sse import EventStream
 from app.validation import validation_error
@@ -47,6 +46,7 @@ class ChatCompletions:
 
     def __init__(self, gateway: Gateway) -> None:
         self._gateway = gateway
+        self._shape = RequestShape(gateway.config.requests)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = open_request(scope)
@@ -65,7 +65,11 @@ class ChatCompletions:
         connection = HTTPConnection(scope)
         key = gateway.authenticate(connection)
         body = await read_body(connection, receive, gateway.config.server.max_request_bytes)
-        chat = parse_request(body)
+        shape = self._shape
+        if shape.off_loop(body):
+            chat = await asyncio.to_thread(parse_request, body, shape)
+        else:
+            chat = parse_request(body, shape)
         authorize_model(key, chat.model)
         if key is not None:
             await gateway.limiter.check(f"key:{key.label}", key.rpm, "this key")
@@ -135,13 +139,8 @@ async def unless_disconnected(receive: Receive, work: Awaitable[T]) -> T:
         watcher.cancel()
 
 
-def parse_request(body: bytes) -> ChatCompletionRequest:
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise InvalidJSON("the request body is not valid JSON") from None
-    if not isinstance(payload, dict):
-        raise InvalidJSON("the request body must be a JSON object")
+def parse_request(body: bytes, shape: RequestShape) -> ChatCompletionRequest:
+    payload = shape.load(body)
     try:
         return ChatCompletionRequest.model_validate(payload)
     except ValidationError as exc:
