@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
 import orjson
 
 from app.config import RequestsConfig
 from app.errors import InvalidJSON, InvalidRequest
 from app.quoting import shortened
 
+T = TypeVar("T")
+Body = bytes | bytearray
+
 # Parsing and validating a body this large takes milliseconds: a worker thread does it.
 OFF_LOOP_BYTES = 256 * 1024
 _BACKSLASH = b"\\"
 _QUOTE = b'"'
 _SEPARATORS = (b",", b":")
+_MANY_STRINGS = 1000
+_WINDOW = 1024 * 1024
 _OPENERS = (b"{", b"[")
 
 
@@ -24,12 +34,17 @@ class RequestShape:
 
     def __init__(self, limits: RequestsConfig) -> None:
         self._limits = limits
+        # One thread, so that large bodies are parsed one at a time: with more threads
+        # contending for the GIL, the event loop's thread waits longer for it.
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="request-shape")
 
-    def off_loop(self, body: bytes) -> bool:
-        """Whether `load` and validation of `body` belong in a worker thread."""
-        return len(body) > OFF_LOOP_BYTES
+    async def parse(self, body: Body, parse: Callable[[Body, RequestShape], T]) -> T:
+        """`parse(body, self)`: on the event loop for a small body, else in the worker."""
+        if len(body) <= OFF_LOOP_BYTES:
+            return parse(body, self)
+        return await asyncio.get_running_loop().run_in_executor(self._worker, parse, body, self)
 
-    def load(self, body: bytes) -> dict[str, object]:
+    def load(self, body: Body) -> dict[str, object]:
         """The body as a JSON object, once its shape is known to be within the limits."""
         containers = self._check_items(body)
         try:
@@ -44,7 +59,7 @@ class RequestShape:
         self._check_messages(payload.get("messages"))
         return payload
 
-    def _check_items(self, body: bytes) -> int:
+    def _check_items(self, body: Body) -> int:
         """Refuse more than `max_json_items` items; return an upper bound on the containers."""
         limit = self._limits.max_json_items
         if len(body) // 2 + 1 <= limit:  # every item after the first takes two bytes or more
@@ -104,7 +119,7 @@ class RequestShape:
                 )
 
 
-def _outside_strings(body: bytes, limit: int) -> tuple[int, bytes]:
+def _outside_strings(body: Body, limit: int) -> tuple[int, bytes]:
     """How many strings `body` holds (counting stops past `limit`) and the bytes between
     them, where JSON's structure is. Finding quotes is a C-speed search, so an image's
     megabytes of base64 cost almost nothing. Escaped backslashes and quotes are dropped first:
@@ -114,6 +129,8 @@ def _outside_strings(body: bytes, limit: int) -> tuple[int, bytes]:
     outside, strings, start = [], 0, 0
     while (opening := body.find(_QUOTE, start)) >= 0:
         strings += 1
+        if strings == _MANY_STRINGS and (quotes := _count(body, _QUOTE)) // 2 > limit:
+            return quotes // 2, b""  # refused at C speed, not one string at a time
         if strings > limit:
             return strings, b""
         outside.append(body[start:opening])
@@ -121,6 +138,15 @@ def _outside_strings(body: bytes, limit: int) -> tuple[int, bytes]:
         start = len(body) if closing < 0 else closing + 1
     outside.append(body[start:])
     return strings, b"".join(outside)
+
+
+def _count(body: Body, needle: bytes) -> int:
+    """`body.count(needle)` a window at a time: the event loop's thread may take the GIL
+    between two windows, where one call over 30 MB would hold it for milliseconds."""
+    reach = len(needle) - 1
+    return sum(
+        body.count(needle, start, start + _WINDOW + reach) for start in range(0, len(body), _WINDOW)
+    )
 
 
 def _deeper_than(value: object, room: int) -> bool:

@@ -65,11 +65,7 @@ class ChatCompletions:
         connection = HTTPConnection(scope)
         key = gateway.authenticate(connection)
         body = await read_body(connection, receive, gateway.config.server.max_request_bytes)
-        shape = self._shape
-        if shape.off_loop(body):
-            chat = await asyncio.to_thread(parse_request, body, shape)
-        else:
-            chat = parse_request(body, shape)
+        chat = await self._shape.parse(body, parse_request)
         authorize_model(key, chat.model)
         if key is not None:
             await gateway.limiter.check(f"key:{key.label}", key.rpm, "this key")
@@ -95,23 +91,26 @@ class ChatCompletions:
             )
 
 
-async def read_body(connection: HTTPConnection, receive: Receive, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it is known to be over `limit`."""
+async def read_body(connection: HTTPConnection, receive: Receive, limit: int) -> bytes | bytearray:
+    """The request body, refused with 413 as soon as it is known to be over `limit`. A body in
+    pieces grows in one buffer: pieces joined at the end would hold it twice for a moment."""
     declared = connection.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise RequestTooLarge(f"the request body is over {limit} bytes")
-    chunks, size = [], 0
+    body = bytearray()
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientClosedRequest("the client closed the request")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
+        chunk: bytes = message.get("body", b"")
+        more = message.get("more_body", False)
+        if len(body) + len(chunk) > limit:
             raise RequestTooLarge(f"the request body is over {limit} bytes")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if not (body or more):
+            return chunk  # the usual body in one piece, not copied
+        body += chunk
+        if not more:
+            return body
 
 
 async def unless_disconnected(receive: Receive, work: Awaitable[T]) -> T:
@@ -139,7 +138,7 @@ async def unless_disconnected(receive: Receive, work: Awaitable[T]) -> T:
         watcher.cancel()
 
 
-def parse_request(body: bytes, shape: RequestShape) -> ChatCompletionRequest:
+def parse_request(body: bytes | bytearray, shape: RequestShape) -> ChatCompletionRequest:
     payload = shape.load(body)
     try:
         return ChatCompletionRequest.model_validate(payload)
