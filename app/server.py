@@ -98,8 +98,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._head_bytes + self._chunk_bytes > limit and self._head_size() > limit:
             self.app = Refusal(RequestHeaderTooLarge(self._header_message()))
         self._head_bytes = 0
-        self._read_timer = self.loop.call_later(self.limits.body_timeout_s, self._body_late)
+        # A pipelined request waits, unread, for the one before it: its clock starts with it.
+        if self.cycle is None or self.cycle.response_complete:
+            self._read_timer = self.loop.call_later(self.limits.body_timeout_s, self._body_late)
         super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()  # this starts the next pipelined request, if any
+        cycle = self.cycle
+        if self._read_timer is None and not cycle.response_complete and cycle.more_body:
+            self._read_timer = self.loop.call_later(self.limits.body_timeout_s, self._body_late)
 
     def on_message_complete(self) -> None:
         self._stop_timer()
