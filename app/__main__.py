@@ -16,6 +16,7 @@ from app.allocator import release_large_buffers
 from app.config import DEFAULT_CONFIG_PATH, ConfigError, load_config
 from app.logs import configure_logging
 from app.metrics import MULTIPROCESS_ENV
+from app.server import GatewayServerConfig, raise_open_files_limit
 
 
 class GracefulMultiprocess(Multiprocess):
@@ -60,8 +61,10 @@ def main(argv: list[str] | None = None) -> int:
         metrics_dir = tempfile.mkdtemp(prefix="vision-gateway-metrics-")
         os.environ[MULTIPROCESS_ENV] = metrics_dir
     configure_logging(config.server.log_format, config.secrets(), args.log_level)
-    server_config = uvicorn.Config(
+    raise_open_files_limit()
+    server_config = GatewayServerConfig(
         "app.main:app",
+        limits=config.server,
         host=args.host,
         port=args.port,
         workers=args.workers,
@@ -69,7 +72,6 @@ def main(argv: list[str] | None = None) -> int:
         log_level=args.log_level,
         access_log=False,
         loop="uvloop",
-        http="httptools",
         # Open streams may finish within the grace period; then they are cancelled.
         timeout_graceful_shutdown=math.ceil(config.server.shutdown_grace_s),
     )

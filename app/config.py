@@ -54,6 +54,12 @@ class ServerConfig(_Strict):
     playground: bool = True
     shutdown_grace_s: Annotated[float, Field(ge=0)] = 30.0
     log_format: Literal["json", "text"] = "json"
+    # What one connection may hold; enforced by `python -m app` (see app/server.py).
+    max_header_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
+    header_timeout_s: Annotated[float, Field(gt=0)] = 10.0
+    body_timeout_s: Annotated[float, Field(gt=0)] = 60.0
+    keepalive_timeout_s: Annotated[float, Field(gt=0)] = 5.0
+    max_connections: Annotated[int, Field(ge=1)] = 1000
 
     def active_keys(self) -> list[ApiKey]:
         """Keys with a value: an empty `${GATEWAY_API_KEY:-}` means no key is required."""
@@ -71,6 +77,17 @@ class ImagesConfig(_Strict):
     max_fetches_per_client: Annotated[int, Field(gt=0)] = 8
     allow_private_networks: bool = False
     fetch_remote: Literal["auto", "always"] = "auto"
+
+
+class RequestsConfig(_Strict):
+    """The shape a chat request may have, checked before the body becomes objects."""
+
+    max_messages: Annotated[int, Field(ge=1)] = 1024
+    max_content_parts: Annotated[int, Field(ge=1)] = 4096
+    max_text_chars: Annotated[int, Field(ge=1)] = 4 * 1024 * 1024
+    max_json_depth: Annotated[int, Field(ge=4, le=200)] = 64
+    max_json_items: Annotated[int, Field(ge=1000)] = 100_000
+    max_model_chars: Annotated[int, Field(ge=1)] = 256
 
 
 class StateConfig(_Strict):
@@ -131,6 +148,7 @@ class ModelEntry(_Strict):
 class GatewayConfig(_Strict):
     server: ServerConfig = Field(default_factory=ServerConfig)
     images: ImagesConfig = Field(default_factory=ImagesConfig)
+    requests: RequestsConfig = Field(default_factory=RequestsConfig)
     state: StateConfig = Field(default_factory=StateConfig)
     responses: ResponsesConfig = Field(default_factory=ResponsesConfig)
     models: list[ModelEntry] = Field(default_factory=list)

@@ -11,6 +11,8 @@ GatewayError
 │   │   └── ImageFetchFailed      400 image_fetch_failed
 │   └── UpstreamRejected          400 upstream_rejected
 ├── RequestTooLarge               413 request_too_large
+├── RequestTimeout                408 request_timeout
+├── RequestHeaderTooLarge         431 request_header_too_large
 ├── AuthenticationFailed          401 authentication_error / invalid_api_key
 ├── ModelNotAllowed               403 permission_error / model_not_allowed
 ├── ModelNotFound                 404 model_not_found
@@ -24,6 +26,7 @@ GatewayError
 │   ├── UpstreamJobFailed         502 job_failed
 │   ├── UpstreamUnavailable       503 upstream_unavailable
 │   └── UpstreamTimeout           504 upstream_timeout
+├── ServerBusy                    503 server_error / server_busy
 ├── ClientClosedRequest           499 client_closed_request (logged; nobody reads it)
 └── InternalError                 500 server_error
 """
@@ -127,6 +130,22 @@ class RequestTooLarge(GatewayError):
     status_code = 413
     type = "invalid_request_error"
     code = "request_too_large"
+
+
+class RequestTimeout(GatewayError):
+    """The request's head or body did not arrive within the server's read timeouts."""
+
+    status_code = 408
+    type = "invalid_request_error"
+    code = "request_timeout"
+
+
+class RequestHeaderTooLarge(GatewayError):
+    """The request line and headers are over `server.max_header_bytes`."""
+
+    status_code = 431
+    type = "invalid_request_error"
+    code = "request_header_too_large"
 
 
 class AuthenticationFailed(GatewayError):
@@ -239,6 +258,14 @@ class UpstreamTimeout(UpstreamError):
 
     status_code = 504
     code = "upstream_timeout"
+
+
+class ServerBusy(GatewayError):
+    """The worker holds `server.max_connections` connections already; retry shortly."""
+
+    status_code = 503
+    type = "server_error"
+    code = "server_busy"
 
 
 class ClientClosedRequest(GatewayError):

@@ -12,6 +12,7 @@ from app.config import ApiKey, GatewayConfig
 from app.errors import AuthenticationFailed, ModelNotAllowed
 from app.limits import RateLimiter
 from app.metrics import Metrics
+from app.request_shape import RequestShape
 from app.responses.store import ResponseStore
 from app.routing import Router
 from app.state import StateBackend
@@ -26,6 +27,7 @@ class Gateway:
     limiter: RateLimiter
     state: StateBackend
     responses: ResponseStore
+    shape: RequestShape
     started_at: int
     api_keys: list[ApiKey] = field(default_factory=list)
 

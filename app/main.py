@@ -23,6 +23,7 @@ from app.limits import Cooldowns, RateLimiter
 from app.logs import configure_logging
 from app.metrics import Metrics
 from app.providers.base import ProviderContext
+from app.request_shape import RequestShape
 from app.responses.store import ResponseStore
 from app.routing import Router
 from app.state import build_state
@@ -57,6 +58,7 @@ def create_app(config: GatewayConfig, *, resolver: Resolver = system_resolver) -
         limiter=limiter,
         state=state,
         responses=ResponseStore(state, config.responses),
+        shape=RequestShape(config.requests),
         started_at=int(time.time()),
         api_keys=config.server.active_keys(),
     )

@@ -13,6 +13,7 @@ from app.errors import ModelNotFound
 from app.names import ModelPattern, most_specific
 from app.providers import PROVIDER_KINDS, ProviderKinds, provider_type
 from app.providers.base import Provider, ProviderContext
+from app.quoting import shortened
 
 logger = logging.getLogger(__name__)
 
@@ -117,10 +118,10 @@ class Router:
         """The deployments to try for `model`, in order: its group, then its fallbacks."""
         group = self._group_for(model)
         if group is None:
-            raise ModelNotFound(f"the model {model!r} does not exist", param="model")
+            raise ModelNotFound(f"the model {shortened(model)!r} does not exist", param="model")
         if not group.deployments:
             raise ModelNotFound(
-                f"the model {model!r} is not enabled: set "
+                f"the model {shortened(model)!r} is not enabled: set "
                 f"{' or '.join(group.missing_variables)} to serve it",
                 param="model",
             )

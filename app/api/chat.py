@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import orjson
 from pydantic import ValidationError
 from starlette.responses import Response
 
 from app.api.endpoints import Incoming
 from app.api.replies import JSON, Reply
 from app.api.stream import EventStream, chat_body
-from app.errors import InvalidJSON, InvalidRequest
+from app.request_shape import RequestShape
 from app.schemas import ChatCompletionRequest
 from app.validation import validation_error
 
 
 async def create_chat_completion(incoming: Incoming) -> Reply:
     gateway, record = incoming.gateway, incoming.record
-    chat = parse_request(incoming.body)
+    chat = await gateway.shape.parse(incoming.body, parse_request)
     record.model, record.stream = chat.model, bool(chat.stream)
     record.model_label = gateway.router.label(chat.model)
     await gateway.admit(incoming.key, chat.model, cost=chat.choice_count)
@@ -32,13 +31,9 @@ async def create_chat_completion(incoming: Incoming) -> Reply:
     )
 
 
-def parse_request(body: bytes) -> ChatCompletionRequest:
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise InvalidJSON("the request body is not valid JSON") from None
-    if not isinstance(payload, dict):
-        raise InvalidRequest("the request body must be a JSON object")
+def parse_request(body: bytes | bytearray, shape: RequestShape) -> ChatCompletionRequest:
+    """The chat request in `body`, once its shape is within the limits; else a 400."""
+    payload = shape.load(body)
     try:
         return ChatCompletionRequest.model_validate(payload)
     except ValidationError as exc:

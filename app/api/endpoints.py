@@ -16,9 +16,8 @@ from app.api.replies import Reply
 from app.config import ApiKey
 from app.errors import MethodNotAllowed, RouteNotFound
 from app.gateway import Gateway
+from app.quoting import shortened
 from app.record import RequestRecord
-
-MAX_PATH_IN_MESSAGE = 64
 
 
 @dataclass
@@ -30,7 +29,7 @@ class Incoming:
     receive: Receive
     record: RequestRecord
     key: ApiKey | None
-    body: bytes
+    body: bytes | bytearray
     params: dict[str, str]
     client: ClientWatch
 
@@ -101,7 +100,7 @@ class Endpoints:
                 method == "HEAD" and "GET" in candidate.endpoint.methods
             ):
                 return candidate
-        shown = _short(path)
+        shown = shortened(path)
         if candidates:
             allowed = sorted({m for c in candidates for m in c.endpoint.methods})
             raise MethodNotAllowed(
@@ -123,10 +122,3 @@ class Endpoints:
     def listing(self) -> str:
         lines = [f"{' '.join(e.methods)} {e.path}" for e in self.all if e.documented and e.methods]
         return "the endpoints are: " + ", ".join(lines)
-
-
-def _short(path: str) -> str:
-    """A path as error messages quote it: its start only, whatever length it came with."""
-    if len(path) <= MAX_PATH_IN_MESSAGE:
-        return path
-    return path[:MAX_PATH_IN_MESSAGE] + "…"

@@ -72,7 +72,7 @@ class Front:
             record.key = record.client = key.label
         else:
             record.client = (scope.get("client") or ("",))[0]
-        body = b""
+        body: bytes | bytearray = b""
         if endpoint.reads_body:
             body = await read_body(scope, receive, gateway.config.server.max_request_bytes)
             client.start()
@@ -94,23 +94,29 @@ class Front:
         log_record(record)
 
 
-async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes | bytearray:
     """The request body, refused with 413 as soon as it is known to be over `limit`."""
     for name, value in scope["headers"]:
         if name == b"content-length" and value.isdigit() and int(value) > limit:
             raise RequestTooLarge(f"the request body is over {limit} bytes")
-    chunks, size = [], 0
+    body: bytes | bytearray = b""
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientClosedRequest("the client closed the request")
         chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
+        if len(body) + len(chunk) > limit:
             raise RequestTooLarge(f"the request body is over {limit} bytes")
-        chunks.append(chunk)
+        # A body in one piece is kept as it came; in pieces, it grows in one buffer rather
+        # than in a list joined at the end, which would hold it twice.
+        if not body:
+            body = chunk
+        else:
+            if isinstance(body, bytes):
+                body = bytearray(body)
+            body += chunk
         if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            return body
 
 
 def _client_request_id(scope: Scope) -> str | None:

@@ -10,6 +10,7 @@ from starlette.responses import Response
 from app.api.endpoints import Incoming
 from app.api.replies import JSON
 from app.errors import GatewayError, ModelNotFound
+from app.quoting import shortened
 from app.routing import Group
 from app.schemas import Model, ModelFamily, ModelList
 
@@ -51,7 +52,7 @@ async def retrieve_model(incoming: Incoming) -> Response:
     owner = gateway.router.owner(model_id)
     if owner is None:
         raise ModelNotFound(
-            f"the model {model_id[:128]!r} does not exist or is not enabled", param="model"
+            f"the model {shortened(model_id)!r} does not exist or is not enabled", param="model"
         )
     model = Model(id=model_id, created=gateway.started_at, owned_by=owner)
     return Response(model.model_dump_json(), media_type=JSON)

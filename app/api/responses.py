@@ -6,14 +6,14 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from urllib.parse import parse_qs
 
-import orjson
 from starlette.responses import Response
 
 from app.api.endpoints import Incoming
 from app.api.replies import JSON, Reply, json_reply
 from app.api.stream import EventStream
-from app.errors import GatewayError, InvalidJSON, InvalidRequest
+from app.errors import GatewayError, InvalidRequest
 from app.record import ANONYMOUS, RequestRecord
+from app.request_shape import RequestShape
 from app.responses.events import ResponseStream, encode
 from app.responses.items import DEFAULT_PAGE, MAX_PAGE
 from app.responses.output import to_response
@@ -25,7 +25,7 @@ from app.schemas import ChatCompletionChunk
 
 async def create_response(incoming: Incoming) -> Reply:
     gateway, record = incoming.gateway, incoming.record
-    request = parse_request(_json(incoming.body))
+    request = await gateway.shape.parse(incoming.body, _parse)
     record.model, record.stream = request.model, bool(request.stream)
     record.model_label = gateway.router.label(request.model)
     await gateway.admit(incoming.key, request.model)
@@ -107,11 +107,8 @@ async def _recorded(
             await aclose()
 
 
-def _json(body: bytes) -> object:
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise InvalidJSON("the request body is not valid JSON") from None
+def _parse(body: bytes | bytearray, shape: RequestShape) -> ResponsesRequest:
+    return parse_request(shape.load(body))
 
 
 def _owner(incoming: Incoming) -> str:

@@ -21,6 +21,7 @@ from app.errors import ImageError, ImageFetchFailed, ImageTooLarge, ImageURLForb
 from app.images.addresses import IPAddress, is_metadata_name, parse_numeric_host, refusal_reason
 from app.images.shares import FetchShares
 from app.images.urls import parse_image_url
+from app.quoting import shortened
 from app.record import current_record
 
 logger = logging.getLogger(__name__)
@@ -108,7 +109,8 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
 
 
 def display_url(url: str | httpx.URL) -> str:
-    """Scheme, host and path: never the query string or credentials (presigned URLs)."""
+    """Scheme, host and path, cut short: never the query string or credentials (presigned
+    URLs), nor kilobytes of a path."""
     try:
         parsed = httpx.URL(url) if isinstance(url, str) else url
         shown_host = parsed.host  # decodes IDNA: an invalid name fails here
@@ -116,13 +118,13 @@ def display_url(url: str | httpx.URL) -> str:
         return _display_unparsable(str(url))
     host = f"[{shown_host}]" if ":" in shown_host else shown_host
     port = f":{parsed.port}" if parsed.port else ""
-    return f"{parsed.scheme}://{host}{port}{parsed.path}"
+    return shortened(f"{parsed.scheme}://{host}{port}{parsed.path}")
 
 
 def _display_unparsable(url: str) -> str:
     try:
         parts = urlsplit(url)
-        return f"{parts.scheme}://{parts.hostname or ''}{parts.path}"
+        return shortened(f"{parts.scheme}://{parts.hostname or ''}{parts.path}")
     except ValueError:
         return "the image URL"
 

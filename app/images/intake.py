@@ -11,6 +11,7 @@ import pybase64
 
 from app.config import ImagesConfig
 from app.errors import ImageError, ImageTooLarge, ImageURLForbidden, TooManyImages
+from app.quoting import shortened
 from app.schemas import ChatCompletionRequest
 
 T = TypeVar("T")
@@ -38,7 +39,7 @@ def check_image_parts(
         scheme = url[: url.find(":", 0, 16)].lower() if ":" in url[:16] else ""
         if scheme not in ("http", "https", "data"):
             raise ImageURLForbidden(
-                f"image URLs must be http(s) or a data URI, not {scheme!r}", param=param
+                f"image URLs must be http(s) or a data URI, not {shortened(scheme)!r}", param=param
             )
 
 
@@ -51,7 +52,7 @@ def payload_start(url: str, param: str | None, max_bytes: int) -> int:
     media = url[5:comma].split(";")
     if not media[0].strip().lower().startswith("image/"):
         raise ImageError(
-            f"the data URI declares {media[0] or 'no type'!r}, not an image", param=param
+            f"the data URI declares {shortened(media[0]) or 'no type'!r}, not an image", param=param
         )
     if "base64" not in (p.strip().lower() for p in media[1:]):
         raise ImageError("image data URIs must be base64-encoded", param=param)

@@ -7,6 +7,7 @@ import idna
 
 from app.errors import ImageURLForbidden
 from app.images.addresses import parse_numeric_host
+from app.quoting import shortened
 
 
 def parse_image_url(url: str, param: str | None) -> httpx.URL:
@@ -18,7 +19,8 @@ def parse_image_url(url: str, param: str | None) -> httpx.URL:
         raise ImageURLForbidden("the image URL is malformed", param=param) from None
     if parsed.scheme not in ("http", "https"):
         raise ImageURLForbidden(
-            f"image URLs must be http(s) or a data URI, not {parsed.scheme or 'schemeless'!r}",
+            "image URLs must be http(s) or a data URI, not "
+            f"{shortened(parsed.scheme) or 'schemeless'!r}",
             param=param,
         )
     if not host:
