@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
@@ -112,6 +113,24 @@ class Translator:
 
     async def list_models(self) -> list[str]:
         return []
+
+
+class StreamingTranslator(Translator, ABC):
+    """A provider whose upstream answers whole or streams, as asked: `execute` is its
+    `stream` for a stream and its `complete` otherwise."""
+
+    async def execute(self, call: Call, *, stream: bool) -> AsyncGenerator[Event]:
+        if stream:
+            async for event in self.stream(call):
+                yield event
+        else:
+            yield await self.complete(call)
+
+    @abstractmethod
+    async def complete(self, call: Call) -> ChatCompletion: ...
+
+    @abstractmethod
+    def stream(self, call: Call) -> AsyncGenerator[Event]: ...
 
 
 class ProviderType(Protocol):

@@ -19,7 +19,7 @@ from app.providers.base import (
     Event,
     NoOptions,
     ProviderContext,
-    Translator,
+    StreamingTranslator,
     parse_options,
 )
 from app.providers.listing import CachedList
@@ -36,7 +36,7 @@ from app.sse import iter_sse_data
 _JSON = {"Content-Type": "application/json"}
 
 
-class OpenAICompatible(Translator):
+class OpenAICompatible(StreamingTranslator):
     """Relays requests as they are, asking the upstream for usage on streams."""
 
     name = "openai"
@@ -93,13 +93,6 @@ class OpenAICompatible(Translator):
             return ChatCompletion.model_validate_json(content)
         except ValidationError:
             raise UpstreamError(f"the {self.name} upstream sent a malformed reply") from None
-
-    async def execute(self, call: Call, *, stream: bool) -> AsyncGenerator[Event]:
-        if stream:
-            async for event in self.stream(call):
-                yield event
-        else:
-            yield await self.complete(call)
 
     async def complete(self, call: Call) -> ChatCompletion:
         response = await self._api.send(self._request(call, stream=False))

@@ -19,7 +19,7 @@ from app.providers.base import (
     Capabilities,
     Event,
     ProviderContext,
-    Translator,
+    StreamingTranslator,
     parse_options,
 )
 from app.providers.stops import StopFilter, apply_stops
@@ -46,7 +46,7 @@ class TakeoffOptions(BaseModel):
     use_chat_template: bool = False
 
 
-class Takeoff(Translator):
+class Takeoff(StreamingTranslator):
     """`/generate[_stream]` as JSON, or `/image_generate[_stream]` as multipart with the image."""
 
     capabilities = Capabilities(
@@ -119,13 +119,6 @@ class Takeoff(Translator):
             content, _ = apply_stops(text, stops)
             choices.append(Choice(index=index, message=ChatCompletionMessage(content=content)))
         return ChatCompletion(model=call.request.model, choices=choices)
-
-    async def execute(self, call: Call, *, stream: bool) -> AsyncGenerator[Event]:
-        if stream:
-            async for event in self.stream(call):
-                yield event
-        else:
-            yield await self.complete(call)
 
     async def stream(self, call: Call) -> AsyncGenerator[Event]:
         response = await self._api.open_stream(self._request(call, stream=True))
