@@ -3,7 +3,7 @@ translators' too) and a gateway serving one model per provider kind in front of 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import openai
@@ -94,11 +94,11 @@ async def async_responses_client(all_gateway: str) -> AsyncIterator[openai.Async
 
 
 @pytest.fixture
-def keepalive_every(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[float], None]]:
+def keepalive_every(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
     """Set how quiet a stream may be before a keepalive (the gateways here share the process)."""
     from app.api import stream
 
     def set_interval(seconds: float) -> None:
         monkeypatch.setattr(stream, "KEEPALIVE_INTERVAL_S", seconds)
 
-    yield set_interval
+    return set_interval

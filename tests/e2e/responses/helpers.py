@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, cast
 
 import httpx
+from openai.types.responses import ResponseInputParam
 
 from tests.e2e.deployments import png_data_uri
 
@@ -26,14 +28,14 @@ TEXT_EVENTS_TAIL = [
 ]
 
 
-def ask(text: str = QUESTION, *image_urls: str, detail: str = "auto") -> list[dict[str, Any]]:
+def ask(text: str = QUESTION, *image_urls: str, detail: str = "auto") -> ResponseInputParam:
     """One user message item: an input_text part, then an input_image part per URL."""
     parts: list[dict[str, Any]] = [{"type": "input_text", "text": text}]
     parts += [{"type": "input_image", "image_url": url, "detail": detail} for url in image_urls]
-    return [{"role": "user", "content": parts}]
+    return cast("ResponseInputParam", [{"role": "user", "content": parts}])
 
 
-def text_event_order(types: list[str]) -> list[str]:
+def text_event_order(types: Sequence[str]) -> list[str]:
     """The event types with the run of text deltas folded into one."""
     folded: list[str] = []
     for kind in types:

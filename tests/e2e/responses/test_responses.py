@@ -43,7 +43,7 @@ def test_create_with_a_data_uri_image(sync_client: openai.OpenAI, fakes: Fakes) 
 
     response = sync_client.responses.create(
         model="openai",
-        input=ask(QUESTION, RED_SQUARE),  # type: ignore[arg-type]
+        input=ask(QUESTION, RED_SQUARE),
         instructions="Be brief.",
         max_output_tokens=50,
         temperature=0.2,
@@ -79,7 +79,7 @@ async def test_async_create_with_an_image_url(
 ) -> None:
     response = await async_responses_client.responses.create(
         model="openai",
-        input=ask(QUESTION, IMAGE_URL, detail="low"),  # type: ignore[arg-type]
+        input=ask(QUESTION, IMAGE_URL, detail="low"),
     )
 
     assert response.output_text == ANSWER
@@ -99,7 +99,7 @@ def test_responses_stream_helper_gives_openais_event_order(
 ) -> None:
     with sync_client.responses.stream(
         model="openai",
-        input=ask(QUESTION, RED_SQUARE),  # type: ignore[arg-type]
+        input=ask(QUESTION, RED_SQUARE),
     ) as stream:
         events = list(stream)
         final = stream.get_final_response()
@@ -124,9 +124,7 @@ def test_responses_stream_helper_gives_openais_event_order(
     assert len(upstream_image_parts(fakes["openai"])) == 1
 
 
-def test_stream_true_over_raw_http_names_each_event_and_sends_no_done(
-    all_gateway: str, fakes: Fakes
-) -> None:
+def test_stream_true_over_raw_http_names_each_event_and_sends_no_done(all_gateway: str) -> None:
     body = {"model": "openai", "input": ask(QUESTION, IMAGE_URL), "stream": True}
 
     response = httpx.post(f"{all_gateway}/v1/responses", json=body, timeout=10)
@@ -144,16 +142,16 @@ def test_stream_true_over_raw_http_names_each_event_and_sends_no_done(
 def test_stream_true_with_the_sdk(sync_client: openai.OpenAI) -> None:
     stream = sync_client.responses.create(
         model="openai",
-        input=ask(QUESTION, RED_SQUARE),  # type: ignore[arg-type]
+        input=ask(QUESTION, RED_SQUARE),
         stream=True,
     )
     with stream:
         events = list(stream)
 
     assert events[0].type == "response.created"
-    assert events[0].response.status == "in_progress"  # type: ignore[union-attr]
+    assert events[0].response.status == "in_progress"
     assert events[-1].type == "response.completed"
-    assert events[-1].response.output_text == ANSWER  # type: ignore[union-attr]
+    assert events[-1].response.output_text == ANSWER
     assert_sequence_increases(list(events))
 
 
@@ -182,8 +180,9 @@ def test_a_streamed_answer_cut_short_ends_with_response_incomplete(
         events = list(stream)
 
     assert events[-1].type == "response.incomplete"
-    final = events[-1].response  # type: ignore[union-attr]
+    final = events[-1].response
     assert final.status == "incomplete"
+    assert final.incomplete_details is not None
     assert final.incomplete_details.reason == "max_output_tokens"
 
 
@@ -200,7 +199,7 @@ def test_text_format_json_schema_becomes_response_format(
 
     parsed = sync_client.responses.parse(
         model="openai",
-        input=ask("Caption it.", RED_SQUARE),  # type: ignore[arg-type]
+        input=ask("Caption it.", RED_SQUARE),
         text_format=Caption,
     )
 
