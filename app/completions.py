@@ -260,6 +260,9 @@ class ChatService:
                     if chunk.usage is not None and not chunk.choices:
                         usage = chunk.usage
                         record.count_usage(usage.prompt_tokens, usage.completion_tokens)
+                        facts = (chunk.model_extra or {}).get("x_gateway")
+                        if isinstance(facts, dict):
+                            record.count_credits(facts.get("credits_used"))
                         if include_usage:
                             usage_sent = True
                             yield chunk

@@ -20,6 +20,7 @@ ASSETS = {
     "events.js": JAVASCRIPT,
     "inspect.js": JAVASCRIPT,
     "snippets.js": JAVASCRIPT,
+    "responses.js": JAVASCRIPT,
 }
 # The page runs only its own files and talks only to this gateway; previews of image URLs
 # the user adds may come from anywhere.

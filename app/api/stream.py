@@ -53,7 +53,7 @@ class EventStream:
         async def keepalive() -> None:
             await send({"type": "http.response.body", "body": KEEPALIVE, "more_body": True})
 
-        client.pace(keepalive, sse.KEEPALIVE_INTERVAL_S)  # read here: tests shorten it
+        client.pace(keepalive, KEEPALIVE_INTERVAL_S)
         if streams is not None:
             streams.inc()
         sent = client.sent

@@ -200,7 +200,8 @@ def role_chunk(
 
 
 def chunks_from_completion(completion: ChatCompletion) -> list[ChatCompletionChunk]:
-    """A whole answer as a stream: a role chunk, the content per choice, a finish chunk, usage."""
+    """A whole answer as a stream: a role chunk, the content per choice, a finish chunk, usage
+    (with the answer's `x_gateway` facts, if any)."""
 
     def chunk(choices: list[ChunkChoice]) -> ChatCompletionChunk:
         return ChatCompletionChunk(
@@ -230,5 +231,8 @@ def chunks_from_completion(completion: ChatCompletion) -> list[ChatCompletionChu
     chunks.append(chunk(finish))
     usage = chunk([])
     usage.usage = completion.usage
+    facts = (completion.model_extra or {}).get("x_gateway")
+    if facts is not None:  # a job's facts travel with the last chunk, as beside a whole answer
+        setattr(usage, "x_gateway", facts)  # noqa: B010 (an extra field)
     chunks.append(usage)
     return chunks

@@ -1,7 +1,8 @@
-// The playground page: one chat completion at a time against this gateway, read by hand
-// (fetch and the SSE stream), with the images, timings, errors and equivalent code on show.
+// The playground page: one chat completion or response at a time against this gateway, read by
+// hand (fetch and the SSE stream), with the images, timings, errors and equivalent code on show.
 import { readEvents } from "./events.js";
 import { factsByImage, showFacts } from "./inspect.js";
+import { CHAT, PATHS, RESPONSES, chatEvent, readResponse, responsesBody, responsesEvent } from "./responses.js";
 import { curlSnippet, pythonSnippet } from "./snippets.js";
 
 const $ = (id) => document.getElementById(id);
@@ -203,10 +204,21 @@ function buildBody(urlOf) {
   return body;
 }
 
+function currentApi() {
+  return $("api").value === RESPONSES ? RESPONSES : CHAT;
+}
+
+function buildRequest(urlOf) {
+  // The body for the API picked: the chat body, or the same request in the Responses form.
+  const body = buildBody(urlOf);
+  return currentApi() === RESPONSES ? responsesBody(body) : body;
+}
+
 function showSnippets() {
   const needsKey = Boolean(page.key);
-  $("curl-snippet").textContent = curlSnippet(V1, buildBody, needsKey);
-  $("python-snippet").textContent = pythonSnippet(V1, buildBody, needsKey);
+  const api = currentApi();
+  $("curl-snippet").textContent = curlSnippet(V1, buildRequest, needsKey, api);
+  $("python-snippet").textContent = pythonSnippet(V1, buildRequest, needsKey, api);
 }
 
 async function copySnippet(button) {
@@ -262,6 +274,11 @@ function ms(value) {
   return `${Math.round(value)} ms`;
 }
 
+function showDone(note) {
+  stopWaiting();
+  setStatus("done", note ? `Done (${note}).` : "Done.");
+}
+
 function showUsage(usage) {
   if (usage) {
     $("usage").textContent = `${usage.prompt_tokens} prompt + ${usage.completion_tokens} completion = ${usage.total_tokens}`;
@@ -278,20 +295,25 @@ function resetAnswer() {
 
 // Reading the answer
 
-async function readStream(response, started, jobs) {
+async function readStream(response, started, jobs, parse) {
+  // `parse` reads one event's data in the API's own format (chatEvent, responsesEvent).
   let firstToken = null;
   let failed = false;
+  let note = "";
   const waitLabel = jobs ? "Waiting for the job…" : "Waiting for the first token…";
   const finished = await readEvents(response.body, (data) => {
-    if (data === "[DONE]") return false;
-    const chunk = JSON.parse(data);
-    if (chunk.error) {
+    const event = parse(data);
+    showUsage(event.usage);
+    if (event.error) {
       failed = true;
-      showError(chunk.error, "in the stream");
+      showError(event.error, "in the stream");
       return false;
     }
-    showUsage(chunk.usage);
-    const text = chunk.choices.map((choice) => choice.delta.content || "").join("");
+    if (event.done) {
+      note = event.note || "";
+      return false;
+    }
+    const text = event.text || "";
     if (text && firstToken === null) {
       firstToken = performance.now();
       $("ttft").textContent = ms(firstToken - started);
@@ -308,17 +330,24 @@ async function readStream(response, started, jobs) {
     else if (page.waitTick) page.waitTick();
   });
   if (!failed && !finished) {
-    showError({ message: "The stream ended without [DONE]: the connection broke off." }, "stream cut short");
+    showError({ message: "The stream ended before its last event: the connection broke off." }, "stream cut short");
   }
-  return !failed && finished;
+  if (!failed && finished) showDone(note);
 }
 
-async function readCompletion(response, started) {
-  const completion = await response.json();
+async function readCompletion(response, api) {
+  const answer = await response.json();
   $("ttft").textContent = "– (not streamed)";
-  $("answer").textContent = completion.choices.map((choice) => choice.message.content ?? "").join("\n———\n");
-  showUsage(completion.usage);
-  return true;
+  if (api === RESPONSES) {
+    const { text, usage, note } = readResponse(answer);
+    $("answer").textContent = text;
+    showUsage(usage);
+    showDone(note);
+    return;
+  }
+  $("answer").textContent = answer.choices.map((choice) => choice.message.content ?? "").join("\n———\n");
+  showUsage(answer.usage);
+  showDone("");
 }
 
 async function errorOf(response) {
@@ -343,9 +372,10 @@ async function send(event) {
   }
   resetAnswer();
   showSnippets();
-  const body = buildBody((image) => image.url);
+  const api = currentApi();
+  const body = buildRequest((image) => image.url);
   const jobs = Boolean((hintFor(model) || {}).jobs);
-  if ($("inspect").checked && page.images.length) inspectImages(body);
+  if ($("inspect").checked && page.images.length) inspectImages(buildBody((image) => image.url));
   page.controller = new AbortController();
   $("send").disabled = true;
   $("stop").disabled = false;
@@ -353,7 +383,7 @@ async function send(event) {
   if (jobs && !body.stream) startWaiting("Waiting for the job…", started);
   else setStatus("sending", "Sending…");
   try {
-    const response = await fetch(new URL("chat/completions", V1 + "/"), {
+    const response = await fetch(new URL(PATHS[api], V1 + "/"), {
       method: "POST",
       headers: authHeaders({ "Content-Type": "application/json" }),
       body: JSON.stringify(body),
@@ -366,9 +396,10 @@ async function send(event) {
     if (!response.ok) {
       showError(await errorOf(response), `HTTP ${response.status}`);
       if (response.status === 401) askForKey("The gateway refused the request: it needs a valid key.");
-    } else if (body.stream ? await readStream(response, started, jobs) : await readCompletion(response, started)) {
-      stopWaiting();
-      setStatus("done", "Done.");
+    } else if (body.stream) {
+      await readStream(response, started, jobs, api === RESPONSES ? responsesEvent : chatEvent);
+    } else {
+      await readCompletion(response, api);
     }
   } catch (error) {
     if (error.name === "AbortError") setStatus("idle", "Stopped.");

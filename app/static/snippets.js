@@ -1,4 +1,5 @@
-// The request just made, as code to copy: a curl command and Python with the openai SDK.
+// The request just made, as code to copy: a curl command and Python with the openai SDK, for
+// either API (`api`: "chat" or "responses").
 // `build(urlOf)` makes the request body with `urlOf(image)` as each image's URL, so that
 // uploaded images are read from files of the same name instead of pasted in as base64.
 
@@ -6,7 +7,9 @@ function shellQuote(text) {
   return "'" + text.replace(/'/g, "'\\''") + "'";
 }
 
-export function curlSnippet(endpoint, build, needsKey) {
+const PATHS = { chat: "chat/completions", responses: "responses" };
+
+export function curlSnippet(endpoint, build, needsKey, api = "chat") {
   const token = "@@image-" + Math.random().toString(36).slice(2) + "-";
   const files = [];
   const body = build((image) => {
@@ -20,12 +23,13 @@ export function curlSnippet(endpoint, build, needsKey) {
     const read = `data:${image.mime};base64,$(base64 < ${shellQuote(image.name)} | tr -d '\\n')`;
     json = json.replace(token + n + "@@", read);
   });
-  const lines = [`curl ${endpoint}/chat/completions \\`, '  -H "Content-Type: application/json" \\'];
+  const lines = [`curl ${endpoint}/${PATHS[api]} \\`, '  -H "Content-Type: application/json" \\'];
   if (needsKey) lines.push('  -H "Authorization: Bearer $GATEWAY_KEY" \\');
   if (body.stream) lines.push("  --no-buffer \\");
   lines.push("  --data-binary @- <<JSON", json, "JSON");
   return lines.join("\n");
 }
+
 
 class PythonCode {
   constructor(code) {
@@ -49,7 +53,7 @@ function python(value, pad) {
   return JSON.stringify(value); // JSON strings and numbers are valid Python literals
 }
 
-export function pythonSnippet(endpoint, build, needsKey) {
+export function pythonSnippet(endpoint, build, needsKey, api = "chat") {
   let hasFiles = false;
   const body = build((image) => {
     if (!image.file) return image.url;
@@ -68,7 +72,9 @@ export function pythonSnippet(endpoint, build, needsKey) {
     lines.push('        return f"data:{mime};base64,{base64.b64encode(file.read()).decode()}"', "", "");
   }
   const args = Object.entries(body).map(([key, value]) => `    ${key}=${python(value, "    ")},`);
-  if (body.stream) {
+  if (api === "responses") {
+    lines.push(...responsesCall(body, args));
+  } else if (body.stream) {
     lines.push("stream = client.chat.completions.create(", ...args, ")", "for chunk in stream:");
     lines.push("    for choice in chunk.choices:");
     lines.push('        print(choice.delta.content or "", end="", flush=True)', "print()");
@@ -77,4 +83,15 @@ export function pythonSnippet(endpoint, build, needsKey) {
     lines.push("print(completion.choices[0].message.content)");
   }
   return lines.join("\n");
+}
+
+function responsesCall(body, args) {
+  if (!body.stream) {
+    return ["response = client.responses.create(", ...args, ")", "print(response.output_text)"];
+  }
+  return [
+    "stream = client.responses.create(", ...args, ")", "for event in stream:",
+    '    if event.type == "response.output_text.delta":',
+    '        print(event.delta, end="", flush=True)', "print()",
+  ];
 }

@@ -63,6 +63,10 @@ class Playground:
         picker.set_input_files(files=[file_payload(name, data, mime)])
         self.page.get_by_role("img", name=name).wait_for(timeout=WAIT_MS)
 
+    def use_api(self, label: str) -> None:
+        """Pick the API the page sends to: "Chat Completions" or "Responses"."""
+        self.page.get_by_label("API", exact=True).select_option(label=label)
+
     def ask(self, prompt: str, *, stream: bool = True, inspect: bool = False) -> None:
         self.page.get_by_label("Prompt").fill(prompt)
         self.page.get_by_label("Stream").set_checked(stream)

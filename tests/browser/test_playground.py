@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from app import sse
+from app.api import stream
 from tests.browser.playground import Playground, chat_body, data_uri, gateway_answer, image_bytes
 from tests.e2e.jobs.fakes import FakeMasterpieceX, ImageHost, MPXJob
 
@@ -91,7 +91,7 @@ def test_a_job_based_model_shows_the_wait_then_the_answer(
     screenshots: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(sse, "KEEPALIVE_INTERVAL_S", 0.25)
+    monkeypatch.setattr(stream, "KEEPALIVE_INTERVAL_S", 0.25)
     output = f"A teal square, job {random.randint(1000, 9999)}."
     mpx.script(MPXJob(duration_s=2.0, output=output))
     playground = Playground(page, gateway).open()

@@ -25,6 +25,19 @@ from starlette.routing import Route
 Flavour = Literal["openai", "aimlapi"]
 
 
+@dataclass(frozen=True)
+class ToolCall:
+    """A function call the fake's model asks for: its id, name and JSON arguments."""
+
+    call_id: str
+    name: str
+    arguments: str
+
+    def as_chat(self) -> dict[str, Any]:
+        function = {"name": self.name, "arguments": self.arguments}
+        return {"id": self.call_id, "type": "function", "function": function}
+
+
 @dataclass
 class Reply:
     """How the fake answers one request. Stream-only knobs are ignored for plain requests."""
@@ -43,10 +56,20 @@ class Reply:
     error_after: int | None = None  # an `{"error": ...}` event after this many pieces, then end
     after_done: str | None = None  # a piece sent after `[DONE]`, which nobody should read
     usage: tuple[int, int] | None = (12, 7)  # prompt and completion tokens; None: not sent
+    tool_calls: list[ToolCall] | None = None  # asked for after the text (if any)
+    finish_reason: str | None = None  # None: `tool_calls` when there are some, else `stop`
+
+    @property
+    def finish(self) -> str:
+        if self.finish_reason is not None:
+            return self.finish_reason
+        return "tool_calls" if self.tool_calls else "stop"
 
     def pieces(self) -> list[str]:
         if self.deltas is not None:
             return self.deltas
+        if not self.text:
+            return []
         words = self.text.split(" ")
         return [word + " " for word in words[:-1]] + words[-1:]
 
@@ -188,7 +211,10 @@ class FakeUpstream:
                 if reply.keepalive:
                     yield stream.line(b": keepalive")
                 yield stream.chunk({"content": piece})
-            yield stream.chunk({}, finish_reason="stop")
+            for index, call in enumerate(reply.tool_calls or []):
+                for delta in _call_deltas(index, call):
+                    yield stream.chunk({"tool_calls": [delta]})
+            yield stream.chunk({}, finish_reason=reply.finish)
             if stream.include_usage and reply.usage is not None:
                 yield stream.data({**stream.envelope, "choices": [], "usage": _usage(reply.usage)})
             yield stream.line(b"data: [DONE]")
@@ -234,6 +260,17 @@ class _Stream:
         return self.data({"error": error})
 
 
+def _call_deltas(index: int, call: ToolCall) -> list[dict[str, Any]]:
+    """A tool call as OpenAI streams it: id and name first, then the arguments in two pieces."""
+    half = len(call.arguments) // 2
+    opening = {**call.as_chat(), "function": {"name": call.name, "arguments": ""}}
+    pieces = [call.arguments[:half], call.arguments[half:]]
+    return [
+        {"index": index, **opening},
+        *({"index": index, "function": {"arguments": piece}} for piece in pieces if piece),
+    ]
+
+
 def _usage(usage: tuple[int, int]) -> dict[str, int]:
     prompt, completion = usage
     return {
@@ -244,12 +281,15 @@ def _usage(usage: tuple[int, int]) -> dict[str, int]:
 
 
 def _completion(record: ReceivedRequest, reply: Reply) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": reply.text or None, "refusal": None}
+    if reply.tool_calls:
+        message["tool_calls"] = [call.as_chat() for call in reply.tool_calls]
     choices = [
         {
             "index": index,
-            "message": {"role": "assistant", "content": reply.text, "refusal": None},
+            "message": message,
             "logprobs": None,
-            "finish_reason": "stop",
+            "finish_reason": reply.finish,
         }
         for index in range(int(record.body.get("n") or 1))
     ]

@@ -1,0 +1,104 @@
+"""Fixtures for the Responses API tests: every fake upstream (the job APIs' and the
+translators' too) and a gateway serving one model per provider kind in front of them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import openai
+import pytest
+
+from tests.e2e.conftest import MakeClient, StartGateway
+from tests.e2e.deployments import entry
+from tests.e2e.fakes.images import ImageHost
+from tests.e2e.fakes.openai_compat import FakeUpstream
+from tests.e2e.jobs.conftest import _mpx_fake, _vlmrun_fake, mpx, vlmrun  # noqa: F401
+from tests.e2e.jobs.deployments import mpx_entry, vlmrun_entry
+from tests.e2e.jobs.fakes import FakeMasterpieceX, FakeVLMRun
+from tests.e2e.translators.conftest import _pg_fake, _takeoff_fake, pg, takeoff  # noqa: F401
+from tests.e2e.translators.fakes import FakePredictionGuard, FakeTakeoff
+from tests.e2e.translators.helpers import pg_entry, takeoff_entry
+
+# Client images on the loopback image host are private addresses: allowed here.
+LOOPBACK_IMAGES = {"allow_private_networks": True}
+
+Fakes = dict[str, Any]
+
+
+@pytest.fixture
+def fakes(
+    openai_upstream: FakeUpstream,
+    aimlapi_upstream: FakeUpstream,
+    pg: FakePredictionGuard,  # noqa: F811
+    takeoff: FakeTakeoff,  # noqa: F811
+    mpx: FakeMasterpieceX,  # noqa: F811
+    vlmrun: FakeVLMRun,  # noqa: F811
+    image_host: ImageHost,
+) -> Fakes:
+    """Every upstream, freshly reset, by provider kind (and the image host)."""
+    return {
+        "openai": openai_upstream,
+        "aimlapi": aimlapi_upstream,
+        "predictionguard": pg,
+        "takeoff": takeoff,
+        "masterpiecex": mpx,
+        "vlmrun": vlmrun,
+        "images": image_host,
+    }
+
+
+def every_provider(fakes: Fakes) -> list[dict[str, Any]]:
+    """One model per provider kind, named after it."""
+    return [
+        entry("openai", fakes["openai"], upstream_model="upstream-vision"),
+        entry("aimlapi", fakes["aimlapi"], upstream_model="upstream-aiml"),
+        pg_entry("predictionguard", fakes["predictionguard"]),
+        takeoff_entry("takeoff", fakes["takeoff"]),
+        mpx_entry(fakes["masterpiecex"], "masterpiecex"),
+        vlmrun_entry(fakes["vlmrun"], "vlmrun", options={"domain": "image.caption"}),
+        {"name": "inspect", "provider": "inspect"},
+    ]
+
+
+StartAll = Callable[..., str]
+
+
+@pytest.fixture
+def start_all(start_gateway: StartGateway, fakes: Fakes) -> StartAll:
+    """Start a gateway serving `every_provider` (plus `extra` models, and config sections)."""
+
+    def start(*extra: dict[str, Any], **sections: Any) -> str:
+        sections.setdefault("images", LOOPBACK_IMAGES)
+        return start_gateway([*every_provider(fakes), *extra], **sections)
+
+    return start
+
+
+@pytest.fixture
+def all_gateway(start_all: StartAll) -> str:
+    return start_all()
+
+
+@pytest.fixture
+def sync_client(all_gateway: str, make_client: MakeClient) -> openai.OpenAI:
+    return make_client(all_gateway)
+
+
+@pytest.fixture
+async def async_responses_client(all_gateway: str) -> AsyncIterator[openai.AsyncOpenAI]:
+    async with openai.AsyncOpenAI(
+        base_url=f"{all_gateway}/v1", api_key="test", max_retries=0
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+def keepalive_every(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
+    """Set how quiet a stream may be before a keepalive (the gateways here share the process)."""
+    from app.api import stream
+
+    def set_interval(seconds: float) -> None:
+        monkeypatch.setattr(stream, "KEEPALIVE_INTERVAL_S", seconds)
+
+    return set_interval

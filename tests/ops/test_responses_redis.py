@@ -1,0 +1,100 @@
+"""Stored responses shared through Redis: a conversation continued with `previous_response_id`
+on whichever worker of `python -m app --workers 2` takes each request, and read back anywhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import openai
+import pytest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from tests.e2e.deployments import entry, png_data_uri
+from tests.e2e.fakes.openai_compat import FakeUpstream
+from tests.ops.configs import gateway_config
+from tests.ops.processes import Gateways
+from tests.ops.redis_server import RedisServer
+
+pytestmark = pytest.mark.e2e
+
+TURNS = 8
+IMAGE = png_data_uri(10, 6, "blue")
+
+
+def responses_by_worker(metrics_dir: Path) -> dict[int, float]:
+    """Responses API requests as each worker process counted them."""
+    counts: dict[int, float] = {}
+    for path in sorted(metrics_dir.glob("counter_*.db")):
+        pid = int(path.stem.removeprefix("counter_"))
+        families = MultiProcessCollector.merge([str(path)], accumulate=True)  # type: ignore[no-untyped-call]
+        counts[pid] = sum(
+            found.value
+            for family in families
+            for found in family.samples
+            if found.name == "gateway_requests_total" and found.labels.get("api") == "responses"
+        )
+    return counts
+
+
+def fresh_client(url: str) -> openai.OpenAI:
+    """An SDK client whose every request opens a new connection, which any worker may take."""
+    return openai.OpenAI(
+        base_url=f"{url}/v1",
+        api_key="test",
+        max_retries=0,
+        default_headers={"connection": "close"},
+    )
+
+
+def test_a_conversation_continues_on_either_worker(
+    redis: RedisServer, upstream: FakeUpstream, gateways: Gateways, tmp_path: Path
+) -> None:
+    config = gateway_config(
+        [entry("vision", upstream, upstream_model="up-vision")], redis_url=redis.url
+    )
+    gateway = gateways.start(config, workers=2, env={"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})
+    client = fresh_client(gateway.url)
+
+    first = client.responses.create(
+        model="vision",
+        input=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_text", "text": "Remember this image."},
+                    {"type": "input_image", "image_url": IMAGE, "detail": "auto"},
+                ],
+            }
+        ],
+    )
+    ids = [first.id]
+    for turn in range(1, TURNS):
+        if turn % 2:
+            with client.responses.stream(
+                model="vision", input=f"Turn {turn}.", previous_response_id=ids[-1]
+            ) as stream:
+                ids.append(stream.get_final_response().id)
+        else:
+            answer = client.responses.create(
+                model="vision", input=f"Turn {turn}.", previous_response_id=ids[-1]
+            )
+            ids.append(answer.id)
+
+    served = responses_by_worker(tmp_path)
+    assert len(served) == 2, served
+    assert all(count > 0 for count in served.values()), served
+    last = upstream.received[-1].body["messages"]
+    assert len(last) == 2 * TURNS - 1
+    assert last[0]["content"][1]["image_url"]["url"] == IMAGE
+    assert last[-1] == {"role": "user", "content": f"Turn {TURNS - 1}."}
+    for _ in range(3):  # several fresh connections: both workers read every response
+        for response_id in ids:
+            assert client.responses.retrieve(response_id).id == response_id
+    [item] = client.responses.input_items.list(ids[0]).data
+    assert item.type == "message"
+    image = item.content[1]
+    assert image.type == "input_image"
+    assert image.image_url == IMAGE
+    images = [key for key in redis.stored_keys() if key.startswith("vg:responses:image:")]
+    assert len(images) == 1  # kept once, however many responses carry it
+    client.close()
