@@ -9,11 +9,10 @@ from prometheus_client import Gauge
 from pydantic import BaseModel
 from starlette.types import Receive, Scope, Send
 
-from app import sse
 from app.api.client import ClientWatch
 from app.errors import ClientClosedRequest, GatewayError, InternalError
 from app.record import RequestRecord
-from app.sse import DONE, KEEPALIVE, encode_error, encode_event
+from app.sse import DONE, KEEPALIVE, KEEPALIVE_INTERVAL_S, encode_error, encode_event
 
 logger = logging.getLogger(__name__)
 
