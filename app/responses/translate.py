@@ -31,6 +31,9 @@ ChatMessage = dict[str, object]
 
 # Items that carry no input for the next answer: a reasoning model's thoughts.
 _DROPPED_ITEMS = frozenset({"reasoning"})
+# Request fields that ask for a service no upstream behind the gateway offers: running in the
+# background to be polled, a stored prompt template, a stored conversation.
+_REFUSED_FIELDS = ("background", "prompt", "conversation")
 
 
 def to_chat_request(
@@ -38,6 +41,10 @@ def to_chat_request(
 ) -> ChatCompletionRequest:
     """The chat request the upstream is asked: `instructions` as the first system message,
     then the stored conversation of `previous_response_id` (`history`), then `input`."""
+    extra = request.model_extra or {}
+    for name in _REFUSED_FIELDS:
+        if extra.get(name) not in (None, False):
+            raise UnsupportedParameter(f"{name!r} is not supported by this gateway", param=name)
     messages: list[ChatMessage] = []
     if request.instructions:
         messages.append({"role": "system", "content": request.instructions})

@@ -291,3 +291,22 @@ def test_an_answer_cut_at_max_output_tokens_is_incomplete_with_the_reason() -> N
     [message] = response.output
     assert isinstance(message, sdk.ResponseOutputMessage)
     assert message.status == "incomplete"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("background", True), ("prompt", {"id": "pmpt_1"}), ("conversation", "conv_1")],
+)
+def test_services_no_upstream_offers_are_refused(field: str, value: object) -> None:
+    request = parse_request({"model": "m", "input": "hi", field: value})
+
+    with pytest.raises(UnsupportedParameter) as refused:
+        to_chat_request(request)
+
+    assert refused.value.param == field
+
+
+def test_background_false_is_what_every_request_is() -> None:
+    request = parse_request({"model": "m", "input": "hi", "background": False})
+
+    assert to_chat_request(request).messages
