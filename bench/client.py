@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from dataclasses import dataclass, field
 from typing import cast
 
 import httptools
 
-_CONTENT = re.compile(rb'"content"\s*:\s*"[^"]')
-_DONE = b"data: [DONE]"
-_ERROR = re.compile(rb'^data:\s*\{"error"')
+from bench.framing import Framing, count, missing_end
 
 
 @dataclass(slots=True)
 class Exchange:
-    """One request and what came back: status, timings and, for streams, the `data:` events
-    (`[DONE]` aside) and how many of them carried content."""
+    """One request and what came back: status, timings and, for streams, the events (`[DONE]`
+    aside), how many of them carried content (`tokens`), and whether the end marker came."""
 
     started: float
     status: int = 0
@@ -63,16 +60,15 @@ def build_get(host: str, port: int, path: str) -> bytes:
 
 
 class Connection(asyncio.Protocol):
-    """One keep-alive connection that runs one exchange at a time.
+    """One keep-alive connection that runs one exchange at a time; `framing` says how its
+    streams are read (`bench/framing.py`)."""
 
-    `raw_sse` reads a stream the way Takeoff sends it: every `data:` event is a token of raw
-    text, and the stream ends with the response, without `[DONE]`.
-    """
-
-    def __init__(self, *, streaming: bool, keep_body: bool = False, raw_sse: bool = False) -> None:
+    def __init__(
+        self, *, streaming: bool, keep_body: bool = False, framing: Framing = "chat"
+    ) -> None:
         self._streaming = streaming
         self._keep_body = keep_body
-        self._raw_sse = raw_sse
+        self._framing: Framing = framing
         self._parser = httptools.HttpResponseParser(self)
         self._transport: asyncio.Transport | None = None
         self._exchange: Exchange | None = None
@@ -88,11 +84,11 @@ class Connection(asyncio.Protocol):
         *,
         streaming: bool,
         keep_body: bool = False,
-        raw_sse: bool = False,
+        framing: Framing = "chat",
     ) -> Connection:
         loop = asyncio.get_running_loop()
         _, protocol = await loop.create_connection(
-            lambda: cls(streaming=streaming, keep_body=keep_body, raw_sse=raw_sse), host, port
+            lambda: cls(streaming=streaming, keep_body=keep_body, framing=framing), host, port
         )
         return protocol
 
@@ -145,8 +141,8 @@ class Connection(asyncio.Protocol):
         if exchange is None or waiter is None or waiter.done():
             return
         exchange.finished = time.perf_counter()
-        if self._streaming and exchange.status == 200 and not exchange.done and not self._raw_sse:
-            exchange.error = exchange.error or "the stream ended without [DONE]"
+        if self._streaming and exchange.status == 200 and not exchange.done:
+            exchange.error = exchange.error or missing_end(self._framing)
         waiter.set_result(exchange)
         if not self._parser.should_keep_alive():
             self.close()
@@ -160,31 +156,7 @@ class Connection(asyncio.Protocol):
             return
         events = pending.split(b"\n\n")
         self._pending = events.pop()
-        if self._raw_sse:
-            self._count_raw(exchange, events)
-            return
-        for event in events:
-            if not event.startswith(b"data:"):
-                continue  # comments such as `: keepalive`
-            if event.startswith(_DONE):
-                exchange.done = True
-                continue
-            exchange.events += 1
-            if _CONTENT.search(event):
-                exchange.tokens += 1
-                if exchange.first_token is None:
-                    exchange.first_token = time.perf_counter()
-            elif _ERROR.match(event):
-                exchange.error = event[:300].decode("utf-8", "replace")
-
-    @staticmethod
-    def _count_raw(exchange: Exchange, events: list[bytes]) -> None:
-        for event in events:
-            if event.startswith(b"data:"):
-                exchange.events += 1
-                exchange.tokens += 1
-                if exchange.first_token is None:
-                    exchange.first_token = time.perf_counter()
+        count(self._framing, exchange, events)
 
     def _fail(self, reason: str) -> None:
         exchange, waiter = self._exchange, self._waiter

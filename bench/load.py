@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bench.client import Connection, Exchange
+from bench.framing import Framing
 
 CONNECT_TIMEOUT_S = 30.0
 
@@ -25,7 +26,7 @@ class Load:
     expected_tokens: int | None = None  # a stream with fewer content events is incomplete
     max_requests: int = 1_000_000
     grace_s: float = 60.0  # how long exchanges under way at the deadline may take to finish
-    raw_sse: bool = False  # Takeoff-style streams: raw-text events, no `[DONE]`
+    framing: Framing = "chat"  # how a stream is read: chat, raw (Takeoff) or responses
     next_request: Callable[[], bytes] | None = None  # a new request each time, not `request`
 
 
@@ -38,6 +39,7 @@ class LoadResult:
     failed: int = 0
     incomplete: int = 0
     events: int = 0
+    tokens: int = 0  # the content events among `events`
     latencies_s: list[float] = field(default_factory=list)
     ttfts_s: list[float] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)
@@ -79,6 +81,7 @@ def _record(load: Load, result: LoadResult, exchange: Exchange) -> None:
         return
     result.ok += 1
     result.events += exchange.events
+    result.tokens += exchange.tokens
     result.latencies_s.append(exchange.latency_s)
     if exchange.ttft_s is not None:
         result.ttfts_s.append(exchange.ttft_s)
@@ -86,7 +89,7 @@ def _record(load: Load, result: LoadResult, exchange: Exchange) -> None:
 
 async def _open(load: Load) -> Connection:
     return await Connection.open(
-        load.host, load.port, streaming=load.streaming, raw_sse=load.raw_sse
+        load.host, load.port, streaming=load.streaming, framing=load.framing
     )
 
 
@@ -111,14 +114,14 @@ async def open_connections(
     *,
     streaming: bool,
     keep_body: bool = False,
-    raw_sse: bool = False,
+    framing: Framing = "chat",
 ) -> list[Connection]:
     """`count` keep-alive connections, all or none (OSError naming the first failure)."""
     async with asyncio.timeout(CONNECT_TIMEOUT_S):
         opened = await asyncio.gather(
             *(
                 Connection.open(
-                    host, port, streaming=streaming, keep_body=keep_body, raw_sse=raw_sse
+                    host, port, streaming=streaming, keep_body=keep_body, framing=framing
                 )
                 for _ in range(count)
             ),
@@ -135,7 +138,7 @@ async def open_connections(
 
 async def _open_all(load: Load) -> list[Connection]:
     return await open_connections(
-        load.host, load.port, load.concurrency, streaming=load.streaming, raw_sse=load.raw_sse
+        load.host, load.port, load.concurrency, streaming=load.streaming, framing=load.framing
     )
 
 
@@ -159,11 +162,11 @@ async def run_load(load: Load) -> LoadResult:
 
 
 async def fetch_once(
-    host: str, port: int, request: bytes, *, streaming: bool, raw_sse: bool = False
+    host: str, port: int, request: bytes, *, streaming: bool, framing: Framing = "chat"
 ) -> Exchange:
     """One exchange on a fresh connection, body kept, for checking what a target answers."""
     connection = await Connection.open(
-        host, port, streaming=streaming, keep_body=True, raw_sse=raw_sse
+        host, port, streaming=streaming, keep_body=True, framing=framing
     )
     try:
         async with asyncio.timeout(CONNECT_TIMEOUT_S):

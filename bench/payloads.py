@@ -166,6 +166,37 @@ def chat_body(
     return orjson.dumps(body)
 
 
+def responses_body(
+    model: str,
+    *,
+    image_url: str,
+    stream: bool,
+    max_output_tokens: int = 64,
+    detail: str | None = None,
+) -> bytes:
+    """A Responses API request asking what `chat_body` asks: one user message with an
+    `input_text` and an `input_image` part. Stored, as by default."""
+    image: dict[str, str] = {"type": "input_image", "image_url": image_url}
+    if detail is not None:
+        image["detail"] = detail
+    body: dict[str, object] = {
+        "model": model,
+        "input": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_text", "text": PROMPT},
+                    image,
+                ],
+            }
+        ],
+        "max_output_tokens": max_output_tokens,
+    }
+    if stream:
+        body["stream"] = True
+    return orjson.dumps(body)
+
+
 def gateway_config(mock_port: int) -> str:
     """A config whose `mock/*` family goes to the mock upstream through the `openai` provider;
     `takeoff/<shape>` models and the Masterpiece X model go to the mock's endpoints for those."""

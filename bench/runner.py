@@ -7,9 +7,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import orjson
-
-from bench.client import Exchange
+from bench.answers import problem_with
 from bench.load import Load, LoadResult, fetch_once, run_load
 from bench.probe import HealthFigures, HealthProbe, health_figures
 from bench.procs import (
@@ -70,6 +68,7 @@ class Measurement:
     ttft_p50_ms: float | None = None
     ttft_p99_ms: float | None = None
     events: int = 0
+    tokens: int = 0  # the content events among `events` (Responses: the text deltas)
     mock_cpu_s: float = 0.0
     driver_cpu_s: float = 0.0  # the load generator: this process and wrk
     other_cpu_s: float = 0.0  # everything else the machine ran meanwhile: noise
@@ -91,30 +90,13 @@ class ScenarioResult:
     profile: list[tuple[float, float, str]] | None = None
 
 
-def _problem(scenario: Scenario, exchange: Exchange) -> str | None:
-    if exchange.status != 200:
-        return f"HTTP {exchange.status}"
-    if exchange.error is not None:
-        return exchange.error
-    if scenario.stream:
-        if exchange.tokens != scenario.chunks:
-            return f"{exchange.tokens} content chunks, not {scenario.chunks}"
-        return None
-    try:
-        reply = orjson.loads(exchange.body)
-        content = reply["choices"][0]["message"]["content"]
-    except (orjson.JSONDecodeError, LookupError, TypeError):
-        return "not a chat.completion"
-    return None if reply.get("object") == "chat.completion" and content else "no content"
-
-
 async def _check(scenario: Scenario, port: int, requests: Requests, target: str) -> str | None:
     """One request first: a target that answers wrongly would make every figure meaningless.
     Returns what was wrong, or None."""
     exchange = await fetch_once(
-        HOST, port, requests.first, streaming=scenario.stream, raw_sse=requests.raw_sse
+        HOST, port, requests.first, streaming=scenario.stream, framing=requests.framing
     )
-    problem = _problem(scenario, exchange)
+    problem = problem_with(scenario, exchange, requests.framing)
     if problem:
         excerpt = bytes(exchange.body[:500]).decode(errors="replace")
         return f"{scenario.key}: the {target} answered wrongly ({problem}): {excerpt}"
@@ -140,7 +122,7 @@ async def _drive(
             duration_s,
             streaming=scenario.stream,
             expected_tokens=scenario.chunks,
-            raw_sse=requests.raw_sse,
+            framing=requests.framing,
             next_request=requests.next,
         )
     )
@@ -174,6 +156,7 @@ def _measurement(target: str, result: LoadResult | WrkResult) -> Measurement:
         percentile_ms(result.ttfts_s, 50),
         percentile_ms(result.ttfts_s, 99),
         events=result.events,
+        tokens=result.tokens,
         errors=result.errors,
     )
 
@@ -273,6 +256,14 @@ async def measure(
 async def run_scenario(scenario: Scenario, settings: Settings, mock: Service) -> ScenarioResult:
     """The scenario straight at the mock, then through a gateway started for it alone."""
     direct = await measure(scenario, settings, mock, None)
+    return await run_through_gateway(scenario, settings, mock, direct)
+
+
+async def run_through_gateway(
+    scenario: Scenario, settings: Settings, mock: Service, direct: Measurement
+) -> ScenarioResult:
+    """The scenario through a gateway started for it alone, next to a `direct` measurement
+    already made."""
     log = settings.work / f"gateway-{scenario.key}.log"
     gateway = await start_gateway(settings.root, settings.gateway_config, log)
     profiler = (

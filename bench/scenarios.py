@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from bench.client import build_request
+from bench.framing import Framing
 from bench.payloads import (
     DOWNSIZE_SIZE,
     IMAGE_URL,
@@ -17,11 +19,13 @@ from bench.payloads import (
     model_name,
     noise_png,
     png_data_uri,
+    responses_body,
     takeoff_multipart,
     unique_image_bodies,
 )
 
 CHAT_PATH = "/v1/chat/completions"
+RESPONSES_PATH = "/v1/responses"
 TAKEOFF_STREAM_PATH = "/image_generate_stream"
 
 
@@ -31,7 +35,7 @@ class Requests:
 
     first: bytes
     next: Callable[[], bytes] | None = None
-    raw_sse: bool = False  # the reply is a Takeoff stream: raw-text events, no `[DONE]`
+    framing: Framing = "chat"  # how a streamed reply is read
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,12 @@ class Scenario:
     large_image: bool = False  # a 2500 x 2000 PNG, different bytes in every request
     detail: str | None = None  # the image part's `detail`
     probe_health: bool = False  # time GET /health on the gateway, idle and under this load
+    api: Literal["chat", "responses"] = "chat"  # the gateway's API; directly, always chat
     in_default_run: bool = True
+
+    def __post_init__(self) -> None:
+        if self.api == "responses" and self.large_image:
+            raise ValueError(f"{self.key}: varying images are sent as chat requests only")
 
     @property
     def upstream_model(self) -> str:
@@ -69,14 +78,24 @@ class Scenario:
     def _image(self) -> str:
         return png_data_uri(self.image_base64_bytes) if self.image_base64_bytes else IMAGE_URL
 
+    def responses(self, *, through_gateway: bool) -> bool:
+        """Whether this target is asked through the Responses API."""
+        return through_gateway and self.api == "responses"
+
     def path(self, *, through_gateway: bool) -> str:
+        if self.responses(through_gateway=through_gateway):
+            return RESPONSES_PATH
         return (
             TAKEOFF_STREAM_PATH if self.upstream == "takeoff" and not through_gateway else CHAT_PATH
         )
 
     def body(self, *, through_gateway: bool) -> bytes:
-        """The request body; through the gateway, an OpenAI-style chat request."""
+        """The request body; through the gateway, an OpenAI-style chat or Responses request."""
         model = self.gateway_model if through_gateway else self.upstream_model
+        if self.responses(through_gateway=through_gateway):
+            return responses_body(
+                model, image_url=self._image(), stream=self.stream, detail=self.detail
+            )
         return chat_body(model, image_url=self._image(), stream=self.stream, detail=self.detail)
 
     def requests(self, host: str, port: int, *, through_gateway: bool) -> Requests:
@@ -96,10 +115,12 @@ class Scenario:
                 "consumer_group": self.upstream_model,
             }
             body, content_type = takeoff_multipart(json_data, noise_png(side))
-            return Requests(build_request(host, port, path, body, {}, content_type), raw_sse=True)
-        return Requests(
-            build_request(host, port, path, self.body(through_gateway=through_gateway), {})
+            return Requests(build_request(host, port, path, body, {}, content_type), framing="raw")
+        body = self.body(through_gateway=through_gateway)
+        framing: Framing = (
+            "responses" if self.responses(through_gateway=through_gateway) else "chat"
         )
+        return Requests(build_request(host, port, path, body, {}), framing=framing)
 
 
 @dataclass(frozen=True)
@@ -153,6 +174,11 @@ SCENARIOS: tuple[Scenario | Special, ...] = (
         32,
     ),
     Special(
+        "responses",
+        "the Responses API next to chat completions, small requests and streams of 20 chunks",
+        32,
+    ),
+    Special(
         "soak",
         "1,000 streams of 61 chunks 1 s apart held open for 60 s; fds and RSS afterwards",
         1000,
@@ -179,6 +205,31 @@ OPENAI_STREAM50 = Scenario(
     50,
     image_base64_bytes=SMALL_IMAGE_BYTES,
     duration_s=5.0,
+)
+
+# The halves of `responses`: the same request and reply through each API of the gateway; the
+# mock is asked the same chat request either way.
+RESPONSES_SMALL_CHAT = Scenario(
+    "responses-small-chat", "chat completions: small non-streamed request", 32, False, 16
+)
+RESPONSES_SMALL = Scenario(
+    "responses-small",
+    "Responses API: the same request as input_text and input_image parts",
+    32,
+    False,
+    16,
+    api="responses",
+)
+RESPONSES_STREAM_CHAT = Scenario(
+    "responses-stream-chat", "chat completions: 20 chunks streamed back to back", 32, True, 20
+)
+RESPONSES_STREAM = Scenario(
+    "responses-stream",
+    "Responses API: the same stream as 20 response.output_text.delta events",
+    32,
+    True,
+    20,
+    api="responses",
 )
 
 

@@ -1,4 +1,4 @@
-"""Scenarios with their own procedure: `jobs200`, `takeoff-stream` and `soak`."""
+"""Scenarios with their own procedure: `jobs200`, `takeoff-stream`, `responses` and `soak`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from bench.jobs import run_jobs200
 from bench.outcome import Check, SpecialResult, fmt, row
 from bench.procs import Service
 from bench.report import figures
+from bench.responses_api import run_responses
 from bench.runner import Settings, run_scenario
 from bench.scenarios import OPENAI_STREAM50, TAKEOFF_STREAM, Special
 from bench.soak import run_soak
@@ -61,6 +62,7 @@ Runner = Callable[[Special, Settings, Service], Awaitable[SpecialResult]]
 RUNNERS: dict[str, Runner] = {
     "jobs200": run_jobs200,
     "takeoff-stream": run_takeoff_stream,
+    "responses": run_responses,
     "soak": run_soak,
 }
 
