@@ -6,8 +6,8 @@ OpenAI-compatible upstreams untouched.
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -167,7 +167,7 @@ class Choice(_Wire):
 
 
 def completion_id() -> str:
-    return f"chatcmpl-{uuid.uuid4().hex}"
+    return f"chatcmpl-{os.urandom(16).hex()}"
 
 
 class ChatCompletion(_Wire):

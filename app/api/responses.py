@@ -41,9 +41,10 @@ async def create_response(incoming: Incoming) -> Reply:
         return EventStream(body, incoming.client, record, gateway.metrics.streams)
     completion, record.provider = await gateway.service.complete(chat)
     response = to_response(completion, request)
-    await store.save(request, response, owner=owner, history=history)
+    answer = response.model_dump_json()
+    await store.save(request, response, owner=owner, history=history, response_json=answer)
     return Response(
-        response.model_dump_json(),
+        answer,
         media_type=JSON,
         headers={"x-gateway-overhead-ms": f"{record.overhead_ms():.3f}"},
     )

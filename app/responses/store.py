@@ -48,10 +48,12 @@ class ResponseStore:
         *,
         owner: str,
         history: Sequence[ChatMessage] = (),
+        response_json: str | None = None,
     ) -> bool:
         """Keep a finished response with its input, and the conversation so far (`history`,
         the previous response's, then this turn's input and output). False when nothing was
-        kept: `store: false`, `ttl_s: 0`, or the byte cap."""
+        kept: `store: false`, `ttl_s: 0`, or the byte cap. `response_json` is the response as
+        the client got it, when it was already serialised."""
         if self._ttl_s <= 0 or not request.stores:
             return False
         conversation = [*history, *input_messages(request)]
@@ -60,12 +62,17 @@ class ResponseStore:
             conversation.append(answer)
         record: dict[str, object] = {
             "owner": owner,
-            "response": response.model_dump(mode="json"),
             "input_items": input_items(request),
             "conversation": conversation,
         }
         images: dict[str, str] = {}
-        text = await asyncio.to_thread(_encode_record, record, images)
+        # Hashing images takes a while: only a record that carries some leaves the loop.
+        if _has_data_uri(record["input_items"]) or _has_data_uri(record["conversation"]):
+            text = await asyncio.to_thread(_encode_record, record, images)
+        else:
+            text = _encode_record(record, images)
+        # The response goes in as the client got it: serialised once, not once more here.
+        text = '{"response":' + (response_json or response.model_dump_json()) + "," + text[1:]
         for digest, uri in images.items():
             if not await self._keep_image(digest, uri):
                 return self._refused(response.id)
@@ -176,6 +183,16 @@ def _mark_images(value: object, images: dict[str, str]) -> object:
     if isinstance(value, dict):
         return {key: _mark_images(item, images) for key, item in value.items()}
     return value
+
+
+def _has_data_uri(value: object) -> bool:
+    if isinstance(value, str):
+        return value.startswith("data:")
+    if isinstance(value, list):
+        return any(_has_data_uri(item) for item in value)
+    if isinstance(value, dict):
+        return any(_has_data_uri(item) for item in value.values())
+    return False
 
 
 def _data_uri_digest(value: str) -> str | None:
