@@ -13,8 +13,8 @@ import pytest
 from app.main import create_app
 from tests.conftest import make_config, skip_unless_ci
 from tests.e2e.conftest import _image_host, image_host  # noqa: F401 - the same image host
-from tests.e2e.jobs.deployments import MPX_KEY, mpx_entry
-from tests.e2e.jobs.fakes import FakeMasterpieceX
+from tests.e2e.providers.deployments import MPX_KEY, mpx_entry
+from tests.e2e.providers.fakes import FakeMasterpieceX
 from tests.e2e.servers import serve_in_thread, serving
 
 if TYPE_CHECKING:

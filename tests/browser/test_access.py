@@ -14,7 +14,7 @@ from app.main import create_app
 from tests.browser.conftest import playground_models
 from tests.browser.playground import Playground, file_payload, image_bytes
 from tests.conftest import make_config
-from tests.e2e.jobs.fakes import FakeMasterpieceX
+from tests.e2e.providers.fakes import FakeMasterpieceX
 from tests.e2e.servers import serve_in_thread
 
 if TYPE_CHECKING:

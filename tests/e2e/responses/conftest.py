@@ -1,5 +1,5 @@
-"""Fixtures for the Responses API tests: every fake upstream (the job APIs' and the
-translators' too) and a gateway serving one model per provider kind in front of them."""
+"""Fixtures for the Responses API tests: every fake upstream and a gateway serving one model
+per provider kind in front of them."""
 
 from __future__ import annotations
 
@@ -13,12 +13,18 @@ from tests.e2e.conftest import MakeClient, StartGateway
 from tests.e2e.deployments import entry
 from tests.e2e.fakes.images import ImageHost
 from tests.e2e.fakes.openai_compat import FakeUpstream
-from tests.e2e.jobs.conftest import _mpx_fake, _vlmrun_fake, mpx, vlmrun  # noqa: F401
-from tests.e2e.jobs.deployments import mpx_entry, vlmrun_entry
-from tests.e2e.jobs.fakes import FakeMasterpieceX, FakeVLMRun
-from tests.e2e.translators.conftest import _pg_fake, _takeoff_fake, pg, takeoff  # noqa: F401
-from tests.e2e.translators.fakes import FakePredictionGuard, FakeTakeoff
-from tests.e2e.translators.helpers import pg_entry, takeoff_entry
+from tests.e2e.providers.conftest import (  # noqa: F401
+    _mpx_fake,
+    _pg_fake,
+    _takeoff_fake,
+    _vlmrun_fake,
+    mpx,
+    pg,
+    takeoff,
+    vlmrun,
+)
+from tests.e2e.providers.deployments import mpx_entry, pg_entry, takeoff_entry, vlmrun_entry
+from tests.e2e.providers.fakes import FakeMasterpieceX, FakePredictionGuard, FakeTakeoff, FakeVLMRun
 
 # Client images on the loopback image host are private addresses: allowed here.
 LOOPBACK_IMAGES = {"allow_private_networks": True}

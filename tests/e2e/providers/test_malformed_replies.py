@@ -9,8 +9,8 @@ import pytest
 from tests.e2e.conftest import StartGateway
 from tests.e2e.deployments import png_bytes
 from tests.e2e.envelope import stream_until_error
-from tests.e2e.jobs.deployments import ask, data_uri, mpx_entry, vlmrun_entry
-from tests.e2e.jobs.fakes import FakeMasterpieceX, FakeVLMRun, MPXJob, VLMPrediction
+from tests.e2e.providers.deployments import ask, data_uri, mpx_entry, vlmrun_entry
+from tests.e2e.providers.fakes import FakeMasterpieceX, FakeVLMRun, MPXJob, VLMPrediction
 
 pytestmark = pytest.mark.e2e
 

@@ -17,8 +17,8 @@ from openai.types.chat import ChatCompletionMessageParam
 from tests.e2e.conftest import StartGateway
 from tests.e2e.deployments import png_bytes
 from tests.e2e.envelope import assert_error, stream_until_error
-from tests.e2e.jobs.deployments import VLMRUN_KEY, ask, data_uri, vlmrun_entry
-from tests.e2e.jobs.fakes import FakeVLMRun, ImageHost, VLMPrediction
+from tests.e2e.providers.deployments import VLMRUN_KEY, ask, data_uri, vlmrun_entry
+from tests.e2e.providers.fakes import FakeVLMRun, ImageHost, VLMPrediction
 
 pytestmark = pytest.mark.e2e
 

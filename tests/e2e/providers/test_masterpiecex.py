@@ -12,9 +12,9 @@ import pytest
 
 from tests.e2e.deployments import png_bytes
 from tests.e2e.envelope import assert_error, stream_until_error
-from tests.e2e.jobs.conftest import StartJobGateway
-from tests.e2e.jobs.deployments import MPX_KEY, ask, data_uri
-from tests.e2e.jobs.fakes import FakeMasterpieceX, ImageHost, MPXJob
+from tests.e2e.providers.conftest import StartJobGateway
+from tests.e2e.providers.deployments import MPX_KEY, ask, data_uri
+from tests.e2e.providers.fakes import FakeMasterpieceX, ImageHost, MPXJob
 
 pytestmark = pytest.mark.e2e
 

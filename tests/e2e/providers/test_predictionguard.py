@@ -16,8 +16,7 @@ from tests.e2e.deployments import entry
 from tests.e2e.envelope import assert_error
 from tests.e2e.fakes.images import ImageHost
 from tests.e2e.fakes.openai_compat import FakeUpstream, Reply
-from tests.e2e.translators.fakes import PG_FORBIDDEN, FakePredictionGuard, PGReply
-from tests.e2e.translators.helpers import (
+from tests.e2e.providers.deployments import (
     PG_KEY,
     PG_MODEL,
     QUESTION,
@@ -28,6 +27,7 @@ from tests.e2e.translators.helpers import (
     image_size,
     pg_entry,
 )
+from tests.e2e.providers.fakes import PG_FORBIDDEN, FakePredictionGuard, PGReply
 
 pytestmark = pytest.mark.e2e
 

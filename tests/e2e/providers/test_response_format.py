@@ -10,9 +10,9 @@ import openai
 import pytest
 
 from tests.e2e.deployments import png_bytes
-from tests.e2e.jobs.conftest import StartJobGateway
-from tests.e2e.jobs.deployments import ask, data_uri
-from tests.e2e.jobs.fakes import FakeMasterpieceX, FakeVLMRun, VLMPrediction
+from tests.e2e.providers.conftest import StartJobGateway
+from tests.e2e.providers.deployments import ask, data_uri
+from tests.e2e.providers.fakes import FakeMasterpieceX, FakeVLMRun, VLMPrediction
 
 pytestmark = pytest.mark.e2e
 

@@ -13,8 +13,8 @@ from openai.types.chat import ChatCompletionMessageParam
 
 from tests.e2e.envelope import assert_error
 from tests.e2e.fakes.images import ImageHost
-from tests.e2e.translators.fakes import EOS, TAKEOFF_NOT_READY, FakeTakeoff, TakeoffReply
-from tests.e2e.translators.helpers import QUESTION, ask, chunks_of, data_uri, image_bytes
+from tests.e2e.providers.deployments import QUESTION, ask, chunks_of, data_uri, image_bytes
+from tests.e2e.providers.fakes import EOS, TAKEOFF_NOT_READY, FakeTakeoff, TakeoffReply
 
 pytestmark = pytest.mark.e2e
 
