@@ -15,8 +15,8 @@ from app.config import RequestsConfig
 from tests.e2e.deployments import entry
 from tests.e2e.fakes.openai_compat import FakeUpstream
 from tests.e2e.servers import serve_in_thread
-from tests.hostile.conftest import INSPECT_ONLY, hostile_config
 from tests.hostile.watch import Watch
+from tests.ops.configs import INSPECT_ONLY, gateway_config
 from tests.ops.processes import GatewayProcess, Gateways
 
 pytestmark = pytest.mark.e2e
@@ -37,7 +37,7 @@ def upstream() -> Iterator[FakeUpstream]:
 
 @pytest.fixture(scope="module")
 def gateway(gateways: Gateways, upstream: FakeUpstream) -> GatewayProcess:
-    return gateways.start(hostile_config([*INSPECT_ONLY, entry("relayed", upstream)]))
+    return gateways.start(gateway_config([*INSPECT_ONLY, entry("relayed", upstream)]))
 
 
 def post(gateway: GatewayProcess, body: bytes) -> httpx.Response:
