@@ -3,7 +3,6 @@ endless lists and names. Every cap here is a default of `requests:`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -14,7 +13,7 @@ import pytest
 from app.config import RequestsConfig
 from tests.e2e.deployments import entry
 from tests.e2e.fakes.openai_compat import FakeUpstream
-from tests.e2e.servers import serve_in_thread
+from tests.e2e.servers import ServedFakes
 from tests.hostile.watch import Watch
 from tests.ops.configs import INSPECT_ONLY, gateway_config
 from tests.ops.processes import GatewayProcess, Gateways
@@ -28,11 +27,8 @@ THREE_BODIES_MB = 3 * 33
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeUpstream]:
-    fake = FakeUpstream("openai")
-    with serve_in_thread(fake.app) as url:
-        fake.url = url
-        yield fake
+def upstream(served_fakes: ServedFakes) -> FakeUpstream:
+    return served_fakes.get(FakeUpstream, "openai")
 
 
 @pytest.fixture(scope="module")

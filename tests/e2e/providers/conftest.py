@@ -3,12 +3,13 @@ session and reset for each test, and gateways in front of them with SDK clients.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import openai
 import pytest
 
+from tests.e2e.clients import async_sdk
 from tests.e2e.conftest import MakeClient, StartGateway
 from tests.e2e.providers.deployments import (
     MPX_KEY,
@@ -20,7 +21,7 @@ from tests.e2e.providers.deployments import (
     vlmrun_entry,
 )
 from tests.e2e.providers.fakes import FakeMasterpieceX, FakePredictionGuard, FakeTakeoff, FakeVLMRun
-from tests.e2e.servers import serving
+from tests.e2e.servers import ServedFakes
 
 StartJobGateway = Callable[..., str]
 
@@ -28,56 +29,28 @@ StartJobGateway = Callable[..., str]
 LOOPBACK_IMAGES = {"allow_private_networks": True}
 
 
-@pytest.fixture(scope="session")
-def _takeoff_fake() -> Iterator[FakeTakeoff]:
-    with serving(FakeTakeoff()) as fake:
-        yield fake
-
-
-@pytest.fixture(scope="session")
-def _pg_fake() -> Iterator[FakePredictionGuard]:
-    with serving(FakePredictionGuard(PG_KEY)) as fake:
-        yield fake
-
-
-@pytest.fixture(scope="session")
-def _mpx_fake() -> Iterator[FakeMasterpieceX]:
-    with serving(FakeMasterpieceX(MPX_KEY)) as fake:
-        yield fake
-
-
-@pytest.fixture(scope="session")
-def _vlmrun_fake() -> Iterator[FakeVLMRun]:
-    with serving(FakeVLMRun(VLMRUN_KEY)) as fake:
-        yield fake
-
-
 @pytest.fixture
-def takeoff(_takeoff_fake: FakeTakeoff) -> FakeTakeoff:
+def takeoff(served_fakes: ServedFakes) -> FakeTakeoff:
     """The fake Takeoff server, with no script and no recorded requests."""
-    _takeoff_fake.reset()
-    return _takeoff_fake
+    return served_fakes.fresh(FakeTakeoff)
 
 
 @pytest.fixture
-def pg(_pg_fake: FakePredictionGuard) -> FakePredictionGuard:
+def pg(served_fakes: ServedFakes) -> FakePredictionGuard:
     """The fake Prediction Guard server, freshly reset."""
-    _pg_fake.reset()
-    return _pg_fake
+    return served_fakes.fresh(FakePredictionGuard, PG_KEY)
 
 
 @pytest.fixture
-def mpx(_mpx_fake: FakeMasterpieceX) -> FakeMasterpieceX:
+def mpx(served_fakes: ServedFakes) -> FakeMasterpieceX:
     """The Masterpiece X fake, with no script and nothing recorded or stored."""
-    _mpx_fake.reset()
-    return _mpx_fake
+    return served_fakes.fresh(FakeMasterpieceX, MPX_KEY)
 
 
 @pytest.fixture
-def vlmrun(_vlmrun_fake: FakeVLMRun) -> FakeVLMRun:
+def vlmrun(served_fakes: ServedFakes) -> FakeVLMRun:
     """The VLM Run fake, with no script and nothing recorded."""
-    _vlmrun_fake.reset()
-    return _vlmrun_fake
+    return served_fakes.fresh(FakeVLMRun, VLMRUN_KEY)
 
 
 @pytest.fixture
@@ -136,15 +109,11 @@ def pg_client(pg_gateway: str, make_client: MakeClient) -> openai.OpenAI:
 
 @pytest.fixture
 async def takeoff_async(takeoff_gateway: str) -> AsyncIterator[openai.AsyncOpenAI]:
-    async with openai.AsyncOpenAI(
-        base_url=f"{takeoff_gateway}/v1", api_key="test", max_retries=0
-    ) as client:
+    async with async_sdk(takeoff_gateway) as client:
         yield client
 
 
 @pytest.fixture
 async def pg_async(pg_gateway: str) -> AsyncIterator[openai.AsyncOpenAI]:
-    async with openai.AsyncOpenAI(
-        base_url=f"{pg_gateway}/v1", api_key="test", max_retries=0
-    ) as client:
+    async with async_sdk(pg_gateway) as client:
         yield client

@@ -74,6 +74,16 @@ def image_size(data: bytes) -> tuple[str | None, tuple[int, int]]:
         return image.format, image.size
 
 
+def text_of(chunks: list[Any], index: int = 0) -> str:
+    """The text streamed for choice `index` across SDK chunks."""
+    return "".join(
+        choice.delta.content or ""
+        for chunk in chunks
+        for choice in chunk.choices
+        if choice.index == index
+    )
+
+
 def sse_data(body: str) -> list[str]:
     """The data of each event in one of the gateway's SSE bodies, keepalive comments skipped."""
     assert body.endswith("\n\n"), body[-80:]

@@ -10,6 +10,7 @@ import httpx
 import openai
 import pytest
 
+from tests.e2e.clients import async_sdk, sdk
 from tests.e2e.deployments import png_bytes
 from tests.e2e.envelope import assert_error, stream_until_error
 from tests.e2e.providers.conftest import StartJobGateway
@@ -20,14 +21,6 @@ pytestmark = pytest.mark.e2e
 
 QUESTION = "What is in this image?"
 ANSWER = MPXJob().output
-
-
-def sdk(gateway: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{gateway}/v1", api_key="test", max_retries=0)
-
-
-def async_sdk(gateway: str) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=f"{gateway}/v1", api_key="test", max_retries=0)
 
 
 def post(gateway: str, messages: object, **fields: object) -> httpx.Response:

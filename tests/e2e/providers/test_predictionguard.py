@@ -26,6 +26,7 @@ from tests.e2e.providers.deployments import (
     image_bytes,
     image_size,
     pg_entry,
+    text_of,
 )
 from tests.e2e.providers.fakes import PG_FORBIDDEN, FakePredictionGuard, PGReply
 
@@ -50,15 +51,6 @@ TOOLS: list[ChatCompletionToolParam] = [
 def post(gateway: str, **fields: Any) -> httpx.Response:
     body = {"model": MODEL, "messages": ask(QUESTION, data_uri(PNG, "image/png")), **fields}
     return httpx.post(f"{gateway}/v1/chat/completions", json=body, timeout=10)
-
-
-def text_of(chunks: list[Any], index: int = 0) -> str:
-    return "".join(
-        choice.delta.content or ""
-        for chunk in chunks
-        for choice in chunk.choices
-        if choice.index == index
-    )
 
 
 def assert_no_key(text: str) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import openai
 import pytest
 
+from tests.e2e.clients import sdk
 from tests.e2e.deployments import png_bytes
 from tests.e2e.providers.conftest import StartJobGateway
 from tests.e2e.providers.deployments import ask, data_uri
@@ -23,10 +24,6 @@ JSON_FORMATS = {
         "json_schema": {"name": "caption", "schema": {"type": "object"}},
     },
 }
-
-
-def sdk(gateway: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{gateway}/v1", api_key="test", max_retries=0)
 
 
 @pytest.mark.parametrize("stream", [False, True])

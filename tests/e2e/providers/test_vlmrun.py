@@ -14,6 +14,7 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
+from tests.e2e.clients import async_sdk, sdk
 from tests.e2e.conftest import StartGateway
 from tests.e2e.deployments import png_bytes
 from tests.e2e.envelope import assert_error, stream_until_error
@@ -28,14 +29,6 @@ SCHEMA: dict[str, object] = {
     "properties": {"invoice_id": {"type": "string"}, "total": {"type": "number"}},
     "required": ["invoice_id", "total"],
 }
-
-
-def sdk(gateway: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{gateway}/v1", api_key="test", max_retries=0)
-
-
-def async_sdk(gateway: str) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=f"{gateway}/v1", api_key="test", max_retries=0)
 
 
 def post(gateway: str, model: str, messages: object, **fields: object) -> httpx.Response:

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from tests.e2e.fakes.openai_compat import usage_body
 from tests.e2e.providers.fakes.wire import Received, Refused, Script, sse
 
 PG_FORBIDDEN = "api understands the request but refuses to authorize it"
@@ -125,15 +126,6 @@ def _image_urls(messages: object) -> list[str]:
     return urls
 
 
-def _usage(usage: tuple[int, int]) -> dict[str, int]:
-    prompt, completion = usage
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-    }
-
-
 def _pg_completion(body: dict[str, Any], reply: PGReply) -> dict[str, Any]:
     choice: dict[str, Any] = {"index": 0}
     if reply.legacy:
@@ -153,7 +145,7 @@ def _pg_completion(body: dict[str, Any], reply: PGReply) -> dict[str, Any]:
         "choices": [choice],
     }
     if reply.usage is not None:
-        completion["usage"] = _usage(reply.usage)
+        completion["usage"] = usage_body(reply.usage)
     return completion
 
 
@@ -174,6 +166,6 @@ async def _pg_events(body: dict[str, Any], reply: PGReply) -> AsyncIterator[byte
     yield chunk({}, reply.finish_reason or "stop")
     include_usage = (body.get("stream_options") or {}).get("include_usage")
     if include_usage and reply.usage is not None:
-        yield sse(json.dumps({**envelope, "choices": [], "usage": _usage(reply.usage)}))
+        yield sse(json.dumps({**envelope, "choices": [], "usage": usage_body(reply.usage)}))
     if reply.done:
         yield b"data: [DONE]\n\n"
