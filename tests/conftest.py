@@ -1,15 +1,17 @@
-"""Shared fixtures: an isolated environment and a config factory."""
+"""Shared fixtures: an isolated environment, a config factory and the session's fake upstreams."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import ExitStack
 from typing import Any, NoReturn
 
 import pytest
 import yaml
 
 from app.config import GatewayConfig, parse_config
+from tests.e2e.servers import ServedFakes
 
 
 def skip_unless_ci(reason: str, suite: str) -> NoReturn:
@@ -29,6 +31,13 @@ def clean_environ() -> Iterator[None]:
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
+def served_fakes() -> Iterator[ServedFakes]:
+    """The session's fake upstreams on loopback, each served from its first use to the end."""
+    with ExitStack() as stack:
+        yield ServedFakes(stack)
 
 
 @pytest.fixture

@@ -12,10 +12,10 @@ import pytest
 
 from app.main import create_app
 from tests.conftest import make_config, skip_unless_ci
-from tests.e2e.conftest import _image_host, image_host  # noqa: F401 - the same image host
-from tests.e2e.jobs.deployments import MPX_KEY, mpx_entry
-from tests.e2e.jobs.fakes import FakeMasterpieceX
-from tests.e2e.servers import serve_in_thread, serving
+from tests.e2e.conftest import image_host  # noqa: F401 - the same image host
+from tests.e2e.providers.deployments import MPX_KEY, mpx_entry
+from tests.e2e.providers.fakes import FakeMasterpieceX
+from tests.e2e.servers import ServedFakes, serve_in_thread
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, ViewportSize
@@ -66,17 +66,10 @@ def browser() -> Iterator[Browser]:
             launched.close()
 
 
-@pytest.fixture(scope="session")
-def _mpx_fake() -> Iterator[FakeMasterpieceX]:
-    with serving(FakeMasterpieceX(MPX_KEY)) as fake:
-        yield fake
-
-
 @pytest.fixture
-def mpx(_mpx_fake: FakeMasterpieceX) -> FakeMasterpieceX:
+def mpx(served_fakes: ServedFakes) -> FakeMasterpieceX:
     """The Masterpiece X fake behind the gateway's `mpx-vision`, freshly reset."""
-    _mpx_fake.reset()
-    return _mpx_fake
+    return served_fakes.fresh(FakeMasterpieceX, MPX_KEY)
 
 
 def playground_models(mpx: FakeMasterpieceX) -> list[dict[str, Any]]:
@@ -88,10 +81,11 @@ FETCH_LOOPBACK_IMAGES = {"allow_private_networks": True}
 
 
 @pytest.fixture(scope="session")
-def gateway(_mpx_fake: FakeMasterpieceX) -> Iterator[str]:
+def gateway(served_fakes: ServedFakes) -> Iterator[str]:
     """A gateway without keys, serving `inspect` and the job-based `mpx-vision`; it fetches
     image URLs even on loopback."""
-    config = make_config(playground_models(_mpx_fake), images=FETCH_LOOPBACK_IMAGES)
+    mpx = served_fakes.get(FakeMasterpieceX, MPX_KEY)
+    config = make_config(playground_models(mpx), images=FETCH_LOOPBACK_IMAGES)
     app = create_app(config)
     with serve_in_thread(app, ready_path="/health") as url:
         yield url

@@ -14,8 +14,9 @@ from app.main import create_app
 from tests.browser.conftest import playground_models
 from tests.browser.playground import Playground, file_payload, image_bytes
 from tests.conftest import make_config
-from tests.e2e.jobs.fakes import FakeMasterpieceX
-from tests.e2e.servers import serve_in_thread
+from tests.e2e.providers.deployments import MPX_KEY
+from tests.e2e.providers.fakes import FakeMasterpieceX
+from tests.e2e.servers import ServedFakes, serve_in_thread
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -42,9 +43,10 @@ UNLABELLED = """() => [...document.querySelectorAll("input, select, textarea, bu
 
 
 @pytest.fixture
-def keyed_gateway(_mpx_fake: FakeMasterpieceX) -> Iterator[str]:
+def keyed_gateway(served_fakes: ServedFakes) -> Iterator[str]:
     """A gateway that wants `GATEWAY_KEY` from every client."""
-    config = make_config(playground_models(_mpx_fake), server={"api_keys": [GATEWAY_KEY]})
+    mpx = served_fakes.get(FakeMasterpieceX, MPX_KEY)
+    config = make_config(playground_models(mpx), server={"api_keys": [GATEWAY_KEY]})
     with serve_in_thread(create_app(config), ready_path="/health") as url:
         yield url
 

@@ -17,7 +17,7 @@ import pytest
 
 from app.api import stream
 from tests.browser.playground import Playground, chat_body, data_uri, gateway_answer, image_bytes
-from tests.e2e.jobs.fakes import FakeMasterpieceX, ImageHost, MPXJob
+from tests.e2e.providers.fakes import FakeMasterpieceX, ImageHost, MPXJob
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page

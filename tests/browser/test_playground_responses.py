@@ -14,7 +14,7 @@ import pytest
 
 from tests.browser.playground import Playground, data_uri, image_bytes
 from tests.browser.test_playground import random_size, run
-from tests.e2e.jobs.fakes import FakeMasterpieceX, MPXJob
+from tests.e2e.providers.fakes import FakeMasterpieceX, MPXJob
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page, Request

@@ -12,61 +12,39 @@ import pytest
 
 from app.main import create_app
 from tests.conftest import make_config
+from tests.e2e.clients import async_sdk, sdk
 from tests.e2e.deployments import default_models
 from tests.e2e.fakes.images import ImageHost
-from tests.e2e.fakes.openai_compat import FakeUpstream, Flavour
-from tests.e2e.servers import serve_in_thread, serving
+from tests.e2e.fakes.openai_compat import FakeUpstream
+from tests.e2e.servers import ServedFakes, serve_in_thread
 
 StartGateway = Callable[..., str]
 MakeClient = Callable[..., openai.OpenAI]
 
 
-def _serve_fake(flavour: Flavour) -> Iterator[FakeUpstream]:
-    with serving(FakeUpstream(flavour)) as fake:
-        yield fake
-
-
-@pytest.fixture(scope="session")
-def _openai_fake() -> Iterator[FakeUpstream]:
-    yield from _serve_fake("openai")
-
-
-@pytest.fixture(scope="session")
-def _aimlapi_fake() -> Iterator[FakeUpstream]:
-    yield from _serve_fake("aimlapi")
-
-
 @pytest.fixture
-def openai_upstream(_openai_fake: FakeUpstream) -> FakeUpstream:
+def openai_upstream(served_fakes: ServedFakes) -> FakeUpstream:
     """The OpenAI-flavoured fake, with no script and no recorded requests."""
-    _openai_fake.reset()
-    return _openai_fake
+    return served_fakes.fresh(FakeUpstream, "openai")
 
 
 @pytest.fixture
-def aimlapi_upstream(_aimlapi_fake: FakeUpstream) -> FakeUpstream:
+def aimlapi_upstream(served_fakes: ServedFakes) -> FakeUpstream:
     """The AI/ML API-flavoured fake (201 replies, its own error body), freshly reset."""
-    _aimlapi_fake.reset()
-    return _aimlapi_fake
-
-
-@pytest.fixture(scope="session")
-def _image_host() -> Iterator[ImageHost]:
-    with serving(ImageHost()) as host:
-        yield host
+    return served_fakes.fresh(FakeUpstream, "aimlapi")
 
 
 @pytest.fixture
-def image_host(_image_host: ImageHost) -> ImageHost:
+def image_host(served_fakes: ServedFakes) -> ImageHost:
     """A web server on loopback holding client images, emptied for each test."""
-    _image_host.reset()
-    return _image_host
+    return served_fakes.fresh(ImageHost)
 
 
 @pytest.fixture(scope="session")
-def gateway(_openai_fake: FakeUpstream, _aimlapi_fake: FakeUpstream) -> Iterator[str]:
+def gateway(served_fakes: ServedFakes) -> Iterator[str]:
     """The base URL of a gateway serving `default_models` in front of both fakes."""
-    config = make_config(default_models(_openai_fake, _aimlapi_fake))
+    fakes = served_fakes.get(FakeUpstream, "openai"), served_fakes.get(FakeUpstream, "aimlapi")
+    config = make_config(default_models(*fakes))
     with serve_in_thread(create_app(config), ready_path="/health") as url:
         yield url
 
@@ -89,8 +67,7 @@ def make_client() -> Iterator[MakeClient]:
     with ExitStack() as stack:
 
         def make(url: str, api_key: str = "test") -> openai.OpenAI:
-            client = openai.OpenAI(base_url=f"{url}/v1", api_key=api_key, max_retries=0)
-            return stack.enter_context(client)
+            return stack.enter_context(sdk(url, api_key))
 
         yield make
 
@@ -102,8 +79,7 @@ def client(gateway: str, make_client: MakeClient) -> openai.OpenAI:
 
 @pytest.fixture
 async def async_client(gateway: str) -> AsyncIterator[openai.AsyncOpenAI]:
-    client = openai.AsyncOpenAI(base_url=f"{gateway}/v1", api_key="test", max_retries=0)
-    async with client:
+    async with async_sdk(gateway) as client:
         yield client
 
 

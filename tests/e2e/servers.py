@@ -5,9 +5,9 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Protocol, TypeVar
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any, Protocol, TypeVar, cast
 
 import httpx
 import uvicorn
@@ -103,6 +103,37 @@ def serving(fake: ServableT) -> Iterator[ServableT]:
     with serve_in_thread(fake.app) as url:
         fake.url = url
         yield fake
+
+
+class Resettable(Servable, Protocol):
+    """A fake upstream that can forget its script and what it recorded."""
+
+    def reset(self) -> None: ...
+
+
+ResettableT = TypeVar("ResettableT", bound=Resettable)
+
+
+class ServedFakes:
+    """Fake upstreams served until `stack` closes, one per kind and arguments, each from its
+    first use on: the tests of a session share them, resetting them as they start."""
+
+    def __init__(self, stack: ExitStack) -> None:
+        self._stack = stack
+        self._served: dict[tuple[Callable[..., Any], tuple[Hashable, ...]], Any] = {}
+
+    def get(self, kind: Callable[..., ResettableT], *args: Hashable) -> ResettableT:
+        """The fake `kind(*args)`, served; for fixtures that outlive one test."""
+        key = (kind, args)
+        if key not in self._served:
+            self._served[key] = self._stack.enter_context(serving(kind(*args)))
+        return cast(ResettableT, self._served[key])
+
+    def fresh(self, kind: Callable[..., ResettableT], *args: Hashable) -> ResettableT:
+        """The fake `kind(*args)`, served, with no script and nothing recorded."""
+        fake = self.get(kind, *args)
+        fake.reset()
+        return fake
 
 
 @contextmanager

@@ -1,21 +1,16 @@
 """Fixtures for the hostile-input suite: `python -m app` processes on loopback, attacked over
-real sockets; `tests.hostile.watch.Watch` checks memory and `/health` meanwhile."""
+real sockets, and hostile upstreams; `tests.hostile.watch.Watch` checks memory and `/health`
+meanwhile."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
+from tests.e2e.servers import serving
+from tests.hostile.fakes import HostileUpstream
 from tests.ops.processes import Gateways
-
-INSPECT_ONLY = [{"name": "inspect", "provider": "inspect"}]
-
-
-def hostile_config(models: list[dict[str, Any]] | None = None, **sections: Any) -> dict[str, Any]:
-    """A gateway config tree: `models` (default: only the offline `inspect`) and `sections`."""
-    return {"state": {"backend": "memory"}, "models": models or INSPECT_ONLY, **sections}
 
 
 @pytest.fixture(scope="module")
@@ -26,3 +21,10 @@ def gateways(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateways]:
         yield launcher
     finally:
         launcher.stop_all()
+
+
+@pytest.fixture(scope="module")
+def hostile_upstream() -> Iterator[HostileUpstream]:
+    """The hostile upstreams and image host, served on loopback for a test module."""
+    with serving(HostileUpstream()) as upstream:
+        yield upstream

@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.hostile.conftest import hostile_config
 from tests.hostile.watch import Watch
+from tests.ops.configs import gateway_config
 from tests.ops.processes import GatewayProcess, Gateways
 
 pytestmark = pytest.mark.e2e
@@ -19,7 +19,7 @@ SHORT_MESSAGE = 300
 @pytest.fixture(scope="module")
 def gateway(gateways: Gateways) -> GatewayProcess:
     # Every image URL fetched and checked by the gateway, even for `inspect`.
-    return gateways.start(hostile_config(images={"fetch_remote": "always"}))
+    return gateways.start(gateway_config(images={"fetch_remote": "always"}))
 
 
 def image_request(url: str) -> dict[str, object]:

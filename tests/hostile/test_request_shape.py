@@ -3,7 +3,6 @@ endless lists and names. Every cap here is a default of `requests:`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -14,9 +13,9 @@ import pytest
 from app.config import RequestsConfig
 from tests.e2e.deployments import entry
 from tests.e2e.fakes.openai_compat import FakeUpstream
-from tests.e2e.servers import serve_in_thread
-from tests.hostile.conftest import INSPECT_ONLY, hostile_config
+from tests.e2e.servers import ServedFakes
 from tests.hostile.watch import Watch
+from tests.ops.configs import INSPECT_ONLY, gateway_config
 from tests.ops.processes import GatewayProcess, Gateways
 
 pytestmark = pytest.mark.e2e
@@ -28,16 +27,13 @@ THREE_BODIES_MB = 3 * 33
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[FakeUpstream]:
-    fake = FakeUpstream("openai")
-    with serve_in_thread(fake.app) as url:
-        fake.url = url
-        yield fake
+def upstream(served_fakes: ServedFakes) -> FakeUpstream:
+    return served_fakes.get(FakeUpstream, "openai")
 
 
 @pytest.fixture(scope="module")
 def gateway(gateways: Gateways, upstream: FakeUpstream) -> GatewayProcess:
-    return gateways.start(hostile_config([*INSPECT_ONLY, entry("relayed", upstream)]))
+    return gateways.start(gateway_config([*INSPECT_ONLY, entry("relayed", upstream)]))
 
 
 def post(gateway: GatewayProcess, body: bytes) -> httpx.Response:

@@ -10,9 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.hostile.conftest import hostile_config
 from tests.hostile.raw import Reply, connect, drip, read_reply, send_until_answered
 from tests.hostile.watch import Watch
+from tests.ops.configs import gateway_config
 from tests.ops.processes import GatewayProcess, Gateways
 
 pytestmark = pytest.mark.e2e
@@ -32,7 +32,7 @@ HEAD = b"GET /health HTTP/1.1\r\nHost: gateway\r\nX-Filler: "
 
 @pytest.fixture(scope="module")
 def gateway(gateways: Gateways) -> GatewayProcess:
-    return gateways.start(hostile_config(server=LIMITS))
+    return gateways.start(gateway_config(server=LIMITS))
 
 
 def huge_header(url: str, size: int) -> Reply | None:
@@ -135,7 +135,7 @@ def test_the_open_files_soft_limit_is_raised_to_the_hard_limit(gateways: Gateway
     lowered = min(256, hard - 1)
     resource.setrlimit(resource.RLIMIT_NOFILE, (lowered, hard))
     try:
-        gateway = gateways.start(hostile_config())  # inherits the lowered limit
+        gateway = gateways.start(gateway_config())  # inherits the lowered limit
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 

@@ -7,12 +7,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.hostile.upstream_fakes import HostileUpstream, data_uri, png
-from tests.hostile.upstream_watch import Watch, hostile_gateways, hostile_upstream
+from tests.hostile.fakes import HostileUpstream, data_uri, png
+from tests.hostile.watch import Watch
 from tests.ops.configs import gateway_config
 from tests.ops.processes import GatewayProcess, Gateways
-
-__all__ = ["hostile_gateways", "hostile_upstream"]
 
 pytestmark = pytest.mark.e2e
 OPEN_KEY = "hostile-open-key-7d1c"
@@ -20,7 +18,7 @@ COUNTED_KEY = "hostile-counted-key-19ab"
 
 
 @pytest.fixture(scope="module")
-def gateway(hostile_gateways: Gateways, hostile_upstream: HostileUpstream) -> GatewayProcess:
+def gateway(gateways: Gateways, hostile_upstream: HostileUpstream) -> GatewayProcess:
     """Prediction Guard (no native `n`) with the default fan-out cap, once without and once
     with an `rpm`; one key without and one with an `rpm`."""
     base = {
@@ -31,7 +29,7 @@ def gateway(hostile_gateways: Gateways, hostile_upstream: HostileUpstream) -> Ga
     }
     models = [{"name": "pg", **base}, {"name": "pg-limited", **base, "rpm": 10}]
     keys = [{"key": OPEN_KEY, "name": "open"}, {"key": COUNTED_KEY, "name": "counted", "rpm": 10}]
-    return hostile_gateways.start(gateway_config(models, server={"api_keys": keys}))
+    return gateways.start(gateway_config(models, server={"api_keys": keys}))
 
 
 def ask(
@@ -52,12 +50,11 @@ def test_n_past_the_fanout_cap_is_refused_before_any_call(
     hostile_upstream.reset()
     image = {"type": "image_url", "image_url": {"url": data_uri(png(1024, 1024, noise=True))}}
     messages = [{"role": "user", "content": [{"type": "text", "text": "what?"}, image]}]
-    with Watch(gateway) as watch:
+    with Watch(gateway):
         reply = ask(gateway, "pg", 128, messages=messages)
     assert reply.status_code == 400, reply.text[:200]
     assert reply.json()["error"]["param"] == "n"
     assert hostile_upstream.calls == 0
-    watch.assert_bounded()
 
 
 def test_n_within_the_cap_is_served_by_parallel_calls(
@@ -76,10 +73,9 @@ def test_n_counts_as_n_requests_against_rpm(
 ) -> None:
     """The key's and the model's `rpm` of 10: two requests with `n: 6` are 12 requests."""
     hostile_upstream.reset()
-    with Watch(gateway) as watch:
+    with Watch(gateway):
         first, second = ask(gateway, model, 6, key), ask(gateway, model, 6, key)
     assert first.status_code == 200, first.text[:200]
     assert second.status_code == 429, second.text[:200]
     assert second.headers["retry-after"]
     assert hostile_upstream.calls == 6
-    watch.assert_bounded()

@@ -8,12 +8,10 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.hostile.upstream_fakes import HostileUpstream
-from tests.hostile.upstream_watch import Watch, hostile_gateways, hostile_upstream
+from tests.hostile.fakes import HostileUpstream
+from tests.hostile.watch import Watch
 from tests.ops.configs import gateway_config
 from tests.ops.processes import GatewayProcess, Gateways
-
-__all__ = ["hostile_gateways", "hostile_upstream"]
 
 pytestmark = pytest.mark.e2e
 UPSTREAM_KEY = "sk-hostile/Echo+Key=7c1e9a&d42f"
@@ -34,7 +32,7 @@ def disguises(key: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def gateway(hostile_gateways: Gateways, hostile_upstream: HostileUpstream) -> GatewayProcess:
+def gateway(gateways: Gateways, hostile_upstream: HostileUpstream) -> GatewayProcess:
     model = {
         "name": "echo",
         "provider": "openai",
@@ -42,12 +40,12 @@ def gateway(hostile_gateways: Gateways, hostile_upstream: HostileUpstream) -> Ga
         "api_key": UPSTREAM_KEY,
         "retries": 0,
     }
-    return hostile_gateways.start(gateway_config([model]))
+    return gateways.start(gateway_config([model]))
 
 
 def test_an_echoed_key_in_disguise_reaches_neither_client_nor_log(gateway: GatewayProcess) -> None:
     body = {"model": "echo", "messages": [{"role": "user", "content": "hi"}]}
-    with Watch(gateway) as watch:
+    with Watch(gateway):
         reply = httpx.post(f"{gateway.url}/v1/chat/completions", json=body, timeout=30)
     assert reply.status_code == 400, reply.text
     message = reply.json()["error"]["message"]
@@ -57,4 +55,3 @@ def test_an_echoed_key_in_disguise_reaches_neither_client_nor_log(gateway: Gatew
     for disguise in disguises(UPSTREAM_KEY):
         assert disguise not in message, message
         assert disguise not in log, disguise
-    watch.assert_bounded()

@@ -5,13 +5,11 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.hostile.upstream_fakes import HostileUpstream, data_uri
-from tests.hostile.upstream_images import MIME, bare_jpeg_header, truncated
-from tests.hostile.upstream_watch import Watch, hostile_gateways, hostile_upstream
+from tests.hostile.fakes import HostileUpstream, data_uri
+from tests.hostile.images import MIME, bare_jpeg_header, truncated
+from tests.hostile.watch import Watch
 from tests.ops.configs import gateway_config
 from tests.ops.processes import GatewayProcess, Gateways
-
-__all__ = ["hostile_gateways", "hostile_upstream"]
 
 pytestmark = pytest.mark.e2e
 BROKEN = {
@@ -22,7 +20,7 @@ BROKEN = {
 
 
 @pytest.fixture(scope="module")
-def gateway(hostile_gateways: Gateways, hostile_upstream: HostileUpstream) -> GatewayProcess:
+def gateway(gateways: Gateways, hostile_upstream: HostileUpstream) -> GatewayProcess:
     """`openai` takes every format as it is (a data URI is only scanned), and Prediction Guard
     takes JPEG and PNG as they are (a URL is fetched, then checked whole)."""
     base = {"base_url": hostile_upstream.base_url("predictionguard"), "retries": 0}
@@ -31,7 +29,7 @@ def gateway(hostile_gateways: Gateways, hostile_upstream: HostileUpstream) -> Ga
         {"name": "pg", "provider": "predictionguard", "api_key": "pg-upstream-key", **base},
     ]
     images = {"allow_private_networks": True}
-    return hostile_gateways.start(gateway_config(models, images=images))
+    return gateways.start(gateway_config(models, images=images))
 
 
 def _ask(gateway: GatewayProcess, model: str, url: str) -> httpx.Response:
@@ -45,11 +43,10 @@ def test_a_broken_image_in_a_data_uri_passed_on_as_it_is_is_a_400(
     gateway: GatewayProcess, name: str
 ) -> None:
     data, mime = BROKEN[name]
-    with Watch(gateway) as watch:
+    with Watch(gateway):
         reply = _ask(gateway, "as-it-is", data_uri(data, mime))
     assert reply.status_code == 400, reply.text[:300]
     assert reply.json()["error"]["code"] == "invalid_image"
-    watch.assert_bounded()
 
 
 @pytest.mark.parametrize("name", [name for name in BROKEN if "GIF" not in name])
@@ -58,8 +55,7 @@ def test_a_broken_fetched_image_sent_on_unconverted_is_a_400(
 ) -> None:
     data, mime = BROKEN[name]
     url = hostile_upstream.put_image("broken", data, mime)
-    with Watch(gateway) as watch:
+    with Watch(gateway):
         reply = _ask(gateway, "pg", url)
     assert reply.status_code == 400, reply.text[:300]
     assert reply.json()["error"]["code"] == "invalid_image"
-    watch.assert_bounded()

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import skip_unless_ci
 from tests.e2e.fakes.openai_compat import FakeUpstream
-from tests.e2e.servers import serve_in_thread
+from tests.e2e.servers import ServedFakes
 from tests.ops.processes import Gateways
 from tests.ops.redis_server import RedisServer
 
@@ -40,18 +40,15 @@ def redis(redis_server: RedisServer) -> RedisServer:
 
 
 @pytest.fixture(scope="session")
-def upstream_server() -> Iterator[FakeUpstream]:
-    fake = FakeUpstream("openai")
-    with serve_in_thread(fake.app) as url:
-        fake.url = url
-        yield fake
+def upstream_server(served_fakes: ServedFakes) -> FakeUpstream:
+    """The OpenAI-compatible fake on loopback, for fixtures that outlive one test."""
+    return served_fakes.get(FakeUpstream, "openai")
 
 
 @pytest.fixture
-def upstream(upstream_server: FakeUpstream) -> FakeUpstream:
+def upstream(served_fakes: ServedFakes) -> FakeUpstream:
     """The OpenAI-compatible fake on loopback, with no script and no recorded requests."""
-    upstream_server.reset()
-    return upstream_server
+    return served_fakes.fresh(FakeUpstream, "openai")
 
 
 @pytest.fixture

@@ -7,33 +7,18 @@ from pathlib import Path
 
 import openai
 import pytest
-from prometheus_client.multiprocess import MultiProcessCollector
 
 from tests.e2e.deployments import entry, png_data_uri
 from tests.e2e.fakes.openai_compat import FakeUpstream
 from tests.ops.configs import gateway_config
 from tests.ops.processes import Gateways
 from tests.ops.redis_server import RedisServer
+from tests.ops.traffic import counted_by_worker
 
 pytestmark = pytest.mark.e2e
 
 TURNS = 8
 IMAGE = png_data_uri(10, 6, "blue")
-
-
-def responses_by_worker(metrics_dir: Path) -> dict[int, float]:
-    """Responses API requests as each worker process counted them."""
-    counts: dict[int, float] = {}
-    for path in sorted(metrics_dir.glob("counter_*.db")):
-        pid = int(path.stem.removeprefix("counter_"))
-        families = MultiProcessCollector.merge([str(path)], accumulate=True)  # type: ignore[no-untyped-call]
-        counts[pid] = sum(
-            found.value
-            for family in families
-            for found in family.samples
-            if found.name == "gateway_requests_total" and found.labels.get("api") == "responses"
-        )
-    return counts
 
 
 def fresh_client(url: str) -> openai.OpenAI:
@@ -80,7 +65,7 @@ def test_a_conversation_continues_on_either_worker(
             )
             ids.append(answer.id)
 
-    served = responses_by_worker(tmp_path)
+    served = counted_by_worker(tmp_path, api="responses")
     assert len(served) == 2, served
     assert all(count > 0 for count in served.values()), served
     last = upstream.received[-1].body["messages"]

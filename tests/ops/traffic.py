@@ -65,14 +65,16 @@ def requests_by_worker(metrics_dir: Path, total: int) -> dict[int, float]:
     keeps in the multiprocess directory, once `total` requests are counted (a request is
     counted when its response has been sent, a moment after the client has it)."""
     deadline = time.monotonic() + 3
-    counts = _requests_by_worker(metrics_dir)
+    counts = counted_by_worker(metrics_dir)
     while sum(counts.values()) < total and time.monotonic() < deadline:
         time.sleep(0.02)
-        counts = _requests_by_worker(metrics_dir)
+        counts = counted_by_worker(metrics_dir)
     return counts
 
 
-def _requests_by_worker(metrics_dir: Path) -> dict[int, float]:
+def counted_by_worker(metrics_dir: Path, **labels: str) -> dict[int, float]:
+    """`gateway_requests_total` (only the samples with `labels`) as each worker counted it
+    so far."""
     counts: dict[int, float] = {}
     for path in sorted(metrics_dir.glob("counter_*.db")):
         pid = int(path.stem.removeprefix("counter_"))
@@ -81,6 +83,6 @@ def _requests_by_worker(metrics_dir: Path) -> dict[int, float]:
             found.value
             for family in families
             for found in family.samples
-            if found.name == "gateway_requests_total"
+            if found.name == "gateway_requests_total" and labels.items() <= found.labels.items()
         )
     return counts

@@ -216,7 +216,9 @@ class FakeUpstream:
                     yield stream.chunk({"tool_calls": [delta]})
             yield stream.chunk({}, finish_reason=reply.finish)
             if stream.include_usage and reply.usage is not None:
-                yield stream.data({**stream.envelope, "choices": [], "usage": _usage(reply.usage)})
+                yield stream.data(
+                    {**stream.envelope, "choices": [], "usage": usage_body(reply.usage)}
+                )
             yield stream.line(b"data: [DONE]")
             if reply.after_done is not None:
                 yield stream.chunk({"content": reply.after_done})
@@ -271,7 +273,8 @@ def _call_deltas(index: int, call: ToolCall) -> list[dict[str, Any]]:
     ]
 
 
-def _usage(usage: tuple[int, int]) -> dict[str, int]:
+def usage_body(usage: tuple[int, int]) -> dict[str, int]:
+    """An OpenAI `usage` object for prompt and completion token counts."""
     prompt, completion = usage
     return {
         "prompt_tokens": prompt,
@@ -302,5 +305,5 @@ def _completion(record: ReceivedRequest, reply: Reply) -> dict[str, Any]:
         "system_fingerprint": "fp_fake",
     }
     if reply.usage is not None:
-        completion["usage"] = _usage(reply.usage)
+        completion["usage"] = usage_body(reply.usage)
     return completion

@@ -1,5 +1,5 @@
-"""Fixtures for the Responses API tests: every fake upstream (the job APIs' and the
-translators' too) and a gateway serving one model per provider kind in front of them."""
+"""Fixtures for the Responses API tests: every fake upstream and a gateway serving one model
+per provider kind in front of them."""
 
 from __future__ import annotations
 
@@ -9,16 +9,22 @@ from typing import Any
 import openai
 import pytest
 
+from tests.e2e.clients import async_sdk
 from tests.e2e.conftest import MakeClient, StartGateway
 from tests.e2e.deployments import entry
 from tests.e2e.fakes.images import ImageHost
 from tests.e2e.fakes.openai_compat import FakeUpstream
-from tests.e2e.jobs.conftest import _mpx_fake, _vlmrun_fake, mpx, vlmrun  # noqa: F401
-from tests.e2e.jobs.deployments import mpx_entry, vlmrun_entry
-from tests.e2e.jobs.fakes import FakeMasterpieceX, FakeVLMRun
-from tests.e2e.translators.conftest import _pg_fake, _takeoff_fake, pg, takeoff  # noqa: F401
-from tests.e2e.translators.fakes import FakePredictionGuard, FakeTakeoff
-from tests.e2e.translators.helpers import pg_entry, takeoff_entry
+from tests.e2e.providers.deployments import (
+    MPX_KEY,
+    PG_KEY,
+    VLMRUN_KEY,
+    mpx_entry,
+    pg_entry,
+    takeoff_entry,
+    vlmrun_entry,
+)
+from tests.e2e.providers.fakes import FakeMasterpieceX, FakePredictionGuard, FakeTakeoff, FakeVLMRun
+from tests.e2e.servers import ServedFakes
 
 # Client images on the loopback image host are private addresses: allowed here.
 LOOPBACK_IMAGES = {"allow_private_networks": True}
@@ -30,20 +36,17 @@ Fakes = dict[str, Any]
 def fakes(
     openai_upstream: FakeUpstream,
     aimlapi_upstream: FakeUpstream,
-    pg: FakePredictionGuard,  # noqa: F811
-    takeoff: FakeTakeoff,  # noqa: F811
-    mpx: FakeMasterpieceX,  # noqa: F811
-    vlmrun: FakeVLMRun,  # noqa: F811
     image_host: ImageHost,
+    served_fakes: ServedFakes,
 ) -> Fakes:
     """Every upstream, freshly reset, by provider kind (and the image host)."""
     return {
         "openai": openai_upstream,
         "aimlapi": aimlapi_upstream,
-        "predictionguard": pg,
-        "takeoff": takeoff,
-        "masterpiecex": mpx,
-        "vlmrun": vlmrun,
+        "predictionguard": served_fakes.fresh(FakePredictionGuard, PG_KEY),
+        "takeoff": served_fakes.fresh(FakeTakeoff),
+        "masterpiecex": served_fakes.fresh(FakeMasterpieceX, MPX_KEY),
+        "vlmrun": served_fakes.fresh(FakeVLMRun, VLMRUN_KEY),
         "images": image_host,
     }
 
@@ -87,9 +90,7 @@ def sync_client(all_gateway: str, make_client: MakeClient) -> openai.OpenAI:
 
 @pytest.fixture
 async def async_responses_client(all_gateway: str) -> AsyncIterator[openai.AsyncOpenAI]:
-    async with openai.AsyncOpenAI(
-        base_url=f"{all_gateway}/v1", api_key="test", max_retries=0
-    ) as client:
+    async with async_sdk(all_gateway) as client:
         yield client
 
 

@@ -14,7 +14,7 @@ import pytest
 from tests.e2e.deployments import png_bytes
 from tests.e2e.envelope import assert_error
 from tests.e2e.fakes.openai_compat import Reply
-from tests.e2e.jobs.fakes import MPXJob
+from tests.e2e.providers.fakes import MPXJob
 from tests.e2e.responses.conftest import Fakes
 from tests.e2e.responses.helpers import QUESTION, RED_SQUARE, ask, raw_events
 

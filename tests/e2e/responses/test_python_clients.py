@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 
-import openai
 import pytest
 from agents import (
     Agent,
@@ -23,6 +22,7 @@ from pydantic_ai import BinaryContent, ImageUrl, NativeOutput
 from pydantic_ai.models.openai import OpenAIResponsesModel
 from pydantic_ai.providers.openai import OpenAIProvider
 
+from tests.e2e.clients import async_sdk
 from tests.e2e.deployments import png_bytes
 from tests.e2e.fakes.openai_compat import Reply, ToolCall
 from tests.e2e.responses.conftest import Fakes
@@ -38,9 +38,7 @@ async def agents_sdk(all_gateway: str) -> AsyncIterator[None]:
     """The Agents SDK's default client pointed at the gateway, tracing off (no network)."""
     set_tracing_disabled(True)
     set_default_openai_api("responses")
-    async with openai.AsyncOpenAI(
-        base_url=f"{all_gateway}/v1", api_key="test", max_retries=0
-    ) as client:
+    async with async_sdk(all_gateway) as client:
         set_default_openai_client(client, use_for_tracing=False)
         yield
 

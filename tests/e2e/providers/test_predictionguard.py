@@ -16,8 +16,7 @@ from tests.e2e.deployments import entry
 from tests.e2e.envelope import assert_error
 from tests.e2e.fakes.images import ImageHost
 from tests.e2e.fakes.openai_compat import FakeUpstream, Reply
-from tests.e2e.translators.fakes import PG_FORBIDDEN, FakePredictionGuard, PGReply
-from tests.e2e.translators.helpers import (
+from tests.e2e.providers.deployments import (
     PG_KEY,
     PG_MODEL,
     QUESTION,
@@ -27,7 +26,9 @@ from tests.e2e.translators.helpers import (
     image_bytes,
     image_size,
     pg_entry,
+    text_of,
 )
+from tests.e2e.providers.fakes import PG_FORBIDDEN, FakePredictionGuard, PGReply
 
 pytestmark = pytest.mark.e2e
 
@@ -50,15 +51,6 @@ TOOLS: list[ChatCompletionToolParam] = [
 def post(gateway: str, **fields: Any) -> httpx.Response:
     body = {"model": MODEL, "messages": ask(QUESTION, data_uri(PNG, "image/png")), **fields}
     return httpx.post(f"{gateway}/v1/chat/completions", json=body, timeout=10)
-
-
-def text_of(chunks: list[Any], index: int = 0) -> str:
-    return "".join(
-        choice.delta.content or ""
-        for chunk in chunks
-        for choice in chunk.choices
-        if choice.index == index
-    )
 
 
 def assert_no_key(text: str) -> None:

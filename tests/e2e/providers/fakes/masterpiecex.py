@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.e2e.jobs.fakes.recording import (
+from tests.e2e.providers.fakes.recording import (
     Poll,
     Received,
     RecordingFake,

@@ -1,4 +1,4 @@
-"""The fakes refuse what their real servers refuse, so the translator tests mean something."""
+"""The fakes refuse what their real servers refuse, so the provider tests mean something."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ import json
 import httpx
 import pytest
 
-from tests.e2e.translators.fakes import (
+from tests.e2e.providers.deployments import PG_KEY, data_uri, image_bytes
+from tests.e2e.providers.fakes import (
     PG_FORBIDDEN,
     PG_NO_VISION_STREAMING,
     FakePredictionGuard,
     FakeTakeoff,
     TakeoffReply,
 )
-from tests.e2e.translators.helpers import PG_KEY, data_uri, image_bytes
 
 pytestmark = pytest.mark.e2e
 

@@ -14,11 +14,12 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
+from tests.e2e.clients import async_sdk, sdk
 from tests.e2e.conftest import StartGateway
 from tests.e2e.deployments import png_bytes
 from tests.e2e.envelope import assert_error, stream_until_error
-from tests.e2e.jobs.deployments import VLMRUN_KEY, ask, data_uri, vlmrun_entry
-from tests.e2e.jobs.fakes import FakeVLMRun, ImageHost, VLMPrediction
+from tests.e2e.providers.deployments import VLMRUN_KEY, ask, data_uri, vlmrun_entry
+from tests.e2e.providers.fakes import FakeVLMRun, ImageHost, VLMPrediction
 
 pytestmark = pytest.mark.e2e
 
@@ -28,14 +29,6 @@ SCHEMA: dict[str, object] = {
     "properties": {"invoice_id": {"type": "string"}, "total": {"type": "number"}},
     "required": ["invoice_id", "total"],
 }
-
-
-def sdk(gateway: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{gateway}/v1", api_key="test", max_retries=0)
-
-
-def async_sdk(gateway: str) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=f"{gateway}/v1", api_key="test", max_retries=0)
 
 
 def post(gateway: str, model: str, messages: object, **fields: object) -> httpx.Response:

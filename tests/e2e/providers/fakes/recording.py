@@ -1,5 +1,5 @@
-"""What every fake upstream here shares: the record of requests and polls, the API key
-check, scripts, and a web host for client images."""
+"""What the job-API fakes share: the record of requests and polls, the API key check and
+scripts."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ class Poll:
 
 
 class RecordingFake:
-    """What the fakes share: the record of requests and polls, and the API key check."""
+    """What the job-API fakes share: the record of requests and polls, and the API key check."""
 
     def __init__(self, api_key: str, routes: list[Route]) -> None:
         self.api_key = api_key

@@ -7,8 +7,8 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
-from tests.e2e.translators.fakes import FakePredictionGuard
-from tests.e2e.translators.helpers import QUESTION, ask, data_uri, image_bytes
+from tests.e2e.providers.deployments import QUESTION, ask, data_uri, image_bytes
+from tests.e2e.providers.fakes import FakePredictionGuard
 
 pytestmark = pytest.mark.e2e
 

@@ -10,24 +10,17 @@ import httpx
 import openai
 import pytest
 
+from tests.e2e.clients import async_sdk, sdk
 from tests.e2e.deployments import png_bytes
 from tests.e2e.envelope import assert_error, stream_until_error
-from tests.e2e.jobs.conftest import StartJobGateway
-from tests.e2e.jobs.deployments import MPX_KEY, ask, data_uri
-from tests.e2e.jobs.fakes import FakeMasterpieceX, ImageHost, MPXJob
+from tests.e2e.providers.conftest import StartJobGateway
+from tests.e2e.providers.deployments import MPX_KEY, ask, data_uri
+from tests.e2e.providers.fakes import FakeMasterpieceX, ImageHost, MPXJob
 
 pytestmark = pytest.mark.e2e
 
 QUESTION = "What is in this image?"
 ANSWER = MPXJob().output
-
-
-def sdk(gateway: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{gateway}/v1", api_key="test", max_retries=0)
-
-
-def async_sdk(gateway: str) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=f"{gateway}/v1", api_key="test", max_retries=0)
 
 
 def post(gateway: str, messages: object, **fields: object) -> httpx.Response:

@@ -9,10 +9,11 @@ from typing import Any
 import openai
 import pytest
 
+from tests.e2e.clients import sdk
 from tests.e2e.deployments import png_bytes
-from tests.e2e.jobs.conftest import StartJobGateway
-from tests.e2e.jobs.deployments import ask, data_uri
-from tests.e2e.jobs.fakes import FakeMasterpieceX, FakeVLMRun, VLMPrediction
+from tests.e2e.providers.conftest import StartJobGateway
+from tests.e2e.providers.deployments import ask, data_uri
+from tests.e2e.providers.fakes import FakeMasterpieceX, FakeVLMRun, VLMPrediction
 
 pytestmark = pytest.mark.e2e
 
@@ -23,10 +24,6 @@ JSON_FORMATS = {
         "json_schema": {"name": "caption", "schema": {"type": "object"}},
     },
 }
-
-
-def sdk(gateway: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{gateway}/v1", api_key="test", max_retries=0)
 
 
 @pytest.mark.parametrize("stream", [False, True])

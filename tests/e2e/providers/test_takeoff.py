@@ -13,8 +13,8 @@ from openai.types.chat import ChatCompletionMessageParam
 
 from tests.e2e.envelope import assert_error
 from tests.e2e.fakes.images import ImageHost
-from tests.e2e.translators.fakes import EOS, TAKEOFF_NOT_READY, FakeTakeoff, TakeoffReply
-from tests.e2e.translators.helpers import QUESTION, ask, chunks_of, data_uri, image_bytes
+from tests.e2e.providers.deployments import QUESTION, ask, chunks_of, data_uri, image_bytes, text_of
+from tests.e2e.providers.fakes import EOS, TAKEOFF_NOT_READY, FakeTakeoff, TakeoffReply
 
 pytestmark = pytest.mark.e2e
 
@@ -26,15 +26,6 @@ JPEG = image_bytes("JPEG", color="blue")
 def post(gateway: str, **fields: Any) -> httpx.Response:
     body = {"model": MODEL, "messages": ask(), **fields}
     return httpx.post(f"{gateway}/v1/chat/completions", json=body, timeout=10)
-
-
-def text_of(chunks: list[Any], index: int = 0) -> str:
-    return "".join(
-        choice.delta.content or ""
-        for chunk in chunks
-        for choice in chunk.choices
-        if choice.index == index
-    )
 
 
 # Images: multipart with exactly one image_data part

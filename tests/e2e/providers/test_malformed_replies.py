@@ -6,11 +6,12 @@ from __future__ import annotations
 import openai
 import pytest
 
+from tests.e2e.clients import sdk
 from tests.e2e.conftest import StartGateway
 from tests.e2e.deployments import png_bytes
 from tests.e2e.envelope import stream_until_error
-from tests.e2e.jobs.deployments import ask, data_uri, mpx_entry, vlmrun_entry
-from tests.e2e.jobs.fakes import FakeMasterpieceX, FakeVLMRun, MPXJob, VLMPrediction
+from tests.e2e.providers.deployments import ask, data_uri, mpx_entry, vlmrun_entry
+from tests.e2e.providers.fakes import FakeMasterpieceX, FakeVLMRun, MPXJob, VLMPrediction
 
 pytestmark = pytest.mark.e2e
 
@@ -35,10 +36,6 @@ VLMRUN_REPLIES = {
     "unknown status": b'{"id": "f3e1", "status": "exploded", "response": null}',
     "completed without response": b'{"id": "f3e1", "status": "completed", "response": null}',
 }
-
-
-def sdk(gateway: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{gateway}/v1", api_key="test", max_retries=0)
 
 
 def assert_upstream_failed(error: openai.APIStatusError) -> None:
