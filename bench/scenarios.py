@@ -51,6 +51,12 @@ class Scenario:
     detail: str | None = None  # the image part's `detail`
     probe_health: bool = False  # time GET /health on the gateway, idle and under this load
     in_default_run: bool = True
+    api_key: str | None = None  # the gateway key sent through the gateway
+
+    def headers(self, *, through_gateway: bool) -> dict[str, str]:
+        if self.api_key is None or not through_gateway:
+            return {}
+        return {"Authorization": f"Bearer {self.api_key}"}
 
     @property
     def upstream_model(self) -> str:
@@ -97,9 +103,9 @@ class Scenario:
             }
             body, content_type = takeoff_multipart(json_data, noise_png(side))
             return Requests(build_request(host, port, path, body, {}, content_type), raw_sse=True)
-        return Requests(
-            build_request(host, port, path, self.body(through_gateway=through_gateway), {})
-        )
+        body = self.body(through_gateway=through_gateway)
+        headers = self.headers(through_gateway=through_gateway)
+        return Requests(build_request(host, port, path, body, headers))
 
 
 @dataclass(frozen=True)
@@ -145,6 +151,11 @@ SCENARIOS: tuple[Scenario | Special, ...] = (
         large_image=True,
         detail="low",
         probe_health=True,
+    ),
+    Special(
+        "redis-state",
+        "the small request with key and model rpm, state in memory and in a local Redis",
+        32,
     ),
     Special("jobs200", "200 Masterpiece X jobs of 10 s pending at once, polled every 2 s", 200),
     Special(
