@@ -10,20 +10,25 @@ from typing import Protocol
 @dataclass(frozen=True)
 class Hit:
     """One request counted against a limit: the count so far in its window, and when the
-    window ends."""
+    window ends. `leased` units were counted on top of the request's own and lent to this
+    process, which may spend them on its own until the window ends."""
 
     count: int
     resets_in_s: float
+    leased: int = 0
 
 
 @dataclass(frozen=True)
 class Count:
-    """`amount` events to count under `key` in a window of `window_s`, allowed up to `limit`."""
+    """`amount` events to count under `key` in a window of `window_s`, allowed up to `limit`.
+    With `lend`, a backend shared by several processes may count a few units more, within
+    the limit, and lend them to this process (`Hit.leased`)."""
 
     key: str
     window_s: float
     limit: int
     amount: int = 1
+    lend: bool = False
 
 
 @dataclass(frozen=True)

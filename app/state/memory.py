@@ -55,7 +55,8 @@ class MemoryState:
         return Hit(count + amount, expires - now)
 
     async def admit(self, count: Count | None, options: Sequence[Option]) -> Admission:
-        # Nothing here awaits anything that yields, so the steps are one atomic step.
+        # Nothing here awaits anything that yields, so the steps are one atomic step. One
+        # process has nothing to lend to.
         first = None
         if count is not None:
             first = await self.hit(count.key, count.window_s, count.amount)

@@ -19,41 +19,53 @@ if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1])
 return {count, ttl}
 """
 
+# Leases: a count may lend its process up to 1/LEASE_SHARE of what is left of its limit, at
+# most MAX_LEASE units, never past the limit; near the limit nothing is lent.
+LEASE_SHARE = 256
+MAX_LEASE = 128
+
 # A request's checks in one step. KEYS: the first count's key (when ARGV[2] > 0), the n
 # options' resting keys, then their count keys (a resting key stands in for an option
-# without a count: its amount is 0 and it is never written). ARGV: n, the first count's
-# amount, window (ms) and limit, then each option's amount and window. The answer: the first
-# hit (count, ttl), the chosen option (1-based, 0: none) and its hit, and which options rest;
-# -1 where there is nothing to say.
-_ADMIT = """
-local function hit(key, window, amount)
-  local count = redis.call('INCRBY', key, amount)
-  if count == amount then redis.call('PEXPIRE', key, window) end
+# without a count: its amount is 0 and it is never written). ARGV: n, then the first count's
+# amount, window (ms), limit and whether to lend, then the same for each option.
+# The answer: the first hit (count, ttl, lent), the chosen option (1-based, 0: none) and its
+# hit, and which options rest; -1 where there is nothing to say.
+_ADMIT = f"""
+local function hit(key, amount, window, limit, lend)
+  local lent = 0
+  if lend == '1' then
+    local left = limit - tonumber(redis.call('GET', key) or '0') - amount
+    lent = math.max(0, math.min({MAX_LEASE}, math.floor(left / {LEASE_SHARE})))
+  end
+  local count = redis.call('INCRBY', key, amount + lent)
+  if count == amount + lent then redis.call('PEXPIRE', key, window) end
   local ttl = redis.call('PTTL', key)
   if ttl < 0 then redis.call('PEXPIRE', key, window); ttl = window end
-  return count, ttl
+  return {{count, ttl, lent}}
 end
 local n, amount = tonumber(ARGV[1]), tonumber(ARGV[2])
-local first, first_ttl, k = -1, -1, 0
+local first, k = {{-1, -1, 0}}, 0
 if amount > 0 then
-  first, first_ttl = hit(KEYS[1], tonumber(ARGV[3]), amount)
+  first = hit(KEYS[1], amount, tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5])
   k = 1
-  if first > tonumber(ARGV[4]) then return {first, first_ttl, 0, -1, -1, ''} end
+  if first[1] > tonumber(ARGV[4]) then return {{first, 0, {{-1, -1, 0}}, ''}} end
 end
-local resting, chosen = {}, 0
+local resting, chosen = {{}}, 0
 for i = 1, n do
   resting[i] = tostring(redis.call('EXISTS', KEYS[k + i]))
   if chosen == 0 and resting[i] == '0' then chosen = i end
 end
 if chosen == 0 and n > 0 then chosen = 1 end
-local count, ttl = -1, -1
+local counted = {{-1, -1, 0}}
 if chosen > 0 then
-  local option_amount = tonumber(ARGV[3 + 2 * chosen])
+  local at = 2 + 4 * chosen
+  local option_amount = tonumber(ARGV[at])
   if option_amount > 0 then
-    count, ttl = hit(KEYS[k + n + chosen], tonumber(ARGV[4 + 2 * chosen]), option_amount)
+    local window, limit = tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2])
+    counted = hit(KEYS[k + n + chosen], option_amount, window, limit, ARGV[at + 3])
   end
 end
-return {first, first_ttl, chosen, count, ttl, table.concat(resting)}
+return {{first, chosen, counted, table.concat(resting)}}
 """
 
 # Counted entries: per quota a sorted set of keys by expiry (ms), a hash of their sizes and
@@ -147,19 +159,17 @@ class RedisState:
 
     async def admit(self, count: Count | None, options: Sequence[Option]) -> Admission:
         keys = [PREFIX + count.key] if count is not None else []
-        args: list[int] = [len(options)]
-        args += [count.amount, _ms(count.window_s), count.limit] if count is not None else [0, 0, 0]
+        args: list[int] = [len(options), *_count_args(count)]
         keys += [PREFIX + option.resting_key for option in options]
         for option in options:
-            counted = option.count
-            keys.append(PREFIX + (counted.key if counted else option.resting_key))
-            args += [counted.amount, _ms(counted.window_s)] if counted else [0, 0]
-        first, first_ttl, chosen, count_, ttl, resting = await self._admit(keys=keys, args=args)
+            keys.append(PREFIX + (option.count.key if option.count else option.resting_key))
+            args += _count_args(option.count)
+        first, chosen, counted, resting = await self._admit(keys=keys, args=args)
         return Admission(
-            _hit(first, first_ttl),
+            _hit(first),
             tuple(flag == "1" for flag in str(resting)),
             int(chosen) - 1 if int(chosen) > 0 else None,
-            _hit(count_, ttl),
+            _hit(counted),
         )
 
     async def set_counted(self, key: str, value: str, ttl_s: float, quota: Quota) -> bool:
@@ -183,5 +193,12 @@ def _ms(seconds: float) -> int:
     return max(1, int(seconds * 1000))
 
 
-def _hit(count: int, ttl_ms: int) -> Hit | None:
-    return None if int(count) < 0 else Hit(int(count), int(ttl_ms) / 1000)
+def _count_args(count: Count | None) -> list[int]:
+    if count is None:
+        return [0, 0, 0, 0]
+    return [count.amount, _ms(count.window_s), count.limit, int(count.lend)]
+
+
+def _hit(found: list[int]) -> Hit | None:
+    count, ttl_ms, lent = (int(value) for value in found)
+    return None if count < 0 else Hit(count, ttl_ms / 1000, lent)

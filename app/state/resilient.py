@@ -9,7 +9,6 @@ from collections.abc import Callable, Sequence
 from redis.exceptions import RedisError
 
 from app.state.base import Admission, Count, Hit, Option, Quota, StateBackend
-from app.state.redis_state import RedisState
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +26,7 @@ class ResilientState:
 
     def __init__(
         self,
-        primary: RedisState,
+        primary: StateBackend,
         fallback: StateBackend,
         *,
         on_error: Callable[[], None] = lambda: None,
