@@ -27,6 +27,8 @@ TEAM_A_KEY = "gw-ops-team-a-8f31b6e04d27"
 TEAM_B_KEY = "gw-ops-team-b-2a9d4c7e1f60"
 TEAM_C_KEY = "gw-ops-team-c-71d0e9a4b5c2"
 TEAM_C_RPM = 8
+# Far enough from its end, a limit this large lends each process a few units at a time.
+LEASED_RPM = 1024
 API_KEYS = [
     {"key": ADMIN_KEY, "name": "admin"},
     {"key": TEAM_A_KEY, "name": "team-a", "rpm": RPM},
@@ -41,6 +43,7 @@ def models(upstream: FakeUpstream) -> list[dict[str, object]]:
         entry("open", upstream, upstream_model="up-open"),
         entry("other", upstream, upstream_model="up-other"),
         entry("roomy", upstream, upstream_model="up-roomy", rpm=10_000),
+        entry("leased", upstream, upstream_model="up-leased", rpm=LEASED_RPM),
     ]
 
 
@@ -210,6 +213,34 @@ def test_a_request_under_key_and_model_limits_is_one_round_trip_to_redis(
 
     assert [response.status_code for response in responses] == [200] * 5
     calls = redis.calls()
-    # Inside the script: INCRBY, PEXPIRE and PTTL per counter, EXISTS per cooldown.
-    scripted = {"incrby", "pexpire", "pttl", "exists"}
+    # Inside the script: GET, INCRBY, PEXPIRE and PTTL per counter, EXISTS per cooldown.
+    scripted = {"get", "incrby", "pexpire", "pttl", "exists"}
     assert {name: n for name, n in calls.items() if name not in scripted} == {"evalsha": 5}
+
+
+def test_lent_budgets_never_pass_a_limit_across_replicas_of_two_workers(
+    redis: RedisServer, upstream: FakeUpstream, gateways: Gateways
+) -> None:
+    """Past a model's `rpm` of 1,024 over two replicas of two workers: never more answered
+    than the limit, at most four processes' leases fewer (1.6 %), and far fewer script calls
+    than requests."""
+    config = gateway_config(models(upstream), redis_url=redis.url, server={"api_keys": API_KEYS})
+    replicas = [gateways.launch(config, workers=2), gateways.launch(config, workers=2)]
+    for replica in replicas:
+        replica.wait_ready()
+    redis.reset_stats()
+    sent = LEASED_RPM + 100
+
+    responses = send_chats(
+        [replica.url for replica in replicas], "leased", sent, api_key=ADMIN_KEY, concurrency=8
+    )
+
+    answered = sum(response.status_code == 200 for response in responses)
+    assert LEASED_RPM * (1 - 4 / 256) <= answered <= LEASED_RPM
+    assert len(upstream.received) == answered
+    for response in responses:
+        if response.status_code != 200:
+            assert_error(response, 429, "rate_limit_error", "rate_limit_exceeded")
+            assert "the model 'leased' is limited to 1024" in response.json()["error"]["message"]
+    # Leases shrink with what is left, down to none in the last quarter of the limit.
+    assert redis.calls()["evalsha"] < 0.7 * sent
