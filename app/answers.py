@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from app.errors import UpstreamError
 from app.providers.base import Accepted, Event, chunks_from_completion, role_chunk
-from app.schemas import ChatCompletion, ChatCompletionChunk, completion_id
+from app.schemas import ChatCompletion, ChatCompletionChunk, CompletionUsage, completion_id
 
 ID_PREFIX = "chatcmpl-"
 
@@ -76,3 +76,22 @@ async def stream_of(
                 started = True
     finally:
         await events.aclose()
+
+
+async def replay(chunks: list[ChatCompletionChunk]) -> AsyncGenerator[ChatCompletionChunk]:
+    for chunk in chunks:
+        yield chunk
+
+
+def merge_choices(completions: list[ChatCompletion]) -> ChatCompletion:
+    """Parallel single answers as one completion with choices indexed 0..n-1."""
+    merged = completions[0].model_copy(deep=True)
+    merged.choices = []
+    usage = CompletionUsage()
+    for index, completion in enumerate(completions):
+        merged.choices.append(completion.choices[0].model_copy(update={"index": index}))
+        usage.prompt_tokens += completion.usage.prompt_tokens
+        usage.completion_tokens += completion.usage.completion_tokens
+    usage.total_tokens = usage.prompt_tokens + usage.completion_tokens
+    merged.usage = usage
+    return merged

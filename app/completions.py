@@ -9,14 +9,14 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from typing import TypeVar
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
-from tenacity.wait import wait_random_exponential
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
-from app.answers import Stamp, stream_of, whole_answer
+from app.answers import Stamp, merge_choices, replay, stream_of, whole_answer
+from app.backoff import retryable, wait
 from app.config import GatewayConfig
 from app.errors import GatewayError, RateLimited, UpstreamTimeout
 from app.images import ImagePipeline, check_image_parts, with_images
-from app.limits import Cooldowns, RateLimiter, check_fanout
+from app.limits import Cooldowns, Limit, RateLimiter, check_fanout
 from app.metrics import Metrics
 from app.providers.base import Call, chunks_from_completion, refuse_unsupported
 from app.record import current_record
@@ -30,22 +30,6 @@ T = TypeVar("T")
 # One try at a deployment, given the request's deadline (a `time.monotonic()` value).
 Run = Callable[[Attempt, float], Awaitable[T]]
 Chunks = AsyncGenerator[ChatCompletionChunk]
-MAX_RETRY_AFTER_S = 30.0
-_backoff = wait_random_exponential(multiplier=0.25, max=4)
-
-
-def _retryable(exc: BaseException) -> bool:
-    return isinstance(exc, GatewayError) and exc.retryable
-
-
-def _wait(state: RetryCallState) -> float:
-    """Exponential backoff with jitter, or the upstream's `Retry-After` when it gives one."""
-    error = state.outcome.exception() if state.outcome else None
-    retry_after = error.headers.get("Retry-After", "") if isinstance(error, GatewayError) else ""
-    try:
-        return min(float(retry_after), MAX_RETRY_AFTER_S)
-    except ValueError:
-        return _backoff(state)
 
 
 class ChatService:
@@ -67,14 +51,17 @@ class ChatService:
         self._cooldowns = cooldowns
         self._sleep = sleep
 
-    async def complete(self, request: ChatCompletionRequest) -> tuple[ChatCompletion, str]:
-        """The whole answer from the first deployment that gives one."""
+    async def complete(
+        self, request: ChatCompletionRequest, key_rate: Limit | None = None
+    ) -> tuple[ChatCompletion, str]:
+        """The whole answer from the first deployment that gives one. `key_rate` is counted
+        with the deployments' limits and cooldowns (429 when it is used up)."""
 
         async def run(attempt: Attempt, deadline: float) -> ChatCompletion:
             call = await self._call(request, attempt, deadline)
             return await self._complete_once(call, attempt)
 
-        completion, attempt = await self._first_success(request, run)
+        completion, attempt = await self._first_success(request, run, key_rate)
         record = current_record()
         record.count_usage(completion.usage.prompt_tokens, completion.usage.completion_tokens)
         extension = (completion.model_extra or {}).get("x_gateway")
@@ -83,7 +70,7 @@ class ChatService:
         return completion, attempt.deployment.entry.provider
 
     async def stream(
-        self, request: ChatCompletionRequest
+        self, request: ChatCompletionRequest, key_rate: Limit | None = None
     ) -> tuple[AsyncIterator[ChatCompletionChunk], str]:
         """A started stream of chunks: its first chunk is already in hand, so failures
         up to there were raised here, as HTTP statuses, and could be retried elsewhere."""
@@ -96,27 +83,27 @@ class ChatService:
                 await chunks.aclose()
                 raise
 
-        (first, chunks), attempt = await self._first_success(request, run)
+        (first, chunks), attempt = await self._first_success(request, run, key_rate)
         entry = attempt.deployment.entry
         return self._relay(request, first, chunks, entry.timeout_s), entry.provider
 
     async def _first_success(
-        self, request: ChatCompletionRequest, run: Run[T]
+        self, request: ChatCompletionRequest, run: Run[T], key_rate: Limit | None
     ) -> tuple[T, Attempt]:
         """Each deployment in turn, with its retries, until one answers: the group, then its
-        fallbacks."""
+        fallbacks. The first one's rate was counted with the key's; later ones count theirs
+        when their turn comes."""
         last: GatewayError | None = None
         record = current_record()
-        for attempt in await self._attempts(request):
+        attempts, first_refusal = await self._attempts(request, key_rate)
+        for index, attempt in enumerate(attempts):
             deployment = attempt.deployment
             record.provider = deployment.entry.provider
             try:
-                await self._limiter.check(
-                    deployment.id,
-                    deployment.entry.rpm,
-                    f"the model {deployment.entry.name!r}",
-                    cost=request.choice_count,
-                )
+                if index > 0:
+                    await self._limiter.check(deployment.rate(request.choice_count))
+                elif first_refusal is not None:
+                    raise first_refusal
                 result = await self._with_retries(attempt, run)
             except GatewayError as exc:
                 exc.provider = deployment.entry.provider
@@ -158,8 +145,8 @@ class ChatService:
         entry = attempt.deployment.entry
         retrying = AsyncRetrying(
             stop=stop_after_attempt(entry.retries + 1),
-            wait=_wait,
-            retry=retry_if_exception(_retryable),
+            wait=wait,
+            retry=retry_if_exception(retryable),
             sleep=self._sleep,
             reraise=True,
             before_sleep=lambda _: self._metrics.retries.labels(entry.provider).inc(),
@@ -173,11 +160,24 @@ class ChatService:
                 return await run(attempt, deadline)
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
-    async def _attempts(self, request: ChatCompletionRequest) -> list[Attempt]:
-        """Deployments that can take this request, resting ones last; the first one's
-        refusals are the client's."""
-        ready: list[Attempt] = []
-        resting: list[Attempt] = []
+    async def _attempts(
+        self, request: ChatCompletionRequest, key_rate: Limit | None
+    ) -> tuple[list[Attempt], RateLimited | None]:
+        """Deployments that can take this request, resting ones left out unless all rest,
+        and whether the first is at its own rate; the key's rate is counted meanwhile."""
+        try:
+            usable = self._usable(request)
+        except GatewayError:
+            await self._limiter.check(key_rate)  # a key past its rate hears that first
+            raise
+        rates = [attempt.deployment.rate(request.choice_count) for attempt in usable]
+        admitted = await self._limiter.admit(key_rate, rates)
+        ready = [a for a, rests in zip(usable, admitted.resting, strict=True) if not rests]
+        return ready or usable, admitted.first_refusal
+
+    def _usable(self, request: ChatCompletionRequest) -> list[Attempt]:
+        """Deployments that can take this request; the first one's refusals are the client's."""
+        usable: list[Attempt] = []
         for index, attempt in enumerate(self._router.resolve(request.model)):
             capabilities = attempt.deployment.provider.capabilities
             try:
@@ -190,9 +190,8 @@ class ChatService:
                 if index == 0:
                     raise
                 continue
-            cooling = await self._cooldowns.cooling(attempt.deployment.id)
-            (resting if cooling else ready).append(attempt)
-        return ready or resting
+            usable.append(attempt)
+        return usable
 
     async def _call(
         self, request: ChatCompletionRequest, attempt: Attempt, deadline: float
@@ -230,7 +229,7 @@ class ChatService:
         if request.choice_count > 1 and not provider.capabilities.native_n:
             merged = await self._complete_once(call, attempt)
             merged.id, merged.created = Stamp(request.model).id, int(time.time())
-            return _replay(chunks_from_completion(merged))
+            return replay(chunks_from_completion(merged))
         events = provider.execute(call, stream=True)
         return stream_of(events, Stamp(request.model), request.choice_count)
 
@@ -293,22 +292,3 @@ class ChatService:
         )
         self._metrics.upstream_errors.labels(attempt.deployment.entry.provider, code).inc()
         self._metrics.failovers.labels(self._router.label(request.model)).inc()
-
-
-async def _replay(chunks: list[ChatCompletionChunk]) -> Chunks:
-    for chunk in chunks:
-        yield chunk
-
-
-def merge_choices(completions: list[ChatCompletion]) -> ChatCompletion:
-    """Parallel single answers as one completion with choices indexed 0..n-1."""
-    merged = completions[0].model_copy(deep=True)
-    merged.choices = []
-    usage = CompletionUsage()
-    for index, completion in enumerate(completions):
-        merged.choices.append(completion.choices[0].model_copy(update={"index": index}))
-        usage.prompt_tokens += completion.usage.prompt_tokens
-        usage.completion_tokens += completion.usage.completion_tokens
-    usage.total_tokens = usage.prompt_tokens + usage.completion_tokens
-    merged.usage = usage
-    return merged

@@ -10,7 +10,7 @@ from starlette.datastructures import Headers
 from app.completions import ChatService
 from app.config import ApiKey, GatewayConfig
 from app.errors import AuthenticationFailed, ModelNotAllowed
-from app.limits import RateLimiter
+from app.limits import Limit, RateLimiter
 from app.metrics import Metrics
 from app.request_shape import RequestShape
 from app.responses.store import ResponseStore
@@ -48,12 +48,15 @@ class Gateway:
             )
         return match
 
-    async def admit(self, key: ApiKey | None, model: str, *, cost: int = 1) -> None:
-        """A model request's checks before any work: the key's rights, then its rate (`cost`
-        requests: `n` choices fanned out are `n` requests)."""
+    def admit(self, key: ApiKey | None, model: str, *, cost: int = 1) -> Limit | None:
+        """A model request's checks before any work: the key's rights (403 here), then its
+        rate (`cost` requests: `n` choices fanned out are `n` requests). The rate is returned,
+        to be counted with the request's other limits in one step of the state backend (by
+        the chat service; `limiter.check` when something is refused before that)."""
         authorize_model(key, model)
-        if key is not None:
-            await self.limiter.check(f"key:{key.label}", key.rpm, "this key", cost=cost)
+        if key is None or key.rpm <= 0:
+            return None
+        return Limit(f"key:{key.label}", key.rpm, "this key", cost)
 
 
 def authorize_model(key: ApiKey | None, model: str) -> None:

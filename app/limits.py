@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from app.config import ModelEntry
 from app.errors import InvalidRequest, RateLimited
-from app.state import StateBackend
+from app.state import Count, Hit, Option, StateBackend
 
 logger = logging.getLogger(__name__)
 
@@ -18,26 +20,65 @@ FAILURE_WINDOW_S = 60.0
 COOLDOWN_S = 30.0
 
 
+@dataclass(frozen=True)
+class Limit:
+    """A request's share of one `rpm` (a gateway key's, a deployment's): `cost` requests, since
+    each of `n` choices is an answer to make."""
+
+    name: str
+    rpm: int
+    what: str  # how the 429 names it: "this key", "the model 'gpt-4o'"
+    cost: int = 1
+
+    def count(self) -> Count | None:
+        return Count(f"rpm:{self.name}", WINDOW_S, self.rpm, self.cost) if self.rpm > 0 else None
+
+    def refusal(self, hit: Hit | None) -> RateLimited | None:
+        """429 with `Retry-After` once `rpm` is used up in this window; None within it."""
+        if hit is None or hit.count <= self.rpm:
+            return None
+        retry_after = max(1, math.ceil(hit.resets_in_s))
+        counted = f" (n={self.cost} counts as {self.cost})" if self.cost > 1 else ""
+        return RateLimited(
+            f"{self.what} is limited to {self.rpm} requests per minute{counted}; "
+            f"retry in {retry_after} s",
+            headers={"Retry-After": str(retry_after)},
+        )
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """Which deployments rest, and whether the first one to try is at its own limit."""
+
+    resting: tuple[bool, ...]
+    first_refusal: RateLimited | None
+
+
 class RateLimiter:
     """Requests per minute for a name (a gateway key, a deployment), across all workers."""
 
     def __init__(self, state: StateBackend) -> None:
         self._state = state
 
-    async def check(self, name: str, rpm: int, what: str, cost: int = 1) -> None:
-        """Count `cost` requests (a request's `n`: each choice is an answer to make); 429
-        with `Retry-After` once `rpm` is used up in this window."""
-        if rpm <= 0:
+    async def check(self, limit: Limit | None) -> None:
+        """Count the request; 429 once the limit is used up in this window."""
+        count = limit.count() if limit is not None else None
+        if limit is None or count is None:
             return
-        hit = await self._state.hit(f"rpm:{name}", WINDOW_S, cost)
-        if hit.count > rpm:
-            retry_after = max(1, math.ceil(hit.resets_in_s))
-            counted = f" (n={cost} counts as {cost})" if cost > 1 else ""
-            raise RateLimited(
-                f"{what} is limited to {rpm} requests per minute{counted}; "
-                f"retry in {retry_after} s",
-                headers={"Retry-After": str(retry_after)},
-            )
+        refusal = limit.refusal(await self._state.hit(count.key, count.window_s, count.amount))
+        if refusal is not None:
+            raise refusal
+
+    async def admit(self, key: Limit | None, deployments: Sequence[Limit]) -> Admitted:
+        """The key's rate (429 here), which deployments rest, and the rate of the first one to
+        try (the first not resting, else the first), in one step of the state backend."""
+        options = [Option(cooldown_key(limit.name), limit.count()) for limit in deployments]
+        admission = await self._state.admit(key.count() if key else None, options)
+        refusal = key.refusal(admission.first) if key else None
+        if refusal is not None:
+            raise refusal
+        first = deployments[admission.chosen] if admission.chosen is not None else None
+        return Admitted(admission.resting, first.refusal(admission.chosen_hit) if first else None)
 
 
 def check_fanout(n: int, entry: ModelEntry, *, native_n: bool) -> None:
@@ -57,16 +98,13 @@ class Cooldowns:
         self._state = state
         self._recent_failures: set[str] = set()
 
-    async def cooling(self, deployment: str) -> bool:
-        return await self._state.get(f"cooldown:{deployment}") is not None
-
     async def failed(self, deployment: str) -> bool:
         """Record a failure; True when it put the deployment into cooldown."""
         self._recent_failures.add(deployment)
         hit = await self._state.hit(f"failures:{deployment}", FAILURE_WINDOW_S)
         if hit.count < FAILURES_BEFORE_COOLDOWN:
             return False
-        await self._state.set(f"cooldown:{deployment}", "1", COOLDOWN_S)
+        await self._state.set(cooldown_key(deployment), "1", COOLDOWN_S)
         await self._state.delete(f"failures:{deployment}")
         logger.warning(
             "deployment %s failed %d times: cooling down for %g s",
@@ -82,3 +120,7 @@ class Cooldowns:
         if deployment in self._recent_failures:
             self._recent_failures.discard(deployment)
             await self._state.delete(f"failures:{deployment}")
+
+
+def cooldown_key(deployment: str) -> str:
+    return f"cooldown:{deployment}"

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from app.config import ConfigError, GatewayConfig, ModelEntry
 from app.errors import ModelNotFound
+from app.limits import Limit
 from app.names import ModelPattern, most_specific
 from app.providers import PROVIDER_KINDS, ProviderKinds, provider_type
 from app.providers.base import Provider, ProviderContext
@@ -32,6 +33,10 @@ class Deployment:
         if self.entry.upstream_model:
             return self.entry.upstream_model
         return variant if variant is not None else requested
+
+    def rate(self, cost: int) -> Limit:
+        """This deployment's `rpm`, for a request counting `cost` requests."""
+        return Limit(self.id, self.entry.rpm, f"the model {self.entry.name!r}", cost)
 
 
 @dataclass

@@ -112,6 +112,7 @@ async def _drive(
             scenario.body(through_gateway=gateway),
             concurrency=scenario.concurrency,
             duration_s=duration_s,
+            headers=scenario.headers(through_gateway=gateway),
         )
     return await run_load(
         Load(

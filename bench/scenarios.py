@@ -56,6 +56,12 @@ class Scenario:
     probe_health: bool = False  # time GET /health on the gateway, idle and under this load
     api: Literal["chat", "responses"] = "chat"  # the gateway's API; directly, always chat
     in_default_run: bool = True
+    api_key: str | None = None  # the gateway key sent through the gateway
+
+    def headers(self, *, through_gateway: bool) -> dict[str, str]:
+        if self.api_key is None or not through_gateway:
+            return {}
+        return {"Authorization": f"Bearer {self.api_key}"}
 
     def __post_init__(self) -> None:
         if self.api == "responses" and self.large_image:
@@ -117,10 +123,11 @@ class Scenario:
             body, content_type = takeoff_multipart(json_data, noise_png(side))
             return Requests(build_request(host, port, path, body, {}, content_type), framing="raw")
         body = self.body(through_gateway=through_gateway)
+        headers = self.headers(through_gateway=through_gateway)
         framing: Framing = (
             "responses" if self.responses(through_gateway=through_gateway) else "chat"
         )
-        return Requests(build_request(host, port, path, body, {}), framing=framing)
+        return Requests(build_request(host, port, path, body, headers), framing=framing)
 
 
 @dataclass(frozen=True)
@@ -166,6 +173,11 @@ SCENARIOS: tuple[Scenario | Special, ...] = (
         large_image=True,
         detail="low",
         probe_health=True,
+    ),
+    Special(
+        "redis-state",
+        "the small request with key and model rpm, state in memory and in a local Redis",
+        32,
     ),
     Special("jobs200", "200 Masterpiece X jobs of 10 s pending at once, polled every 2 s", 200),
     Special(

@@ -11,6 +11,7 @@ from bench.report import figures
 from bench.responses_api import run_responses
 from bench.runner import Settings, run_scenario
 from bench.scenarios import OPENAI_STREAM50, TAKEOFF_STREAM, Special
+from bench.shared_state import run_redis_state
 from bench.soak import run_soak
 from bench.stats import ratio
 
@@ -60,6 +61,7 @@ async def run_takeoff_stream(scenario: Special, settings: Settings, mock: Servic
 
 Runner = Callable[[Special, Settings, Service], Awaitable[SpecialResult]]
 RUNNERS: dict[str, Runner] = {
+    "redis-state": run_redis_state,
     "jobs200": run_jobs200,
     "takeoff-stream": run_takeoff_stream,
     "responses": run_responses,

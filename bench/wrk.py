@@ -19,6 +19,8 @@ _RESULT = re.compile(r"^BENCH_RESULT (\{.*\})$", re.MULTILINE)
 _SCRIPT = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
+local authorization = os.getenv("BENCH_AUTHORIZATION")
+if authorization then wrk.headers["Authorization"] = authorization end
 local file = assert(io.open(os.getenv("BENCH_BODY_FILE"), "rb"))
 wrk.body = file:read("*a")
 file:close()
@@ -61,6 +63,14 @@ def wrk_path() -> str | None:
     return shutil.which("wrk")
 
 
+def _environment(body_file: Path, headers: dict[str, str]) -> dict[str, str]:
+    environ = {**os.environ, "BENCH_BODY_FILE": str(body_file)}
+    environ.pop("BENCH_AUTHORIZATION", None)
+    if "Authorization" in headers:
+        environ["BENCH_AUTHORIZATION"] = headers["Authorization"]
+    return environ
+
+
 def _write_inputs(folder: Path, body: bytes) -> tuple[Path, Path]:
     script, body_file = folder / "post.lua", folder / "body.json"
     script.write_text(_SCRIPT)
@@ -69,9 +79,16 @@ def _write_inputs(folder: Path, body: bytes) -> tuple[Path, Path]:
 
 
 async def run_wrk(
-    url: str, body: bytes, *, concurrency: int, duration_s: float, timeout_s: float = 30.0
+    url: str,
+    body: bytes,
+    *,
+    concurrency: int,
+    duration_s: float,
+    timeout_s: float = 30.0,
+    headers: dict[str, str] | None = None,
 ) -> WrkResult:
-    """Run wrk against `url` for `duration_s` with `concurrency` keep-alive connections."""
+    """Run wrk against `url` for `duration_s` with `concurrency` keep-alive connections; of
+    `headers`, only `Authorization` is sent."""
     executable = wrk_path()
     if executable is None:
         raise RuntimeError(INSTALL_HINT)
@@ -88,7 +105,7 @@ async def run_wrk(
             url,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
-            env={**os.environ, "BENCH_BODY_FILE": str(body_file)},
+            env=_environment(body_file, headers or {}),
         )
         try:
             output, _ = await asyncio.wait_for(process.communicate(), duration_s + timeout_s + 30)

@@ -28,18 +28,22 @@ async def create_response(incoming: Incoming) -> Reply:
     request = await gateway.shape.parse(incoming.body, _parse)
     record.model, record.stream = request.model, bool(request.stream)
     record.model_label = gateway.router.label(request.model)
-    await gateway.admit(incoming.key, request.model)
+    key_rate = gateway.admit(incoming.key, request.model)
     owner, store = _owner(incoming), gateway.responses
     history: Sequence[ChatMessage] = ()
-    if request.previous_response_id:
-        history = await store.conversation(request.previous_response_id, owner=owner)
-    chat = to_chat_request(request, history)
+    try:
+        if request.previous_response_id:
+            history = await store.conversation(request.previous_response_id, owner=owner)
+        chat = to_chat_request(request, history)
+    except GatewayError:
+        await gateway.limiter.check(key_rate)  # a key past its rate hears that first
+        raise
     if request.stream:
-        chunks, record.provider = await gateway.service.stream(chat)
+        chunks, record.provider = await gateway.service.stream(chat, key_rate)
         stream = ResponseStream(request, _recorded(chunks, record))
         body = _stream_body(stream, request, store, owner, history)
         return EventStream(body, incoming.client, record, gateway.metrics.streams)
-    completion, record.provider = await gateway.service.complete(chat)
+    completion, record.provider = await gateway.service.complete(chat, key_rate)
     response = to_response(completion, request)
     answer = response.model_dump_json()
     await store.save(request, response, owner=owner, history=history, response_json=answer)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -9,10 +10,46 @@ from typing import Protocol
 @dataclass(frozen=True)
 class Hit:
     """One request counted against a limit: the count so far in its window, and when the
-    window ends."""
+    window ends. `leased` units were counted on top of the request's own and lent to this
+    process, which may spend them on its own until the window ends."""
 
     count: int
     resets_in_s: float
+    leased: int = 0
+
+
+@dataclass(frozen=True)
+class Count:
+    """`amount` events to count under `key` in a window of `window_s`, allowed up to `limit`.
+    With `lend`, a backend shared by several processes may count a few units more, within
+    the limit, and lend them to this process (`Hit.leased`)."""
+
+    key: str
+    window_s: float
+    limit: int
+    amount: int = 1
+    lend: bool = False
+
+
+@dataclass(frozen=True)
+class Option:
+    """One of the places a request may go: it rests while `resting_key` exists, and `count`
+    (if any) is counted when it is the one chosen."""
+
+    resting_key: str
+    count: Count | None = None
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What `admit` found: `first` is the hit of its `count`; when that is within its limit,
+    `resting` says which options rest, `chosen` is the index of the option counted (the first
+    one not resting, else the first of all) and `chosen_hit` is its hit."""
+
+    first: Hit | None
+    resting: tuple[bool, ...] = ()
+    chosen: int | None = None
+    chosen_hit: Hit | None = None
 
 
 @dataclass(frozen=True)
@@ -38,6 +75,11 @@ class StateBackend(Protocol):
 
     async def hit(self, key: str, window_s: float, amount: int = 1) -> Hit:
         """Count `amount` events in the window that starts with the key's first event."""
+        ...
+
+    async def admit(self, count: Count | None, options: Sequence[Option]) -> Admission:
+        """A request's checks in one atomic step: `count` is counted; unless that passes its
+        limit, the options' resting keys are read, and the chosen option's count counted."""
         ...
 
     async def set_counted(self, key: str, value: str, ttl_s: float, quota: Quota) -> bool:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from app.state.base import Hit, Quota
+from app.state.base import Admission, Count, Hit, Option, Quota
 
 T = TypeVar("T")
 
@@ -53,6 +53,24 @@ class MemoryState:
             count, expires = 0, now + window_s
         self._counters[key] = (count + amount, expires)
         return Hit(count + amount, expires - now)
+
+    async def admit(self, count: Count | None, options: Sequence[Option]) -> Admission:
+        # Nothing here awaits anything that yields, so the steps are one atomic step. One
+        # process has nothing to lend to.
+        first = None
+        if count is not None:
+            first = await self.hit(count.key, count.window_s, count.amount)
+            if first.count > count.limit:
+                return Admission(first)
+        resting = tuple([await self.get(option.resting_key) is not None for option in options])
+        if not options:
+            return Admission(first)
+        chosen = resting.index(False) if False in resting else 0
+        counted = options[chosen].count
+        chosen_hit = None
+        if counted is not None:
+            chosen_hit = await self.hit(counted.key, counted.window_s, counted.amount)
+        return Admission(first, resting, chosen, chosen_hit)
 
     async def set_counted(self, key: str, value: str, ttl_s: float, quota: Quota) -> bool:
         ledger = self._ledger(quota)

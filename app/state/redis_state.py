@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Callable
+from collections.abc import Sequence
 
 import redis.asyncio as redis
-from redis.exceptions import RedisError
 
-from app.state.base import Hit, Quota, StateBackend
-
-logger = logging.getLogger(__name__)
+from app.state.base import Admission, Count, Hit, Option, Quota
 
 PREFIX = "vg:"
-RETRY_PRIMARY_AFTER_S = 5.0
 
 # INCRBY and the window's expiry in one atomic step, so no counter is ever left without one.
 _HIT = """
@@ -23,6 +17,55 @@ if count == tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
 return {count, ttl}
+"""
+
+# Leases: a count may lend its process up to 1/LEASE_SHARE of what is left of its limit, at
+# most MAX_LEASE units, never past the limit; near the limit nothing is lent.
+LEASE_SHARE = 256
+MAX_LEASE = 128
+
+# A request's checks in one step. KEYS: the first count's key (when ARGV[2] > 0), the n
+# options' resting keys, then their count keys (a resting key stands in for an option
+# without a count: its amount is 0 and it is never written). ARGV: n, then the first count's
+# amount, window (ms), limit and whether to lend, then the same for each option.
+# The answer: the first hit (count, ttl, lent), the chosen option (1-based, 0: none) and its
+# hit, and which options rest; -1 where there is nothing to say.
+_ADMIT = f"""
+local function hit(key, amount, window, limit, lend)
+  local lent = 0
+  if lend == '1' then
+    local left = limit - tonumber(redis.call('GET', key) or '0') - amount
+    lent = math.max(0, math.min({MAX_LEASE}, math.floor(left / {LEASE_SHARE})))
+  end
+  local count = redis.call('INCRBY', key, amount + lent)
+  if count == amount + lent then redis.call('PEXPIRE', key, window) end
+  local ttl = redis.call('PTTL', key)
+  if ttl < 0 then redis.call('PEXPIRE', key, window); ttl = window end
+  return {{count, ttl, lent}}
+end
+local n, amount = tonumber(ARGV[1]), tonumber(ARGV[2])
+local first, k = {{-1, -1, 0}}, 0
+if amount > 0 then
+  first = hit(KEYS[1], amount, tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5])
+  k = 1
+  if first[1] > tonumber(ARGV[4]) then return {{first, 0, {{-1, -1, 0}}, ''}} end
+end
+local resting, chosen = {{}}, 0
+for i = 1, n do
+  resting[i] = tostring(redis.call('EXISTS', KEYS[k + i]))
+  if chosen == 0 and resting[i] == '0' then chosen = i end
+end
+if chosen == 0 and n > 0 then chosen = 1 end
+local counted = {{-1, -1, 0}}
+if chosen > 0 then
+  local at = 2 + 4 * chosen
+  local option_amount = tonumber(ARGV[at])
+  if option_amount > 0 then
+    local window, limit = tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2])
+    counted = hit(KEYS[k + n + chosen], option_amount, window, limit, ARGV[at + 3])
+  end
+end
+return {{first, chosen, counted, table.concat(resting)}}
 """
 
 # Counted entries: per quota a sorted set of keys by expiry (ms), a hash of their sizes and
@@ -94,6 +137,7 @@ class RedisState:
             health_check_interval=30,
         )
         self._hit = self._redis.register_script(_HIT)
+        self._admit = self._redis.register_script(_ADMIT)
         self._set_counted = self._redis.register_script(_SET_COUNTED)
         self._extend_counted = self._redis.register_script(_EXTEND_COUNTED)
         self._delete_counted = self._redis.register_script(_DELETE_COUNTED)
@@ -112,6 +156,21 @@ class RedisState:
         window_ms = max(1, int(window_s * 1000))
         count, ttl_ms = await self._hit(keys=[PREFIX + key], args=[window_ms, amount])
         return Hit(int(count), int(ttl_ms) / 1000)
+
+    async def admit(self, count: Count | None, options: Sequence[Option]) -> Admission:
+        keys = [PREFIX + count.key] if count is not None else []
+        args: list[int] = [len(options), *_count_args(count)]
+        keys += [PREFIX + option.resting_key for option in options]
+        for option in options:
+            keys.append(PREFIX + (option.count.key if option.count else option.resting_key))
+            args += _count_args(option.count)
+        first, chosen, counted, resting = await self._admit(keys=keys, args=args)
+        return Admission(
+            _hit(first),
+            tuple(flag == "1" for flag in str(resting)),
+            int(chosen) - 1 if int(chosen) > 0 else None,
+            _hit(counted),
+        )
 
     async def set_counted(self, key: str, value: str, ttl_s: float, quota: Quota) -> bool:
         args: list[str | int] = [value, _ms(ttl_s), quota.max_bytes]
@@ -134,105 +193,12 @@ def _ms(seconds: float) -> int:
     return max(1, int(seconds * 1000))
 
 
-class ResilientState:
-    """Redis first; while it is unreachable, this process's memory, so that serving goes on.
+def _count_args(count: Count | None) -> list[int]:
+    if count is None:
+        return [0, 0, 0, 0]
+    return [count.amount, _ms(count.window_s), count.limit, int(count.lend)]
 
-    Limits then hold per process instead of across all of them, and `/ready` reports the
-    degraded state. Redis is tried again every few seconds.
-    """
 
-    name = "redis"
-
-    def __init__(
-        self,
-        primary: RedisState,
-        fallback: StateBackend,
-        *,
-        on_error: Callable[[], None] = lambda: None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._primary = primary
-        self._fallback = fallback
-        self._on_error = on_error
-        self._clock = clock
-        self._down_until = 0.0
-
-    @property
-    def degraded(self) -> bool:
-        return self._clock() < self._down_until
-
-    def _backend(self) -> StateBackend:
-        return self._fallback if self.degraded else self._primary
-
-    def _failed(self, exc: Exception) -> None:
-        if not self.degraded:
-            logger.warning(
-                "redis is unreachable (%s); using process memory for %g s",
-                type(exc).__name__,
-                RETRY_PRIMARY_AFTER_S,
-            )
-        self._down_until = self._clock() + RETRY_PRIMARY_AFTER_S
-        self._on_error()
-
-    async def get(self, key: str) -> str | None:
-        try:
-            return await self._backend().get(key)
-        except (RedisError, OSError) as exc:
-            self._failed(exc)
-            return await self._fallback.get(key)
-
-    async def set(self, key: str, value: str, ttl_s: float) -> None:
-        try:
-            await self._backend().set(key, value, ttl_s)
-        except (RedisError, OSError) as exc:
-            self._failed(exc)
-            await self._fallback.set(key, value, ttl_s)
-
-    async def delete(self, key: str) -> None:
-        try:
-            await self._backend().delete(key)
-        except (RedisError, OSError) as exc:
-            self._failed(exc)
-            await self._fallback.delete(key)
-
-    async def hit(self, key: str, window_s: float, amount: int = 1) -> Hit:
-        try:
-            return await self._backend().hit(key, window_s, amount)
-        except (RedisError, OSError) as exc:
-            self._failed(exc)
-            return await self._fallback.hit(key, window_s, amount)
-
-    async def set_counted(self, key: str, value: str, ttl_s: float, quota: Quota) -> bool:
-        try:
-            return await self._backend().set_counted(key, value, ttl_s, quota)
-        except (RedisError, OSError) as exc:
-            self._failed(exc)
-            return await self._fallback.set_counted(key, value, ttl_s, quota)
-
-    async def extend_counted(self, key: str, ttl_s: float, quota: Quota) -> bool:
-        try:
-            return await self._backend().extend_counted(key, ttl_s, quota)
-        except (RedisError, OSError) as exc:
-            self._failed(exc)
-            return await self._fallback.extend_counted(key, ttl_s, quota)
-
-    async def delete_counted(self, key: str, quota: Quota) -> bool:
-        try:
-            return await self._backend().delete_counted(key, quota)
-        except (RedisError, OSError) as exc:
-            self._failed(exc)
-            return await self._fallback.delete_counted(key, quota)
-
-    async def ping(self) -> bool:
-        try:
-            alive = await self._primary.ping()
-        except (RedisError, OSError) as exc:
-            self._failed(exc)
-            return False
-        if alive:
-            self._down_until = 0.0
-        return alive
-
-    async def aclose(self) -> None:
-        await self._primary.aclose()
-        await self._fallback.aclose()
+def _hit(found: list[int]) -> Hit | None:
+    count, ttl_ms, lent = (int(value) for value in found)
+    return None if count < 0 else Hit(count, ttl_ms / 1000, lent)

@@ -16,6 +16,7 @@ from tests.ops.processes import HOST, free_port
 
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0
+_OWN_COMMANDS = {"hello", "config|resetstat", "info"}
 
 
 class RedisServer:
@@ -88,6 +89,22 @@ class RedisServer:
         """Forget every key, so that no counter of an earlier test is still running."""
         with self._client() as client:
             client.flushall()
+
+    def reset_stats(self) -> None:
+        with self._client() as client:
+            client.config_resetstat()
+
+    def calls(self) -> dict[str, int]:
+        """Commands served since `reset_stats()`, by name, as `INFO commandstats` counts them
+        (those run by scripts included); failed ones (a script not loaded yet) and this
+        helper's own left out."""
+        with self._client() as client:
+            stats = client.info("commandstats")
+        calls = {
+            name.removeprefix("cmdstat_"): int(row["calls"]) - int(row.get("failed_calls", 0))
+            for name, row in stats.items()
+        }
+        return {name: n for name, n in calls.items() if n and name not in _OWN_COMMANDS}
 
     def stored_keys(self) -> list[str]:
         with self._client() as client:

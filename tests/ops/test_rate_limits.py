@@ -25,10 +25,15 @@ SENT = 12
 ADMIN_KEY = "gw-ops-admin-5c0e7d2a91b4"
 TEAM_A_KEY = "gw-ops-team-a-8f31b6e04d27"
 TEAM_B_KEY = "gw-ops-team-b-2a9d4c7e1f60"
+TEAM_C_KEY = "gw-ops-team-c-71d0e9a4b5c2"
+TEAM_C_RPM = 8
+# Far enough from its end, a limit this large lends each process a few units at a time.
+LEASED_RPM = 1024
 API_KEYS = [
     {"key": ADMIN_KEY, "name": "admin"},
     {"key": TEAM_A_KEY, "name": "team-a", "rpm": RPM},
     {"key": TEAM_B_KEY, "name": "team-b", "models": ["open"]},
+    {"key": TEAM_C_KEY, "name": "team-c", "rpm": TEAM_C_RPM},
 ]
 
 
@@ -37,6 +42,8 @@ def models(upstream: FakeUpstream) -> list[dict[str, object]]:
         entry("limited", upstream, upstream_model="up-limited", rpm=RPM),
         entry("open", upstream, upstream_model="up-open"),
         entry("other", upstream, upstream_model="up-other"),
+        entry("roomy", upstream, upstream_model="up-roomy", rpm=10_000),
+        entry("leased", upstream, upstream_model="up-leased", rpm=LEASED_RPM),
     ]
 
 
@@ -161,3 +168,79 @@ def test_a_request_for_n_choices_counts_n_times_in_redis(
     ]
     assert [reply.status_code for reply in replies] == [200, 429]
     assert_error(replies[1], 429, "rate_limit_error", "rate_limit_exceeded")
+
+
+def test_key_and_model_limits_hold_together_across_replicas_of_two_workers(
+    redis: RedisServer, upstream: FakeUpstream, gateways: Gateways
+) -> None:
+    """Team C's `rpm` of 8 and the model's of 5, over two replicas of two workers each: the
+    first 8 requests pass the key, 5 of them the model; each request is one script call."""
+    config = gateway_config(models(upstream), redis_url=redis.url, server={"api_keys": API_KEYS})
+    replicas = [gateways.launch(config, workers=2), gateways.launch(config, workers=2)]
+    for replica in replicas:
+        replica.wait_ready()
+    redis.reset_stats()
+
+    responses = send_chats(
+        [replica.url for replica in replicas],
+        "limited",
+        2 * SENT,
+        api_key=TEAM_C_KEY,
+        concurrency=8,
+    )
+
+    messages = Counter(
+        response.json()["error"]["message"].split(" is limited")[0]
+        for response in responses
+        if response.status_code == 429
+    )
+    statuses = Counter(response.status_code for response in responses)
+    assert statuses == {200: RPM, 429: 2 * SENT - RPM}, statuses
+    assert messages == {"the model 'limited'": TEAM_C_RPM - RPM, "this key": 2 * SENT - TEAM_C_RPM}
+    assert len(upstream.received) == RPM
+    assert redis.calls()["evalsha"] == 2 * SENT
+
+
+def test_a_request_under_key_and_model_limits_is_one_round_trip_to_redis(
+    redis: RedisServer, upstream: FakeUpstream, gateways: Gateways
+) -> None:
+    config = gateway_config(models(upstream), redis_url=redis.url, server={"api_keys": API_KEYS})
+    gateway = gateways.start(config)
+    send_chats([gateway.url], "roomy", 1, api_key=TEAM_C_KEY)  # loads the script
+    redis.reset_stats()
+
+    responses = send_chats([gateway.url], "roomy", 5, api_key=TEAM_C_KEY, concurrency=1)
+
+    assert [response.status_code for response in responses] == [200] * 5
+    calls = redis.calls()
+    # Inside the script: GET, INCRBY, PEXPIRE and PTTL per counter, EXISTS per cooldown.
+    scripted = {"get", "incrby", "pexpire", "pttl", "exists"}
+    assert {name: n for name, n in calls.items() if name not in scripted} == {"evalsha": 5}
+
+
+def test_lent_budgets_never_pass_a_limit_across_replicas_of_two_workers(
+    redis: RedisServer, upstream: FakeUpstream, gateways: Gateways
+) -> None:
+    """Past a model's `rpm` of 1,024 over two replicas of two workers: never more answered
+    than the limit, at most four processes' leases fewer (1.6 %), and far fewer script calls
+    than requests."""
+    config = gateway_config(models(upstream), redis_url=redis.url, server={"api_keys": API_KEYS})
+    replicas = [gateways.launch(config, workers=2), gateways.launch(config, workers=2)]
+    for replica in replicas:
+        replica.wait_ready()
+    redis.reset_stats()
+    sent = LEASED_RPM + 100
+
+    responses = send_chats(
+        [replica.url for replica in replicas], "leased", sent, api_key=ADMIN_KEY, concurrency=8
+    )
+
+    answered = sum(response.status_code == 200 for response in responses)
+    assert LEASED_RPM * (1 - 4 / 256) <= answered <= LEASED_RPM
+    assert len(upstream.received) == answered
+    for response in responses:
+        if response.status_code != 200:
+            assert_error(response, 429, "rate_limit_error", "rate_limit_exceeded")
+            assert "the model 'leased' is limited to 1024" in response.json()["error"]["message"]
+    # Leases shrink with what is left, down to none in the last quarter of the limit.
+    assert redis.calls()["evalsha"] < 0.7 * sent

@@ -16,6 +16,9 @@ from app.images.fetch import ImageFetcher
 from app.providers.base import ProviderContext
 from app.schemas import ChatCompletionRequest
 from app.state import MemoryState
+from tests.unit.backends import backend, redis_server
+
+__all__ = ["backend", "redis_server"]  # fixtures, for every unit test
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from app.responses.schemas import ResponsesRequest, parse_request
 from app.responses.store import ResponseStore
 from app.responses.translate import to_chat_request
 from app.schemas import ChatCompletion
-from tests.unit.responses.conftest import Backend
+from tests.unit.backends import Backend
 from tests.unit.responses.test_translate import PNG
 
 pytestmark = pytest.mark.anyio

@@ -1,4 +1,4 @@
-"""Fixtures for the Responses API tests: a state backend in memory or in a real Redis."""
+"""State backends for unit tests: in memory with a clock of their own, or in a real Redis."""
 
 from __future__ import annotations
 
