@@ -67,6 +67,8 @@ class HostileUpstream:
         self.slow_requests = 0  # image requests to `/images/slow/...` so far
         self.slow_in_flight = self.slow_peak = 0  # of them at once: now, at most
         self.calls = 0
+        # A reset starts a new count: fetches still closing from before it don't take part.
+        self._generation = 0
         self._lock = threading.Lock()
         self.app = Starlette(
             routes=[
@@ -92,6 +94,7 @@ class HostileUpstream:
         with self._lock:
             self.images.clear()
             self.slow_requests = self.slow_in_flight = self.slow_peak = self.calls = 0
+            self._generation += 1
 
     async def _body(self, _: Request) -> Response:
         head = b'{"id": "x", "object": "chat.completion", "choices": "'
@@ -130,6 +133,7 @@ class HostileUpstream:
 
     async def _slow_image(self, request: Request) -> Response:
         with self._lock:
+            generation = self._generation
             self.slow_requests += 1
             self.slow_in_flight += 1
             self.slow_peak = max(self.slow_peak, self.slow_in_flight)
@@ -140,7 +144,8 @@ class HostileUpstream:
                 await asyncio.sleep(0.05)
         finally:
             with self._lock:
-                self.slow_in_flight -= 1
+                if generation == self._generation:
+                    self.slow_in_flight -= 1
         return Response(png(), media_type="image/png")
 
     async def _image(self, request: Request) -> Response:
