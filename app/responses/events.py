@@ -108,12 +108,17 @@ class ResponseStream:
             await aclose()
 
     def _event(self, type_: str, **fields: object) -> ResponseEvent:
-        event = ResponseEvent(type=type_, sequence_number=self._sequence, **fields)
+        # Built from values this class made itself: nothing to validate, on every delta.
+        event = ResponseEvent.model_construct(type=type_, sequence_number=self._sequence)
+        assert event.__pydantic_extra__ is not None  # extra="allow"
+        event.__pydantic_extra__.update(fields)
         self._sequence += 1
         return event
 
     def _lifecycle(self, type_: str) -> ResponseEvent:
-        return self._event(type_, response=self.response.model_copy(deep=True))
+        # The response is replaced, never changed in place, as the stream goes on: a shallow
+        # copy keeps what this event says.
+        return self._event(type_, response=self.response.model_copy())
 
     def _take(self, chunk: ChatCompletionChunk) -> list[ResponseEvent]:
         if chunk.usage is not None:

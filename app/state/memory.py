@@ -11,6 +11,9 @@ from app.state.base import Admission, Count, Hit, Option, Quota
 T = TypeVar("T")
 
 
+SWEEP_INTERVAL_S = 1.0
+
+
 class MemoryState:
     """Entries expire lazily; the table is bounded so that no key pattern can grow it forever."""
 
@@ -26,6 +29,7 @@ class MemoryState:
         self._totals: dict[str, int] = {}
         self._max_entries = max_entries
         self._clock = clock
+        self._swept_at = float("-inf")
 
     async def get(self, key: str) -> str | None:
         entry = self._values.get(key)
@@ -126,9 +130,13 @@ class MemoryState:
     def _make_room(self, table: dict[str, tuple[T, float]]) -> None:
         if len(table) < self._max_entries:
             return
+        # A full table is swept of expired entries at most once a second: a sweep walks all
+        # of it, and a table full of live entries would otherwise be walked on every write.
         now = self._clock()
-        for key in [k for k, (_, expires) in table.items() if expires <= now]:
-            del table[key]
+        if now - self._swept_at >= SWEEP_INTERVAL_S:
+            self._swept_at = now
+            for key in [k for k, (_, expires) in table.items() if expires <= now]:
+                del table[key]
         while len(table) >= self._max_entries:
             del table[next(iter(table))]
 
