@@ -66,11 +66,11 @@ class ResponseStore:
             "conversation": conversation,
         }
         images: dict[str, str] = {}
-        # Hashing images takes a while: only a record that carries some leaves the loop.
-        if _has_data_uri(record["input_items"]) or _has_data_uri(record["conversation"]):
+        text = orjson.dumps(record).decode()
+        # Only a record that carries data URIs needs them replaced by marks; hashing images
+        # takes a while, so that is done off the loop.
+        if '"data:' in text:
             text = await asyncio.to_thread(_encode_record, record, images)
-        else:
-            text = _encode_record(record, images)
         # The response goes in as the client got it: serialised once, not once more here.
         text = '{"response":' + (response_json or response.model_dump_json()) + "," + text[1:]
         for digest, uri in images.items():
@@ -183,16 +183,6 @@ def _mark_images(value: object, images: dict[str, str]) -> object:
     if isinstance(value, dict):
         return {key: _mark_images(item, images) for key, item in value.items()}
     return value
-
-
-def _has_data_uri(value: object) -> bool:
-    if isinstance(value, str):
-        return value.startswith("data:")
-    if isinstance(value, list):
-        return any(_has_data_uri(item) for item in value)
-    if isinstance(value, dict):
-        return any(_has_data_uri(item) for item in value.values())
-    return False
 
 
 def _data_uri_digest(value: str) -> str | None:
