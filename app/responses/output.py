@@ -116,16 +116,14 @@ def output_items(text: str, tool_calls: Sequence[object]) -> list[OutputItem]:
     """A message item for the text (also when there is nothing else to say), then a
     function_call item per tool call."""
     items: list[OutputItem] = []
-    # Built from values already checked: constructed, not validated again.
     if text or not tool_calls:
-        part = ResponseOutputText.model_construct(text=text)
-        items.append(ResponseOutputMessage.model_construct(content=[part]))
+        items.append(ResponseOutputMessage(content=[ResponseOutputText(text=text)]))
     for call in tool_calls:
         function = call.get("function") if isinstance(call, dict) else None
         if not isinstance(call, dict) or not isinstance(function, dict):
             continue
         items.append(
-            ResponseFunctionToolCall.model_construct(
+            ResponseFunctionToolCall(
                 call_id=str(call.get("id") or new_id("call")),
                 name=str(function.get("name") or ""),
                 arguments=str(function.get("arguments") or ""),
@@ -138,14 +136,14 @@ def response_usage(usage: CompletionUsage | None) -> ResponseUsage:
     """Chat's token counts under the Responses names, with the `_details` objects."""
     usage = usage or CompletionUsage()
     extra = usage.model_extra or {}
-    return ResponseUsage.model_construct(
+    return ResponseUsage(
         input_tokens=usage.prompt_tokens,
         output_tokens=usage.completion_tokens,
         total_tokens=usage.total_tokens or usage.prompt_tokens + usage.completion_tokens,
-        input_tokens_details=InputTokensDetails.model_construct(
+        input_tokens_details=InputTokensDetails(
             cached_tokens=_count(extra.get("prompt_tokens_details"), "cached_tokens")
         ),
-        output_tokens_details=OutputTokensDetails.model_construct(
+        output_tokens_details=OutputTokensDetails(
             reasoning_tokens=_count(extra.get("completion_tokens_details"), "reasoning_tokens")
         ),
     )
