@@ -49,6 +49,9 @@ class Front:
             reply = self._failed(record, InternalError("the gateway hit an unexpected error"))
         reply.raw_headers.append((REQUEST_ID_HEADER, request_id.encode("latin-1")))
         record.status = record.status or reply.status_code
+        # The answer is ready: a client leaving now has nothing left to cancel (a stream
+        # starts the watch again for itself, to pace its keepalives).
+        client.stop()
         try:
             await reply(scope, receive, send)
         finally:
