@@ -8,7 +8,7 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
 from app.errors import UpstreamError
-from app.providers.base import Accepted, Event, chunks_from_completion, role_chunk
+from app.providers.base import Event, chunks_from_completion, role_chunk
 from app.schemas import ChatCompletion, ChatCompletionChunk, CompletionUsage, completion_id
 
 ID_PREFIX = "chatcmpl-"
@@ -57,17 +57,13 @@ async def stream_of(
     started = False
     try:
         async for event in events:
+            if not started and not isinstance(event, ChatCompletion):
+                started = True
+                yield role_chunk(stamp.model, choices, chunk_id=stamp.id, created=stamp.created)
             if isinstance(event, ChatCompletionChunk):
-                if not started:
-                    started = True
-                    yield role_chunk(stamp.model, choices, chunk_id=stamp.id, created=stamp.created)
                 event.id, event.created, event.model = stamp.id, stamp.created, stamp.model
                 yield event
-            elif isinstance(event, Accepted):
-                if not started:
-                    started = True
-                    yield role_chunk(stamp.model, choices, chunk_id=stamp.id, created=stamp.created)
-            else:
+            elif isinstance(event, ChatCompletion):
                 completion = stamped(event, stamp.model)
                 completion.id, completion.created = stamp.id, stamp.created
                 chunks = chunks_from_completion(completion)
