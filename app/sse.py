@@ -75,14 +75,18 @@ async def _event_data(response: httpx.Response) -> AsyncIterator[str]:
     else:
         body = response.aiter_bytes()
     text, lines, events = _utf8(errors="replace"), SSELineDecoder(), SSEDecoder()
-    held = 0  # characters of the event being read
+    held = 0  # characters of the event being read, in its finished lines
+    partial = 0  # and in the line not finished yet
     async for chunk in body:
-        for line in lines.decode(text.decode(chunk)):
+        decoded = text.decode(chunk)
+        for line in lines.decode(decoded):
             held = held + len(line) if line else 0
             event = events.decode(line.rstrip("\n"))
             if event is not None:
                 yield event.data
-        if held + sum(map(len, lines.buffer)) > limit:
+        cut = max(decoded.rfind("\n"), decoded.rfind("\r"))
+        partial = partial + len(decoded) if cut < 0 else len(decoded) - cut - 1
+        if held + partial > limit:
             logger.warning("upstream stream event over %d bytes: cut", limit)
             raise UpstreamError(f"the upstream sent a stream event over {limit} bytes")
     for line in lines.decode(text.decode(b"", final=True)) + lines.flush():
