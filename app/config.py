@@ -101,6 +101,10 @@ class ResponsesConfig(_Strict):
 
     ttl_s: Annotated[float, Field(ge=0)] = 3600.0
     max_bytes: Annotated[int, Field(ge=0)] = 256 * 1024 * 1024
+    # What one streamed response may gather from its upstream: text and tool-call arguments,
+    # and output items (a message, one per tool call).
+    max_answer_chars: Annotated[int, Field(gt=0)] = 4 * 1024 * 1024
+    max_output_items: Annotated[int, Field(gt=0)] = 128
 
 
 ProviderKind = Literal[

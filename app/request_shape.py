@@ -56,7 +56,7 @@ class RequestShape:
         if containers > self._limits.max_json_depth:  # fewer containers cannot nest deeper
             self._check_depth(payload)
         self._check_model(payload.get("model"))
-        self._check_messages(payload.get("messages"))
+        self.check_messages(payload.get("messages"))
         return payload
 
     def _check_items(self, body: Body) -> int:
@@ -88,14 +88,16 @@ class RequestShape:
         if isinstance(model, str) and len(model) > limit:
             raise InvalidRequest(f"the model name is longer than {limit} characters", param="model")
 
-    def _check_messages(self, messages: object) -> None:
+    def check_messages(self, messages: object, param: str | None = None) -> None:
+        """The `requests:` caps on a conversation; `param` names it in errors when it is not
+        the body's own `messages` (a Responses conversation, say)."""
         limits = self._limits
         if not isinstance(messages, list):
             return  # validation says what is wrong with it
         if len(messages) > limits.max_messages:
             raise InvalidRequest(
                 f"more than {limits.max_messages} messages (requests.max_messages)",
-                param="messages",
+                param=param or "messages",
             )
         parts = text = 0
         for index, message in enumerate(messages):
@@ -108,14 +110,14 @@ class RequestShape:
                     raise InvalidRequest(
                         f"more than {limits.max_content_parts} content parts in all "
                         "(requests.max_content_parts)",
-                        param=f"messages[{index}].content",
+                        param=param or f"messages[{index}].content",
                     )
                 text += _text_chars(content)
             if text > limits.max_text_chars:
                 raise InvalidRequest(
                     f"more than {limits.max_text_chars} characters of text in all "
                     "(requests.max_text_chars)",
-                    param=f"messages[{index}].content",
+                    param=param or f"messages[{index}].content",
                 )
 
 

@@ -3,7 +3,7 @@ and the stored responses (`GET`/`DELETE /v1/responses/{id}`, `/input_items`)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from urllib.parse import parse_qs
 
 from starlette.responses import Response
@@ -19,8 +19,7 @@ from app.responses.items import DEFAULT_PAGE, MAX_PAGE
 from app.responses.output import to_response
 from app.responses.schemas import ResponsesRequest, parse_request
 from app.responses.store import ResponseStore
-from app.responses.translate import ChatMessage, to_chat_request
-from app.schemas import ChatCompletionChunk
+from app.responses.translate import ChatMessage, input_messages, to_chat_request
 
 
 async def create_response(incoming: Incoming) -> Reply:
@@ -34,19 +33,24 @@ async def create_response(incoming: Incoming) -> Reply:
     try:
         if request.previous_response_id:
             history = await store.conversation(request.previous_response_id, owner=owner)
-        chat = to_chat_request(request, history)
+        turn = input_messages(request)
+        # The whole conversation goes upstream: the request caps hold for it, not only `input`.
+        gateway.shape.check_messages([*history, *turn], param="input")
+        chat = to_chat_request(request, history, turn)
     except GatewayError:
         await gateway.limiter.check(key_rate)  # a key past its rate hears that first
         raise
     if request.stream:
         chunks, record.provider = await gateway.service.stream(chat, key_rate)
-        stream = ResponseStream(request, _recorded(chunks, record))
-        body = _stream_body(stream, request, store, owner, history)
+        stream = ResponseStream(request, chunks, limits=gateway.config.responses)
+        body = _stream_body(stream, request, store, record, owner, (history, turn))
         return EventStream(body, incoming.client, record, gateway.metrics.streams)
     completion, record.provider = await gateway.service.complete(chat, key_rate)
     response = to_response(completion, request)
     answer = response.model_dump_json()
-    await store.save(request, response, owner=owner, history=history, response_json=answer)
+    await store.save(
+        request, response, owner=owner, history=history, turn=turn, response_json=answer
+    )
     return Response(
         answer,
         media_type=JSON,
@@ -86,30 +90,20 @@ async def _stream_body(
     stream: ResponseStream,
     request: ResponsesRequest,
     store: ResponseStore,
+    record: RequestRecord,
     owner: str,
-    history: Sequence[ChatMessage],
+    conversation: tuple[Sequence[ChatMessage], Sequence[ChatMessage]],
 ) -> AsyncGenerator[bytes]:
-    """The events as they come; once they have ended, the response is stored."""
+    """The events as they come; once they have ended, the request's record learns how (the
+    stream itself says a failure with `error` and `response.failed`), and the response is
+    stored."""
     async for event in stream.events():
         yield encode(event)
-    await store.save(request, stream.response, owner=owner, history=history)
-
-
-async def _recorded(
-    chunks: AsyncIterator[ChatCompletionChunk], record: RequestRecord
-) -> AsyncGenerator[ChatCompletionChunk]:
-    """The chunks, with a failure after the first byte noted in the request's record (the
-    stream itself says it with `error` and `response.failed`)."""
-    try:
-        async for chunk in chunks:
-            yield chunk
-    except GatewayError as exc:
-        record.failed(exc.status_code, exc.code, exc.provider)
-        raise
-    finally:
-        aclose = getattr(chunks, "aclose", None)
-        if aclose is not None:
-            await aclose()
+    if stream.error is not None:
+        error = stream.error
+        record.failed(error.status_code, error.code, error.provider)
+    history, turn = conversation
+    await store.save(request, stream.response, owner=owner, history=history, turn=turn)
 
 
 def _parse(body: bytes | bytearray, shape: RequestShape) -> ResponsesRequest:

@@ -7,7 +7,8 @@ from collections.abc import AsyncGenerator, AsyncIterator
 
 from pydantic import BaseModel, ConfigDict
 
-from app.errors import GatewayError, InternalError
+from app.config import ResponsesConfig
+from app.errors import GatewayError, InternalError, UpstreamError
 from app.responses.objects import (
     ItemStatus,
     OutputItem,
@@ -55,10 +56,14 @@ class ResponseStream:
         *,
         response_id: str | None = None,
         created_at: int | None = None,
+        limits: ResponsesConfig | None = None,
     ) -> None:
         self.response: Response = start_response(
             request, response_id=response_id, created_at=created_at
         )
+        self.error: GatewayError | None = None  # what ended the stream after its first byte
+        self._limits = limits or ResponsesConfig()
+        self._chars = 0
         self._chunks = chunks
         self._sequence = 0
         self._output: list[OutputItem] = []
@@ -145,6 +150,7 @@ class ResponseStream:
         if self._message is None:
             events += self._open_message()
         assert self._message is not None
+        self._gathered(len(piece))
         self._text.append(piece)
         events.append(
             self._event(
@@ -203,6 +209,11 @@ class ResponseStream:
         function = function if isinstance(function, dict) else {}
         events = []
         if index not in self._calls:
+            if len(self._output) >= self._limits.max_output_items:
+                raise UpstreamError(
+                    f"the upstream's answer has over {self._limits.max_output_items} output "
+                    "items (responses.max_output_items)"
+                )
             events += self._close_message()
             item = ResponseFunctionToolCall(
                 call_id=str(call.get("id") or new_id("call")),
@@ -222,6 +233,7 @@ class ResponseStream:
             item.name = str(function["name"])
         arguments = function.get("arguments")
         if isinstance(arguments, str) and arguments:
+            self._gathered(len(arguments))
             pieces.append(arguments)
             events.append(
                 self._event(
@@ -259,6 +271,15 @@ class ResponseStream:
             )
         return events
 
+    def _gathered(self, chars: int) -> None:
+        """Count what the answer holds so far: the stream keeps all of it for its end."""
+        self._chars += chars
+        if self._chars > self._limits.max_answer_chars:
+            raise UpstreamError(
+                f"the upstream's answer is over {self._limits.max_answer_chars} characters "
+                "(responses.max_answer_chars)"
+            )
+
     def _fail(self, exc: Exception) -> list[ResponseEvent]:
         if isinstance(exc, GatewayError):
             logger.warning("response stream failed after the first byte: %s", exc.message)
@@ -270,6 +291,7 @@ class ResponseStream:
             self._message.content = [ResponseOutputText(text="".join(self._text))]
         for item, pieces in self._calls.values():
             item.arguments = "".join(pieces)
+        self.error = error
         self.response = fail_response(self.response, self._output, error)
         return [
             self._event("error", code=error.code, message=error.message, param=error.param),

@@ -28,7 +28,6 @@ from app.state import Quota, StateBackend
 
 logger = logging.getLogger(__name__)
 
-ANONYMOUS = "anonymous"  # the owner of responses created without a gateway key
 IMAGE_MARK = "$vg_image"  # {IMAGE_MARK: sha256} stands for a data URI kept once
 IMAGE_GRACE_S = 60.0  # an image outlives the responses that refer to it by this much
 
@@ -48,15 +47,16 @@ class ResponseStore:
         *,
         owner: str,
         history: Sequence[ChatMessage] = (),
+        turn: Sequence[ChatMessage] | None = None,
         response_json: str | None = None,
     ) -> bool:
         """Keep a finished response with its input, and the conversation so far (`history`,
         the previous response's, then this turn's input and output). False when nothing was
-        kept: `store: false`, `ttl_s: 0`, or the byte cap. `response_json` is the response as
-        the client got it, when it was already serialised."""
+        kept: `store: false`, `ttl_s: 0`, or the byte cap. `turn` is `input_messages(request)`
+        and `response_json` the response as the client got it, when the caller has them."""
         if self._ttl_s <= 0 or not request.stores:
             return False
-        conversation = [*history, *input_messages(request)]
+        conversation = [*history, *(input_messages(request) if turn is None else turn)]
         answer = output_message(response)
         if answer is not None:
             conversation.append(answer)

@@ -37,10 +37,13 @@ _REFUSED_FIELDS = ("background", "prompt", "conversation")
 
 
 def to_chat_request(
-    request: ResponsesRequest, history: Sequence[ChatMessage] = ()
+    request: ResponsesRequest,
+    history: Sequence[ChatMessage] = (),
+    turn: Sequence[ChatMessage] | None = None,
 ) -> ChatCompletionRequest:
     """The chat request the upstream is asked: `instructions` as the first system message,
-    then the stored conversation of `previous_response_id` (`history`), then `input`."""
+    then the stored conversation of `previous_response_id` (`history`), then `input` (`turn`,
+    when the caller has it already as `input_messages(request)`)."""
     extra = request.model_extra or {}
     for name in _REFUSED_FIELDS:
         if extra.get(name) not in (None, False):
@@ -49,7 +52,7 @@ def to_chat_request(
     if request.instructions:
         messages.append({"role": "system", "content": request.instructions})
     messages.extend(history)
-    new = input_messages(request)
+    new = input_messages(request) if turn is None else turn
     if not new and not history:
         raise InvalidRequest("`input` must hold at least one item", param="input")
     messages.extend(new)

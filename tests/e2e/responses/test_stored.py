@@ -9,7 +9,7 @@ import httpx
 import openai
 import pytest
 
-from tests.e2e.conftest import MakeClient
+from tests.e2e.conftest import MakeClient, StartGateway
 from tests.e2e.envelope import assert_error
 from tests.e2e.fakes.openai_compat import Reply
 from tests.e2e.responses.conftest import Fakes, StartAll
@@ -164,3 +164,30 @@ def test_without_a_store_nothing_is_kept(start_all: StartAll, make_client: MakeC
 
     assert response.output_text
     not_found(lambda: client.responses.retrieve(response.id))
+
+
+def test_the_request_caps_hold_for_the_whole_continued_conversation(
+    start_gateway: StartGateway,
+) -> None:
+    """A conversation continued turn by turn is what goes upstream: it stays within
+    `requests.max_messages` however short each turn is."""
+    url = start_gateway([{"name": "inspect", "provider": "inspect"}], requests={"max_messages": 4})
+    with httpx.Client(base_url=url, timeout=10) as http:
+        first = http.post("/v1/responses", json={"model": "inspect", "input": "one"}).json()
+        second = http.post(
+            "/v1/responses",
+            json={"model": "inspect", "input": "two", "previous_response_id": first["id"]},
+        )
+        third = http.post(
+            "/v1/responses",
+            json={
+                "model": "inspect",
+                "input": "three",
+                "previous_response_id": second.json()["id"],
+            },
+        )
+
+    assert second.status_code == 200
+    assert third.status_code == 400
+    assert third.json()["error"]["param"] == "input"
+    assert "requests.max_messages" in third.json()["error"]["message"]

@@ -9,6 +9,7 @@ import openai.types.responses as sdk
 import pytest
 from pydantic import BaseModel
 
+from app.config import ResponsesConfig
 from app.errors import GatewayError, UpstreamError, UpstreamTimeout
 from app.responses.events import ResponseEvent, ResponseStream, encode
 from app.responses.schemas import parse_request
@@ -54,11 +55,13 @@ async def chunks_of(
 
 
 async def run(
-    *items: ChatCompletionChunk | GatewayError, **body: Any
+    *items: ChatCompletionChunk | GatewayError,
+    limits: ResponsesConfig | None = None,
+    **body: Any,
 ) -> tuple[ResponseStream, list[Any]]:
     """The stream's events, each checked against the SDK's model of its type."""
     request = parse_request({"model": "m", "input": "x", "stream": True, **body})
-    stream = ResponseStream(request, chunks_of(*items))
+    stream = ResponseStream(request, chunks_of(*items), limits=limits)
     events: list[ResponseEvent] = [event async for event in stream.events()]
     assert [event.sequence_number for event in events] == list(range(len(events)))
     return stream, [
@@ -164,6 +167,30 @@ async def test_a_failure_mid_stream_is_an_error_event_then_response_failed() -> 
     assert failed.error.message == "the upstream stream broke off"
     assert failed.output_text == "A "
     assert stream.response.status == "failed"
+    assert stream.error is broken
+
+
+async def test_an_answer_over_its_character_cap_fails_the_stream() -> None:
+    limits = ResponsesConfig(max_answer_chars=5)
+
+    stream, events = await run(ROLE, text("abc"), text("defg"), text("never"), limits=limits)
+
+    assert [event.type for event in events][-2:] == ["error", "response.failed"]
+    assert stream.error is not None
+    assert stream.error.code == "upstream_failed"
+    assert "responses.max_answer_chars" in stream.error.message
+    assert events[-1].response.output_text == "abc"
+
+
+async def test_more_output_items_than_the_cap_fail_the_stream() -> None:
+    limits = ResponsesConfig(max_output_items=2)
+    calls = [call(i, id=f"call_{i}", function={"name": "f", "arguments": "{}"}) for i in range(3)]
+
+    stream, events = await run(ROLE, *calls, limits=limits)
+
+    assert stream.error is not None
+    assert "responses.max_output_items" in stream.error.message
+    assert len(events[-1].response.output) == 2
 
 
 async def test_a_failure_before_the_first_event_is_raised_for_an_http_status() -> None:
