@@ -16,7 +16,6 @@ class AIMLAPI(OpenAICompatible):
         needs_api_key=True,
         native_n=True,
         answer_fields=frozenset(ANSWER_FIELDS),
-        streams=True,
         lists_models=True,
         response_formats=ALL_RESPONSE_FORMATS,
     )

@@ -35,7 +35,6 @@ class Capabilities:
     native_n: bool = False  # honours `n > 1` itself; otherwise the gateway fans out
     # Fields that change the answer and that this upstream honours (others get a 400).
     answer_fields: frozenset[str] = frozenset()
-    streams: bool = False  # relays the upstream's tokens as they come
     jobs: bool = False  # answers come from jobs the gateway polls
     lists_models: bool = False  # `list_models()` names what a `prefix/*` route offers
     # `response_format` types it honours; `text` asks for nothing more than any answer.

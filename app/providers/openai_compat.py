@@ -45,7 +45,6 @@ class OpenAICompatible(StreamingTranslator):
         needs_api_key=False,
         native_n=True,
         answer_fields=frozenset(ANSWER_FIELDS),
-        streams=True,
         lists_models=True,
         response_formats=ALL_RESPONSE_FORMATS,
     )

@@ -43,7 +43,6 @@ class PredictionGuard(OpenAICompatible):
         images=ImageNeeds(urls=False, formats=frozenset({"image/jpeg", "image/png"})),
         needs_api_key=True,
         answer_fields=frozenset({"tools", "tool_choice"}),
-        streams=True,
     )
 
     def payload(self, call: Call, *, stream: bool) -> dict[str, object]:

@@ -53,7 +53,6 @@ class Takeoff(StreamingTranslator):
         images=ImageNeeds(urls=False, max_images=1, raw_bytes=True),
         needs_api_key=False,
         native_n=True,
-        streams=True,
         response_formats=ALL_RESPONSE_FORMATS,  # its constrained decoding takes a JSON schema
     )
 
