@@ -51,6 +51,8 @@ class ApiKey(_Strict):
 class ServerConfig(_Strict):
     api_keys: list[str | ApiKey] = Field(default_factory=list)
     max_request_bytes: Annotated[int, Field(gt=0)] = 32 * 1024 * 1024
+    # Memory kept for reading large request bodies into (see app/api/bodies.py); 0: none.
+    body_buffers_bytes: Annotated[int, Field(ge=0)] = 64 * 1024 * 1024
     playground: bool = True
     shutdown_grace_s: Annotated[float, Field(ge=0)] = 30.0
     log_format: Literal["json", "text"] = "json"

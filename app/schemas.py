@@ -10,7 +10,9 @@ import os
 import time
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+
+from app.inline import InlineImages
 
 
 class _Wire(BaseModel):
@@ -112,6 +114,17 @@ class ChatCompletionRequest(_Wire):
     tool_choice: str | dict[str, object] | None = None
     logprobs: bool | None = None
     top_logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
+    # Large data URIs still in the request body; image URLs hold stand-ins for them.
+    _inline: InlineImages | None = PrivateAttr(default=None)
+
+    @property
+    def inline(self) -> InlineImages | None:
+        return self._inline
+
+    def keeping(self, inline: InlineImages | None) -> ChatCompletionRequest:
+        """This request, its image URLs' stand-ins read from `inline`."""
+        self._inline = inline
+        return self
 
     @field_validator("stop")
     @classmethod

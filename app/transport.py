@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
+import aiohttp.abc
+import aiohttp.payload
 import httpx
 import yarl
 
@@ -26,6 +28,45 @@ _OWN_DEFAULTS = (
     ("user-agent", "vision-gateway"),
 )
 _NO_CONTENT_TYPE = ("Content-Type",)
+# A large buffer is handed to the socket this much at a time: the event loop's write buffer
+# never holds more than about this of it, and never a copy of the rest.
+WRITE_WINDOW = 256 * 1024
+
+
+class BodyParts(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A request body made of several buffers (slices of other buffers, say), sent one after
+    another and never joined. Its `Content-Length` is known: `size`."""
+
+    def __init__(self, parts: list[bytes | memoryview]) -> None:
+        self.parts = parts
+        self.size = sum(len(part) for part in parts)
+
+    def __iter__(self) -> Iterator[bytes]:
+        for part in self.parts:
+            yield bytes(part)
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for part in self.parts:
+            yield bytes(part)
+
+
+class _PartsPayload(aiohttp.payload.Payload):
+    """`BodyParts` as aiohttp writes a body: each buffer a window at a time, waiting for the
+    socket to take the previous window before handing it the next."""
+
+    def __init__(self, body: BodyParts) -> None:
+        super().__init__(body)
+        self._body = body
+        self._size = body.size
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        return b"".join(self._body.parts).decode(encoding, errors)
+
+    async def write(self, writer: aiohttp.abc.AbstractStreamWriter) -> None:
+        for part in self._body.parts:
+            view = memoryview(part)
+            for at in range(0, len(view), WRITE_WINDOW):
+                await writer.write(view[at : at + WRITE_WINDOW])
 
 
 def _timeout(request: httpx.Request) -> aiohttp.ClientTimeout:
@@ -113,7 +154,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         return self._session
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        body = await request.aread()  # multipart bodies are built by httpx and sent whole
+        body: bytes | _PartsPayload
+        if isinstance(request.stream, BodyParts):
+            body = _PartsPayload(request.stream)
+        else:
+            body = await request.aread()  # multipart bodies are built by httpx and sent whole
         headers = [(k, v) for k, v in request.headers.multi_items() if k not in _HOP_BY_HOP]
         # aiohttp adds its own User-Agent, Accept and Accept-Encoding (and a Content-Type for
         # a body) unless told otherwise; naming them here keeps its quick path.

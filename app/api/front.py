@@ -11,10 +11,11 @@ import uuid
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.api.bodies import BodyBuffers, read_body
 from app.api.client import ClientWatch
-from app.api.endpoints import Endpoints, Incoming
+from app.api.endpoints import Endpoints, Handler, Incoming
 from app.api.replies import Reply, error_reply
-from app.errors import ClientClosedRequest, GatewayError, InternalError, RequestTooLarge
+from app.errors import GatewayError, InternalError
 from app.gateway import Gateway
 from app.logs import log_record
 from app.record import RequestRecord, open_record
@@ -32,6 +33,7 @@ class Front:
         self.gateway = gateway
         self.endpoints = endpoints
         self.lifespan = lifespan
+        self.bodies = BodyBuffers(gateway.config.server.body_buffers_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -40,8 +42,11 @@ class Front:
         request_id = _client_request_id(scope) or uuid.uuid4().hex
         record = open_record(RequestRecord(request_id, scope["method"], scope["path"]))
         client = ClientWatch(receive)
+        incoming: Incoming | None = None
         try:
-            reply = await self._answer(scope, receive, record, client)
+            handler, incoming = await self._incoming(scope, receive, record, client)
+            with client.closing():
+                reply = await handler(incoming)
         except GatewayError as exc:
             reply = self._failed(record, exc)
         except Exception:
@@ -57,10 +62,14 @@ class Front:
         finally:
             client.stop()
             self._close(record)
+            if incoming is not None and isinstance(incoming.body, bytearray):
+                self.bodies.give_back(incoming.body)
 
-    async def _answer(
+    async def _incoming(
         self, scope: Scope, receive: Receive, record: RequestRecord, client: ClientWatch
-    ) -> Reply:
+    ) -> tuple[Handler, Incoming]:
+        """The endpoint's handler, and the request as it takes it: its key known, its body
+        read."""
         found = self.endpoints.find(scope["path"])
         if found:
             record.route = found[0].endpoint.path
@@ -77,11 +86,11 @@ class Front:
             record.client = (scope.get("client") or ("",))[0]
         body: bytes | bytearray = b""
         if endpoint.reads_body:
-            body = await read_body(scope, receive, gateway.config.server.max_request_bytes)
+            limit = gateway.config.server.max_request_bytes
+            body = await read_body(scope, receive, limit, self.bodies)
             client.start()
         incoming = Incoming(gateway, scope, receive, record, key, body, match.params, client)
-        with client.closing():
-            return await endpoint.handler(incoming)
+        return endpoint.handler, incoming
 
     @staticmethod
     def _failed(record: RequestRecord, error: GatewayError) -> Reply:
@@ -95,31 +104,6 @@ class Front:
             metrics.in_flight.labels(record.api).dec()
         metrics.observe(record)
         log_record(record)
-
-
-async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes | bytearray:
-    """The request body, refused with 413 as soon as it is known to be over `limit`."""
-    for name, value in scope["headers"]:
-        if name == b"content-length" and value.isdigit() and int(value) > limit:
-            raise RequestTooLarge(f"the request body is over {limit} bytes")
-    body: bytes | bytearray = b""
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientClosedRequest("the client closed the request")
-        chunk = message.get("body", b"")
-        if len(body) + len(chunk) > limit:
-            raise RequestTooLarge(f"the request body is over {limit} bytes")
-        # A body in one piece is kept as it came; in pieces, it grows in one buffer rather
-        # than in a list joined at the end, which would hold it twice.
-        if not body:
-            body = chunk
-        else:
-            if isinstance(body, bytes):
-                body = bytearray(body)
-            body += chunk
-        if not message.get("more_body", False):
-            return body
 
 
 def _client_request_id(scope: Scope) -> str | None:

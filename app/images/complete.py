@@ -3,8 +3,9 @@
 Reading a header tells an image's type and size, not whether the rest of the file followed:
 a truncated upload, or a bare JPEG header claiming 2000x2000, reads just as well. Each format
 says where a whole file ends: a JPEG's end-of-image marker after its scan data, a PNG's
-`IEND` chunk, a GIF's trailer, a WEBP's RIFF size. `ImageEnd` looks for it in the bytes as
-they stream past, so a data URI scanned a window at a time is never held whole for it.
+`IEND` chunk (found by walking the chunks' lengths), a GIF's trailer, a WEBP's RIFF size.
+`ImageEnd` looks for it in the bytes as they stream past, so a data URI scanned a window at
+a time is never held whole for it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from __future__ import annotations
 from app.errors import ImageError
 
 _JPEG_START, _JPEG_END, _START_OF_SCAN = b"\xff\xd8", b"\xff\xd9", 0xDA
-_PNG_START, _PNG_END = b"\x89PNG\r\n\x1a\n", b"IEND\xaeB`\x82"  # the chunk with its fixed CRC
+_PNG_START, _PNG_END = b"\x89PNG\r\n\x1a\n", b"IEND"
+_PNG_CHUNK_HEADER, _PNG_CHUNK_EXTRA = 8, 12  # length and type; those and the CRC
+_PNG_MAX_CHUNK = 2**31 - 1
 _GIF_END = b"\x00;"  # the last block's terminator, then the trailer
 _MARKERS_WITHOUT_LENGTH = frozenset({0x01, 0xD8, *range(0xD0, 0xD8)})
 # Enough for any header worth the name; a JPEG's beyond it is searched for its end from there.
@@ -33,6 +36,9 @@ class ImageEnd:
         self._last = b""  # what the last bytes must be
         self._tail = b""
         self._riff_size = -1
+        self._png_next = -1  # where the next PNG chunk starts
+        self._png_header = b""  # a chunk header split between two pieces, so far
+        self._png_end = -1  # where the IEND chunk ends
 
     def feed(self, piece: bytes) -> None:
         if self._head is None:
@@ -44,6 +50,8 @@ class ImageEnd:
 
     def whole(self) -> bool:
         self._settle()
+        if self._png_next >= 0:
+            return 0 <= self._png_end <= self._size
         if self._marker:
             return self._found
         if self._last:
@@ -62,7 +70,7 @@ class ImageEnd:
         if head.startswith(_JPEG_START):
             self._marker, self._after = _JPEG_END, _scan_data_start(head)
         elif head.startswith(_PNG_START):
-            self._marker, self._after = _PNG_END, len(_PNG_START)
+            self._png_next = len(_PNG_START)
         elif head[:4] == b"GIF8":
             self._last = _GIF_END
         elif head[:4] == b"RIFF" and head[8:12] == b"WEBP":
@@ -70,13 +78,45 @@ class ImageEnd:
         self._scan(head)
 
     def _scan(self, piece: bytes) -> None:
+        if self._png_next >= 0 and self._png_end < 0:
+            self._walk_png(piece)
         if self._marker and not self._found:
-            window = self._carry + piece
-            window_at = self._size - len(self._carry)
-            self._found = window.find(self._marker, max(0, self._after - window_at)) >= 0
-            self._carry = window[len(window) - len(self._marker) + 1 :]
-        self._tail = (self._tail + piece)[-len(_GIF_END) :]
+            self._found = self._find_marker(piece)
+        self._tail = piece[-len(_GIF_END) :] if len(piece) >= len(_GIF_END) else self._tail + piece
+        self._tail = self._tail[-len(_GIF_END) :]
         self._size += len(piece)
+
+    def _find_marker(self, piece: bytes) -> bool:
+        """Whether the end marker is in `piece` at or after `_after`, or spans the previous
+        piece's last bytes and this one's first: only those few bytes are ever copied."""
+        marker, reach = self._marker, len(self._marker) - 1
+        carry, self._carry = self._carry, (self._carry + piece[:reach])[-reach:]
+        if len(piece) >= reach:
+            self._carry = piece[len(piece) - reach :]
+        joint = carry + piece[:reach]
+        joint_at = self._size - len(carry)
+        if joint.find(marker, max(0, self._after - joint_at)) >= 0:
+            return True
+        return piece.find(marker, max(0, self._after - self._size)) >= 0
+
+    def _walk_png(self, piece: bytes) -> None:
+        """Follow the chunks that start in `piece` (it starts at `_size`) to the `IEND` one;
+        a header split between two pieces is put together from both."""
+        start, end = self._size, self._size + len(piece)
+        while self._png_next < end:
+            at = self._png_next + len(self._png_header) - start
+            self._png_header += piece[at : at + _PNG_CHUNK_HEADER - len(self._png_header)]
+            if len(self._png_header) < _PNG_CHUNK_HEADER:
+                return  # the rest of the header is in the next piece
+            length = int.from_bytes(self._png_header[:4], "big")
+            kind, self._png_header = self._png_header[4:], b""
+            if length > _PNG_MAX_CHUNK:
+                self._png_next = 1 << 62  # not a PNG's chunk: never whole
+                return
+            if kind == _PNG_END:
+                self._png_end = self._png_next + _PNG_CHUNK_EXTRA + length
+                return
+            self._png_next += _PNG_CHUNK_EXTRA + length
 
 
 def check_whole(data: bytes) -> None:

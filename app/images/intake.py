@@ -10,7 +10,15 @@ from typing import TypeVar
 import pybase64
 
 from app.config import ImagesConfig
-from app.errors import ImageError, ImageTooLarge, ImageURLForbidden, TooManyImages
+from app.errors import (
+    ImageError,
+    ImageTooLarge,
+    ImageURLForbidden,
+    InvalidJSON,
+    InvalidRequest,
+    TooManyImages,
+)
+from app.inline import InlineURI
 from app.quoting import shortened
 from app.schemas import ChatCompletionRequest
 
@@ -43,9 +51,12 @@ def check_image_parts(
             )
 
 
-def payload_start(url: str, param: str | None, max_bytes: int) -> int:
+def payload_start(
+    url: str, param: str | None, max_bytes: int, payload_chars: int | None = None
+) -> int:
     """Where the base64 payload of a `data:image/...;base64,` URI starts, once its header
-    checks out: the declared type must be an image, and the payload small enough."""
+    checks out: the declared type must be an image, and the payload small enough.
+    `payload_chars` is the payload's length when `url` is the header alone."""
     comma = url.find(",")
     if comma < 0 or url[:5].lower() != "data:":
         raise ImageError("the data URI is malformed", param=param)
@@ -56,24 +67,37 @@ def payload_start(url: str, param: str | None, max_bytes: int) -> int:
         )
     if "base64" not in (p.strip().lower() for p in media[1:]):
         raise ImageError("image data URIs must be base64-encoded", param=param)
-    if (len(url) - comma - 1) * 3 // 4 > max_bytes + 3:
+    chars = len(url) - comma - 1 if payload_chars is None else payload_chars
+    if chars * 3 // 4 > max_bytes + 3:
         raise ImageTooLarge(f"the image is over {max_bytes} bytes", param=param)
     return comma + 1
 
 
-def decode_data_uri(url: str, param: str | None, max_bytes: int) -> bytes:
+def _payload(
+    url: str | InlineURI, param: str | None, max_bytes: int
+) -> tuple[memoryview | str, int]:
+    """Where the base64 payload of a data URI whose header checks out is: in the request body
+    for a URI left there, else in `url` from the offset returned."""
+    if isinstance(url, InlineURI):
+        payload_start(url.header, param, max_bytes, len(url.payload))
+        return url.payload, 0
+    return url, payload_start(url, param, max_bytes)
+
+
+def decode_data_uri(url: str | InlineURI, param: str | None, max_bytes: int) -> bytes:
     """The bytes of a `data:image/...;base64,` URI; the declared type must be an image."""
-    start = payload_start(url, param, max_bytes)
+    payload, start = _payload(url, param, max_bytes)
+    if isinstance(payload, str):  # one copy of the URI as bytes, decoded in place
+        payload = memoryview(payload.encode("ascii", "replace"))[start:]
     try:
-        # One copy of a multi-MB URI as bytes, decoded in place: no sliced string between.
-        data = pybase64.b64decode(memoryview(url.encode("ascii"))[start:], validate=True)
+        data = pybase64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
-        raise ImageError("the data URI is not valid base64", param=param) from None
+        raise _not_base64(url, param) from None
     return _checked(data, len(data), param, max_bytes)
 
 
 def scan_data_uri(
-    url: str,
+    url: str | InlineURI,
     param: str | None,
     max_bytes: int,
     probe: Callable[[bytes], T | None],
@@ -85,21 +109,29 @@ def scan_data_uri(
     `probe` sees the first `HEAD_BYTES` as soon as they are decoded. What it returns comes
     back with the image's size and SHA-256; None stops the scan right there, and the caller
     decodes the whole image instead. `each_piece` sees every decoded window in turn."""
-    start = payload_start(url, param, max_bytes)
+    payload, start = _payload(url, param, max_bytes)
     digest, size, found = hashlib.sha256(), 0, None
     try:
-        for at in range(start, len(url), WINDOW_CHARS):
-            piece = pybase64.b64decode(url[at : at + WINDOW_CHARS], validate=True)
+        for at in range(start, len(payload), WINDOW_CHARS):
+            piece = pybase64.b64decode(payload[at : at + WINDOW_CHARS], validate=True)
             if at == start and (found := probe(piece[:HEAD_BYTES])) is None:
                 return None
             digest.update(piece)
             each_piece(piece)
             size += len(piece)
     except (binascii.Error, ValueError):
-        raise ImageError("the data URI is not valid base64", param=param) from None
+        raise _not_base64(url, param) from None
     _checked(b"", size, param, max_bytes)
     assert found is not None  # the payload was not empty: the probe saw its first window
     return found, size, digest.hexdigest()
+
+
+def _not_base64(url: str | InlineURI, param: str | None) -> InvalidRequest:
+    """The error for a payload that is not base64; for one read from the request body, the
+    error parsing that body would have given first, if it isn't a valid JSON string."""
+    if isinstance(url, InlineURI) and not url.is_json_string():
+        return InvalidJSON("the request body is not valid JSON")
+    return ImageError("the data URI is not valid base64", param=param)
 
 
 def _checked(data: bytes, size: int, param: str | None, max_bytes: int) -> bytes:

@@ -29,6 +29,7 @@ from app.images.process import (
     process_image,
 )
 from app.images.urls import parse_image_url
+from app.inline import InlineImages
 from app.metrics import Metrics
 from app.record import current_record
 from app.schemas import ChatCompletionRequest, ImageURLPart
@@ -150,7 +151,9 @@ class ImagePipeline:
         try:
             async with asyncio.TaskGroup() as group:
                 tasks = [
-                    group.create_task(self._prepare_one(param, part, needs, pass_urls, fetches))
+                    group.create_task(
+                        self._prepare_one(param, part, needs, pass_urls, fetches, request.inline)
+                    )
                     for param, part in parts
                 ]
         except* GatewayError as failures:
@@ -164,19 +167,22 @@ class ImagePipeline:
         needs: ImageNeeds,
         pass_urls: bool,
         fetches: asyncio.Semaphore,
+        inline: InlineImages | None,
     ) -> PreparedImage:
         url = part.image_url.url
         target = Target(needs.formats, needs.max_side, part.image_url.detail == "low")
         if is_data_uri(url):
             max_bytes = self._max_bytes(needs)
+            # A large URI is still in the request body; `url` stands in for it.
+            source = (inline.get(url) if inline else None) or url
             image = await self._process(
-                lambda: decode_data_uri(url, param, max_bytes),
+                lambda: decode_data_uri(source, param, max_bytes),
                 target,
                 param,
                 # An upstream that takes the URI as it is needs only what's in it, not its bytes.
                 scan=None
                 if needs.raw_bytes
-                else lambda probe, feed: scan_data_uri(url, param, max_bytes, probe, feed),
+                else lambda probe, feed: scan_data_uri(source, param, max_bytes, probe, feed),
                 uri=url,
             )
             prepared = PreparedImage(param, "data_uri", url, image)

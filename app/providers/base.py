@@ -24,6 +24,7 @@ from app.schemas import (
     completion_id,
 )
 from app.state import StateBackend
+from app.transport import BodyParts
 
 
 @dataclass(frozen=True)
@@ -65,13 +66,15 @@ class Call:
     deadline: float = float("inf")
     # What a provider built for this call and may build again: `n` fanned out makes the same
     # call several times at once, and its upstream body (a large image, say) is built once.
-    built: dict[object, bytes] = field(default_factory=dict, init=False, compare=False, repr=False)
+    built: dict[object, bytes | BodyParts] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
 
     def remaining_s(self) -> float:
         return self.deadline - time.monotonic()
 
-    def once(self, key: object, build: Callable[[], bytes]) -> bytes:
-        """`build()`, the first time it is asked for under `key`; the same bytes after."""
+    def once(self, key: object, build: Callable[[], bytes | BodyParts]) -> bytes | BodyParts:
+        """`build()`, the first time it is asked for under `key`; the same body after."""
         found = self.built.get(key)
         if found is None:
             found = self.built[key] = build()

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from app.config import ModelEntry
 from app.errors import UpstreamError
+from app.inline import encode_json
 from app.providers.base import (
     ACCEPTED,
     ALL_RESPONSE_FORMATS,
@@ -71,7 +72,10 @@ class OpenAICompatible(StreamingTranslator):
         return sorted(str(m["id"]) for m in data if isinstance(m, dict) and m.get("id"))
 
     def _request(self, call: Call, *, stream: bool) -> httpx.Request:
-        body = call.once(("body", stream), lambda: orjson.dumps(self.payload(call, stream=stream)))
+        body = call.once(
+            ("body", stream),
+            lambda: encode_json(self.payload(call, stream=stream), call.request.inline),
+        )
         return self._api.request("POST", self._url, content=body, headers=_JSON)
 
     def payload(self, call: Call, *, stream: bool) -> dict[str, object]:

@@ -19,9 +19,11 @@ from app.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from app.inline import InlineImages, encode_json
 from app.record import upstream_wait
 from app.redaction import redact
 from app.sse import MAX_EVENT_BYTES
+from app.transport import BodyParts
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +145,7 @@ class UpstreamAPI:
         method: str,
         url: httpx.URL | str,
         *,
-        content: bytes | None = None,
+        content: bytes | BodyParts | None = None,
         files: dict[str, tuple[str | None, bytes, str]] | None = None,
         headers: dict[str, str] | None = None,
         authenticated: bool = True,
@@ -151,6 +153,15 @@ class UpstreamAPI:
         """A request to this upstream; `authenticated=False` leaves the API key out (for
         presigned storage URLs, which carry their own authorisation)."""
         base = self.headers if authenticated else {"User-Agent": USER_AGENT}
+        if isinstance(content, BodyParts):  # sent as it is, in pieces
+            length = {"Content-Length": str(content.size)}
+            return httpx.Request(
+                method,
+                url,
+                stream=content,
+                headers={**base, **headers, **length} if headers else {**base, **length},
+                extensions=self._extensions,
+            )
         return httpx.Request(
             method,
             url,
@@ -189,12 +200,15 @@ class UpstreamAPI:
         response.extensions[MAX_EVENT_BYTES] = self.max_event_bytes  # read by `iter_sse_data`
         return response
 
-    async def call(self, method: str, path: str, payload: object = None) -> dict[str, object]:
-        """A JSON request to `base_url + path` and its JSON object reply."""
+    async def call(
+        self, method: str, path: str, payload: object = None, inline: InlineImages | None = None
+    ) -> dict[str, object]:
+        """A JSON request to `base_url + path` and its JSON object reply; `inline` holds the
+        data URIs whose stand-ins `payload` may carry."""
         request = self.request(
             method,
             self.url(path),
-            content=None if payload is None else orjson.dumps(payload),
+            content=None if payload is None else encode_json(payload, inline),
             headers={"Content-Type": "application/json"} if payload is not None else None,
         )
         return json_object(await self.send(request), self.name)

@@ -125,7 +125,9 @@ class VLMRun(JobProvider[Prediction]):
         }
 
     async def submit(self, call: Call) -> tuple[Prediction, JobState | None]:
-        reply = await self._api.call("POST", "/image/generate", self.payload(call))
+        reply = await self._api.call(
+            "POST", "/image/generate", self.payload(call), call.request.inline
+        )
         prediction_id = reply.get("id")
         if not isinstance(prediction_id, str) or not prediction_id:
             raise UpstreamError("the vlmrun upstream gave no prediction id")

@@ -151,6 +151,8 @@ def test_an_unknown_path_is_answered_logged_and_counted(
     with caplog.at_level(logging.INFO, logger="app.access"):
         response = httpx.post(f"{url}/v1/no-such-endpoint", json={})
         wrong_method = httpx.delete(f"{url}/v1/chat/completions")
+        # The line is written once the reply has gone out: it may follow it by a moment.
+        wait_for(lambda: sum(r.name == "app.access" for r in caplog.records) >= 2)
 
     assert response.status_code == 404
     error = response.json()["error"]

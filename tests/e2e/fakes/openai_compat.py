@@ -81,6 +81,7 @@ class ReceivedRequest:
     path: str
     headers: dict[str, str]
     body: dict[str, Any]
+    raw: bytes = b""  # the body's bytes as they came
     stream_cancelled: threading.Event = field(default_factory=threading.Event)
     cancelled_at: float | None = None
 
@@ -150,11 +151,12 @@ class FakeUpstream:
         return JSONResponse({"object": "list", "data": data})
 
     async def _chat_completions(self, request: Request) -> Response:
+        raw = await request.body()
         try:
-            body = json.loads(await request.body())
+            body = json.loads(raw)
         except ValueError:
             return JSONResponse(self._error_body(400, "the body is not JSON"), status_code=400)
-        record = ReceivedRequest(request.url.path, dict(request.headers), body)
+        record = ReceivedRequest(request.url.path, dict(request.headers), body, raw)
         self.received.append(record)
         reply = self._next_reply(str(body.get("model")))
         if reply.delay_s:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import random
 
 import pytest
 from PIL import Image
@@ -59,3 +60,34 @@ def test_bytes_after_a_jpeg_end_marker_are_allowed() -> None:
 
 def test_formats_it_does_not_know_pass() -> None:
     assert whole_in_pieces(b"BM" + b"\x00" * 100, 10)
+
+
+@pytest.mark.parametrize("kind", ["JPEG", "PNG"])
+def test_an_end_marker_split_between_pieces_past_the_header_is_found(kind: str) -> None:
+    out = io.BytesIO()
+    Image.frombytes("RGB", (400, 300), random.randbytes(400 * 300 * 3)).save(out, kind, quality=100)
+    data = out.getvalue()
+    assert len(data) > 2 * 64 * 1024  # so that the end comes in a piece after the header's
+    for split in range(len(data) - 14, len(data)):
+        end = ImageEnd()
+        for piece in (data[:70_000], data[70_000:split], data[split:]):
+            end.feed(piece)
+        assert end.whole(), split
+        cut = ImageEnd()
+        for piece in (data[:70_000], data[70_000:split], data[split:-1]):
+            cut.feed(piece)
+        assert not cut.whole(), split
+
+
+def test_a_png_is_whole_by_its_chunks_not_by_bytes_that_look_like_its_end() -> None:
+    data = encoded("PNG")
+    assert whole_in_pieces(data + b"appended after the end", 5)
+    # Cut before its end, with the end's bytes inside the last chunk it has: still cut short.
+    fake_end = data[:-12] + b"IEND\xaeB`\x82"
+    idat = fake_end.rfind(b"IDAT") - 4
+    length = int.from_bytes(fake_end[idat : idat + 4], "big")
+    assert not whole_in_pieces(
+        fake_end[:idat] + (length + 40).to_bytes(4, "big") + fake_end[idat + 4 :], 5
+    )
+    corrupt = data[:8] + b"\xff\xff\xff\xff" + data[12:]
+    assert not whole_in_pieces(corrupt, 5)

@@ -68,10 +68,10 @@ class FakePredictionGuard:
         self.received.clear()
 
     async def _chat(self, request: Request) -> Response:
-        record = Received(request.url.path, dict(request.headers))
+        record = Received(request.url.path, dict(request.headers), raw=await request.body())
         self.received.append(record)
         try:
-            body = self._check(record, await request.body())
+            body = self._check(record, record.raw)
         except Refused as refusal:
             record.refused = refusal.message
             return JSONResponse({"error": refusal.message}, status_code=refusal.status)

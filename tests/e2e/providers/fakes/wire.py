@@ -32,6 +32,7 @@ class Received:
     parts: list[Part] = field(default_factory=list)
     images: list[tuple[str, bytes]] = field(default_factory=list)  # data URIs: type and bytes
     refused: str | None = None
+    raw: bytes = b""  # the body's bytes as they came
 
     def part(self, name: str) -> Part:
         [found] = [part for part in self.parts if part.name == name]
