@@ -29,8 +29,9 @@ class BodyBuffers:
         self._keep_bytes = keep_bytes
         self._free: list[bytearray] = []
 
-    def take(self, size: int) -> bytearray:
-        """A buffer of `size` bytes, for a body of that length (what it holds is stale)."""
+    def take(self, size: int) -> bytearray | None:
+        """A kept buffer of `size` bytes, for a body of that length (what it holds is
+        stale), if one is free."""
         for index in range(len(self._free)):
             buffer = self._free[index]
             room = buffer.__alloc__()
@@ -39,7 +40,7 @@ class BodyBuffers:
                 del self._free[index]
                 _resize(buffer, size)
                 return buffer
-        return bytearray(size)
+        return None
 
     def give_back(self, buffer: bytearray) -> None:
         """Keep `buffer` for a later body, if there is room; it may still be in use."""
@@ -67,9 +68,10 @@ async def read_body(
     scope: Scope, receive: Receive, limit: int, buffers: BodyBuffers
 ) -> bytes | bytearray:
     """The request body, refused with 413 as soon as it is known to be over `limit`. A body
-    in one piece is kept as it came. One in pieces is copied into one buffer of its declared
-    length (a kept one, when large), or else grows in one: a list joined at the end would
-    hold it twice."""
+    in one piece is kept as it came. One in pieces is copied into a kept buffer of its
+    declared length when one is free, or else grows in one as it arrives (never to more than
+    came: a client may declare 32 MB and send 1 kB); a list joined at the end would hold it
+    twice."""
     declared = -1
     for name, value in scope["headers"]:
         if name == b"content-length" and value.isdigit():
@@ -102,9 +104,9 @@ async def read_body(
 
 
 def _buffer(first: bytes, declared: int, buffers: BodyBuffers) -> bytearray:
-    """A buffer holding `first`, with room for the `declared` length when there is one."""
-    if declared <= len(first):
+    """A buffer holding `first`: a kept one of the `declared` length, if there is one."""
+    kept = buffers.take(declared) if declared > MIN_POOLED_BYTES else None
+    if kept is None:
         return bytearray(first)
-    buffer = buffers.take(declared) if declared > MIN_POOLED_BYTES else bytearray(declared)
-    buffer[: len(first)] = first
-    return buffer
+    kept[: len(first)] = first
+    return kept

@@ -86,6 +86,24 @@ def test_slow_heads_and_bodies_are_cut_off_at_the_read_timeouts(gateway: Gateway
     assert max(took for _, took in outcomes) < READ_TIMEOUT_S + SLACK_S
 
 
+def declared_but_not_sent(url: str) -> Reply | None:
+    """A body that claims 30 MB, of which a few pieces come."""
+    with connect(url) as sock:
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: gateway\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 30000000\r\n\r\n"
+        )
+        drip(sock, b"[" * 4096, 0.1, until=time.monotonic() + READ_TIMEOUT_S + SLACK_S)
+        return read_reply(sock)
+
+
+def test_a_declared_length_is_not_held_before_it_arrives(gateway: GatewayProcess) -> None:
+    with Watch(gateway, rss_growth_mb=20), ThreadPoolExecutor(40) as pool:
+        replies = list(pool.map(lambda _: declared_but_not_sent(gateway.url), range(40)))
+
+    assert [reply and reply.status for reply in replies] == [408] * 40
+
+
 def test_idle_connections_are_closed_after_the_idle_timeouts(gateway: GatewayProcess) -> None:
     with Watch(gateway), connect(gateway.url) as silent, connect(gateway.url) as kept_alive:
         kept_alive.sendall(b"GET /health HTTP/1.1\r\nHost: gateway\r\n\r\n")
