@@ -146,29 +146,40 @@ class ImagePipeline:
         has_inline = any(is_data_uri(p.image_url.url) for _, p in parts)
         pass_urls = needs.urls and self._limits.fetch_remote == "auto"
         pass_urls = pass_urls and (needs.mixed or not has_inline)
+        prepared: dict[int, PreparedImage] = {}
+        for index, (param, part) in enumerate(parts):
+            url = part.image_url.url
+            if pass_urls and not is_data_uri(url):  # nothing to wait for
+                parse_image_url(url, param)
+                prepared[index] = PreparedImage(param, "url", url)
         # A few fetches at a time per request; the first failure stops the others.
         fetches = asyncio.Semaphore(self._limits.max_fetches_per_request)
-        try:
-            async with asyncio.TaskGroup() as group:
-                tasks = [
-                    group.create_task(
-                        self._prepare_one(param, part, needs, pass_urls, fetches, request.inline)
-                    )
-                    for param, part in parts
-                ]
-        except* GatewayError as failures:
-            raise failures.exceptions[0] from None
-        return [task.result() for task in tasks]
+        work = {
+            index: self._prepare_one(param, part, needs, fetches, request.inline)
+            for index, (param, part) in enumerate(parts)
+            if index not in prepared
+        }
+        if len(work) == 1:
+            [(index, one)] = work.items()
+            prepared[index] = await one
+        elif work:
+            try:
+                async with asyncio.TaskGroup() as group:
+                    tasks = {index: group.create_task(job) for index, job in work.items()}
+            except* GatewayError as failures:
+                raise failures.exceptions[0] from None
+            prepared.update((index, task.result()) for index, task in tasks.items())
+        return [prepared[index] for index in range(len(parts))]
 
     async def _prepare_one(
         self,
         param: str,
         part: ImageURLPart,
         needs: ImageNeeds,
-        pass_urls: bool,
         fetches: asyncio.Semaphore,
         inline: InlineImages | None,
     ) -> PreparedImage:
+        """A data URI checked (and converted if need be), or a URL fetched."""
         url = part.image_url.url
         target = Target(needs.formats, needs.max_side, part.image_url.detail == "low")
         if is_data_uri(url):
@@ -191,8 +202,6 @@ class ImagePipeline:
                 prepared = dataclasses.replace(prepared, image=prepared.image.without_data())
             return prepared
         parse_image_url(url, param)
-        if pass_urls:
-            return PreparedImage(param, "url", url)
         async with fetches:
             data = await self._fetcher.fetch(url, param)
         self._metrics.image_bytes.labels("fetched").inc(len(data))
