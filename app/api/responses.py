@@ -100,8 +100,8 @@ async def _stream_body(
     """The events as they come; once they have ended, the request's record learns how (the
     stream itself says a failure with `error` and `response.failed`), and the response is
     stored."""
-    async for event in stream.events():
-        yield encode(event)
+    async for batch in stream.batches():
+        yield b"".join([encode(event) for event in batch])
     if stream.error is not None:
         error = stream.error
         record.failed(error.status_code, error.code, error.provider)

@@ -42,7 +42,8 @@ def encode(event: ResponseEvent) -> bytes:
 
 class ResponseStream:
     """Turns one answer's chat chunks (the role chunk first, content and tool-call deltas, the
-    finish chunk, the usage chunk) into Responses events; iterate `events()`.
+    finish chunk, the usage chunk) into Responses events; iterate `batches()`, the events
+    that are ready together (a stream writes each batch at once).
 
     A failure before the first event is raised from it, so that it can still be an HTTP
     status; after it, a `GatewayError` becomes an `error` event and `response.failed`. Once
@@ -74,38 +75,35 @@ class ResponseStream:
         self._usage: CompletionUsage | None = None
         self._x_gateway: object = None
 
-    async def events(self) -> AsyncGenerator[ResponseEvent]:
+    async def batches(self) -> AsyncGenerator[list[ResponseEvent]]:
+        """The opening events with what the first chunk makes, then what each chunk makes,
+        then the closing events."""
         try:
             first = await anext(self._chunks, None)
         except BaseException:
             await self._close_chunks()
             raise
-        yield self._lifecycle("response.created")
-        yield self._lifecycle("response.in_progress")
+        pending = [self._lifecycle("response.created"), self._lifecycle("response.in_progress")]
         try:
             if first is not None:
-                for event in self._take(first):
-                    yield event
+                pending = pending + self._take(first)
+            yield pending
+            pending = []
             async for chunk in self._chunks:
-                for event in self._take(chunk):
-                    yield event
+                events = self._take(chunk)
+                if events:
+                    yield events
         except Exception as exc:
-            for event in self._fail(exc):
-                yield event
+            yield pending + self._fail(exc)
             return
         finally:
             await self._close_chunks()
-        for event in self._close_items():
-            yield event
+        closing = self._close_items()
         self.response = finish_response(
-            self.response, self._output, self._finish_reason, self._usage
+            self.response, self._output, self._finish_reason, self._usage, self._x_gateway
         )
-        if self._x_gateway is not None:
-            self.response = self.response.model_copy(update={"x_gateway": self._x_gateway})
-        name = (
-            "response.incomplete" if self.response.status == "incomplete" else "response.completed"
-        )
-        yield self._lifecycle(name)
+        ending = "incomplete" if self.response.status == "incomplete" else "completed"
+        yield [*closing, self._lifecycle(f"response.{ending}")]
 
     async def _close_chunks(self) -> None:
         aclose = getattr(self._chunks, "aclose", None)
