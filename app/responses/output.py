@@ -19,11 +19,9 @@ from app.responses.objects import (
     new_id,
     response_error,
 )
+from app.responses.payload import INCOMPLETE
 from app.responses.schemas import ResponsesRequest
 from app.schemas import ChatCompletion, CompletionUsage
-
-# Chat finish reasons that leave an answer unfinished, as Responses names them.
-_INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
 
 
 def start_response(
@@ -67,7 +65,7 @@ def finish_response(
     """The response once its answer is whole: `completed`, or `incomplete` with the reason
     when the answer was cut short (`max_output_tokens`); a job provider's `x_gateway` facts
     ride along."""
-    reason = _INCOMPLETE.get(finish_reason or "")
+    reason = INCOMPLETE.get(finish_reason or "")
     status = "incomplete" if reason else "completed"
     items = [item.model_copy(update={"status": status}) for item in output]
     return response.model_copy(
