@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Sequence
 from urllib.parse import parse_qs
 
+import orjson
 from starlette.responses import Response
 
 from app.api.endpoints import Incoming
@@ -16,7 +17,7 @@ from app.record import ANONYMOUS, RequestRecord
 from app.request_shape import RequestShape
 from app.responses.events import ResponseStream, encode
 from app.responses.items import DEFAULT_PAGE, MAX_PAGE
-from app.responses.output import to_response
+from app.responses.payload import response_data
 from app.responses.schemas import ResponsesRequest, parse_request
 from app.responses.store import ResponseStore
 from app.responses.translate import ChatMessage, input_messages, to_chat_request
@@ -46,8 +47,10 @@ async def create_response(incoming: Incoming) -> Reply:
         body = _stream_body(stream, request, store, record, owner, (history, turn))
         return EventStream(body, incoming.client, record, gateway.metrics.streams)
     completion, record.provider = await gateway.service.complete(chat, key_rate)
-    response = to_response(completion, request)
-    answer = response.model_dump_json()
+    # Built as plain data and serialised once: the request and the completion were validated
+    # already, and this is what the client gets and what is stored.
+    response = response_data(completion, request)
+    answer = orjson.dumps(response)
     await store.save(
         request, response, owner=owner, history=history, turn=turn, response_json=answer
     )
@@ -97,8 +100,8 @@ async def _stream_body(
     """The events as they come; once they have ended, the request's record learns how (the
     stream itself says a failure with `error` and `response.failed`), and the response is
     stored."""
-    async for event in stream.events():
-        yield encode(event)
+    async for batch in stream.batches():
+        yield b"".join([encode(event) for event in batch])
     if stream.error is not None:
         error = stream.error
         record.failed(error.status_code, error.code, error.provider)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict
+import orjson
+from pydantic import BaseModel
 
 from app.config import ResponsesConfig
 from app.errors import GatewayError, InternalError, UpstreamError
@@ -26,23 +28,32 @@ from app.sse import encode_named_event
 logger = logging.getLogger(__name__)
 
 
-class ResponseEvent(BaseModel):
-    """One stream event: its `type` names it, the other fields depend on the type."""
-
-    model_config = ConfigDict(extra="allow")
+@dataclass(frozen=True, slots=True)
+class ResponseEvent:
+    """One stream event: its `type` names it, and `data` is its JSON, made when the event is,
+    so that it says what was true then (the objects it shows go on changing)."""
 
     type: str
     sequence_number: int
+    data: bytes
 
 
 def encode(event: ResponseEvent) -> bytes:
     """The event as SSE: an `event:` line naming its type, then its JSON."""
-    return encode_named_event(event.type, event.model_dump_json().encode())
+    return encode_named_event(event.type, event.data)
+
+
+def _model_data(value: object) -> object:
+    """A response object or item in an event, as its wire model dumps it."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 class ResponseStream:
     """Turns one answer's chat chunks (the role chunk first, content and tool-call deltas, the
-    finish chunk, the usage chunk) into Responses events; iterate `events()`.
+    finish chunk, the usage chunk) into Responses events; iterate `batches()`, the events
+    that are ready together (a stream writes each batch at once).
 
     A failure before the first event is raised from it, so that it can still be an HTTP
     status; after it, a `GatewayError` becomes an `error` event and `response.failed`. Once
@@ -74,38 +85,35 @@ class ResponseStream:
         self._usage: CompletionUsage | None = None
         self._x_gateway: object = None
 
-    async def events(self) -> AsyncGenerator[ResponseEvent]:
+    async def batches(self) -> AsyncGenerator[list[ResponseEvent]]:
+        """The opening events with what the first chunk makes, then what each chunk makes,
+        then the closing events."""
         try:
             first = await anext(self._chunks, None)
         except BaseException:
             await self._close_chunks()
             raise
-        yield self._lifecycle("response.created")
-        yield self._lifecycle("response.in_progress")
+        pending = [self._lifecycle("response.created"), self._lifecycle("response.in_progress")]
         try:
             if first is not None:
-                for event in self._take(first):
-                    yield event
+                pending = pending + self._take(first)
+            yield pending
+            pending = []
             async for chunk in self._chunks:
-                for event in self._take(chunk):
-                    yield event
+                events = self._take(chunk)
+                if events:
+                    yield events
         except Exception as exc:
-            for event in self._fail(exc):
-                yield event
+            yield pending + self._fail(exc)
             return
         finally:
             await self._close_chunks()
-        for event in self._close_items():
-            yield event
+        closing = self._close_items()
         self.response = finish_response(
-            self.response, self._output, self._finish_reason, self._usage
+            self.response, self._output, self._finish_reason, self._usage, self._x_gateway
         )
-        if self._x_gateway is not None:
-            self.response = self.response.model_copy(update={"x_gateway": self._x_gateway})
-        name = (
-            "response.incomplete" if self.response.status == "incomplete" else "response.completed"
-        )
-        yield self._lifecycle(name)
+        ending = "incomplete" if self.response.status == "incomplete" else "completed"
+        yield [*closing, self._lifecycle(f"response.{ending}")]
 
     async def _close_chunks(self) -> None:
         aclose = getattr(self._chunks, "aclose", None)
@@ -113,17 +121,15 @@ class ResponseStream:
             await aclose()
 
     def _event(self, type_: str, **fields: object) -> ResponseEvent:
-        # Built from values this class made itself: nothing to validate, on every delta.
-        event = ResponseEvent.model_construct(type=type_, sequence_number=self._sequence)
-        assert event.__pydantic_extra__ is not None  # extra="allow"
-        event.__pydantic_extra__.update(fields)
+        # Serialised right away, from values this class made itself: nothing to validate or
+        # copy, on every delta.
+        number = self._sequence
         self._sequence += 1
-        return event
+        event = {"type": type_, "sequence_number": number, **fields}
+        return ResponseEvent(type_, number, orjson.dumps(event, default=_model_data))
 
     def _lifecycle(self, type_: str) -> ResponseEvent:
-        # The response is replaced, never changed in place, as the stream goes on: a shallow
-        # copy keeps what this event says.
-        return self._event(type_, response=self.response.model_copy())
+        return self._event(type_, response=self.response)
 
     def _take(self, chunk: ChatCompletionChunk) -> list[ResponseEvent]:
         if chunk.usage is not None:
@@ -170,9 +176,7 @@ class ResponseStream:
         self._output.append(message)
         index = len(self._output) - 1
         return [
-            self._event(
-                "response.output_item.added", output_index=index, item=message.model_copy()
-            ),
+            self._event("response.output_item.added", output_index=index, item=message),
             self._event(
                 "response.content_part.added",
                 item_id=message.id,
@@ -194,10 +198,8 @@ class ResponseStream:
         where = {"item_id": message.id, "output_index": index, "content_index": 0}
         return [
             self._event("response.output_text.done", **where, text=part.text, logprobs=[]),
-            self._event("response.content_part.done", **where, part=part.model_copy()),
-            self._event(
-                "response.output_item.done", output_index=index, item=message.model_copy(deep=True)
-            ),
+            self._event("response.content_part.done", **where, part=part),
+            self._event("response.output_item.done", output_index=index, item=message),
         ]
 
     def _add_call_delta(self, call: dict[str, object]) -> list[ResponseEvent]:
@@ -225,7 +227,7 @@ class ResponseStream:
                 self._event(
                     "response.output_item.added",
                     output_index=len(self._output) - 1,
-                    item=item.model_copy(),
+                    item=item,
                 )
             )
         item, pieces = self._calls[index]
@@ -266,9 +268,7 @@ class ResponseStream:
                     "response.function_call_arguments.done", **where, arguments=item.arguments
                 )
             )
-            events.append(
-                self._event("response.output_item.done", output_index=index, item=item.model_copy())
-            )
+            events.append(self._event("response.output_item.done", output_index=index, item=item))
         return events
 
     def _gathered(self, chars: int) -> None:

@@ -19,11 +19,9 @@ from app.responses.objects import (
     new_id,
     response_error,
 )
+from app.responses.payload import INCOMPLETE
 from app.responses.schemas import ResponsesRequest
 from app.schemas import ChatCompletion, CompletionUsage
-
-# Chat finish reasons that leave an answer unfinished, as Responses names them.
-_INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
 
 
 def start_response(
@@ -62,10 +60,12 @@ def finish_response(
     output: Sequence[OutputItem],
     finish_reason: str | None,
     usage: CompletionUsage | None,
+    x_gateway: object = None,
 ) -> Response:
     """The response once its answer is whole: `completed`, or `incomplete` with the reason
-    when the answer was cut short (`max_output_tokens`)."""
-    reason = _INCOMPLETE.get(finish_reason or "")
+    when the answer was cut short (`max_output_tokens`); a job provider's `x_gateway` facts
+    ride along."""
+    reason = INCOMPLETE.get(finish_reason or "")
     status = "incomplete" if reason else "completed"
     items = [item.model_copy(update={"status": status}) for item in output]
     return response.model_copy(
@@ -76,6 +76,7 @@ def finish_response(
             if reason
             else None,
             "usage": response_usage(usage),
+            **({"x_gateway": x_gateway} if x_gateway is not None else {}),
         }
     )
 
@@ -103,13 +104,9 @@ def to_response(
     text = choice.message.content if choice else None
     calls = (choice.message.model_extra or {}).get("tool_calls") if choice else None
     output = output_items(text or "", calls if isinstance(calls, list) else [])
-    finished = finish_response(
-        response, output, choice.finish_reason if choice else None, completion.usage
-    )
     x_gateway = (completion.model_extra or {}).get("x_gateway")
-    if x_gateway is not None:
-        return finished.model_copy(update={"x_gateway": x_gateway})
-    return finished
+    finish_reason = choice.finish_reason if choice else None
+    return finish_response(response, output, finish_reason, completion.usage, x_gateway)
 
 
 def output_items(text: str, tool_calls: Sequence[object]) -> list[OutputItem]:

@@ -22,6 +22,7 @@ from app.errors import ResponseNotFound
 from app.responses.items import DEFAULT_PAGE, input_items, page
 from app.responses.objects import DeletedResponse, Response
 from app.responses.output import output_message
+from app.responses.payload import ResponseData, answer_message
 from app.responses.schemas import ResponsesRequest
 from app.responses.translate import ChatMessage, input_messages
 from app.state import Quota, StateBackend
@@ -43,21 +44,27 @@ class ResponseStore:
     async def save(
         self,
         request: ResponsesRequest,
-        response: Response,
+        response: Response | ResponseData,
         *,
         owner: str,
         history: Sequence[ChatMessage] = (),
         turn: Sequence[ChatMessage] | None = None,
-        response_json: str | None = None,
+        response_json: bytes | None = None,
     ) -> bool:
-        """Keep a finished response with its input, and the conversation so far (`history`,
-        the previous response's, then this turn's input and output). False when nothing was
-        kept: `store: false`, `ttl_s: 0`, or the byte cap. `turn` is `input_messages(request)`
-        and `response_json` the response as the client got it, when the caller has them."""
+        """Keep a finished response (the model, or its JSON data) with its input, and the
+        conversation so far (`history`, the previous response's, then this turn's input and
+        output). False when nothing was kept: `store: false`, `ttl_s: 0`, or the byte cap.
+        `turn` is `input_messages(request)` and `response_json` the response as the client
+        got it, when the caller has them."""
         if self._ttl_s <= 0 or not request.stores:
             return False
+        if isinstance(response, Response):
+            response_id, answer = response.id, output_message(response)
+            response_json = response_json or response.model_dump_json().encode()
+        else:
+            response_id, answer = str(response["id"]), answer_message(response)
+            response_json = response_json or orjson.dumps(response)
         conversation = [*history, *(input_messages(request) if turn is None else turn)]
-        answer = output_message(response)
         if answer is not None:
             conversation.append(answer)
         record: dict[str, object] = {
@@ -66,20 +73,20 @@ class ResponseStore:
             "conversation": conversation,
         }
         images: dict[str, str] = {}
-        text = orjson.dumps(record).decode()
+        data = orjson.dumps(record)
         # Only a record that carries data URIs needs them replaced by marks; hashing images
         # takes a while, so that is done off the loop.
-        if '"data:' in text:
-            text = await asyncio.to_thread(_encode_record, record, images)
+        if b'"data:' in data:
+            data = await asyncio.to_thread(_encode_record, record, images)
         # The response goes in as the client got it: serialised once, not once more here.
-        text = '{"response":' + (response_json or response.model_dump_json()) + "," + text[1:]
+        text = (b'{"response":' + response_json + b"," + data[1:]).decode()
         for digest, uri in images.items():
             if not await self._keep_image(digest, uri):
-                return self._refused(response.id)
+                return self._refused(response_id)
         stored = await self._state.set_counted(
-            _response_key(response.id), text, self._ttl_s, self._quota
+            _response_key(response_id), text, self._ttl_s, self._quota
         )
-        return stored or self._refused(response.id)
+        return stored or self._refused(response_id)
 
     def _refused(self, response_id: str) -> bool:
         logger.warning(
@@ -163,12 +170,12 @@ def _not_found(response_id: str, param: str | None) -> ResponseNotFound:
     return ResponseNotFound(f"no {kind} with id {response_id[:100]!r}", param=param)
 
 
-def _encode_record(record: dict[str, object], images: dict[str, str]) -> str:
+def _encode_record(record: dict[str, object], images: dict[str, str]) -> bytes:
     """The record as JSON, each data URI in its input replaced by a mark (off the event
     loop: hashing an image takes a while)."""
     for name in ("input_items", "conversation"):
         record[name] = _mark_images(record[name], images)
-    return orjson.dumps(record).decode()
+    return orjson.dumps(record)
 
 
 def _mark_images(value: object, images: dict[str, str]) -> object:

@@ -51,7 +51,8 @@ async def chunks_of(*items: ChatCompletionChunk | GatewayError) -> AsyncIterator
 async def gateway_events(*items: ChatCompletionChunk | GatewayError) -> list[bytes]:
     """The events the gateway sends for this chat answer, each as it is encoded."""
     request = parse_request({"model": "m", "input": "x", "stream": True})
-    return [encode(event) async for event in ResponseStream(request, chunks_of(*items)).events()]
+    batches = ResponseStream(request, chunks_of(*items)).batches()
+    return [encode(event) async for batch in batches for event in batch]
 
 
 async def read(pieces: Sequence[bytes], framing: Framing) -> Exchange:

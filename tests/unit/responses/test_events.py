@@ -6,12 +6,14 @@ from collections.abc import AsyncIterator
 from typing import Any, get_args
 
 import openai.types.responses as sdk
+import orjson
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from app.config import ResponsesConfig
 from app.errors import GatewayError, UpstreamError, UpstreamTimeout
 from app.responses.events import ResponseEvent, ResponseStream, encode
+from app.responses.objects import OutputItem, Response
 from app.responses.schemas import parse_request
 from app.schemas import ChatCompletionChunk
 
@@ -62,10 +64,10 @@ async def run(
     """The stream's events, each checked against the SDK's model of its type."""
     request = parse_request({"model": "m", "input": "x", "stream": True, **body})
     stream = ResponseStream(request, chunks_of(*items), limits=limits)
-    events: list[ResponseEvent] = [event async for event in stream.events()]
+    events: list[ResponseEvent] = [event async for batch in stream.batches() for event in batch]
     assert [event.sequence_number for event in events] == list(range(len(events)))
     return stream, [
-        SDK_EVENTS[event.type].model_validate(event.model_dump(mode="json")) for event in events
+        SDK_EVENTS[event.type].model_validate(orjson.loads(event.data)) for event in events
     ]
 
 
@@ -196,17 +198,73 @@ async def test_more_output_items_than_the_cap_fail_the_stream() -> None:
 async def test_a_failure_before_the_first_event_is_raised_for_an_http_status() -> None:
     request = parse_request({"model": "m", "input": "x", "stream": True})
     stream = ResponseStream(request, chunks_of(UpstreamTimeout("too slow")))
-    events = stream.events()
+    batches = stream.batches()
     with pytest.raises(UpstreamTimeout):
-        await anext(events)
+        await anext(batches)
 
 
 async def test_events_are_encoded_with_an_event_line_and_no_done() -> None:
     request = parse_request({"model": "m", "input": "x", "stream": True})
     stream = ResponseStream(request, chunks_of(ROLE, text("hi"), finish("stop"), USAGE))
-    body = b"".join([encode(event) async for event in stream.events()])
+    body = b"".join([encode(event) async for batch in stream.batches() for event in batch])
     frames = body.split(b"\n\n")
     assert frames[-1] == b""
     assert frames[0].startswith(b"event: response.created\ndata: {")
     assert all(frame.split(b"\n")[0].startswith(b"event: ") for frame in frames[:-1])
     assert b"[DONE]" not in body
+
+
+async def test_the_events_ready_together_come_in_one_batch() -> None:
+    request = parse_request({"model": "m", "input": "x", "stream": True})
+    stream = ResponseStream(
+        request, chunks_of(ROLE, text("A "), text("cat."), finish("stop"), USAGE)
+    )
+    batches = [[event.type for event in batch] async for batch in stream.batches()]
+    assert batches == [
+        ["response.created", "response.in_progress"],
+        [
+            "response.output_item.added",
+            "response.content_part.added",
+            "response.output_text.delta",
+        ],
+        ["response.output_text.delta"],
+        [
+            "response.output_text.done",
+            "response.content_part.done",
+            "response.output_item.done",
+            "response.completed",
+        ],
+    ]
+    # A first chunk that fails the stream keeps the opening events before the failure.
+    over = ResponsesConfig(max_answer_chars=3)
+    failing = ResponseStream(request, chunks_of(text("too long")), limits=over).batches()
+    [batch] = [[event.type for event in batch] async for batch in failing]
+    assert batch == ["response.created", "response.in_progress", "error", "response.failed"]
+
+
+async def test_each_event_shows_its_objects_as_they_were_in_the_wire_models_form() -> None:
+    request = parse_request({"model": "m", "input": "x", "stream": True, "temperature": 0.5})
+    answer = chunks_of(
+        ROLE,
+        text("A "),
+        call(0, id="c1", function={"name": "look", "arguments": '{"a":'}),
+        call(0, function={"arguments": "1}"}),
+        finish("tool_calls"),
+        USAGE,
+    )
+    events = [event async for batch in ResponseStream(request, answer).batches() for event in batch]
+    shown = {event.type: orjson.loads(event.data) for event in events}
+    # Made when the event was: the item just opened, not as it ended.
+    assert shown["response.output_item.added"]["item"]["status"] == "in_progress"
+    assert shown["response.output_item.added"]["item"]["arguments"] == ""
+    assert shown["response.output_item.done"]["item"]["arguments"] == '{"a":1}'
+    assert shown["response.created"]["response"]["status"] == "in_progress"
+    # Every field, in the wire models' order, `null`s included.
+    wire: tuple[tuple[str, TypeAdapter[Any]], ...] = (
+        ("response", TypeAdapter(Response)),
+        ("item", TypeAdapter(OutputItem)),
+    )
+    for kind, model in wire:
+        for event in (e for e in events if f'"{kind}":'.encode() in e.data):
+            value = orjson.loads(event.data)[kind]
+            assert orjson.dumps(value) == model.dump_json(model.validate_python(value))

@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import openai.types.responses as sdk
+import orjson
 import pytest
 
 from app.config import ResponsesConfig
 from app.errors import InvalidRequest, ResponseNotFound
 from app.responses.objects import Response
 from app.responses.output import to_response
+from app.responses.payload import response_data
 from app.responses.schemas import ResponsesRequest, parse_request
 from app.responses.store import ResponseStore
 from app.responses.translate import to_chat_request
@@ -40,6 +42,29 @@ async def test_a_stored_response_is_read_back_as_the_sdk_reads_it(backend: Backe
     assert await store.save(request, response, owner="team-a")
     stored = sdk.Response.model_validate(await store.get(response.id, owner="team-a"))
     assert (stored.id, stored.output_text) == (response.id, "re: hello")
+
+
+async def test_a_response_saved_as_data_is_kept_as_the_client_got_it(backend: Backend) -> None:
+    store = ResponseStore(backend.state, ResponsesConfig())
+    request = parse_request({"model": "m", "input": "look", "metadata": {"k": "é"}})
+    call = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    answer = ChatCompletion.model_validate(
+        {
+            "model": "m",
+            "choices": [
+                {"message": {"role": "assistant", "content": "Seen.", "tool_calls": [call]}}
+            ],
+        }
+    )
+    data = response_data(answer, request)
+    sent = orjson.dumps(data)
+    assert await store.save(request, data, owner="a", response_json=sent)
+
+    assert orjson.dumps(await store.get(str(data["id"]), owner="a")) == sent
+    assert await store.conversation(str(data["id"]), owner="a") == [
+        {"role": "user", "content": "look"},
+        {"role": "assistant", "content": "Seen.", "tool_calls": [call]},
+    ]
 
 
 async def test_store_false_and_ttl_zero_keep_nothing(backend: Backend) -> None:
