@@ -6,11 +6,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from starlette.types import Message, Receive, Scope, Send
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 
 from app.api.replies import error_reply
 from app.config import ServerConfig
@@ -102,6 +108,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self.cycle is None or self.cycle.response_complete:
             self._read_timer = self.loop.call_later(self.limits.body_timeout_s, self._body_late)
         super().on_headers_complete()
+        PiecesCycle.adopt(self.cycle)
+
+    def on_body(self, body: bytes) -> None:
+        cycle = self.cycle
+        if not isinstance(cycle, PiecesCycle):
+            super().on_body(body)
+        elif not (
+            cycle.response_complete or (self.parser.should_upgrade() and self._should_upgrade())
+        ):
+            cycle.add(body)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()  # this starts the next pipelined request, if any
@@ -159,6 +175,46 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.set_protocol(Draining(self, self.transport))
         else:
             self.transport.close()
+
+
+class PiecesCycle(RequestResponseCycle):
+    """uvicorn's request cycle, but each piece of the body reaches the application as the
+    parser gave it. uvicorn's own gathers the pieces in a bytearray and copies that into
+    new bytes on each `receive`: two more copies of every byte of a 4 MB image. Reading
+    pauses while more than uvicorn's high-water mark waits unread, as it does there."""
+
+    pieces: deque[bytes]
+    waiting: int
+
+    @classmethod
+    def adopt(cls, cycle: RequestResponseCycle) -> None:
+        cycle.__class__ = cls
+        assert isinstance(cycle, cls)
+        cycle.pieces, cycle.waiting = deque(), 0
+
+    def add(self, piece: bytes) -> None:
+        self.pieces.append(piece)
+        self.waiting += len(piece)
+        if self.waiting > HIGH_WATER_LIMIT:
+            self.flow.pause_reading()
+        self.message_event.set()
+
+    async def receive(self) -> Message:  # type: ignore[override]
+        if self.waiting_for_100_continue and not self.transport.is_closing():
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self.waiting_for_100_continue = False
+        if not (self.disconnected or self.response_complete or self.pieces):
+            self.flow.resume_reading()
+            await self.message_event.wait()
+            self.message_event.clear()
+        if self.disconnected or self.response_complete:
+            return {"type": "http.disconnect"}
+        piece = self.pieces.popleft() if self.pieces else b""
+        self.waiting -= len(piece)
+        if self.waiting <= HIGH_WATER_LIMIT:
+            self.flow.resume_reading()
+        more = bool(self.pieces) or self.more_body
+        return {"type": "http.request", "body": piece, "more_body": more}
 
 
 class Draining(asyncio.Protocol):
