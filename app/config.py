@@ -79,6 +79,8 @@ class ImagesConfig(_Strict):
     max_fetches_per_client: Annotated[int, Field(gt=0)] = 8
     allow_private_networks: bool = False
     fetch_remote: Literal["auto", "always"] = "auto"
+    # Converted images kept by content hash, so that one sent again is not converted again.
+    cache_bytes: Annotated[int, Field(ge=0)] = 16 * 1024 * 1024
 
 
 class RequestsConfig(_Strict):

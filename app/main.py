@@ -46,7 +46,7 @@ def create_app(config: GatewayConfig, *, resolver: Resolver = system_resolver) -
         max_connections=images.max_fetch_connections,
         per_client=images.max_fetches_per_client,
     )
-    pipeline = ImagePipeline(images, fetcher, ImageCache(), metrics)
+    pipeline = ImagePipeline(images, fetcher, ImageCache(images.cache_bytes), metrics)
     state = build_state(config.state, on_error=metrics.state_errors.inc)
     router = Router(config, ProviderContext(transport, config.images, state, metrics))
     limiter = RateLimiter(state)

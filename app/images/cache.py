@@ -7,7 +7,7 @@ from collections.abc import Hashable
 
 from app.images.process import ProcessedImage
 
-DEFAULT_CACHE_BYTES = 32 * 1024 * 1024
+DEFAULT_CACHE_BYTES = 16 * 1024 * 1024
 
 
 class ImageCache:

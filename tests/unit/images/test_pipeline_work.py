@@ -15,6 +15,7 @@ from app.images import ImageNeeds
 from app.images.cache import ImageCache
 from app.images.intake import decode_data_uri, scan_data_uri
 from app.images.process import process_image
+from tests.conftest import make_config
 from tests.unit.images.chat import make_pipeline, part, request_with
 from tests.unit.images.conftest import Fetchers
 from tests.unit.images.samples import data_uri, encode, picture
@@ -107,6 +108,19 @@ async def test_the_same_image_is_processed_once(
     assert (cache.hits, cache.misses) == (1, 1)
     assert second.image == first.image
     assert second.upstream_url() == first.upstream_url()
+
+
+async def test_images_cache_bytes_bounds_what_is_kept(fetchers: Fetchers, processed: Calls) -> None:
+    config = make_config(images={"cache_bytes": 0})
+    cache = ImageCache(config.images.cache_bytes)
+    images = make_pipeline(fetchers.make(), cache=cache)
+    request = request_with([part(data_uri(picture((64, 48), "BMP")))])  # converted to PNG
+
+    await images.prepare(request, INLINE_ONLY)
+    await images.prepare(request, INLINE_ONLY)
+
+    assert len(processed.threads) == 2
+    assert (cache.hits, cache.misses) == (0, 2)
 
 
 async def test_a_cache_hit_for_an_unconverted_image_returns_its_bytes(
