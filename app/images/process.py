@@ -169,7 +169,10 @@ def _convert(
     rotated = image.getexif().get(_ORIENTATION, 1) != 1
     frame = _displayable(ImageOps.exif_transpose(image) if rotated else image)
     if limit and max(frame.size) > limit:
-        frame.thumbnail((limit, limit), Image.Resampling.LANCZOS)  # in place: no copy
+        # In place. A large image is first reduced by a whole factor (box averaging) to no
+        # less than the limit, then resampled: a quarter of the memory and CPU of reducing it
+        # only to twice the limit, for an image that ends up at most `limit` a side anyway.
+        frame.thumbnail((limit, limit), Image.Resampling.LANCZOS, reducing_gap=1.0)
     out_mime = _output_mime(mime, target)
     data = _encode(frame, out_mime)
     if rotated:
