@@ -22,21 +22,31 @@ from bench.stats import ratio
 
 MAX_CPU_PER_DELTA_RATIO = 1.5  # Responses CPU per text delta over chat's per content chunk
 MIN_RATE_RATIO = 0.9  # Responses non-streamed requests/s over chat's
-# Each pair is measured this many times, chat then Responses, the duration shared between the
-# rounds: the round with the median ratio is the one reported. On a shared machine, other load
-# comes and goes within seconds; one long window per API would let it land on one side only.
+# Each pair is measured this many times, the duration shared between the rounds, chat first
+# and Responses first in turn: the round with the median ratio is the one reported. On a
+# shared machine, other load comes and goes within seconds, and whichever API runs first after
+# the direct measurement fares differently: one long window per API, always in the same order,
+# would let either land on one side only.
 ROUNDS = 3
 MIN_ROUND_S = 3.0
 
 
 async def _pair(
-    chat: Scenario, responses: Scenario, settings: Settings, mock: Service
+    chat: Scenario,
+    responses: Scenario,
+    settings: Settings,
+    mock: Service,
+    responses_first: bool = False,
 ) -> tuple[ScenarioResult, ScenarioResult]:
     """One direct measurement (the mock gets the same chat request either way), then each API
     through a fresh gateway, back to back so that both see the same machine."""
     direct = await measure(chat, settings, mock, None)
-    through_chat = await run_through_gateway(chat, settings, mock, direct)
-    through_responses = await run_through_gateway(responses, settings, mock, direct)
+    if responses_first:
+        through_responses = await run_through_gateway(responses, settings, mock, direct)
+        through_chat = await run_through_gateway(chat, settings, mock, direct)
+    else:
+        through_chat = await run_through_gateway(chat, settings, mock, direct)
+        through_responses = await run_through_gateway(responses, settings, mock, direct)
     return through_chat, through_responses
 
 
@@ -153,7 +163,10 @@ async def _median_pair(
     """`ROUNDS` pairs; the one whose `figure` is the median, and every round's figure."""
     duration = max(MIN_ROUND_S, settings.duration_s / ROUNDS)
     short = dataclasses.replace(settings, duration_s=duration)
-    pairs = [await _pair(chat, responses, short, mock) for _ in range(ROUNDS)]
+    pairs = [
+        await _pair(chat, responses, short, mock, responses_first=index % 2 == 1)
+        for index in range(ROUNDS)
+    ]
     scored = sorted(((figure(*pair) or 0.0, index) for index, pair in enumerate(pairs)))
     _, middle = scored[len(scored) // 2]
     return pairs[middle], [score for score, _ in scored]
@@ -197,7 +210,8 @@ async def run_responses(scenario: Special, settings: Settings, mock: Service) ->
     ]
     parts = [small_chat, small, stream_chat, stream]
     rounds = (
-        f"    rounds (chat, then Responses; the median one shown): req/s ratios "
+        "    rounds (chat first, then Responses first, in turn; the median one shown): "
+        f"req/s ratios "
         f"{', '.join(fmt(r, 3) for r in rates)}; CPU/delta ratios "
         f"{', '.join(fmt(d, 3) for d in deltas)}"
     )
