@@ -166,12 +166,16 @@ def parse_options(entry: ModelEntry, model: type[OptionsT]) -> OptionsT:
 ANSWER_FIELDS = ("tools", "tool_choice", "logprobs", "audio", "modalities")
 # Every `response_format` type: for upstreams that honour JSON answers, schemas included.
 ALL_RESPONSE_FORMATS = frozenset({"text", "json_object", "json_schema"})
+_DECLARED = frozenset(ChatCompletionRequest.model_fields)
 
 
 def refuse_unsupported(request: ChatCompletionRequest, capabilities: Capabilities) -> None:
     """400 `unsupported_parameter` for answer-changing fields this provider can't honour."""
+    extra = request.model_extra or {}
     for name in ANSWER_FIELDS:
-        value = getattr(request, name, None)
+        # A field the model doesn't declare is read from the extras: asking the model for it
+        # raises and catches two exceptions inside pydantic, each time.
+        value = getattr(request, name) if name in _DECLARED else extra.get(name)
         if name == "modalities" and value == ["text"]:
             continue
         if value not in (None, False, []) and name not in capabilities.answer_fields:
