@@ -16,6 +16,23 @@ _ZEROS = bytes(64 * 1024)
 _UNUSED_REFS = 3
 
 
+def _counts_references() -> bool:
+    """Whether this interpreter's reference counts say what `take` relies on (CPython's do;
+    one that counted some references lazily would never get a buffer back)."""
+    free = [bytearray(1)]
+    counts = []
+    for index in range(len(free)):
+        buffer = free[index]
+        counts.append(sys.getrefcount(buffer))
+        held = memoryview(buffer)
+        counts.append(sys.getrefcount(buffer))
+        held.release()
+    return counts == [_UNUSED_REFS, _UNUSED_REFS + 1]
+
+
+_REUSABLE = _counts_references()
+
+
 class BodyBuffers:
     """Buffers that large request bodies are read into, kept for later requests.
 
@@ -26,7 +43,7 @@ class BodyBuffers:
     """
 
     def __init__(self, keep_bytes: int) -> None:
-        self._keep_bytes = keep_bytes
+        self._keep_bytes = keep_bytes if _REUSABLE else 0
         self._free: list[bytearray] = []
 
     def take(self, size: int) -> bytearray | None:
