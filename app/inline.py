@@ -44,10 +44,6 @@ class InlineURI:
     payload: memoryview  # the base64 characters
     token: memoryview  # the JSON string, quotes included
 
-    def text(self) -> str:
-        """The whole URI as a string, for the paths that need one."""
-        return self.header + self.payload.tobytes().decode("ascii")
-
     def is_json_string(self) -> bool:
         """Whether the client's bytes are a valid JSON string (a failed decode asks, to answer
         as parsing the whole body would have)."""

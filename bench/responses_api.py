@@ -152,7 +152,7 @@ def _lines(found: dict[str, float | None]) -> list[str]:
 Pair = tuple[ScenarioResult, ScenarioResult]
 
 
-async def _median_pair(
+async def _rounds(
     chat: Scenario,
     responses: Scenario,
     settings: Settings,
@@ -184,10 +184,10 @@ def _delta_ratio(chat: ScenarioResult, responses: ScenarioResult) -> float | Non
 async def run_responses(scenario: Special, settings: Settings, mock: Service) -> SpecialResult:
     """Small non-streamed requests, then streams of 20 chunks, each through the gateway's chat
     completions and its Responses API; the Responses API must cost about what chat does."""
-    (small_chat, small), rates = await _median_pair(
+    (small_chat, small), rates = await _rounds(
         RESPONSES_SMALL_CHAT, RESPONSES_SMALL, settings, mock, _rate_ratio
     )
-    (stream_chat, stream), deltas = await _median_pair(
+    (stream_chat, stream), deltas = await _rounds(
         RESPONSES_STREAM_CHAT, RESPONSES_STREAM, settings, mock, _delta_ratio
     )
     found = {**_small_figures(small_chat, small), **_stream_figures(stream_chat, stream)}

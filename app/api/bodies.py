@@ -61,13 +61,13 @@ class BodyBuffers:
 
     def give_back(self, buffer: bytearray) -> None:
         """Keep `buffer` for a later body, if there is room; it may still be in use."""
-        if buffer.__alloc__() <= MIN_POOLED_BYTES or any(b is buffer for b in self._free):
+        size = buffer.__alloc__()
+        if not MIN_POOLED_BYTES < size <= self._keep_bytes or any(b is buffer for b in self._free):
             return
-        kept = sum(b.__alloc__() for b in self._free)
-        while self._free and kept + buffer.__alloc__() > self._keep_bytes:
+        kept = self.kept_bytes
+        while kept + size > self._keep_bytes:
             kept -= self._free.pop(0).__alloc__()  # the oldest goes first
-        if kept + buffer.__alloc__() <= self._keep_bytes:
-            self._free.append(buffer)
+        self._free.append(buffer)
 
     @property
     def kept_bytes(self) -> int:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -27,8 +26,9 @@ from app.request_shape import RequestShape
 from app.state import MemoryState
 from app.transport import AiohttpTransport
 from tests.conftest import make_config
+from tests.e2e.clients import sdk
 from tests.e2e.conftest import StartGateway
-from tests.e2e.deployments import entry
+from tests.e2e.deployments import entry, png_bytes
 from tests.e2e.envelope import assert_error
 from tests.e2e.fakes.openai_compat import FakeUpstream
 from tests.e2e.providers.conftest import LOOPBACK_IMAGES
@@ -38,14 +38,8 @@ from tests.e2e.providers.fakes import FakePredictionGuard, FakeTakeoff, FakeVLMR
 pytestmark = pytest.mark.e2e
 
 
-def noise_png(width: int, height: int) -> bytes:
-    out = io.BytesIO()
-    Image.frombytes("RGB", (width, height), os.urandom(width * height * 3)).save(out, "PNG")
-    return out.getvalue()
-
-
-LARGE_PNG = noise_png(600, 500)  # about 900 kB: its data URI is cut out of the body
-SMALL_PNG = noise_png(8, 8)  # parsed with the rest
+LARGE_PNG = png_bytes(600, 500, None)  # noise, about 900 kB: its data URI is cut out of the body
+SMALL_PNG = png_bytes(8, 8, None)  # parsed with the rest
 LARGE = "data:image/png;base64," + base64.b64encode(LARGE_PNG).decode()
 SMALL = "data:image/png;base64," + base64.b64encode(SMALL_PNG).decode()
 # Text that JSON must escape, and a data URI's opening inside it.
@@ -64,8 +58,7 @@ class SentBodies:
     def __init__(self, url: str) -> None:
         self.bodies: list[bytes] = []
         hooks = {"request": [lambda request: self.bodies.append(request.content)]}
-        http = openai.DefaultHttpxClient(event_hooks=hooks)
-        self.client = openai.OpenAI(base_url=f"{url}/v1", api_key="test", http_client=http)
+        self.client = sdk(url, http_client=openai.DefaultHttpxClient(event_hooks=hooks))
 
 
 @pytest.fixture
@@ -77,8 +70,8 @@ def sdk_for() -> Iterator[Callable[[str], SentBodies]]:
         return made[-1]
 
     yield make
-    for sdk in made:
-        sdk.client.close()
+    for sent in made:
+        sent.client.close()
 
 
 def built_from_whole(provider: OpenAICompatible, sent: bytes, upstream_model: str) -> bytes:
