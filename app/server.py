@@ -6,17 +6,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
-from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from starlette.types import Message, Receive, Scope, Send
-from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
-from uvicorn.protocols.http.httptools_impl import (
-    STATUS_LINE,
-    HttpToolsProtocol,
-    RequestResponseCycle,
-)
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from app.api.replies import error_reply
 from app.config import ServerConfig
@@ -26,6 +20,7 @@ from app.errors import (
     RequestTimeout,
     ServerBusy,
 )
+from app.http_reads import BufferedReads, PiecesCycle
 
 if TYPE_CHECKING:
     from uvicorn._types import ASGI3Application
@@ -45,7 +40,7 @@ class GatewayServerConfig(uvicorn.Config):
     to the workers with them)."""
 
     def __init__(self, app: str, *, limits: ServerConfig, **options: Any) -> None:
-        super().__init__(app, http=GuardedHttpToolsProtocol, **options)
+        super().__init__(app, http=GuardedConnection, **options)  # type: ignore[arg-type]
         self.limits = limits
 
 
@@ -177,44 +172,18 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
-class PiecesCycle(RequestResponseCycle):
-    """uvicorn's request cycle, but each piece of the body reaches the application as the
-    parser gave it. uvicorn's own gathers the pieces in a bytearray and copies that into
-    new bytes on each `receive`: two more copies of every byte of a 4 MB image. Reading
-    pauses while more than uvicorn's high-water mark waits unread, as it does there."""
+class GuardedConnection(BufferedReads):
+    """What uvicorn makes for each connection: `GuardedHttpToolsProtocol`, reading into
+    the worker's shared buffer."""
 
-    pieces: deque[bytes]
-    waiting: int
-
-    @classmethod
-    def adopt(cls, cycle: RequestResponseCycle) -> None:
-        cycle.__class__ = cls
-        assert isinstance(cycle, cls)
-        cycle.pieces, cycle.waiting = deque(), 0
-
-    def add(self, piece: bytes) -> None:
-        self.pieces.append(piece)
-        self.waiting += len(piece)
-        if self.waiting > HIGH_WATER_LIMIT:
-            self.flow.pause_reading()
-        self.message_event.set()
-
-    async def receive(self) -> Message:  # type: ignore[override]
-        if self.waiting_for_100_continue and not self.transport.is_closing():
-            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-            self.waiting_for_100_continue = False
-        if not (self.disconnected or self.response_complete or self.pieces):
-            self.flow.resume_reading()
-            await self.message_event.wait()
-            self.message_event.clear()
-        if self.disconnected or self.response_complete:
-            return {"type": "http.disconnect"}
-        piece = self.pieces.popleft() if self.pieces else b""
-        self.waiting -= len(piece)
-        if self.waiting <= HIGH_WATER_LIMIT:
-            self.flow.resume_reading()
-        more = bool(self.pieces) or self.more_body
-        return {"type": "http.request", "body": piece, "more_body": more}
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(GuardedHttpToolsProtocol(config, server_state, app_state, _loop))
 
 
 class Draining(asyncio.Protocol):
