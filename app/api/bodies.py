@@ -110,7 +110,7 @@ async def read_body(
             if isinstance(body, bytes):
                 body = _buffer(body, declared, buffers)
             if size + len(chunk) <= len(body):
-                body[size : size + len(chunk)] = chunk
+                _put(body, size, chunk)
             else:
                 body += chunk
         size += len(chunk)
@@ -125,5 +125,12 @@ def _buffer(first: bytes, declared: int, buffers: BodyBuffers) -> bytearray:
     kept = buffers.take(declared) if declared > MIN_POOLED_BYTES else None
     if kept is None:
         return bytearray(first)
-    kept[: len(first)] = first
+    _put(kept, 0, first)
     return kept
+
+
+def _put(buffer: bytearray, at: int, data: bytes) -> None:
+    """Copy `data` into `buffer` at `at`, once: assigning bytes to a slice of a bytearray
+    copies them into a new bytearray first."""
+    with memoryview(buffer) as view:
+        view[at : at + len(data)] = data
