@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from app.errors import InvalidRequest
-from app.responses.objects import new_id
+from app.responses.ids import new_id
 from app.responses.schemas import (
     ContentPart,
     FunctionCallItem,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from app.responses.objects import new_id
+from app.responses.ids import new_id
 from app.responses.schemas import ResponsesRequest
 from app.responses.translate import ChatMessage
 from app.schemas import ChatCompletion, CompletionUsage
