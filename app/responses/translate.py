@@ -45,10 +45,9 @@ def to_chat_request(
     """The chat request the upstream is asked: `instructions` as the first system message,
     then the stored conversation of `previous_response_id` (`history`), then `input` (`turn`,
     when the caller has it already as `input_messages(request)`)."""
-    extra = request.model_extra or {}
-    for name in _REFUSED_FIELDS:
-        if extra.get(name) not in (None, False):
-            raise UnsupportedParameter(f"{name!r} is not supported by this gateway", param=name)
+    extra = request.model_extra
+    if extra:
+        _refuse_services(extra)
     messages: list[ChatMessage] = []
     if request.instructions:
         messages.append({"role": "system", "content": request.instructions})
@@ -65,24 +64,35 @@ def to_chat_request(
         raise validation_error(exc.errors()) from None
 
 
+def _refuse_services(extra: dict[str, object]) -> None:
+    for name in _REFUSED_FIELDS:
+        if extra.get(name) not in (None, False):
+            raise UnsupportedParameter(f"{name!r} is not supported by this gateway", param=name)
+
+
 def _settings(request: ResponsesRequest) -> dict[str, object]:
-    settings: dict[str, object] = {
+    values: dict[str, object] = {
         "max_completion_tokens": request.max_output_tokens,
         "temperature": request.temperature,
         "top_p": request.top_p,
         "user": request.user,
         "metadata": request.metadata,
-        "tools": chat_tools(request),
-        "tool_choice": chat_tool_choice(request),
-        "response_format": response_format(request),
     }
+    settings = {name: value for name, value in values.items() if value is not None}
+    # Most requests set none of these: their translations are not even called then.
+    if request.tools:
+        settings["tools"] = chat_tools(request)
+    if request.tool_choice is not None:
+        settings["tool_choice"] = chat_tool_choice(request)
+    if request.text is not None and (chat_format := response_format(request)) is not None:
+        settings["response_format"] = chat_format
     if request.stream:
         settings["stream"] = True
         settings["stream_options"] = {"include_usage": True}
     # Chat APIs refuse `parallel_tool_calls` without tools.
     if request.tools and request.parallel_tool_calls is not None:
         settings["parallel_tool_calls"] = request.parallel_tool_calls
-    return {name: value for name, value in settings.items() if value is not None}
+    return settings
 
 
 def input_messages(request: ResponsesRequest) -> list[ChatMessage]:
