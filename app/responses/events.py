@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from app.config import ResponsesConfig
 from app.errors import GatewayError, InternalError, UpstreamError
+from app.responses.ids import new_id
 from app.responses.objects import (
     ItemStatus,
     OutputItem,
@@ -18,7 +19,6 @@ from app.responses.objects import (
     ResponseFunctionToolCall,
     ResponseOutputMessage,
     ResponseOutputText,
-    new_id,
 )
 from app.responses.output import fail_response, finish_response, start_response
 from app.responses.schemas import ResponsesRequest

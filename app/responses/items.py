@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from app.errors import InvalidRequest
-from app.responses.objects import new_id
+from app.responses.ids import new_id
 from app.responses.schemas import (
     ContentPart,
     FunctionCallItem,
@@ -21,6 +21,7 @@ from app.responses.schemas import (
 Item = dict[str, object]
 MAX_PAGE = 100
 DEFAULT_PAGE = 20
+_TEXT_PARTS = (InputText, OutputText)
 
 
 def input_items(request: ResponsesRequest) -> list[Item]:
@@ -34,7 +35,7 @@ def input_items(request: ResponsesRequest) -> list[Item]:
         if isinstance(item, MessageItem):
             items.append(_message_item(item.role, _parts(item), item.id))
         elif isinstance(item, FunctionCallItem):
-            fields = item.model_dump(include={"call_id", "name", "arguments"})
+            fields: Item = {"call_id": item.call_id, "name": item.name, "arguments": item.arguments}
             items.append(_item("function_call", item.id or new_id("fc"), fields))
         elif isinstance(item, FunctionCallOutputItem):
             output = item.output if isinstance(item.output, str) else _dump(item.output)
@@ -48,20 +49,26 @@ def _item(kind: str, item_id: str, fields: Item) -> Item:
 
 
 def _message_item(role: str, content: list[Item], item_id: str | None = None) -> Item:
-    fields: Item = {"role": role, "content": content}
-    return _item("message", item_id or new_id("msg"), fields)
+    return {
+        "id": item_id or new_id("msg"),
+        "type": "message",
+        "role": role,
+        "content": content,
+        "status": "completed",
+    }
 
 
 def _parts(item: MessageItem) -> list[Item]:
+    assistant = item.role == "assistant"
     if isinstance(item.content, str):
-        return _dump(
-            [InputText(type="input_text", text=item.content)], assistant=item.role == "assistant"
-        )
-    return _dump(item.content, assistant=item.role == "assistant")
+        kind = "output_text" if assistant else "input_text"
+        return [_text_part(kind, item.content, assistant)]
+    return _dump(item.content, assistant=assistant)
 
 
 def _dump(parts: Sequence[ContentPart], *, assistant: bool = False) -> list[Item]:
     dumped: list[Item] = []
+    text_kind = "output_text" if assistant else "input_text"
     for part in parts:
         if isinstance(part, InputImage):
             dumped.append(
@@ -71,13 +78,19 @@ def _dump(parts: Sequence[ContentPart], *, assistant: bool = False) -> list[Item
                     "detail": part.detail or "auto",
                 }
             )
-        elif isinstance(part, InputText | OutputText) and assistant:
-            dumped.append({"type": "output_text", "text": part.text, "annotations": []})
-        elif isinstance(part, InputText | OutputText):
-            dumped.append({"type": "input_text", "text": part.text})
+        elif isinstance(part, _TEXT_PARTS):
+            dumped.append(_text_part(text_kind, part.text, assistant))
         elif isinstance(part, Refusal):
             dumped.append({"type": "refusal", "refusal": part.refusal})
     return dumped
+
+
+def _text_part(kind: str, text: str, assistant: bool) -> Item:
+    return (
+        {"type": kind, "text": text, "annotations": []}
+        if assistant
+        else {"type": kind, "text": text}
+    )
 
 
 def page(

@@ -6,22 +6,17 @@ a job provider's `x_gateway` facts reach the client.
 
 from __future__ import annotations
 
-import secrets
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.errors import GatewayError, ImageError, ImageFetchFailed, ImageTooLarge, RateLimited
+from app.responses.ids import new_id
 
 ItemStatus = Literal["in_progress", "completed", "incomplete"]
 ResponseStatus = Literal["completed", "failed", "in_progress", "incomplete"]
 JSONObject = dict[str, object]  # `object` is a field name inside `Response`
 _PLAIN_TEXT: JSONObject = {"format": {"type": "text"}}
-
-
-def new_id(prefix: str) -> str:
-    """An OpenAI-style id: `resp_…`, `msg_…`, `fc_…`."""
-    return f"{prefix}_{secrets.token_hex(24)}"
 
 
 class _Out(BaseModel):

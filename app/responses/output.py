@@ -6,6 +6,7 @@ import time
 from collections.abc import Sequence
 
 from app.errors import GatewayError
+from app.responses.ids import new_id
 from app.responses.objects import (
     IncompleteDetails,
     InputTokensDetails,
@@ -16,7 +17,6 @@ from app.responses.objects import (
     ResponseOutputMessage,
     ResponseOutputText,
     ResponseUsage,
-    new_id,
     response_error,
 )
 from app.responses.payload import INCOMPLETE

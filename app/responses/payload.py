@@ -7,8 +7,8 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from app.responses.objects import new_id
-from app.responses.schemas import ResponsesRequest
+from app.responses.ids import new_id
+from app.responses.schemas import FunctionTool, OtherTool, ResponsesRequest, TextConfig
 from app.responses.translate import ChatMessage
 from app.schemas import ChatCompletion, CompletionUsage
 
@@ -33,9 +33,10 @@ def response_data(
     text, calls = "", []
     if choice is not None:
         text = choice.message.content or ""
-        found = (choice.message.model_extra or {}).get("tool_calls")
+        extra = choice.message.model_extra
+        found = extra.get("tool_calls") if extra else None
         calls = found if isinstance(found, list) else []
-    tools = request.tools or []
+    # Conditional expressions, not helpers: this runs on every non-streamed response.
     data: ResponseData = {
         "id": response_id or new_id("resp"),
         "object": "response",
@@ -47,20 +48,22 @@ def response_data(
         "max_output_tokens": request.max_output_tokens,
         "model": request.model,
         "output": output_data(text, calls, status),
-        "parallel_tool_calls": _default(request.parallel_tool_calls, True),
+        "parallel_tool_calls": (
+            True if request.parallel_tool_calls is None else request.parallel_tool_calls
+        ),
         "previous_response_id": request.previous_response_id,
         "reasoning": request.reasoning,
         "service_tier": request.service_tier,
-        "store": request.stores,
+        "store": request.store is not False,
         "temperature": request.temperature,
-        "text": _text(request),
-        "tool_choice": _default(request.tool_choice, "auto"),
-        "tools": [tool.model_dump(by_alias=True, exclude_none=True) for tool in tools],
+        "text": {"format": {"type": "text"}} if request.text is None else _text(request.text),
+        "tool_choice": "auto" if request.tool_choice is None else request.tool_choice,
+        "tools": _tools(request.tools) if request.tools else [],
         "top_p": request.top_p,
-        "truncation": _default(request.truncation, "disabled"),
+        "truncation": "disabled" if request.truncation is None else request.truncation,
         "usage": usage_data(completion.usage),
         "user": request.user,
-        "metadata": _default(request.metadata, {}),
+        "metadata": {} if request.metadata is None else request.metadata,
     }
     x_gateway = (completion.model_extra or {}).get("x_gateway")
     if x_gateway is not None:
@@ -103,18 +106,15 @@ def output_data(text: str, tool_calls: Sequence[object], status: str) -> list[Re
 def usage_data(usage: CompletionUsage | None) -> ResponseData:
     """Chat's token counts under the Responses names, with the `_details` objects."""
     usage = usage or CompletionUsage()
-    extra = usage.model_extra or {}
+    extra = usage.model_extra
     prompt, completion = usage.prompt_tokens, usage.completion_tokens
+    cached = _count(extra.get("prompt_tokens_details"), "cached_tokens") if extra else 0
+    reasoning = _count(extra.get("completion_tokens_details"), "reasoning_tokens") if extra else 0
     return {
         "input_tokens": prompt,
-        "input_tokens_details": {
-            "cached_tokens": _count(extra.get("prompt_tokens_details"), "cached_tokens"),
-            "cache_write_tokens": 0,
-        },
+        "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": 0},
         "output_tokens": completion,
-        "output_tokens_details": {
-            "reasoning_tokens": _count(extra.get("completion_tokens_details"), "reasoning_tokens")
-        },
+        "output_tokens_details": {"reasoning_tokens": reasoning},
         "total_tokens": usage.total_tokens or prompt + completion,
     }
 
@@ -122,22 +122,16 @@ def usage_data(usage: CompletionUsage | None) -> ResponseData:
 def answer_message(data: ResponseData) -> ChatMessage | None:
     """The response's output as one chat assistant message, for the stored conversation."""
     output = data.get("output")
-    items = output if isinstance(output, list) else []
-    text = "".join(
-        str(part.get("text", ""))
-        for item in items
-        if item.get("type") == "message"
-        for part in item.get("content", ())
-    )
-    calls = [
-        {
-            "id": item["call_id"],
-            "type": "function",
-            "function": {"name": item["name"], "arguments": item["arguments"]},
-        }
-        for item in items
-        if item.get("type") == "function_call"
-    ]
+    texts: list[str] = []
+    calls: list[dict[str, object]] = []
+    for item in output if isinstance(output, list) else ():
+        kind = item.get("type")
+        if kind == "message":
+            texts.extend([str(part.get("text", "")) for part in item.get("content", ())])
+        elif kind == "function_call":
+            function = {"name": item["name"], "arguments": item["arguments"]}
+            calls.append({"id": item["call_id"], "type": "function", "function": function})
+    text = "".join(texts)
     if not text and not calls:
         return None
     message: ChatMessage = {"role": "assistant", "content": text or None}
@@ -146,14 +140,12 @@ def answer_message(data: ResponseData) -> ChatMessage | None:
     return message
 
 
-def _text(request: ResponsesRequest) -> object:
-    if request.text is None:
-        return {"format": {"type": "text"}}
-    return request.text.model_dump(by_alias=True, exclude_none=True)
+def _text(text: TextConfig) -> object:
+    return text.model_dump(by_alias=True, exclude_none=True)
 
 
-def _default(value: object, default: object) -> object:
-    return default if value is None else value
+def _tools(tools: Sequence[FunctionTool | OtherTool]) -> list[object]:
+    return [tool.model_dump(by_alias=True, exclude_none=True) for tool in tools]
 
 
 def _count(details: object, name: str) -> int:

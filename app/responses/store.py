@@ -68,6 +68,8 @@ class ResponseStore:
         if answer is not None:
             conversation.append(answer)
         record: dict[str, object] = {
+            # The response goes in as the client got it: serialised once, not once more here.
+            "response": orjson.Fragment(response_json),
             "owner": owner,
             "input_items": input_items(request),
             "conversation": conversation,
@@ -78,8 +80,7 @@ class ResponseStore:
         # takes a while, so that is done off the loop.
         if b'"data:' in data:
             data = await asyncio.to_thread(_encode_record, record, images)
-        # The response goes in as the client got it: serialised once, not once more here.
-        text = (b'{"response":' + response_json + b"," + data[1:]).decode()
+        text = data.decode()
         for digest, uri in images.items():
             if not await self._keep_image(digest, uri):
                 return self._refused(response_id)

@@ -34,6 +34,7 @@ _DROPPED_ITEMS = frozenset({"reasoning"})
 # Request fields that ask for a service no upstream behind the gateway offers: running in the
 # background to be polled, a stored prompt template, a stored conversation.
 _REFUSED_FIELDS = ("background", "prompt", "conversation")
+_TEXT_PARTS = (InputText, OutputText)
 
 
 def to_chat_request(
@@ -44,10 +45,9 @@ def to_chat_request(
     """The chat request the upstream is asked: `instructions` as the first system message,
     then the stored conversation of `previous_response_id` (`history`), then `input` (`turn`,
     when the caller has it already as `input_messages(request)`)."""
-    extra = request.model_extra or {}
-    for name in _REFUSED_FIELDS:
-        if extra.get(name) not in (None, False):
-            raise UnsupportedParameter(f"{name!r} is not supported by this gateway", param=name)
+    extra = request.model_extra
+    if extra:
+        _refuse_services(extra)
     messages: list[ChatMessage] = []
     if request.instructions:
         messages.append({"role": "system", "content": request.instructions})
@@ -64,24 +64,35 @@ def to_chat_request(
         raise validation_error(exc.errors()) from None
 
 
+def _refuse_services(extra: dict[str, object]) -> None:
+    for name in _REFUSED_FIELDS:
+        if extra.get(name) not in (None, False):
+            raise UnsupportedParameter(f"{name!r} is not supported by this gateway", param=name)
+
+
 def _settings(request: ResponsesRequest) -> dict[str, object]:
-    settings: dict[str, object] = {
+    values: dict[str, object] = {
         "max_completion_tokens": request.max_output_tokens,
         "temperature": request.temperature,
         "top_p": request.top_p,
         "user": request.user,
         "metadata": request.metadata,
-        "tools": chat_tools(request),
-        "tool_choice": chat_tool_choice(request),
-        "response_format": response_format(request),
     }
+    settings = {name: value for name, value in values.items() if value is not None}
+    # Most requests set none of these: their translations are not even called then.
+    if request.tools:
+        settings["tools"] = chat_tools(request)
+    if request.tool_choice is not None:
+        settings["tool_choice"] = chat_tool_choice(request)
+    if request.text is not None and (chat_format := response_format(request)) is not None:
+        settings["response_format"] = chat_format
     if request.stream:
         settings["stream"] = True
         settings["stream_options"] = {"include_usage": True}
     # Chat APIs refuse `parallel_tool_calls` without tools.
     if request.tools and request.parallel_tool_calls is not None:
         settings["parallel_tool_calls"] = request.parallel_tool_calls
-    return {name: value for name, value in settings.items() if value is not None}
+    return settings
 
 
 def input_messages(request: ResponsesRequest) -> list[ChatMessage]:
@@ -92,38 +103,42 @@ def input_messages(request: ResponsesRequest) -> list[ChatMessage]:
         return [{"role": "user", "content": request.input}]
     messages: list[ChatMessage] = []
     for i, item in enumerate(request.input):
-        where = f"input[{i}]"
         if isinstance(item, MessageItem):
-            messages.append(_message(item, where))
+            messages.append(_message(item, i))
         elif isinstance(item, FunctionCallItem):
             _add_tool_call(messages, item)
         elif isinstance(item, FunctionCallOutputItem):
-            messages.append(_tool_message(item, where))
+            messages.append(_tool_message(item, i))
         elif isinstance(item, OtherItem) and item.type not in _DROPPED_ITEMS:
             raise UnsupportedParameter(
-                f"input items of type {item.type!r} are not supported", param=where
+                f"input items of type {item.type!r} are not supported", param=f"input[{i}]"
             )
     return messages
 
 
-def _message(item: MessageItem, where: str) -> ChatMessage:
-    if isinstance(item.content, str):
-        return {"role": item.role, "content": item.content}
+# Errors name a part as `input[i].content[j]` (or `.output[j]`); the name is only made then.
+
+
+def _message(item: MessageItem, i: int) -> ChatMessage:
+    content = item.content
+    if isinstance(content, str):
+        return {"role": item.role, "content": content}
     if item.role == "user":
-        parts = [_user_part(part, f"{where}.content[{j}]") for j, part in enumerate(item.content)]
+        parts = [_user_part(part, i, j) for j, part in enumerate(content)]
         return {"role": "user", "content": parts}
-    text = "".join(_text(part, f"{where}.content[{j}]") for j, part in enumerate(item.content))
+    text = "".join([_text(part, i, "content", j) for j, part in enumerate(content)])
     return {"role": item.role, "content": text}
 
 
-def _user_part(part: ContentPart, where: str) -> dict[str, object]:
+def _user_part(part: ContentPart, i: int, j: int) -> dict[str, object]:
     if isinstance(part, InputImage):
-        return {"type": "image_url", "image_url": _image_url(part, where)}
-    return {"type": "text", "text": _text(part, where)}
+        return {"type": "image_url", "image_url": _image_url(part, i, j)}
+    return {"type": "text", "text": _text(part, i, "content", j)}
 
 
-def _image_url(part: InputImage, where: str) -> dict[str, object]:
+def _image_url(part: InputImage, i: int, j: int) -> dict[str, object]:
     if part.image_url is None:
+        where = _where(i, "content", j)
         if part.file_id is not None:
             raise UnsupportedParameter(
                 "images by `file_id` are not supported; send `image_url` (a URL or a data URI)",
@@ -136,16 +151,20 @@ def _image_url(part: InputImage, where: str) -> dict[str, object]:
     return url
 
 
-def _text(part: ContentPart, where: str) -> str:
-    if isinstance(part, InputText | OutputText):
+def _text(part: ContentPart, i: int, field: str, j: int) -> str:
+    if isinstance(part, _TEXT_PARTS):
         return part.text
     if isinstance(part, Refusal):
         return part.refusal
     if isinstance(part, InputImage):
-        raise InvalidRequest("images are only accepted in user messages", param=where)
+        raise InvalidRequest("images are only accepted in user messages", param=_where(i, field, j))
     raise UnsupportedParameter(
-        f"content parts of type {part.type!r} are not supported", param=where
+        f"content parts of type {part.type!r} are not supported", param=_where(i, field, j)
     )
+
+
+def _where(i: int, field: str, j: int) -> str:
+    return f"input[{i}].{field}[{j}]"
 
 
 def _add_tool_call(messages: list[ChatMessage], item: FunctionCallItem) -> None:
@@ -164,11 +183,11 @@ def _add_tool_call(messages: list[ChatMessage], item: FunctionCallItem) -> None:
     calls.append(call)
 
 
-def _tool_message(item: FunctionCallOutputItem, where: str) -> ChatMessage:
+def _tool_message(item: FunctionCallOutputItem, i: int) -> ChatMessage:
     if isinstance(item.output, str):
         output = item.output
     else:
-        output = "".join(_text(p, f"{where}.output[{j}]") for j, p in enumerate(item.output))
+        output = "".join([_text(p, i, "output", j) for j, p in enumerate(item.output)])
     return {"role": "tool", "tool_call_id": item.call_id, "content": output}
 
 

@@ -19,6 +19,10 @@ PNG = (
 )
 
 
+IMAGE = {"type": "input_image", "image_url": "https://example.com/a.png"}
+FILE = {"type": "input_file", "file_id": "file-1"}
+
+
 def chat(**body: Any) -> dict[str, Any]:
     request = parse_request({"model": "m", **body})
     return to_chat_request(request).model_dump(exclude_none=True)
@@ -174,6 +178,48 @@ def test_parts_no_upstream_can_take_are_unsupported_naming_the_part(part: Any, p
         chat(input=[{"role": "user", "content": content}])
     assert caught.value.param == param
     assert caught.value.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("item", "error", "param"),
+    [
+        (
+            {"role": "assistant", "content": [{"type": "output_text", "text": "x"}, IMAGE]},
+            InvalidRequest,
+            "input[1].content[1]",
+        ),
+        (
+            {"role": "system", "content": [{"type": "input_text", "text": "x"}, FILE]},
+            UnsupportedParameter,
+            "input[1].content[1]",
+        ),
+        (
+            {"type": "function_call_output", "call_id": "c1", "output": [IMAGE]},
+            InvalidRequest,
+            "input[1].output[0]",
+        ),
+        (
+            {"role": "user", "content": [FILE, {"type": "input_image"}]},
+            UnsupportedParameter,
+            "input[1].content[0]",
+        ),
+        (
+            {
+                "role": "user",
+                "content": [{"type": "input_text", "text": "x"}, {"type": "input_image"}],
+            },
+            InvalidRequest,
+            "input[1].content[1].image_url",
+        ),
+    ],
+)
+def test_a_part_that_cannot_go_upstream_is_named_by_its_item_and_place(
+    item: dict[str, Any], error: type[Exception], param: str
+) -> None:
+    with pytest.raises(error) as caught:
+        chat(input=[{"role": "user", "content": "first"}, item])
+    assert isinstance(caught.value, InvalidRequest)
+    assert caught.value.param == param
 
 
 def test_built_in_tools_and_unknown_items_are_unsupported() -> None:
