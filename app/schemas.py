@@ -114,17 +114,11 @@ class ChatCompletionRequest(_Wire):
     tool_choice: str | dict[str, object] | None = None
     logprobs: bool | None = None
     top_logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
-    # Large data URIs still in the request body; image URLs hold stand-ins for them.
-    _inline: InlineImages | None = PrivateAttr(default=None)
 
     @property
     def inline(self) -> InlineImages | None:
-        return self._inline
-
-    def keeping(self, inline: InlineImages | None) -> ChatCompletionRequest:
-        """This request, its image URLs' stand-ins read from `inline`."""
-        self._inline = inline
-        return self
+        """Large data URIs still in the request body, whose stand-ins image URLs hold."""
+        return None
 
     @field_validator("stop")
     @classmethod
@@ -160,6 +154,24 @@ class ChatCompletionRequest(_Wire):
                     if isinstance(part, ImageURLPart):
                         found.append((f"messages[{i}].content[{j}].image_url", part))
         return found
+
+
+class InlineChatRequest(ChatCompletionRequest):
+    """A chat request parsed from a body whose large data URIs were left in it: its image
+    URLs hold stand-ins for them, read from `inline`. (A private attribute costs every
+    validation a call, so requests without such URIs are of the plain class.)"""
+
+    _inline: InlineImages = PrivateAttr()
+
+    @property
+    def inline(self) -> InlineImages:
+        return self._inline
+
+    @classmethod
+    def keeping(cls, payload: object, inline: InlineImages) -> InlineChatRequest:
+        request = cls.model_validate(payload)
+        request._inline = inline
+        return request
 
 
 class CompletionUsage(_Wire):

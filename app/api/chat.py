@@ -11,7 +11,7 @@ from app.api.stream import EventStream, chat_body
 from app.errors import GatewayError
 from app.inline import MIN_INLINE_CHARS, InlineImages
 from app.request_shape import RequestShape
-from app.schemas import ChatCompletionRequest
+from app.schemas import ChatCompletionRequest, InlineChatRequest
 from app.validation import validation_error
 
 
@@ -55,7 +55,7 @@ def _parse_skeleton(
     try:
         payload = shape.load(skeleton)
         if inline.only_in_image_urls(payload):
-            return ChatCompletionRequest.model_validate(payload).keeping(inline)
+            return InlineChatRequest.keeping(payload, inline)
     except (GatewayError, ValidationError):
         pass
     return None
