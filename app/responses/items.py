@@ -7,13 +7,12 @@ from collections.abc import Sequence
 from app.errors import InvalidRequest
 from app.responses.ids import new_id
 from app.responses.schemas import (
+    TEXT_PARTS,
     ContentPart,
     FunctionCallItem,
     FunctionCallOutputItem,
     InputImage,
-    InputText,
     MessageItem,
-    OutputText,
     Refusal,
     ResponsesRequest,
 )
@@ -21,7 +20,6 @@ from app.responses.schemas import (
 Item = dict[str, object]
 MAX_PAGE = 100
 DEFAULT_PAGE = 20
-_TEXT_PARTS = (InputText, OutputText)
 
 
 def input_items(request: ResponsesRequest) -> list[Item]:
@@ -49,26 +47,18 @@ def _item(kind: str, item_id: str, fields: Item) -> Item:
 
 
 def _message_item(role: str, content: list[Item], item_id: str | None = None) -> Item:
-    return {
-        "id": item_id or new_id("msg"),
-        "type": "message",
-        "role": role,
-        "content": content,
-        "status": "completed",
-    }
+    return _item("message", item_id or new_id("msg"), {"role": role, "content": content})
 
 
 def _parts(item: MessageItem) -> list[Item]:
     assistant = item.role == "assistant"
     if isinstance(item.content, str):
-        kind = "output_text" if assistant else "input_text"
-        return [_text_part(kind, item.content, assistant)]
+        return [_text_part(item.content, assistant)]
     return _dump(item.content, assistant=assistant)
 
 
 def _dump(parts: Sequence[ContentPart], *, assistant: bool = False) -> list[Item]:
     dumped: list[Item] = []
-    text_kind = "output_text" if assistant else "input_text"
     for part in parts:
         if isinstance(part, InputImage):
             dumped.append(
@@ -78,19 +68,17 @@ def _dump(parts: Sequence[ContentPart], *, assistant: bool = False) -> list[Item
                     "detail": part.detail or "auto",
                 }
             )
-        elif isinstance(part, _TEXT_PARTS):
-            dumped.append(_text_part(text_kind, part.text, assistant))
+        elif isinstance(part, TEXT_PARTS):
+            dumped.append(_text_part(part.text, assistant))
         elif isinstance(part, Refusal):
             dumped.append({"type": "refusal", "refusal": part.refusal})
     return dumped
 
 
-def _text_part(kind: str, text: str, assistant: bool) -> Item:
-    return (
-        {"type": kind, "text": text, "annotations": []}
-        if assistant
-        else {"type": kind, "text": text}
-    )
+def _text_part(text: str, assistant: bool) -> Item:
+    if assistant:
+        return {"type": "output_text", "text": text, "annotations": []}
+    return {"type": "input_text", "text": text}
 
 
 def page(

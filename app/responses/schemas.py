@@ -57,6 +57,9 @@ class InputAudio(_Wire):
     type: Literal["input_audio"]
 
 
+# Either kind of text part (an `input_text` in an assistant message reads as its output).
+TEXT_PARTS = (InputText, OutputText)
+
 ContentPart = Annotated[
     InputText | OutputText | Refusal | InputImage | InputFile | InputAudio,
     Field(discriminator="type"),

@@ -12,15 +12,14 @@ from pydantic import ValidationError
 
 from app.errors import InvalidRequest, UnsupportedParameter
 from app.responses.schemas import (
+    TEXT_PARTS,
     ContentPart,
     FunctionCallItem,
     FunctionCallOutputItem,
     FunctionTool,
     InputImage,
-    InputText,
     MessageItem,
     OtherItem,
-    OutputText,
     Refusal,
     ResponsesRequest,
 )
@@ -34,7 +33,6 @@ _DROPPED_ITEMS = frozenset({"reasoning"})
 # Request fields that ask for a service no upstream behind the gateway offers: running in the
 # background to be polled, a stored prompt template, a stored conversation.
 _REFUSED_FIELDS = ("background", "prompt", "conversation")
-_TEXT_PARTS = (InputText, OutputText)
 
 
 def to_chat_request(
@@ -116,9 +114,6 @@ def input_messages(request: ResponsesRequest) -> list[ChatMessage]:
     return messages
 
 
-# Errors name a part as `input[i].content[j]` (or `.output[j]`); the name is only made then.
-
-
 def _message(item: MessageItem, i: int) -> ChatMessage:
     content = item.content
     if isinstance(content, str):
@@ -152,7 +147,7 @@ def _image_url(part: InputImage, i: int, j: int) -> dict[str, object]:
 
 
 def _text(part: ContentPart, i: int, field: str, j: int) -> str:
-    if isinstance(part, _TEXT_PARTS):
+    if isinstance(part, TEXT_PARTS):
         return part.text
     if isinstance(part, Refusal):
         return part.refusal
@@ -164,6 +159,7 @@ def _text(part: ContentPart, i: int, field: str, j: int) -> str:
 
 
 def _where(i: int, field: str, j: int) -> str:
+    """The `param` naming part `j` of `input[i]`: made only when an error needs it."""
     return f"input[{i}].{field}[{j}]"
 
 
