@@ -20,12 +20,12 @@ import httpx
 import yarl
 
 DEFAULT_TIMEOUT_S = 120.0
-_HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "host"})
+_HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"host"})
 # Upstream bodies are relayed as they come: never ask for them compressed.
 _OWN_DEFAULTS = (
-    ("accept", "*/*"),
-    ("accept-encoding", "identity"),
-    ("user-agent", "vision-gateway"),
+    (b"accept", "accept", "*/*"),
+    (b"accept-encoding", "accept-encoding", "identity"),
+    (b"user-agent", "user-agent", "vision-gateway"),
 )
 _NO_CONTENT_TYPE = ("Content-Type",)
 # A large buffer is handed to the socket this much at a time: the event loop's write buffer
@@ -159,11 +159,17 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             body = _PartsPayload(request.stream)
         else:
             body = await request.aread()  # multipart bodies are built by httpx and sent whole
-        headers = [(k, v) for k, v in request.headers.multi_items() if k not in _HOP_BY_HOP]
+        raw = request.headers.raw
+        names = {name.lower() for name, _ in raw}
+        headers = [
+            (name.decode("latin-1"), value.decode("latin-1"))
+            for name, value in raw
+            if name.lower() not in _HOP_BY_HOP
+        ]
         # aiohttp adds its own User-Agent, Accept and Accept-Encoding (and a Content-Type for
         # a body) unless told otherwise; naming them here keeps its quick path.
-        headers += [(k, v) for k, v in _OWN_DEFAULTS if k not in request.headers]
-        skip = _NO_CONTENT_TYPE if body and "content-type" not in request.headers else None
+        headers += [(name, value) for key, name, value in _OWN_DEFAULTS if key not in names]
+        skip = _NO_CONTENT_TYPE if body and b"content-type" not in names else None
         try:
             response = await self._session_now().request(
                 request.method,
@@ -178,7 +184,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             raise _mapped(exc, connecting=True) from exc
         return httpx.Response(
             response.status,
-            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.raw_headers],
+            headers=response.raw_headers,
             stream=_ResponseStream(response),
             request=request,
         )

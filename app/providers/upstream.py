@@ -28,6 +28,10 @@ from app.transport import BodyParts
 logger = logging.getLogger(__name__)
 
 USER_AGENT = "vision-gateway"
+# Methods whose requests say `Content-Length: 0` when they carry nothing.
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# Distinct header sets kept normalised per upstream (providers use a handful).
+_MAX_HEADER_SETS = 32
 
 
 @contextmanager
@@ -116,6 +120,7 @@ class UpstreamAPI:
         self._extensions = {"timeout": timeout.as_dict()}
         self.max_reply_bytes = max_reply_bytes
         self.max_event_bytes = max_event_bytes
+        self._header_sets: dict[tuple[bool, tuple[tuple[str, str], ...]], httpx.Headers] = {}
 
     @classmethod
     def for_entry(
@@ -152,24 +157,44 @@ class UpstreamAPI:
     ) -> httpx.Request:
         """A request to this upstream; `authenticated=False` leaves the API key out (for
         presigned storage URLs, which carry their own authorisation)."""
-        base = self.headers if authenticated else {"User-Agent": USER_AGENT}
-        if isinstance(content, BodyParts):  # sent as it is, in pieces
-            length = {"Content-Length": str(content.size)}
+        if files is not None:  # multipart: httpx builds the body and its headers
+            base = self.headers if authenticated else {"User-Agent": USER_AGENT}
             return httpx.Request(
                 method,
                 url,
-                stream=content,
-                headers={**base, **headers, **length} if headers else {**base, **length},
+                files=files,
+                headers={**base, **(headers or {})},
                 extensions=self._extensions,
             )
-        return httpx.Request(
+        sized = httpx.Headers(self._fixed_headers(authenticated, headers))
+        if isinstance(content, BodyParts):  # sent as it is, in pieces
+            sized["Content-Length"] = str(content.size)
+            return httpx.Request(
+                method, url, stream=content, headers=sized, extensions=self._extensions
+            )
+        if content is not None or method in _BODY_METHODS:
+            sized["Content-Length"] = str(len(content or b""))
+        request = httpx.Request(
             method,
             url,
-            content=content,
-            files=files,
-            headers={**base, **headers} if headers else base,
+            stream=httpx.ByteStream(content or b""),
+            headers=sized,
             extensions=self._extensions,
         )
+        request.read()  # `content` is the body itself: readable, and never copied
+        return request
+
+    def _fixed_headers(self, authenticated: bool, extra: dict[str, str] | None) -> httpx.Headers:
+        """The headers every request of one kind carries, checked and normalised once (the
+        kinds are a provider's few fixed sets; a request adds only its length)."""
+        key = (authenticated, tuple(extra.items()) if extra else ())
+        found = self._header_sets.get(key)
+        if found is None:
+            base = self.headers if authenticated else {"User-Agent": USER_AGENT}
+            found = httpx.Headers({**base, **extra} if extra else base)
+            if len(self._header_sets) < _MAX_HEADER_SETS:
+                self._header_sets[key] = found
+        return found
 
     async def send(self, request: httpx.Request) -> httpx.Response:
         """Send and read a request; non-2xx statuses raise the gateway's errors."""
