@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 FAMILY_SUFFIX = "/*"
 
@@ -13,15 +13,13 @@ class ModelPattern:
     part after the prefix is the variant (the upstream's model, or VLM Run's domain)."""
 
     text: str
+    is_family: bool = field(init=False, compare=False)
+    prefix: str = field(init=False, compare=False)  # `aimlapi/` for `aimlapi/*`, else the name
 
-    @property
-    def is_family(self) -> bool:
-        return self.text.endswith(FAMILY_SUFFIX)
-
-    @property
-    def prefix(self) -> str:
-        """`aimlapi/` for `aimlapi/*`; the whole name for an exact one."""
-        return self.text[:-1] if self.is_family else self.text
+    def __post_init__(self) -> None:
+        family = self.text.endswith(FAMILY_SUFFIX)
+        object.__setattr__(self, "is_family", family)
+        object.__setattr__(self, "prefix", self.text[:-1] if family else self.text)
 
     def matches(self, model: str) -> bool:
         if not self.is_family:
@@ -36,9 +34,3 @@ class ModelPattern:
         """The model id of one variant of a family: `aimlapi/` + `gpt-4o`."""
         return self.prefix + variant if self.is_family else self.text
 
-
-def most_specific(patterns: list[ModelPattern], model: str) -> ModelPattern | None:
-    """The pattern that routes `model`: an exact name beats a family, a longer prefix a
-    shorter one."""
-    found = [pattern for pattern in patterns if pattern.matches(model)]
-    return max(found, key=lambda p: (not p.is_family, len(p.prefix))) if found else None

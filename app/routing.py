@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from app.config import ConfigError, GatewayConfig, ModelEntry
 from app.errors import ModelNotFound
 from app.limits import Limit
-from app.names import ModelPattern, most_specific
+from app.names import ModelPattern
 from app.providers import PROVIDER_KINDS, ProviderKinds, provider_type
 from app.providers.base import Provider, ProviderContext
 from app.quoting import shortened
@@ -106,7 +106,11 @@ class Router:
             for name in group.fallbacks:
                 if name not in self._groups:
                     raise ConfigError(f"model {group.name!r}: fallback {name!r} is not configured")
-        self._families = [g.pattern for g in self._groups.values() if g.pattern.is_family]
+        # The most specific family first: a longer prefix beats a shorter one.
+        families = [g for g in self._groups.values() if g.pattern.is_family]
+        self._families = sorted(
+            ((g.pattern.prefix, g) for g in families), key=lambda found: -len(found[0])
+        )
 
     def served(self) -> list[Group]:
         """Groups that can answer, in config order."""
@@ -116,8 +120,10 @@ class Router:
         group = self._groups.get(model)
         if group is not None and not group.pattern.is_family:
             return group
-        pattern = most_specific(self._families, model)
-        return self._groups[pattern.text] if pattern else None
+        for prefix, family in self._families:
+            if len(model) > len(prefix) and model.startswith(prefix):
+                return family
+        return None
 
     def resolve(self, model: str) -> list[Attempt]:
         """The deployments to try for `model`, in order: its group, then its fallbacks."""
