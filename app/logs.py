@@ -64,6 +64,10 @@ class ScrubbingFilter(logging.Filter):
 
 def configure_logging(log_format: str, secrets: Iterable[str], level: str | None = None) -> None:
     """Send every logger's records, uvicorn's included, through one scrubbing handler."""
+    # No line names its thread, process or source line: the logging module need not look
+    # them up for every record (its documented optimisation flags).
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    logging._srcfile = None
     handler = logging.StreamHandler(sys.stderr)
     handler.set_name(_HANDLER_NAME)
     if log_format == "json":

@@ -33,4 +33,3 @@ class ModelPattern:
     def member(self, variant: str) -> str:
         """The model id of one variant of a family: `aimlapi/` + `gpt-4o`."""
         return self.prefix + variant if self.is_family else self.text
-
