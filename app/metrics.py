@@ -7,6 +7,7 @@ the endpoint's pattern (`unmatched` for unknown paths)."""
 from __future__ import annotations
 
 import os
+from typing import TypeVar
 
 from prometheus_client import (
     CollectorRegistry,
@@ -16,6 +17,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.metrics import MetricWrapperBase
 
 from app.record import RequestRecord
 
@@ -27,10 +29,13 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _OVERHEAD_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1)
 
+M = TypeVar("M", bound=MetricWrapperBase)
+
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = registry = CollectorRegistry(auto_describe=True)
+        self._children: dict[tuple[MetricWrapperBase, tuple[str, ...]], MetricWrapperBase] = {}
         self.http_requests = Counter(
             "gateway_http_requests",
             "Every HTTP request, by endpoint pattern, method and status.",
@@ -151,27 +156,39 @@ class Metrics:
         if MULTIPROCESS_ENV in os.environ:
             multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
+    def child(self, metric: M, *values: str) -> M:
+        """`metric.labels(*values)`, kept: every request counts in a few children, and
+        `labels` checks and converts its values on each call. The values are bounded (see
+        above), and a child lives as long as its metric anyway."""
+        key = (metric, values)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*values)
+        return found  # type: ignore[return-value]
+
     def observe(self, record: RequestRecord) -> None:
         """Count a finished request from its record."""
+        child = self.child
         method = record.method if record.method in _METHODS else "other"
-        self.http_requests.labels(record.route, method, str(record.status)).inc()
+        child(self.http_requests, record.route, method, str(record.status)).inc()
         if record.status >= 400:
-            self.errors.labels(record.api or "none", record.error_code or "none").inc()
+            child(self.errors, record.api or "none", record.error_code or "none").inc()
         if record.api is None:
             return
         api, model, provider, key = record.api, record.model_label, record.provider, record.key
-        self.requests.labels(api, model, provider, key, str(record.status), record.outcome).inc()
+        status = str(record.status)
+        child(self.requests, api, model, provider, key, status, record.outcome).inc()
         stream = "true" if record.stream else "false"
-        self.duration.labels(api, model, provider, stream).observe(record.duration_s())
+        child(self.duration, api, model, provider, stream).observe(record.duration_s())
         if record.first_token_s is not None:
-            self.first_token.labels(api, model, provider).observe(record.first_token_s)
+            child(self.first_token, api, model, provider).observe(record.first_token_s)
         if not record.stream and record.status == 200:
-            self.overhead.labels(api, model, provider).observe(record.overhead_ms() / 1000)
+            child(self.overhead, api, model, provider).observe(record.overhead_ms() / 1000)
         if record.image_count:
-            self.images.labels(model, provider, key).inc(record.image_count)
+            child(self.images, model, provider, key).inc(record.image_count)
         usage = record.usage
         if usage is not None:
-            self.tokens.labels(model, provider, key, "prompt").inc(usage.prompt_tokens)
-            self.tokens.labels(model, provider, key, "completion").inc(usage.completion_tokens)
+            child(self.tokens, model, provider, key, "prompt").inc(usage.prompt_tokens)
+            child(self.tokens, model, provider, key, "completion").inc(usage.completion_tokens)
             if usage.credits is not None:
-                self.credits.labels(model, provider, key).inc(usage.credits)
+                child(self.credits, model, provider, key).inc(usage.credits)

@@ -77,7 +77,8 @@ class Front:
         endpoint = match.endpoint
         record.api = endpoint.api
         if endpoint.api is not None:
-            self.gateway.metrics.in_flight.labels(endpoint.api).inc()
+            metrics = self.gateway.metrics
+            metrics.child(metrics.in_flight, endpoint.api).inc()
         gateway = self.gateway
         key = gateway.authenticate(Headers(scope=scope)) if endpoint.needs_key else None
         if key is not None:
@@ -101,7 +102,7 @@ class Front:
         record.ended = time.perf_counter()
         metrics = self.gateway.metrics
         if record.api is not None:
-            metrics.in_flight.labels(record.api).dec()
+            metrics.child(metrics.in_flight, record.api).dec()
         metrics.observe(record)
         log_record(record)
 
