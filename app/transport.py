@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import zlib
 from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
@@ -31,6 +32,13 @@ _NO_CONTENT_TYPE = ("Content-Type",)
 # A large buffer is handed to the socket this much at a time: the event loop's write buffer
 # never holds more than about this of it, and never a copy of the rest.
 WRITE_WINDOW = 256 * 1024
+# A compressed reply is unpacked this much at a time, and lets other tasks run after each
+# `UNPACK_SLICE` of it.
+UNPACK_WINDOW = 64 * 1024
+UNPACK_SLICE = 1024 * 1024
+_GZIP_OR_ZLIB = 32 + zlib.MAX_WBITS  # either header, told apart by zlib
+_UNPACKED = frozenset({b"gzip", b"x-gzip", b"deflate"})
+_PACKED_BODY_HEADERS = frozenset({b"content-encoding", b"content-length"})
 
 
 class BodyParts(httpx.SyncByteStream, httpx.AsyncByteStream):
@@ -110,14 +118,49 @@ def _mapped(exc: BaseException, *, connecting: bool) -> httpx.TransportError:
     return httpx.ReadError(str(exc) or type(exc).__name__)
 
 
+class _Unpacker:
+    """A gzip or zlib body undone a window at a time: one small packet of a compression bomb
+    never becomes hundreds of MB at once, and whoever counts the bytes (the reply and event
+    caps) sees them a window at a time."""
+
+    def __init__(self) -> None:
+        self._inflate = zlib.decompressobj(_GZIP_OR_ZLIB)
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        try:
+            while data:
+                piece = self._inflate.decompress(data, UNPACK_WINDOW)
+                data = self._inflate.unconsumed_tail
+                if piece:
+                    yield piece
+        except zlib.error:
+            raise httpx.RemoteProtocolError("the compressed reply is malformed") from None
+
+    def check_ended(self) -> None:
+        if not self._inflate.eof:
+            raise httpx.RemoteProtocolError("the compressed reply ended early")
+
+
 class _ResponseStream(httpx.AsyncByteStream):
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
+    def __init__(self, response: aiohttp.ClientResponse, unpacker: _Unpacker | None) -> None:
         self._response = response
+        self._unpacker = unpacker
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         try:
+            if self._unpacker is None:
+                async for chunk in self._response.content.iter_any():
+                    yield chunk
+                return
+            unpacked = 0
             async for chunk in self._response.content.iter_any():
-                yield chunk
+                for piece in self._unpacker.feed(chunk):
+                    yield piece
+                    unpacked += len(piece)
+                    if unpacked >= UNPACK_SLICE:  # let the rest of the loop run meanwhile
+                        unpacked = 0
+                        await asyncio.sleep(0)
+            self._unpacker.check_ended()
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise _mapped(exc, connecting=False) from exc
 
@@ -128,6 +171,27 @@ class _ResponseStream(httpx.AsyncByteStream):
             self._response.release()
         else:
             self._response.close()
+
+
+def _unpacked(
+    response: aiohttp.ClientResponse,
+) -> tuple[list[tuple[bytes, bytes]], _Unpacker | None]:
+    """The reply's headers as its body will be read, and what undoes its compression.
+
+    The gateway asks for uncompressed replies; one compressed anyway with gzip or zlib is
+    unpacked here a window at a time (and loses the headers that described the packed
+    body). Any other coding is refused: nothing here can unpack it safely."""
+    raw = response.raw_headers
+    codings = [v.strip().lower() for k, v in raw if k.lower() == b"content-encoding"]
+    codings = [c for c in codings if c not in (b"", b"identity")]
+    if not codings:
+        return list(raw), None
+    if codings[0] not in _UNPACKED or len(codings) > 1 or b"," in codings[0]:
+        response.close()
+        named = b", ".join(codings).decode("latin-1")
+        raise httpx.RemoteProtocolError(f"the reply is encoded with {named[:40]!r}")
+    kept = [(k, v) for k, v in raw if k.lower() not in _PACKED_BODY_HEADERS]
+    return kept, _Unpacker()
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
@@ -182,10 +246,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             )
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise _mapped(exc, connecting=True) from exc
+        kept, unpacker = _unpacked(response)
         return httpx.Response(
             response.status,
-            headers=response.raw_headers,
-            stream=_ResponseStream(response),
+            headers=kept,
+            stream=_ResponseStream(response, unpacker),
             request=request,
         )
 

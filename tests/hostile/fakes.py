@@ -12,6 +12,7 @@ import io
 import json
 import os
 import threading
+import zlib
 from collections.abc import AsyncIterator
 from urllib.parse import quote
 
@@ -25,6 +26,21 @@ MB = 1024 * 1024
 # Past any sensible cap, and past the RSS bound, yet a failing run still ends.
 ENDLESS_BYTES = 300 * MB
 SLOW_IMAGE_S = 6.0
+
+
+def _bomb(head: bytes, filler: bytes, size: int) -> bytes:
+    """`head` then `filler` repeated to `size` bytes, gzipped: about a thousandth of `size`."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    piece = filler * (MB // len(filler))
+    pieces = [packer.compress(head)]
+    pieces += [packer.compress(piece) for _ in range(size // len(piece))]
+    return b"".join([*pieces, packer.flush()])
+
+
+# Replies a few hundred KB long on the wire that unpack to `ENDLESS_BYTES`: a JSON body, and
+# an event stream whose first event never ends.
+JSON_BOMB = _bomb(b'{"id": "x", "object": "chat.completion", "choices": "', b"a", ENDLESS_BYTES)
+EVENT_BOMB = _bomb(b"", b"data: " + b"a" * 1000 + b"\n", ENDLESS_BYTES)
 
 
 def png(width: int = 16, height: int = 16, *, noise: bool = False) -> bytes:
@@ -54,6 +70,8 @@ class HostileUpstream:
     - `/endless-body`: a JSON reply that goes on and on;
     - `/endless-line`: an event stream whose first line never ends;
     - `/endless-event`: an event stream whose first event never ends (data lines, no blank);
+    - `/gzip-body`, `/gzip-event`: the same as a gzip bomb, a few hundred KB that unpack to
+      hundreds of MB (sent although the gateway asks for uncompressed replies);
     - `/echo-key`: a 400 whose message echoes the caller's key upper-cased, base64- and
       URL-encoded;
     - `/predictionguard`: a Prediction Guard chat endpoint that counts its calls;
@@ -75,6 +93,8 @@ class HostileUpstream:
                 Route("/endless-body/v1/chat/completions", self._body, methods=["POST"]),
                 Route("/endless-line/v1/chat/completions", self._line, methods=["POST"]),
                 Route("/endless-event/v1/chat/completions", self._event, methods=["POST"]),
+                Route("/gzip-body/v1/chat/completions", self._gzip_body, methods=["POST"]),
+                Route("/gzip-event/v1/chat/completions", self._gzip_event, methods=["POST"]),
                 Route("/echo-key/v1/chat/completions", self._echo_key, methods=["POST"]),
                 Route("/predictionguard/chat/completions", self._counted, methods=["POST"]),
                 Route("/images/slow/{name}", self._slow_image, methods=["GET"]),
@@ -106,6 +126,12 @@ class HostileUpstream:
     async def _event(self, _: Request) -> Response:
         line = b"data: " + b"a" * 1000 + b"\n"
         return StreamingResponse(_endless(b"", line * 1000), media_type="text/event-stream")
+
+    async def _gzip_body(self, _: Request) -> Response:
+        return _gzipped(JSON_BOMB, "application/json")
+
+    async def _gzip_event(self, _: Request) -> Response:
+        return _gzipped(EVENT_BOMB, "text/event-stream")
 
     async def _echo_key(self, request: Request) -> Response:
         key = request.headers.get("authorization", "").removeprefix("Bearer ")
@@ -153,3 +179,7 @@ class HostileUpstream:
         if found is None:
             return Response(b"no such image", status_code=404)
         return Response(found[0], media_type=found[1])
+
+
+def _gzipped(body: bytes, media_type: str) -> Response:
+    return Response(body, media_type=media_type, headers={"Content-Encoding": "gzip"})

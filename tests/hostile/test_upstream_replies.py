@@ -25,23 +25,24 @@ def gateway(gateways: Gateways, hostile_upstream: HostileUpstream) -> GatewayPro
             "retries": 0,
             "timeout_s": 30,
         }
-        for prefix in ("endless-body", "endless-line", "endless-event")
+        for prefix in ("endless-body", "endless-line", "endless-event", "gzip-body", "gzip-event")
     ]
     return gateways.start(gateway_config(models))
 
 
-def test_a_reply_body_that_never_ends_is_a_502(gateway: GatewayProcess) -> None:
+@pytest.mark.parametrize("model", ["endless-body", "gzip-body"])
+def test_a_reply_body_that_never_ends_is_a_502(gateway: GatewayProcess, model: str) -> None:
     with Watch(gateway):
         reply = httpx.post(
             f"{gateway.url}/v1/chat/completions",
-            json={"model": "endless-body", "messages": PROMPT},
+            json={"model": model, "messages": PROMPT},
             timeout=30,
         )
     assert reply.status_code == 502, reply.text[:200]
     assert reply.json()["error"]["code"] == "upstream_failed"
 
 
-@pytest.mark.parametrize("model", ["endless-line", "endless-event"])
+@pytest.mark.parametrize("model", ["endless-line", "endless-event", "gzip-event"])
 def test_a_stream_event_that_never_ends_fails_the_stream(
     gateway: GatewayProcess, model: str
 ) -> None:

@@ -12,6 +12,7 @@ import json
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -58,6 +59,9 @@ class Reply:
     usage: tuple[int, int] | None = (12, 7)  # prompt and completion tokens; None: not sent
     tool_calls: list[ToolCall] | None = None  # asked for after the text (if any)
     finish_reason: str | None = None  # None: `tool_calls` when there are some, else `stop`
+    # Compress the reply although nobody asked: `gzip` or `deflate` (each stream event
+    # flushed), or a coding the fake can't make, sent with the body as it is (`br`).
+    encoding: str | None = None
 
     @property
     def finish(self) -> str:
@@ -171,13 +175,18 @@ class FakeUpstream:
             return JSONResponse(
                 self._error_body(status, message), status_code=status, headers=reply.headers
             )
+        headers = {**reply.headers, "Content-Encoding": reply.encoding} if reply.encoding else None
         if body.get("stream"):
             return StreamingResponse(
-                self._events(record, reply),
+                _packed(self._events(record, reply), reply.encoding),
                 status_code=status,
-                headers=reply.headers,
+                headers=headers or reply.headers,
                 media_type="text/event-stream",
             )
+        if reply.encoding:
+            completion = json.dumps(_completion(record, reply)).encode()
+            packed = b"".join([p async for p in _packed(_one(completion), reply.encoding)])
+            return Response(packed, status, headers, media_type="application/json")
         return JSONResponse(_completion(record, reply), status_code=status, headers=reply.headers)
 
     async def _image(self, request: Request) -> Response:
@@ -228,6 +237,23 @@ class FakeUpstream:
             record.cancelled_at = time.monotonic()
             record.stream_cancelled.set()
             raise
+
+
+async def _one(body: bytes) -> AsyncIterator[bytes]:
+    yield body
+
+
+async def _packed(pieces: AsyncIterator[bytes], encoding: str | None) -> AsyncIterator[bytes]:
+    """`pieces` compressed with `encoding` (gzip or zlib's deflate), each flushed as it goes;
+    as they are for any other coding."""
+    if encoding not in ("gzip", "deflate"):
+        async for piece in pieces:
+            yield piece
+        return
+    packer = zlib.compressobj(6, zlib.DEFLATED, 31 if encoding == "gzip" else zlib.MAX_WBITS)
+    async for piece in pieces:
+        yield packer.compress(piece) + packer.flush(zlib.Z_SYNC_FLUSH)
+    yield packer.flush()
 
 
 class _Stream:
