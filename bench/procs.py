@@ -281,6 +281,24 @@ async def start_mock(root: Path, log: Path) -> Service:
     return service
 
 
+async def start_relay(root: Path, log: Path, target: Service) -> Service:
+    """A bare TCP relay (`bench/relay.py`) to `target`, on a free port; `/health` is the
+    target's, through it."""
+    port = free_port()
+    args = [
+        sys.executable,
+        "-m",
+        "bench.relay",
+        "--port",
+        str(port),
+        "--target-port",
+        str(target.port),
+    ]
+    service = Service("bare relay", spawn(args, log, root), port, log)
+    await service.wait_healthy()
+    return service
+
+
 async def start_gateway(root: Path, config: Path, log: Path, workers: int = 1) -> Service:
     """`python -m app` with `workers` workers (one by default), on a free port, once
     `GET /health` answers and every worker has started."""

@@ -44,6 +44,9 @@ def figures(result: ScenarioResult) -> Figures:
         found["ttft_p99_ratio"] = ratio(gateway.ttft_p99_ms, direct.ttft_p99_ms)
         if gateway.ttft_p50_ms is not None and direct.ttft_p50_ms is not None:
             found["ttft_p50_added_ms"] = gateway.ttft_p50_ms - direct.ttft_p50_ms
+        relay = result.relay
+        if relay is not None and relay.ttft_p50_ms is not None and direct.ttft_p50_ms is not None:
+            found["relay_ttft_p50_added_ms"] = relay.ttft_p50_ms - direct.ttft_p50_ms
     for window, health in (("idle", gateway.health_idle), ("loaded", gateway.health_loaded)):
         if health is not None:
             found[f"health_{window}_p50_ms"] = health.p50_ms
@@ -200,6 +203,9 @@ def scenario_table(index: int, result: ScenarioResult, found: Figures) -> list[s
         lines.append(_row("gateway CPU us/chunk", "-", _fmt(found["gateway_cpu_us_per_chunk"], 1)))
     if "ttft_p50_added_ms" in found:
         lines.append(_row("TTFT p50 added ms", "", _fmt(found["ttft_p50_added_ms"], 3)))
+    if "relay_ttft_p50_added_ms" in found:
+        added = found["relay_ttft_p50_added_ms"]
+        lines.append(_row("  by a bare TCP relay", "", _fmt(added, 3)))
     lines.append(_row("gateway peak RSS MB", "-", _fmt(found["gateway_peak_rss_mb"], 1)))
     for window, health in (("idle", gateway.health_idle), ("loaded", gateway.health_loaded)):
         if health is not None:
@@ -279,6 +285,7 @@ def _result_json(result: Result) -> dict[str, object]:
         **dataclasses.asdict(result.scenario),
         "direct": _measurement_json(result.direct),
         "gateway": _measurement_json(result.gateway),
+        "relay": _measurement_json(result.relay) if result.relay else None,
         "figures": figures(result),
         "profile": [
             {"self_percent": own, "total_percent": total, "function": name}

@@ -16,6 +16,7 @@ from bench.procs import (
     machine_busy_seconds,
     own_cpu_seconds,
     start_gateway,
+    start_relay,
 )
 from bench.profile import Profiler
 from bench.scenarios import Requests, Scenario
@@ -88,6 +89,7 @@ class ScenarioResult:
     direct: Measurement
     gateway: Measurement
     profile: list[tuple[float, float, str]] | None = None
+    relay: Measurement | None = None  # a bare TCP relay to the mock, with `relay_floor`
 
 
 async def _check(scenario: Scenario, port: int, requests: Requests, target: str) -> str | None:
@@ -212,14 +214,16 @@ async def measure(
     *,
     name: str | None = None,
     strict: bool = True,
+    transparent: bool = False,
 ) -> Measurement:
     """Check, warm up, then measure `scenario` against `target` (None: the mock directly).
 
-    `target` gets what the gateway gets (its model names). A wrong answer to the check request
-    raises, unless not `strict`: then it is recorded in the measurement, which goes on."""
+    `target` gets what the gateway gets (its model names), unless it is `transparent` (a
+    relay to the mock): then what the mock gets. A wrong answer to the check request raises,
+    unless not `strict`: then it is recorded in the measurement, which goes on."""
     port = target.port if target else mock.port
-    gateway = target is not None
-    name = name or ("gateway" if gateway else "direct")
+    gateway = target is not None and not transparent
+    name = name or ("gateway" if gateway else "relay" if target else "direct")
     requests = scenario.requests(HOST, port, through_gateway=gateway)
     driver = "asyncio" if scenario.stream or scenario.varies else settings.driver
     duration = min(scenario.duration_s or settings.duration_s, settings.duration_s)
@@ -277,7 +281,17 @@ async def run_through_gateway(
         top = profiler.finish() if profiler is not None else None
     finally:
         gateway.stop()
-    return ScenarioResult(scenario, direct, through, top)
+    relay = await measure_relay(scenario, settings, mock) if scenario.relay_floor else None
+    return ScenarioResult(scenario, direct, through, top, relay)
+
+
+async def measure_relay(scenario: Scenario, settings: Settings, mock: Service) -> Measurement:
+    """`scenario` through a bare TCP relay to the mock: the cost of one more hop alone."""
+    relay = await start_relay(settings.root, settings.work / f"relay-{scenario.key}.log", mock)
+    try:
+        return await measure(scenario, settings, mock, relay, transparent=True)
+    finally:
+        relay.stop()
 
 
 def default_driver(requested: str) -> str:

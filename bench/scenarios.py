@@ -57,6 +57,7 @@ class Scenario:
     api: Literal["chat", "responses"] = "chat"  # the gateway's API; directly, always chat
     in_default_run: bool = True
     api_key: str | None = None  # the gateway key sent through the gateway
+    relay_floor: bool = False  # also measure a bare TCP relay to the mock (`bench/relay.py`)
 
     def headers(self, *, through_gateway: bool) -> dict[str, str]:
         if self.api_key is None or not through_gateway:
@@ -163,6 +164,7 @@ SCENARIOS: tuple[Scenario | Special, ...] = (
         True,
         20,
         delay_ms=5,
+        relay_floor=True,
     ),
     Scenario(
         "image-downsize",
