@@ -3,12 +3,15 @@
 Reading a header tells an image's type and size, not whether the rest of the file followed:
 a truncated upload, or a bare JPEG header claiming 2000x2000, reads just as well. Each format
 says where a whole file ends: a JPEG's end-of-image marker after its scan data, a PNG's
-`IEND` chunk (found by walking the chunks' lengths), a GIF's trailer, a WEBP's RIFF size.
+`IEND` chunk (found by walking the chunks' lengths), a GIF's trailer (found by walking its
+blocks), a WEBP's RIFF size. Bytes after that end are allowed, as decoders allow them.
 `ImageEnd` looks for it in the bytes as they stream past, so a data URI scanned a window at
 a time is never held whole for it.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from app.errors import ImageError
 
@@ -16,7 +19,9 @@ _JPEG_START, _JPEG_END, _START_OF_SCAN = b"\xff\xd8", b"\xff\xd9", 0xDA
 _PNG_START, _PNG_END = b"\x89PNG\r\n\x1a\n", b"IEND"
 _PNG_CHUNK_HEADER, _PNG_CHUNK_EXTRA = 8, 12  # length and type; those and the CRC
 _PNG_MAX_CHUNK = 2**31 - 1
-_GIF_END = b"\x00;"  # the last block's terminator, then the trailer
+_GIF_SCREEN = 13  # signature, version and logical screen descriptor
+_GIF_EXTENSION, _GIF_IMAGE, _GIF_TRAILER = 0x21, 0x2C, 0x3B
+_GIF_DESCRIPTOR = 9  # an image descriptor after its introducer
 _MARKERS_WITHOUT_LENGTH = frozenset({0x01, 0xD8, *range(0xD0, 0xD8)})
 # Enough for any header worth the name; a JPEG's beyond it is searched for its end from there.
 HEAD_BYTES = 64 * 1024
@@ -33,8 +38,7 @@ class ImageEnd:
         self._after = 0
         self._found = False
         self._carry = b""  # the previous piece's last bytes: a marker may span two pieces
-        self._last = b""  # what the last bytes must be
-        self._tail = b""
+        self._gif: _GifBlocks | None = None
         self._riff_size = -1
         self._png_next = -1  # where the next PNG chunk starts
         self._png_header = b""  # a chunk header split between two pieces, so far
@@ -54,8 +58,8 @@ class ImageEnd:
             return 0 <= self._png_end <= self._size
         if self._marker:
             return self._found
-        if self._last:
-            return self._tail == self._last
+        if self._gif is not None:
+            return self._gif.ended
         return self._riff_size < 0 or self._size >= self._riff_size + 8
 
     def check(self) -> None:
@@ -72,7 +76,7 @@ class ImageEnd:
         elif head.startswith(_PNG_START):
             self._png_next = len(_PNG_START)
         elif head[:4] == b"GIF8":
-            self._last = _GIF_END
+            self._gif = _GifBlocks()
         elif head[:4] == b"RIFF" and head[8:12] == b"WEBP":
             self._riff_size = int.from_bytes(head[4:8], "little")
         self._scan(head)
@@ -82,8 +86,8 @@ class ImageEnd:
             self._walk_png(piece)
         if self._marker and not self._found:
             self._found = self._find_marker(piece)
-        self._tail = piece[-len(_GIF_END) :] if len(piece) >= len(_GIF_END) else self._tail + piece
-        self._tail = self._tail[-len(_GIF_END) :]
+        if self._gif is not None:
+            self._gif.feed(piece)
         self._size += len(piece)
 
     def _find_marker(self, piece: bytes) -> bool:
@@ -117,6 +121,69 @@ class ImageEnd:
                 self._png_end = self._png_next + _PNG_CHUNK_EXTRA + length
                 return
             self._png_next += _PNG_CHUNK_EXTRA + length
+
+
+class _GifBlocks:
+    """A GIF's blocks followed to its trailer: the screen descriptor and colour table, then
+    extensions and images, each ending with its run of sub-blocks. Each step wants a few
+    bytes (`_want`) after skipping some (`_skip`); fields split between pieces are put
+    together from both."""
+
+    def __init__(self) -> None:
+        self.ended = False
+        self._broken = False
+        self._skip = 0
+        self._want = _GIF_SCREEN
+        self._have = b""
+        self._step: Callable[[bytes], None] = self._screen
+
+    def feed(self, piece: bytes) -> None:
+        at, size = 0, len(piece)
+        while not (self.ended or self._broken):
+            if self._skip:
+                taken = min(self._skip, size - at)
+                at += taken
+                self._skip -= taken
+                if self._skip:
+                    return
+            need = self._want - len(self._have)
+            self._have += piece[at : at + need]
+            at += need
+            if len(self._have) < self._want:
+                return
+            field, self._have = self._have, b""
+            self._step(field)
+
+    def _next(self, step: Callable[[bytes], None], want: int = 1, skip: int = 0) -> None:
+        self._step, self._want, self._skip = step, want, skip
+
+    def _screen(self, field: bytes) -> None:
+        self._next(self._block, skip=_colour_table(field[10]))
+
+    def _block(self, field: bytes) -> None:
+        if field[0] == _GIF_TRAILER:
+            self.ended = True
+        elif field[0] == _GIF_EXTENSION:
+            self._next(self._sub_blocks, skip=1)  # the extension's label
+        elif field[0] == _GIF_IMAGE:
+            self._next(self._descriptor, _GIF_DESCRIPTOR)
+        else:
+            self._broken = True  # not a GIF block: never whole
+
+    def _descriptor(self, field: bytes) -> None:
+        # The local colour table, then the LZW code size, then the image's sub-blocks.
+        self._next(self._sub_blocks, skip=_colour_table(field[8]) + 1)
+
+    def _sub_blocks(self, field: bytes) -> None:
+        if field[0]:
+            self._next(self._sub_blocks, skip=field[0])
+        else:
+            self._next(self._block)
+
+
+def _colour_table(packed: int) -> int:
+    """The bytes of the colour table a GIF's packed field announces (none without its flag)."""
+    return 3 << ((packed & 0x07) + 1) if packed & 0x80 else 0
 
 
 def check_whole(data: bytes) -> None:

@@ -91,3 +91,33 @@ def test_a_png_is_whole_by_its_chunks_not_by_bytes_that_look_like_its_end() -> N
     )
     corrupt = data[:8] + b"\xff\xff\xff\xff" + data[12:]
     assert not whole_in_pieces(corrupt, 5)
+
+
+def animated_gif(frames: int = 3) -> bytes:
+    images = [Image.effect_noise((40, 30), 32 * (i + 1)).convert("P") for i in range(frames)]
+    out = io.BytesIO()
+    images[0].save(out, "GIF", save_all=True, append_images=images[1:], duration=50, loop=0)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("piece", [1, 5, 255, 1 << 20])
+def test_a_gif_is_whole_by_its_blocks_with_bytes_after_its_trailer_allowed(piece: int) -> None:
+    data = animated_gif()
+    assert getattr(Image.open(io.BytesIO(data)), "n_frames", 1) == 3  # and their extensions
+    assert whole_in_pieces(data, piece)
+    assert whole_in_pieces(data + b"\x00padding written after the trailer", piece)
+
+
+@pytest.mark.parametrize("keep", [0.3, 0.6, 0.95])
+def test_a_gif_cut_short_is_not_whole_even_when_it_ends_like_one(keep: float) -> None:
+    data = animated_gif()
+    cut = data[: int(len(data) * keep)] + b"\x00;"  # a block terminator and a trailer
+    assert not whole_in_pieces(cut, 7)
+    with pytest.raises(ImageError, match="truncated"):
+        check_whole(cut)
+
+
+def test_a_gif_with_a_block_that_is_no_gif_block_is_not_whole() -> None:
+    data = animated_gif(1)
+    trailer = len(data) - 1
+    assert not whole_in_pieces(data[:trailer] + b"\x99" + data[trailer:], 3)
