@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from app.state.base import Admission, Count, Hit, Option, Quota
@@ -12,6 +14,40 @@ T = TypeVar("T")
 
 
 SWEEP_INTERVAL_S = 1.0
+
+
+@dataclass
+class _Ledger:
+    """One quota's counted entries: each one's size and expiry, their total, and a heap of
+    expiries (one per write; an entry extended since leaves a stale one behind)."""
+
+    entries: dict[str, tuple[int, float]] = field(default_factory=dict)
+    expiries: list[tuple[float, str]] = field(default_factory=list)
+    total: int = 0
+
+    def put(self, key: str, size: int, expires: float) -> None:
+        self.total += size - self.entries.get(key, (0, 0.0))[0]
+        self.entries[key] = (size, expires)
+        heapq.heappush(self.expiries, (expires, key))
+        if len(self.expiries) > 2 * len(self.entries) + 64:  # mostly stale: start afresh
+            self.expiries = [(when, name) for name, (_, when) in self.entries.items()]
+            heapq.heapify(self.expiries)
+
+    def pop(self, key: str) -> int:
+        size = self.entries.pop(key, (0, 0.0))[0]
+        self.total -= size
+        return size
+
+    def expired(self, now: float) -> list[str]:
+        """Forget the entries whose time has come, whatever order they were written in."""
+        gone = []
+        while self.expiries and self.expiries[0][0] <= now:
+            expires, key = heapq.heappop(self.expiries)
+            entry = self.entries.get(key)
+            if entry is not None and entry[1] == expires:  # else extended, or gone already
+                self.pop(key)
+                gone.append(key)
+        return gone
 
 
 class MemoryState:
@@ -24,9 +60,7 @@ class MemoryState:
     ) -> None:
         self._values: dict[str, tuple[str, float]] = {}
         self._counters: dict[str, tuple[int, float]] = {}
-        # Per quota: each counted entry's size and expiry, and their total.
-        self._ledgers: dict[str, dict[str, tuple[int, float]]] = {}
-        self._totals: dict[str, int] = {}
+        self._ledgers: dict[str, _Ledger] = {}  # by quota name
         self._max_entries = max_entries
         self._clock = clock
         self._swept_at = float("-inf")
@@ -79,49 +113,36 @@ class MemoryState:
     async def set_counted(self, key: str, value: str, ttl_s: float, quota: Quota) -> bool:
         ledger = self._ledger(quota)
         size = len(value.encode())
-        old = ledger.get(key, (0, 0.0))[0]
-        total = self._totals.get(quota.name, 0) - old + size
-        if total > quota.max_bytes:
+        old = ledger.entries.get(key, (0, 0.0))[0]
+        if ledger.total - old + size > quota.max_bytes:
             return False
         expires = self._clock() + ttl_s
-        ledger.pop(key, None)
-        ledger[key] = (size, expires)
-        self._totals[quota.name] = total
+        ledger.put(key, size, expires)
         self._make_room(self._values)
         self._values[key] = (value, expires)
         return True
 
     async def extend_counted(self, key: str, ttl_s: float, quota: Quota) -> bool:
         ledger = self._ledger(quota)
-        if key not in ledger or await self.get(key) is None:
+        if key not in ledger.entries or await self.get(key) is None:
             return False
         expires = self._clock() + ttl_s
-        ledger[key] = (ledger.pop(key)[0], expires)
+        ledger.put(key, ledger.entries[key][0], expires)
         self._values[key] = (self._values[key][0], expires)
         return True
 
     async def delete_counted(self, key: str, quota: Quota) -> bool:
         ledger = self._ledger(quota)
-        existed = key in ledger
-        size = ledger.pop(key, (0, 0.0))[0]
-        self._totals[quota.name] = self._totals.get(quota.name, 0) - size
+        existed = key in ledger.entries
+        ledger.pop(key)
         self._values.pop(key, None)
         return existed
 
-    def _ledger(self, quota: Quota) -> dict[str, tuple[int, float]]:
-        """The quota's entries, the expired ones dropped (values and bytes alike).
-
-        Entries are kept in the order they were last written, which is their order of
-        expiry while a quota's entries share one lifetime: only the front is looked at.
-        """
-        ledger = self._ledgers.setdefault(quota.name, {})
+    def _ledger(self, quota: Quota) -> _Ledger:
+        """The quota's ledger, its expired entries dropped (values and bytes alike)."""
+        ledger = self._ledgers.setdefault(quota.name, _Ledger())
         now = self._clock()
-        while ledger:
-            key, (size, expires) = next(iter(ledger.items()))
-            if expires > now:
-                break
-            del ledger[key]
-            self._totals[quota.name] = self._totals.get(quota.name, 0) - size
+        for key in ledger.expired(now):
             entry = self._values.get(key)
             if entry is not None and entry[1] <= now:
                 del self._values[key]
@@ -147,4 +168,3 @@ class MemoryState:
         self._values.clear()
         self._counters.clear()
         self._ledgers.clear()
-        self._totals.clear()

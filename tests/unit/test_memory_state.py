@@ -1,10 +1,10 @@
-"""The process-memory state backend's bounded table."""
+"""The process-memory state backend's bounded table and byte ledgers."""
 
 from __future__ import annotations
 
 import pytest
 
-from app.state import MemoryState
+from app.state import MemoryState, Quota
 
 
 class Clock:
@@ -43,3 +43,19 @@ async def test_a_full_table_is_swept_again_a_second_later() -> None:
     await state.set("d", "4", 100)  # a second later: "b" has expired and goes first
 
     assert (await state.get("c"), await state.get("d")) == ("3", "4")
+
+
+@pytest.mark.anyio
+async def test_an_entry_extended_again_and_again_does_not_grow_the_expiry_heap() -> None:
+    clock = Clock()
+    state = MemoryState(clock=clock)
+    quota = Quota("images", 10_000)
+    assert await state.set_counted("image", "x" * 100, 60, quota)
+    for _ in range(10_000):
+        clock.now += 0.001
+        assert await state.extend_counted("image", 60, quota)
+    ledger = state._ledgers["images"]
+    assert len(ledger.expiries) <= 2 * len(ledger.entries) + 64
+    assert ledger.total == 100
+    clock.now += 61
+    assert await state.set_counted("other", "y" * 9_999, 60, quota)  # the image's bytes freed

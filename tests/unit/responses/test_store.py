@@ -131,6 +131,29 @@ async def test_at_max_bytes_new_responses_are_not_stored_until_older_ones_expire
     assert await store.save(*second, owner="a")
 
 
+async def test_an_expired_response_frees_its_bytes_while_its_image_lives_on(
+    backend: Backend,
+) -> None:
+    """Images outlive the responses that carry them: an expired response behind a live image
+    in write order must not stay counted until the image goes."""
+    from app.state import MemoryState
+
+    def turns() -> tuple[tuple[ResponsesRequest, Response], tuple[ResponsesRequest, Response]]:
+        pictured = parse_request({"model": "m", "input": with_image("x" * 3000)})
+        return (pictured, turn("x" * 3000)[1]), turn("y" * 3000)
+
+    scratch = MemoryState()  # sizes are the same in every backend: the stored text's bytes
+    (pictured, first), _ = turns()
+    await ResponseStore(scratch, ResponsesConfig()).save(pictured, first, owner="a")
+    both = sum(len(value.encode()) for value, _ in scratch._values.values())
+    store = ResponseStore(backend.state, ResponsesConfig(ttl_s=0.5, max_bytes=both + 2000))
+    (pictured, first), second = turns()
+    assert await store.save(pictured, first, owner="a")
+    assert not await store.save(*second, owner="a")  # no room beside the first
+    await backend.advance(0.7)  # the first has expired; its image lives 60 s longer
+    assert await store.save(*second, owner="a")
+
+
 async def test_previous_response_id_rebuilds_the_whole_conversation(backend: Backend) -> None:
     store = ResponseStore(backend.state, ResponsesConfig())
     first_request, first = turn("one", instructions="sys")
