@@ -40,27 +40,15 @@ def encode_error(error: GatewayError) -> bytes:
 
 
 async def iter_sse_data(response: httpx.Response) -> AsyncIterator[str]:
-    """The `data` of each upstream event, comments and keepalives skipped, until `[DONE]`.
+    """The `data` of each upstream event, comments and keepalives skipped, until `[DONE]`;
+    parsed by httpx-sse's line and event decoders.
 
     The body is still read to its end after `[DONE]`, so that the connection goes back to the
     pool instead of being closed. An upstream that closes without `[DONE]` simply ends the
     iteration: callers tell a finished stream from a broken one by what they saw.
-    """
-    done = False
-    async for data in _event_data(response):
-        if done or not data:
-            continue
-        if data == "[DONE]":
-            done = True
-            continue
-        yield data
 
-
-async def _event_data(response: httpx.Response) -> AsyncIterator[str]:
-    """Each event's `data`, parsed by httpx-sse's line and event decoders.
-
-    They are fed the body as it comes off the connection: an uncompressed stream (we ask
-    for one) needs none of httpx's decoding layers, which cost more per event than the
+    The decoders are fed the body as it comes off the connection: an uncompressed stream (we
+    ask for one) needs none of httpx's decoding layers, which cost more per event than the
     parsing itself. A compressed one goes through them.
 
     One event, its unfinished line included, may hold at most the response's
@@ -77,13 +65,17 @@ async def _event_data(response: httpx.Response) -> AsyncIterator[str]:
     text, lines, events = _utf8(errors="replace"), SSELineDecoder(), SSEDecoder()
     held = 0  # characters of the event being read, in its finished lines
     partial = 0  # and in the line not finished yet
+    done = False
     async for chunk in body:
         decoded = text.decode(chunk)
         for line in lines.decode(decoded):
             held = held + len(line) if line else 0
             event = events.decode(line.rstrip("\n"))
-            if event is not None:
-                yield event.data
+            if event is not None and event.data and not done:
+                if event.data == "[DONE]":
+                    done = True
+                else:
+                    yield event.data
         cut = max(decoded.rfind("\n"), decoded.rfind("\r"))
         partial = partial + len(decoded) if cut < 0 else len(decoded) - cut - 1
         if held + partial > limit:
@@ -91,7 +83,7 @@ async def _event_data(response: httpx.Response) -> AsyncIterator[str]:
             raise UpstreamError(f"the upstream sent a stream event over {limit} bytes")
     for line in lines.decode(text.decode(b"", final=True)) + lines.flush():
         event = events.decode(line.rstrip("\n"))
-        if event is not None:
+        if event is not None and event.data and not done and event.data != "[DONE]":
             yield event.data
 
 

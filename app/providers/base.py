@@ -121,12 +121,13 @@ class StreamingTranslator(Translator, ABC):
     """A provider whose upstream answers whole or streams, as asked: `execute` is its
     `stream` for a stream and its `complete` otherwise."""
 
-    async def execute(self, call: Call, *, stream: bool) -> AsyncGenerator[Event]:
-        if stream:
-            async for event in self.stream(call):
-                yield event
-        else:
-            yield await self.complete(call)
+    def execute(self, call: Call, *, stream: bool) -> AsyncGenerator[Event]:
+        # The stream itself, not relayed through one more generator: each chunk passes
+        # through every layer between the upstream and the client.
+        return self.stream(call) if stream else self._whole(call)
+
+    async def _whole(self, call: Call) -> AsyncGenerator[Event]:
+        yield await self.complete(call)
 
     @abstractmethod
     async def complete(self, call: Call) -> ChatCompletion: ...
