@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import zlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 
 import aiohttp
 import aiohttp.abc
@@ -125,8 +125,10 @@ class _Unpacker:
 
     def __init__(self) -> None:
         self._inflate = zlib.decompressobj(_GZIP_OR_ZLIB)
+        self._fed = False
 
     def feed(self, data: bytes) -> Iterator[bytes]:
+        self._fed = self._fed or bool(data)
         try:
             while data:
                 piece = self._inflate.decompress(data, UNPACK_WINDOW)
@@ -137,7 +139,7 @@ class _Unpacker:
             raise httpx.RemoteProtocolError("the compressed reply is malformed") from None
 
     def check_ended(self) -> None:
-        if not self._inflate.eof:
+        if self._fed and not self._inflate.eof:  # an empty body (a 204, say) packs nothing
             raise httpx.RemoteProtocolError("the compressed reply ended early")
 
 
@@ -175,17 +177,19 @@ class _ResponseStream(httpx.AsyncByteStream):
 
 def _unpacked(
     response: aiohttp.ClientResponse,
-) -> tuple[list[tuple[bytes, bytes]], _Unpacker | None]:
+) -> tuple[Sequence[tuple[bytes, bytes]], _Unpacker | None]:
     """The reply's headers as its body will be read, and what undoes its compression.
 
     The gateway asks for uncompressed replies; one compressed anyway with gzip or zlib is
     unpacked here a window at a time (and loses the headers that described the packed
     body). Any other coding is refused: nothing here can unpack it safely."""
     raw = response.raw_headers
+    if "Content-Encoding" not in response.headers:
+        return raw, None
     codings = [v.strip().lower() for k, v in raw if k.lower() == b"content-encoding"]
     codings = [c for c in codings if c not in (b"", b"identity")]
     if not codings:
-        return list(raw), None
+        return raw, None
     if codings[0] not in _UNPACKED or len(codings) > 1 or b"," in codings[0]:
         response.close()
         named = b", ".join(codings).decode("latin-1")

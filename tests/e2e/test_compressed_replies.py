@@ -72,3 +72,28 @@ def test_a_broken_compressed_reply_is_a_502(
     response = http.post("/v1/chat/completions", json=chat_request("fake/broken"))
 
     assert_error(response, 502, "upstream_error", "upstream_failed")
+
+
+def test_a_compressed_error_reply_keeps_its_message(
+    http: httpx.Client, openai_upstream: FakeUpstream
+) -> None:
+    error = b'{"error": {"message": "the prompt is too long for this model"}}'
+    packed = Reply(status=400, body=gzip.compress(error), headers={"Content-Encoding": "gzip"})
+    openai_upstream.script("packed-error", packed)
+
+    response = http.post("/v1/chat/completions", json=chat_request("fake/packed-error"))
+
+    body = assert_error(response, 400, "invalid_request_error", "upstream_rejected")
+    assert "the prompt is too long for this model" in body["message"]
+
+
+def test_an_empty_reply_marked_compressed_is_read_as_empty(
+    http: httpx.Client, openai_upstream: FakeUpstream
+) -> None:
+    openai_upstream.script(
+        "empty", Reply(status=400, body=b"", headers={"Content-Encoding": "gzip"})
+    )
+
+    response = http.post("/v1/chat/completions", json=chat_request("fake/empty"))
+
+    assert_error(response, 400, "invalid_request_error", "upstream_rejected")
