@@ -105,6 +105,10 @@ class ResponsesConfig(_Strict):
 
     ttl_s: Annotated[float, Field(ge=0)] = 3600.0
     max_bytes: Annotated[int, Field(ge=0)] = 256 * 1024 * 1024
+    # What one gateway key's responses and the images they carry may hold of `max_bytes`.
+    # Unset: a quarter of it when gateway keys are configured; without keys every request
+    # has the same owner, which may use all of it.
+    max_bytes_per_key: Annotated[int, Field(ge=0)] | None = None
     # What one streamed response may gather from its upstream: text and tool-call arguments,
     # and output items (a message, one per tool call).
     max_answer_chars: Annotated[int, Field(gt=0)] = 4 * 1024 * 1024

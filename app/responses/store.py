@@ -2,8 +2,11 @@
 
 One entry per response holds its object, its input items and its conversation as chat
 messages; each data-URI image is kept once under its content hash and referenced from there.
-Everything counts against `responses.max_bytes`: a response that does not fit is not stored
-(the answer is still served, and a warning logged) until older ones expire.
+Everything counts against `responses.max_bytes`, and against the share of it each gateway key
+may hold (`max_bytes_per_key`): one key filling the store can't keep the others' responses
+out. Each key pays for the images its responses carry, once however many carry them. A
+response that does not fit is not stored (the answer is still served, and a warning logged)
+until older ones expire.
 """
 
 from __future__ import annotations
@@ -36,10 +39,20 @@ IMAGE_GRACE_S = 60.0  # an image outlives the responses that refer to it by this
 class ResponseStore:
     """Save, read, continue and delete responses; each key (`owner`) sees only its own."""
 
-    def __init__(self, state: StateBackend, config: ResponsesConfig) -> None:
+    def __init__(self, state: StateBackend, config: ResponsesConfig, *, keyed: bool = True) -> None:
         self._state = state
         self._ttl_s = config.ttl_s
         self._quota = Quota("responses", config.max_bytes)
+        share = config.max_bytes_per_key
+        if share is None:
+            share = config.max_bytes // 4 if keyed else config.max_bytes
+        self._share_bytes = share
+
+    def _quotas(self, owner: str) -> tuple[Quota, Quota]:
+        """The store's quota and `owner`'s share of it (named by a digest: owners are key
+        names, which may hold any character)."""
+        name = hashlib.sha256(owner.encode()).hexdigest()[:24]
+        return self._quota, Quota(f"responses:key:{name}", self._share_bytes)
 
     async def save(
         self,
@@ -81,25 +94,28 @@ class ResponseStore:
         if b'"data:' in data:
             data = await asyncio.to_thread(_encode_record, record, images)
         text = data.decode()
+        quotas = self._quotas(owner)
         for digest, uri in images.items():
-            if not await self._keep_image(digest, uri):
+            if not await self._keep_image(digest, uri, quotas):
                 return self._refused(response_id)
         stored = await self._state.set_counted(
-            _response_key(response_id), text, self._ttl_s, self._quota
+            _response_key(response_id), text, self._ttl_s, quotas
         )
         return stored or self._refused(response_id)
 
     def _refused(self, response_id: str) -> bool:
         logger.warning(
-            "stored responses are at responses.max_bytes; response %s is not stored", response_id
+            "stored responses are at responses.max_bytes or this key's share of it "
+            "(max_bytes_per_key); response %s is not stored",
+            response_id,
         )
         return False
 
-    async def _keep_image(self, digest: str, uri: str) -> bool:
+    async def _keep_image(self, digest: str, uri: str, quotas: tuple[Quota, Quota]) -> bool:
         key, ttl_s = _image_key(digest), self._ttl_s + IMAGE_GRACE_S
-        if await self._state.extend_counted(key, ttl_s, self._quota):
+        if await self._state.extend_counted(key, ttl_s, quotas):
             return True
-        return await self._state.set_counted(key, uri, ttl_s, self._quota)
+        return await self._state.set_counted(key, uri, ttl_s, quotas)
 
     async def get(self, response_id: str, *, owner: str) -> dict[str, object]:
         """The stored `response` object."""
@@ -110,7 +126,8 @@ class ResponseStore:
 
     async def delete(self, response_id: str, *, owner: str) -> DeletedResponse:
         await self._record(response_id, owner)
-        if not await self._state.delete_counted(_response_key(response_id), self._quota):
+        key = _response_key(response_id)
+        if not await self._state.delete_counted(key, self._quotas(owner)):
             raise _not_found(response_id, None)
         return DeletedResponse(id=response_id)
 

@@ -82,17 +82,23 @@ class StateBackend(Protocol):
         limit, the options' resting keys are read, and the chosen option's count counted."""
         ...
 
-    async def set_counted(self, key: str, value: str, ttl_s: float, quota: Quota) -> bool:
-        """Store `value` for `ttl_s`, counted against `quota`; nothing is stored, and the
-        answer is False, when the quota's live entries and this one would pass its bytes."""
+    async def set_counted(
+        self, key: str, value: str, ttl_s: float, quotas: Sequence[Quota]
+    ) -> bool:
+        """Store `value` for `ttl_s`, counted against each of `quotas`; nothing is stored, and
+        the answer is False, when any quota's live entries and this one would pass its
+        bytes."""
         ...
 
-    async def extend_counted(self, key: str, ttl_s: float, quota: Quota) -> bool:
-        """Let a counted entry live `ttl_s` from now; False when there is no such entry."""
+    async def extend_counted(self, key: str, ttl_s: float, quotas: Sequence[Quota]) -> bool:
+        """Let an entry counted against the first of `quotas` live `ttl_s` from now, and count
+        it against the others it is not counted against yet. False, and nothing changed,
+        when there is no such entry or it does not fit one of them."""
         ...
 
-    async def delete_counted(self, key: str, quota: Quota) -> bool:
-        """Forget a counted entry and free its bytes; False when there was none."""
+    async def delete_counted(self, key: str, quotas: Sequence[Quota]) -> bool:
+        """Forget a counted entry and free its bytes in each of `quotas`; False when the first
+        did not count it."""
         ...
 
     async def ping(self) -> bool: ...

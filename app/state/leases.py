@@ -145,14 +145,16 @@ class LeasingState:
     async def hit(self, key: str, window_s: float, amount: int = 1) -> Hit:
         return await self._shared.hit(key, window_s, amount)
 
-    async def set_counted(self, key: str, value: str, ttl_s: float, quota: Quota) -> bool:
-        return await self._shared.set_counted(key, value, ttl_s, quota)
+    async def set_counted(
+        self, key: str, value: str, ttl_s: float, quotas: Sequence[Quota]
+    ) -> bool:
+        return await self._shared.set_counted(key, value, ttl_s, quotas)
 
-    async def extend_counted(self, key: str, ttl_s: float, quota: Quota) -> bool:
-        return await self._shared.extend_counted(key, ttl_s, quota)
+    async def extend_counted(self, key: str, ttl_s: float, quotas: Sequence[Quota]) -> bool:
+        return await self._shared.extend_counted(key, ttl_s, quotas)
 
-    async def delete_counted(self, key: str, quota: Quota) -> bool:
-        return await self._shared.delete_counted(key, quota)
+    async def delete_counted(self, key: str, quotas: Sequence[Quota]) -> bool:
+        return await self._shared.delete_counted(key, quotas)
 
     async def ping(self) -> bool:
         return await self._shared.ping()

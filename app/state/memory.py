@@ -110,31 +110,40 @@ class MemoryState:
             chosen_hit = await self.hit(counted.key, counted.window_s, counted.amount)
         return Admission(first, resting, chosen, chosen_hit)
 
-    async def set_counted(self, key: str, value: str, ttl_s: float, quota: Quota) -> bool:
-        ledger = self._ledger(quota)
+    async def set_counted(
+        self, key: str, value: str, ttl_s: float, quotas: Sequence[Quota]
+    ) -> bool:
+        ledgers = [self._ledger(quota) for quota in quotas]
         size = len(value.encode())
-        old = ledger.entries.get(key, (0, 0.0))[0]
-        if ledger.total - old + size > quota.max_bytes:
-            return False
+        for ledger, quota in zip(ledgers, quotas, strict=True):
+            if ledger.total - ledger.entries.get(key, (0, 0.0))[0] + size > quota.max_bytes:
+                return False
         expires = self._clock() + ttl_s
-        ledger.put(key, size, expires)
+        for ledger in ledgers:
+            ledger.put(key, size, expires)
         self._make_room(self._values)
         self._values[key] = (value, expires)
         return True
 
-    async def extend_counted(self, key: str, ttl_s: float, quota: Quota) -> bool:
-        ledger = self._ledger(quota)
-        if key not in ledger.entries or await self.get(key) is None:
+    async def extend_counted(self, key: str, ttl_s: float, quotas: Sequence[Quota]) -> bool:
+        ledgers = [self._ledger(quota) for quota in quotas]
+        if key not in ledgers[0].entries or await self.get(key) is None:
             return False
+        size = ledgers[0].entries[key][0]
+        for ledger, quota in zip(ledgers[1:], quotas[1:], strict=True):
+            if key not in ledger.entries and ledger.total + size > quota.max_bytes:
+                return False
         expires = self._clock() + ttl_s
-        ledger.put(key, ledger.entries[key][0], expires)
+        for ledger in ledgers:
+            ledger.put(key, size, expires)
         self._values[key] = (self._values[key][0], expires)
         return True
 
-    async def delete_counted(self, key: str, quota: Quota) -> bool:
-        ledger = self._ledger(quota)
-        existed = key in ledger.entries
-        ledger.pop(key)
+    async def delete_counted(self, key: str, quotas: Sequence[Quota]) -> bool:
+        ledgers = [self._ledger(quota) for quota in quotas]
+        existed = key in ledgers[0].entries
+        for ledger in ledgers:
+            ledger.pop(key)
         self._values.pop(key, None)
         return existed
 

@@ -69,60 +69,91 @@ return {{first, chosen, counted, table.concat(resting)}}
 """
 
 # Counted entries: per quota a sorted set of keys by expiry (ms), a hash of their sizes and
-# their total. Each script first forgets what has expired (a bounded batch per call), so the
+# their total. KEYS[1] is the entry, then three keys per quota; an entry counts against each.
+# Each script first forgets what has expired in every quota (a bounded batch per call), so a
 # total is what live entries hold; the server's clock serves every replica alike.
 _FORGET_EXPIRED = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local total = tonumber(redis.call('GET', KEYS[3]) or '0')
-for _, key in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 1000)) do
-  total = total - tonumber(redis.call('HGET', KEYS[2], key) or '0')
-  redis.call('HDEL', KEYS[2], key)
-  redis.call('ZREM', KEYS[1], key)
+local quotas = (#KEYS - 1) / 3
+local totals = {}
+for q = 1, quotas do
+  local expiry, sizes = KEYS[3 * q - 1], KEYS[3 * q]
+  local total = tonumber(redis.call('GET', KEYS[3 * q + 1]) or '0')
+  for _, key in ipairs(redis.call('ZRANGEBYSCORE', expiry, '-inf', now, 'LIMIT', 0, 1000)) do
+    total = total - tonumber(redis.call('HGET', sizes, key) or '0')
+    redis.call('HDEL', sizes, key)
+    redis.call('ZREM', expiry, key)
+  end
+  totals[q] = total
+end
+local function count(q, size, ttl)
+  local old = tonumber(redis.call('HGET', KEYS[3 * q], KEYS[1]) or '0')
+  redis.call('ZADD', KEYS[3 * q - 1], now + ttl, KEYS[1])
+  redis.call('HSET', KEYS[3 * q], KEYS[1], size)
+  totals[q] = totals[q] - old + size
+end
+local function keep_totals()
+  for q = 1, quotas do redis.call('SET', KEYS[3 * q + 1], totals[q]) end
 end
 """
+# ARGV: the value, its time to live (ms), then each quota's bytes.
 _SET_COUNTED = (
     _FORGET_EXPIRED
     + """
 local size = string.len(ARGV[1])
-local old = tonumber(redis.call('HGET', KEYS[2], KEYS[4]) or '0')
-local fits = total - old + size <= tonumber(ARGV[3])
-if fits then
-  redis.call('SET', KEYS[4], ARGV[1], 'PX', ARGV[2])
-  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), KEYS[4])
-  redis.call('HSET', KEYS[2], KEYS[4], size)
-  total = total - old + size
+for q = 1, quotas do
+  local old = tonumber(redis.call('HGET', KEYS[3 * q], KEYS[1]) or '0')
+  if totals[q] - old + size > tonumber(ARGV[2 + q]) then
+    keep_totals()
+    return 0
+  end
 end
-redis.call('SET', KEYS[3], total)
-if fits then return 1 end
-return 0
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+for q = 1, quotas do count(q, size, tonumber(ARGV[2])) end
+keep_totals()
+return 1
 """
 )
+# ARGV: the new time to live (ms), then each quota's bytes.
 _EXTEND_COUNTED = (
     _FORGET_EXPIRED
     + """
-redis.call('SET', KEYS[3], total)
-if redis.call('HEXISTS', KEYS[2], KEYS[4]) == 0 then return 0 end
-if redis.call('PEXPIRE', KEYS[4], ARGV[1]) == 0 then return 0 end
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), KEYS[4])
+keep_totals()
+local size = tonumber(redis.call('HGET', KEYS[3], KEYS[1]) or '-1')
+if size < 0 or redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+for q = 2, quotas do
+  local counted = redis.call('HEXISTS', KEYS[3 * q], KEYS[1]) == 1
+  if not counted and totals[q] + size > tonumber(ARGV[1 + q]) then return 0 end
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+for q = 1, quotas do count(q, size, tonumber(ARGV[1])) end
+keep_totals()
 return 1
 """
 )
 _DELETE_COUNTED = (
     _FORGET_EXPIRED
     + """
-total = total - tonumber(redis.call('HGET', KEYS[2], KEYS[4]) or '0')
-redis.call('HDEL', KEYS[2], KEYS[4])
-redis.call('ZREM', KEYS[1], KEYS[4])
-redis.call('SET', KEYS[3], total)
-return redis.call('DEL', KEYS[4])
+local counted = redis.call('HEXISTS', KEYS[3], KEYS[1])
+for q = 1, quotas do
+  totals[q] = totals[q] - tonumber(redis.call('HGET', KEYS[3 * q], KEYS[1]) or '0')
+  redis.call('HDEL', KEYS[3 * q], KEYS[1])
+  redis.call('ZREM', KEYS[3 * q - 1], KEYS[1])
+end
+keep_totals()
+redis.call('DEL', KEYS[1])
+return counted
 """
 )
 
 
-def _ledger_keys(quota: Quota, key: str) -> list[str]:
-    base = f"{PREFIX}quota:{quota.name}:"
-    return [base + "expiry", base + "bytes", base + "total", PREFIX + key]
+def _ledger_keys(quotas: Sequence[Quota], key: str) -> list[str]:
+    keys = [PREFIX + key]
+    for quota in quotas:
+        base = f"{PREFIX}quota:{quota.name}:"
+        keys += [base + "expiry", base + "bytes", base + "total"]
+    return keys
 
 
 class RedisState:
@@ -172,15 +203,18 @@ class RedisState:
             _hit(counted),
         )
 
-    async def set_counted(self, key: str, value: str, ttl_s: float, quota: Quota) -> bool:
-        args: list[str | int] = [value, _ms(ttl_s), quota.max_bytes]
-        return bool(await self._set_counted(keys=_ledger_keys(quota, key), args=args))
+    async def set_counted(
+        self, key: str, value: str, ttl_s: float, quotas: Sequence[Quota]
+    ) -> bool:
+        args: list[str | int] = [value, _ms(ttl_s), *(quota.max_bytes for quota in quotas)]
+        return bool(await self._set_counted(keys=_ledger_keys(quotas, key), args=args))
 
-    async def extend_counted(self, key: str, ttl_s: float, quota: Quota) -> bool:
-        return bool(await self._extend_counted(keys=_ledger_keys(quota, key), args=[_ms(ttl_s)]))
+    async def extend_counted(self, key: str, ttl_s: float, quotas: Sequence[Quota]) -> bool:
+        args = [_ms(ttl_s), *(quota.max_bytes for quota in quotas)]
+        return bool(await self._extend_counted(keys=_ledger_keys(quotas, key), args=args))
 
-    async def delete_counted(self, key: str, quota: Quota) -> bool:
-        return bool(await self._delete_counted(keys=_ledger_keys(quota, key)))
+    async def delete_counted(self, key: str, quotas: Sequence[Quota]) -> bool:
+        return bool(await self._delete_counted(keys=_ledger_keys(quotas, key)))
 
     async def ping(self) -> bool:
         return bool(await self._redis.ping())

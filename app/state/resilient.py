@@ -90,26 +90,28 @@ class ResilientState:
             self._failed(exc)
             return await self._fallback.admit(count, options)
 
-    async def set_counted(self, key: str, value: str, ttl_s: float, quota: Quota) -> bool:
+    async def set_counted(
+        self, key: str, value: str, ttl_s: float, quotas: Sequence[Quota]
+    ) -> bool:
         try:
-            return await self._backend().set_counted(key, value, ttl_s, quota)
+            return await self._backend().set_counted(key, value, ttl_s, quotas)
         except (RedisError, OSError) as exc:
             self._failed(exc)
-            return await self._fallback.set_counted(key, value, ttl_s, quota)
+            return await self._fallback.set_counted(key, value, ttl_s, quotas)
 
-    async def extend_counted(self, key: str, ttl_s: float, quota: Quota) -> bool:
+    async def extend_counted(self, key: str, ttl_s: float, quotas: Sequence[Quota]) -> bool:
         try:
-            return await self._backend().extend_counted(key, ttl_s, quota)
+            return await self._backend().extend_counted(key, ttl_s, quotas)
         except (RedisError, OSError) as exc:
             self._failed(exc)
-            return await self._fallback.extend_counted(key, ttl_s, quota)
+            return await self._fallback.extend_counted(key, ttl_s, quotas)
 
-    async def delete_counted(self, key: str, quota: Quota) -> bool:
+    async def delete_counted(self, key: str, quotas: Sequence[Quota]) -> bool:
         try:
-            return await self._backend().delete_counted(key, quota)
+            return await self._backend().delete_counted(key, quotas)
         except (RedisError, OSError) as exc:
             self._failed(exc)
-            return await self._fallback.delete_counted(key, quota)
+            return await self._fallback.delete_counted(key, quotas)
 
     async def ping(self) -> bool:
         try:

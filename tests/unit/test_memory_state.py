@@ -49,7 +49,7 @@ async def test_a_full_table_is_swept_again_a_second_later() -> None:
 async def test_an_entry_extended_again_and_again_does_not_grow_the_expiry_heap() -> None:
     clock = Clock()
     state = MemoryState(clock=clock)
-    quota = Quota("images", 10_000)
+    quota = [Quota("images", 10_000)]
     assert await state.set_counted("image", "x" * 100, 60, quota)
     for _ in range(10_000):
         clock.now += 0.001

@@ -107,7 +107,7 @@ async def test_a_response_expires_after_ttl_s(backend: Backend) -> None:
 
 async def test_deleted_responses_are_gone_and_free_their_bytes(backend: Backend) -> None:
     request, response = turn("x" * 1000)
-    store = ResponseStore(backend.state, ResponsesConfig(max_bytes=6000))
+    store = ResponseStore(backend.state, ResponsesConfig(max_bytes=6000), keyed=False)
     assert await store.save(request, response, owner="a")
     deleted = await store.delete(response.id, owner="a")
     assert deleted.model_dump() == {"id": response.id, "object": "response", "deleted": True}
@@ -120,7 +120,8 @@ async def test_deleted_responses_are_gone_and_free_their_bytes(backend: Backend)
 async def test_at_max_bytes_new_responses_are_not_stored_until_older_ones_expire(
     backend: Backend,
 ) -> None:
-    store = ResponseStore(backend.state, ResponsesConfig(ttl_s=0.5, max_bytes=6000))
+    config = ResponsesConfig(ttl_s=0.5, max_bytes=6000)
+    store = ResponseStore(backend.state, config, keyed=False)
     first = turn("x" * 1000)
     second = turn("y" * 1000)
     assert await store.save(*first, owner="a")
@@ -146,12 +147,56 @@ async def test_an_expired_response_frees_its_bytes_while_its_image_lives_on(
     (pictured, first), _ = turns()
     await ResponseStore(scratch, ResponsesConfig()).save(pictured, first, owner="a")
     both = sum(len(value.encode()) for value, _ in scratch._values.values())
-    store = ResponseStore(backend.state, ResponsesConfig(ttl_s=0.5, max_bytes=both + 2000))
+    config = ResponsesConfig(ttl_s=0.5, max_bytes=both + 2000)
+    store = ResponseStore(backend.state, config, keyed=False)
     (pictured, first), second = turns()
     assert await store.save(pictured, first, owner="a")
     assert not await store.save(*second, owner="a")  # no room beside the first
     await backend.advance(0.7)  # the first has expired; its image lives 60 s longer
     assert await store.save(*second, owner="a")
+
+
+async def test_one_key_at_its_share_keeps_no_other_key_from_storing(backend: Backend) -> None:
+    size = await _record_bytes("x" * 2000)
+    config = ResponsesConfig(max_bytes=10 * size, max_bytes_per_key=size * 5 // 2)
+    store = ResponseStore(backend.state, config)
+    kept = [await store.save(*turn("x" * 2000), owner="greedy") for _ in range(4)]
+    assert kept == [True, True, False, False]  # its share is used up, far below max_bytes
+    assert await store.save(*turn("y" * 2000), owner="other")
+    assert await store.save(*turn("z" * 2000), owner="other")
+
+
+async def _record_bytes(text: str) -> int:
+    """What storing one response to `text` takes, as every backend counts it."""
+    from app.state import MemoryState
+
+    scratch = MemoryState()
+    await ResponseStore(scratch, ResponsesConfig()).save(*turn(text), owner="o")
+    return sum(len(value.encode()) for value, _ in scratch._values.values())
+
+
+async def test_each_key_pays_for_the_images_its_responses_carry(backend: Backend) -> None:
+    image = len(PNG)
+    config = ResponsesConfig(max_bytes=1_000_000, max_bytes_per_key=image + 2_000)
+    store = ResponseStore(backend.state, config)
+    first = parse_request({"model": "m", "input": with_image("a")})
+    assert await store.save(first, turn("a")[1], owner="team-a")
+    # The image is stored once, but a key whose share it does not fit can't carry it.
+    crowded = ResponseStore(backend.state, ResponsesConfig(max_bytes_per_key=image // 2))
+    second = parse_request({"model": "m", "input": with_image("b")})
+    assert not await crowded.save(second, turn("b")[1], owner="team-b")
+    assert await store.save(second, turn("b")[1], owner="team-b")
+    assert await _image_entries(backend) == 1
+
+
+@pytest.mark.parametrize(("keyed", "kept"), [(True, 2), (False, 8)])
+async def test_without_a_share_set_a_key_may_hold_a_quarter_unless_nobody_has_a_key(
+    backend: Backend, keyed: bool, kept: int
+) -> None:
+    """Without gateway keys every request has one owner, which may use all of `max_bytes`."""
+    size = await _record_bytes("x" * 4000)
+    store = ResponseStore(backend.state, ResponsesConfig(max_bytes=8 * size), keyed=keyed)
+    assert [await store.save(*turn("x" * 4000), owner="o") for _ in range(9)].count(True) == kept
 
 
 async def test_previous_response_id_rebuilds_the_whole_conversation(backend: Backend) -> None:
