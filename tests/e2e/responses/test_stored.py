@@ -158,6 +158,32 @@ def test_a_key_sees_only_its_own_responses(
     assert len(fakes["openai"].received) == 1  # the refused continuation never went upstream
 
 
+def test_a_key_that_fills_its_share_keeps_no_other_key_from_continuing(
+    start_all: StartAll, make_client: MakeClient
+) -> None:
+    """Team A stores responses with images until its share is full; team B's conversation
+    is still kept and continues, and team A's first one still reads back."""
+    url = start_all(
+        server={"api_keys": [TEAM_A, TEAM_B]},
+        responses={"max_bytes": 80_000, "max_bytes_per_key": 30_000},
+    )
+    team_a = make_client(url, api_key=TEAM_A["key"])
+    team_b = make_client(url, api_key=TEAM_B["key"])
+    flood = [
+        team_a.responses.create(model="openai", input=ask(f"{QUESTION} ({n})", RED_SQUARE))
+        for n in range(40)
+    ]
+    first = team_b.responses.create(model="openai", input="Remember the number 7.")
+    second = team_b.responses.create(
+        model="openai", input="Which number?", previous_response_id=first.id
+    )
+
+    assert second.output_text
+    assert team_b.responses.retrieve(second.id).id == second.id
+    assert team_a.responses.retrieve(flood[0].id).id == flood[0].id
+    not_found(lambda: team_a.responses.retrieve(flood[-1].id))  # past its share: not kept
+
+
 def test_without_a_store_nothing_is_kept(start_all: StartAll, make_client: MakeClient) -> None:
     client = make_client(start_all(responses={"ttl_s": 0}))
     response = client.responses.create(model="openai", input="Hi.")
