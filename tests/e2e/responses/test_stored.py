@@ -170,10 +170,11 @@ def test_a_key_that_fills_its_share_keeps_no_other_key_from_continuing(
     team_a = make_client(url, api_key=TEAM_A["key"])
     team_b = make_client(url, api_key=TEAM_B["key"])
     flood = [
-        team_a.responses.create(model="openai", input=ask(f"{QUESTION} ({n})", RED_SQUARE))
+        team_a.responses.create(model="openai", input=ask(f"{QUESTION} {n:04d}" * 100, RED_SQUARE))
         for n in range(40)
     ]
-    first = team_b.responses.create(model="openai", input="Remember the number 7.")
+    # Longer than each of team A's: the room team A leaves is less than one of those.
+    first = team_b.responses.create(model="openai", input=ask("Remember 7. " * 250, RED_SQUARE))
     second = team_b.responses.create(
         model="openai", input="Which number?", previous_response_id=first.id
     )
