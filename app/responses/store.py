@@ -166,12 +166,12 @@ class ResponseStore:
     async def _restore(self, value: object, response_id: str, param: str | None) -> object:
         digests: set[str] = set()
         _find_marks(value, digests)
-        images = {}
+        images: dict[str, str] = {}
         for digest in digests:
             uri = await self._state.get(_image_key(digest))
             if uri is None:  # expired with its last response: this one is gone too
                 raise _not_found(response_id, param)
-            images[digest] = uri
+            images[digest] = StoredImage(uri, digest)
         return _replace_marks(value, images)
 
 
@@ -191,22 +191,45 @@ def _not_found(response_id: str, param: str | None) -> ResponseNotFound:
 def _encode_record(record: dict[str, object], images: dict[str, str]) -> bytes:
     """The record as JSON, each data URI in its input replaced by a mark (off the event
     loop: hashing an image takes a while)."""
+    # The same URI object appears in both the input items and the conversation: hashed once.
+    seen: dict[int, str | None] = {}
     for name in ("input_items", "conversation"):
-        record[name] = _mark_images(record[name], images)
+        record[name] = _mark_images(record[name], images, seen)
     return orjson.dumps(record)
 
 
-def _mark_images(value: object, images: dict[str, str]) -> object:
+class StoredImage(str):
+    """A data URI read back from the store, which knows the digest it is kept under: a
+    conversation continued turn after turn does not hash its earlier images again."""
+
+    digest: str
+
+    def __new__(cls, uri: str, digest: str) -> StoredImage:
+        image = super().__new__(cls, uri)
+        image.digest = digest
+        return image
+
+
+def _mark_images(value: object, images: dict[str, str], seen: dict[int, str | None]) -> object:
+    """`value` with each data URI replaced by a mark, kept in `images`; `seen` holds the
+    digest of each data URI already looked at (by identity: they are alive meanwhile)."""
     if isinstance(value, str):
-        digest = _data_uri_digest(value)
+        if not value.startswith("data:"):
+            return value
+        if id(value) in seen:
+            digest = seen[id(value)]
+        elif isinstance(value, StoredImage):
+            digest = value.digest
+        else:
+            digest = seen[id(value)] = _data_uri_digest(value)
         if digest is None:
             return value
         images[digest] = value
         return {IMAGE_MARK: digest}
     if isinstance(value, list):
-        return [_mark_images(item, images) for item in value]
+        return [_mark_images(item, images, seen) for item in value]
     if isinstance(value, dict):
-        return {key: _mark_images(item, images) for key, item in value.items()}
+        return {key: _mark_images(item, images, seen) for key, item in value.items()}
     return value
 
 

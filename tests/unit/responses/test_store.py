@@ -230,6 +230,38 @@ async def test_an_image_is_stored_once_whatever_the_responses_that_carry_it(
     assert images == 1
 
 
+async def test_a_continued_conversation_does_not_hash_its_earlier_images_again(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.responses import store as module
+
+    hashed: list[str] = []
+    digest = module._data_uri_digest
+
+    def counted(value: str) -> str | None:
+        found = digest(value)
+        if found is not None:
+            hashed.append(found)
+        return found
+
+    monkeypatch.setattr(module, "_data_uri_digest", counted)
+    store = ResponseStore(backend.state, ResponsesConfig())
+    first = parse_request({"model": "m", "input": with_image("first")})
+    _, response = turn("first")
+    await store.save(first, response, owner="a")
+    assert len(hashed) == 1
+    history = await store.conversation(response.id, owner="a")
+    second = parse_request({"model": "m", "input": "and now?", "previous_response_id": "x"})
+    _, answer = turn("second")
+    assert await store.save(second, answer, owner="a", history=history)
+    assert len(hashed) == 1  # the earlier image kept its digest from the store
+    messages = await store.conversation(answer.id, owner="a")
+    content = messages[0]["content"]
+    assert isinstance(content, list)
+    assert content[1]["image_url"]["url"] == PNG
+    assert await _image_entries(backend) == 1
+
+
 async def _image_entries(backend: Backend) -> int:
     """How many image entries the backend holds."""
     from app.state import MemoryState
