@@ -17,7 +17,6 @@ import argparse
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import uvloop
 
 from bench.load import Load, run_load
 from bench.payloads import write_gateway_config
-from bench.procs import HOST, Service, free_port, spawn, start_mock
+from bench.procs import HOST, free_port, gateway_args, launch, start_mock
 from bench.scenarios import SCENARIOS, Scenario
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,44 +77,32 @@ async def measure(kinds: list[str], count: int, connections: int, folder: Path) 
     """Instructions per request of each kind, on one gateway worker."""
     scenarios = [_scenario(kind) for kind in kinds]
     mock = await start_mock(ROOT, folder / "mock.log")
-    port = free_port()
-    config = write_gateway_config(folder, mock.port)
-    args = [
-        "valgrind",
-        "--tool=callgrind",
-        "--instr-atstart=no",
-        f"--callgrind-out-file={folder}/cg.%p.out",
-        sys.executable,
-        "-m",
-        "app",
-        "--config",
-        str(config),
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-    ]
-    gateway = Service(
-        "gateway under callgrind",
-        spawn(args, folder / "gateway.log", ROOT),
-        port,
-        folder / "gateway.log",
-    )
     found: dict[str, int] = {}
     try:
-        await gateway.wait_healthy(START_TIMEOUT_S)
-        for scenario in scenarios:
-            await _drive(scenario, port, WARMUP_REQUESTS, connections)
-        _control("-i", "on", str(gateway.pid))
-        for scenario in scenarios:
-            _control("-z", str(gateway.pid))
-            await _drive(scenario, port, count, connections)
-            _control("-d", scenario.key, str(gateway.pid))
-            found[scenario.key] = _instructions(folder, gateway.pid, scenario.key) // count
+        port = free_port()
+        callgrind = [
+            "valgrind",
+            "--tool=callgrind",
+            "--instr-atstart=no",
+            f"--callgrind-out-file={folder}/cg.%p.out",
+        ]
+        args = callgrind + gateway_args(write_gateway_config(folder, mock.port), port)
+        log = folder / "gateway.log"
+        gateway = await launch(
+            "gateway under callgrind", args, port, ROOT, log, start_timeout_s=START_TIMEOUT_S
+        )
+        try:
+            for scenario in scenarios:
+                await _drive(scenario, port, WARMUP_REQUESTS, connections)
+            _control("-i", "on", str(gateway.pid))
+            for scenario in scenarios:
+                _control("-z", str(gateway.pid))
+                await _drive(scenario, port, count, connections)
+                _control("-d", scenario.key, str(gateway.pid))
+                found[scenario.key] = _instructions(folder, gateway.pid, scenario.key) // count
+        finally:
+            gateway.stop()
     finally:
-        gateway.stop()
         mock.stop()
     return found
 

@@ -299,11 +299,9 @@ async def start_relay(root: Path, log: Path, target: Service) -> Service:
     return service
 
 
-async def start_gateway(root: Path, config: Path, log: Path, workers: int = 1) -> Service:
-    """`python -m app` with `workers` workers (one by default), on a free port, once
-    `GET /health` answers and every worker has started."""
-    port = free_port()
-    args = [
+def gateway_args(config: Path, port: int, workers: int = 1) -> list[str]:
+    """The command line of `python -m app` serving `config` on `port`."""
+    return [
         sys.executable,
         "-m",
         "app",
@@ -316,6 +314,13 @@ async def start_gateway(root: Path, config: Path, log: Path, workers: int = 1) -
         "--workers",
         str(workers),
     ]
+
+
+async def start_gateway(root: Path, config: Path, log: Path, workers: int = 1) -> Service:
+    """`python -m app` with `workers` workers (one by default), on a free port, once
+    `GET /health` answers and every worker has started."""
+    port = free_port()
+    args = gateway_args(config, port, workers)
     return await launch("gateway", args, port, root, log, workers=workers)
 
 

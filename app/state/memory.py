@@ -33,10 +33,8 @@ class _Ledger:
             self.expiries = [(when, name) for name, (_, when) in self.entries.items()]
             heapq.heapify(self.expiries)
 
-    def pop(self, key: str) -> int:
-        size = self.entries.pop(key, (0, 0.0))[0]
-        self.total -= size
-        return size
+    def pop(self, key: str) -> None:
+        self.total -= self.entries.pop(key, (0, 0.0))[0]
 
     def expired(self, now: float) -> list[str]:
         """Forget the entries whose time has come, whatever order they were written in."""
