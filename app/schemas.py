@@ -10,8 +10,17 @@ import os
 import time
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    field_validator,
+)
 
+from app.hashed import HashedURI
 from app.inline import InlineImages
 
 
@@ -19,8 +28,13 @@ class _Wire(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+def _hashed_as_it_is(value: object, validate: ValidatorFunctionWrapHandler) -> str:
+    """A `HashedURI` stays itself: validating it as `str` would copy it into a plain one."""
+    return value if isinstance(value, HashedURI) else validate(value)
+
+
 class ImageURL(_Wire):
-    url: Annotated[str, Field(min_length=1)]
+    url: Annotated[str, Field(min_length=1), WrapValidator(_hashed_as_it_is)]
     detail: Literal["auto", "low", "high"] | None = None
 
 

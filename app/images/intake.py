@@ -73,6 +73,13 @@ def payload_start(
     return comma + 1
 
 
+def decoded_size(url: str, start: int) -> int:
+    """How many bytes the strict base64 payload of `url` from `start` decodes to, without
+    decoding it (a URI whose payload has decoded before: its length is a multiple of 4)."""
+    padding = 2 if url.endswith("==") else 1 if url.endswith("=") else 0
+    return (len(url) - start) // 4 * 3 - padding
+
+
 def _payload(
     url: str | InlineURI, param: str | None, max_bytes: int
 ) -> tuple[memoryview | str, int]:

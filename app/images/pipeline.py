@@ -15,10 +15,17 @@ import pybase64
 
 from app.config import ImagesConfig
 from app.errors import GatewayError, ImageError, ImageTooLarge
+from app.hashed import HashedURI
 from app.images.cache import ImageCache
 from app.images.complete import ImageEnd
 from app.images.fetch import ImageFetcher, display_url
-from app.images.intake import check_image_parts, decode_data_uri, scan_data_uri
+from app.images.intake import (
+    check_image_parts,
+    decode_data_uri,
+    decoded_size,
+    payload_start,
+    scan_data_uri,
+)
 from app.images.process import (
     WEB_FORMATS,
     Identity,
@@ -184,6 +191,8 @@ class ImagePipeline:
         target = Target(needs.formats, needs.max_side, part.image_url.detail == "low")
         if is_data_uri(url):
             max_bytes = self._max_bytes(needs)
+            if isinstance(url, HashedURI) and (known := self._known(url, param, target, needs)):
+                return known
             # A large URI is still in the request body; `url` stands in for it.
             source = (inline.get(url) if inline else None) or url
             image = await self._process(
@@ -208,6 +217,31 @@ class ImagePipeline:
         if len(data) > self._max_bytes(needs):
             raise ImageTooLarge(f"the image is over {self._max_bytes(needs)} bytes", param=param)
         return PreparedImage(param, "url", url, await self._process(lambda: data, target, param))
+
+    def _known(
+        self, uri: HashedURI, param: str, target: Target, needs: ImageNeeds
+    ) -> PreparedImage | None:
+        """A data URI whose hash is known, as this worker found it the last time it checked the
+        same image for `target`, without decoding or hashing it again (a stored conversation's
+        earlier images, turn after turn). None if it hasn't, or the upstream reads the original
+        bytes, or the URI names another type than the image's: the usual path settles those."""
+        image = self._cache.get((uri.sha256, target))
+        if image is None or (needs.raw_bytes and not image.converted):
+            return None
+        if not image.converted and not uri.startswith(f"data:{image.mime};base64,"):
+            return None
+        max_bytes = self._max_bytes(needs)
+        size = decoded_size(uri, payload_start(uri, param, max_bytes))
+        if size > max_bytes:
+            raise ImageTooLarge(f"the image is over {max_bytes} bytes", param=param)
+        self._count(image, size)
+        return PreparedImage(param, "data_uri", uri, image)
+
+    def _count(self, image: ProcessedImage, size: int) -> None:
+        """Note a checked image of `size` bytes in the request's record and the metrics."""
+        current_record().images.append((size, image.sha256[:12]))
+        if image.converted:
+            self._metrics.image_bytes.labels("converted").inc(len(image.data))
 
     def _max_bytes(self, needs: ImageNeeds) -> int:
         limit = self._limits.max_image_bytes
@@ -242,6 +276,7 @@ class ImagePipeline:
             end.check()  # no decoder sees these bytes before the upstream does
             found, size, sha256 = scanned
             image = ProcessedImage(b"", found.mime, found.width, found.height, sha256, size=size)
+            self._cache.put((sha256, target), image)
             return image, size
 
         def work() -> tuple[ProcessedImage, int]:
@@ -268,9 +303,7 @@ class ImagePipeline:
             image, size = await anyio.to_thread.run_sync(work, limiter=self._conversions)
         except ImageError as exc:
             raise type(exc)(exc.message, param=param) from None
-        current_record().images.append((size, image.sha256[:12]))
-        if image.converted:
-            self._metrics.image_bytes.labels("converted").inc(len(image.data))
+        self._count(image, size)
         return image
 
 

@@ -22,6 +22,7 @@ import pybase64
 
 from app.config import ResponsesConfig
 from app.errors import ResponseNotFound
+from app.hashed import HashedURI
 from app.responses.items import DEFAULT_PAGE, input_items, page
 from app.responses.objects import DeletedResponse, Response
 from app.responses.output import output_message
@@ -171,7 +172,7 @@ class ResponseStore:
             uri = await self._state.get(_image_key(digest))
             if uri is None:  # expired with its last response: this one is gone too
                 raise _not_found(response_id, param)
-            images[digest] = StoredImage(uri, digest)
+            images[digest] = HashedURI(uri, digest)
         return _replace_marks(value, images)
 
 
@@ -198,18 +199,6 @@ def _encode_record(record: dict[str, object], images: dict[str, str]) -> bytes:
     return orjson.dumps(record)
 
 
-class StoredImage(str):
-    """A data URI read back from the store, which knows the digest it is kept under: a
-    conversation continued turn after turn does not hash its earlier images again."""
-
-    digest: str
-
-    def __new__(cls, uri: str, digest: str) -> StoredImage:
-        image = super().__new__(cls, uri)
-        image.digest = digest
-        return image
-
-
 def _mark_images(value: object, images: dict[str, str], seen: dict[int, str | None]) -> object:
     """`value` with each data URI replaced by a mark, kept in `images`; `seen` holds the
     digest of each data URI already looked at (by identity: they are alive meanwhile)."""
@@ -218,8 +207,8 @@ def _mark_images(value: object, images: dict[str, str], seen: dict[int, str | No
             return value
         if id(value) in seen:
             digest = seen[id(value)]
-        elif isinstance(value, StoredImage):
-            digest = value.digest
+        elif isinstance(value, HashedURI):
+            digest = value.sha256
         else:
             digest = seen[id(value)] = _data_uri_digest(value)
         if digest is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import random
 import threading
@@ -11,12 +12,14 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from app.errors import ImageTooLarge
+from app.hashed import HashedURI
 from app.images import ImageNeeds
 from app.images.cache import ImageCache
 from app.images.intake import decode_data_uri, scan_data_uri
 from app.images.process import process_image
 from tests.conftest import make_config
-from tests.unit.images.chat import make_pipeline, part, request_with
+from tests.unit.images.chat import make_pipeline, part, request_with, url_of
 from tests.unit.images.conftest import Fetchers
 from tests.unit.images.samples import data_uri, encode, picture
 
@@ -181,3 +184,108 @@ async def test_the_cache_evicts_by_bytes(fetchers: Fetchers, processed: Calls) -
 
     assert len(processed.threads) == 4  # the first image was evicted by the third
     assert (cache.hits, cache.misses) == (1, 4)
+
+
+def hashed(uri: str) -> HashedURI:
+    """`uri` as the response store gives it back: with its image's SHA-256."""
+    payload = uri.partition(",")[2]
+    return HashedURI(uri, hashlib.sha256(base64.b64decode(payload)).hexdigest())
+
+
+async def test_a_hashed_uri_seen_before_is_neither_decoded_nor_hashed_again(
+    fetchers: Fetchers, decoded: Calls, scanned: Calls, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    images = make_pipeline(fetchers.make())
+    uri = data_uri(picture((640, 480)))
+    (first,) = await images.prepare(request_with([part(uri)]), ImageNeeds())
+    request = request_with([part(hashed(uri))])
+    hashes = Calls(hashlib.sha256)
+    monkeypatch.setattr(hashlib, "sha256", hashes)
+
+    (again,) = await images.prepare(request, ImageNeeds())
+
+    assert isinstance(url_of(request, 0, 1), HashedURI)  # validation kept it as it is
+    assert len(scanned.threads) == 1  # the first time only
+    assert hashes.threads == decoded.threads == []
+    assert again.upstream_url() is url_of(request, 0, 1)  # the same string, not a copy
+    assert again.image == first.image
+    assert again.facts() == first.facts()
+
+
+async def test_a_hashed_uri_is_checked_in_full_where_it_was_not_seen(
+    fetchers: Fetchers, scanned: Calls
+) -> None:
+    images = make_pipeline(fetchers.make())
+    uri = data_uri(picture((640, 480)))
+    await images.prepare(request_with([part(uri)]), ImageNeeds(max_side=2048))
+
+    for needs in (ImageNeeds(), ImageNeeds(max_side=2048), ImageNeeds(max_side=2048)):
+        (image,) = await images.prepare(request_with([part(hashed(uri))]), needs)
+        assert image.upstream_url() == uri
+
+    # Another target is another check; once seen for it, the URI is taken as it is.
+    assert len(scanned.threads) == 2
+
+
+async def test_a_hashed_uri_is_still_held_to_the_upstream_s_byte_limit(
+    fetchers: Fetchers, scanned: Calls
+) -> None:
+    images = make_pipeline(fetchers.make())
+    png = picture((640, 480))
+    uri = data_uri(png)
+    await images.prepare(request_with([part(uri)]), ImageNeeds())
+    smaller = ImageNeeds(max_bytes=len(png) - 1)
+
+    with pytest.raises(ImageTooLarge) as refused:
+        await images.prepare(request_with([part(hashed(uri))]), smaller)
+
+    assert refused.value.param == "messages[0].content[1].image_url"
+    (fits,) = await images.prepare(
+        request_with([part(hashed(uri))]), ImageNeeds(max_bytes=len(png))
+    )
+    assert fits.image is not None
+    assert fits.image.size == len(png)
+    assert len(scanned.threads) == 1
+
+
+async def test_a_hashed_uri_for_an_upstream_that_reads_bytes_is_decoded(
+    fetchers: Fetchers, decoded: Calls
+) -> None:
+    png = picture((64, 48))
+    images = make_pipeline(fetchers.make())
+    await images.prepare(request_with([part(data_uri(png))]), INLINE_ONLY)
+
+    (again,) = await images.prepare(request_with([part(hashed(data_uri(png)))]), INLINE_ONLY)
+
+    assert len(decoded.threads) == 2
+    assert again.image is not None
+    assert again.image.data == png
+
+
+async def test_a_hashed_uri_whose_conversion_is_kept_is_not_converted_again(
+    fetchers: Fetchers, processed: Calls, decoded: Calls
+) -> None:
+    images = make_pipeline(fetchers.make())
+    uri = data_uri(picture((64, 48), "BMP"), "image/bmp")
+    (first,) = await images.prepare(request_with([part(uri)]), ImageNeeds())
+
+    (again,) = await images.prepare(request_with([part(hashed(uri))]), ImageNeeds())
+
+    assert len(processed.threads) == len(decoded.threads) == 1
+    assert first.replaced
+    assert again.replaced
+    assert again.upstream_url() == first.upstream_url()
+    assert again.upstream_url().startswith("data:image/png;base64,")
+
+
+async def test_a_hashed_uri_that_names_the_wrong_type_goes_on_under_the_right_one(
+    fetchers: Fetchers,
+) -> None:
+    images = make_pipeline(fetchers.make())
+    png = picture((64, 48))
+    await images.prepare(request_with([part(data_uri(png))]), ImageNeeds())
+    mislabelled = data_uri(png, "image/jpeg")
+
+    (image,) = await images.prepare(request_with([part(hashed(mislabelled))]), ImageNeeds())
+
+    assert image.upstream_url() == data_uri(png)
