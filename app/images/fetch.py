@@ -130,8 +130,8 @@ def _display_unparsable(url: str) -> str:
 
 
 class ImageFetcher:
-    """Fetches image URLs under the byte cap and the timeout; one fetch per URL at a time,
-    and at most `per_client` at a time for one client (see `FetchShares`)."""
+    """Fetches image URLs under the byte cap and the timeout: at most `per_client` at a time
+    for one client (see `FetchShares`), and one per URL at a time for each client."""
 
     def __init__(
         self,
@@ -153,36 +153,39 @@ class ImageFetcher:
             network_backend=GuardedBackend(resolver, allow_private=allow_private_networks),
         )
         self._shares = FetchShares(per_client)
-        self._in_flight: dict[str, asyncio.Task[bytes]] = {}
-        self._waiting: dict[str, int] = {}
+        self._in_flight: dict[tuple[str, str], asyncio.Task[bytes]] = {}
+        self._waiting: dict[tuple[str, str], int] = {}
 
     async def aclose(self) -> None:
         await self._pool.aclose()
 
     async def fetch(self, url: str, param: str | None = None) -> bytes:
-        """The body of `url`, shared with any concurrent fetch of the same URL; the fetch
-        stops once no request waits for it any more (clients that went away)."""
-        task = self._in_flight.get(url)
+        """The body of `url`, shared with the same client's concurrent fetches of it; the
+        fetch stops once no request waits for it any more (clients that went away). Other
+        clients fetch it on their own: a fetch queued in one client's share never keeps
+        another client waiting."""
+        key = (current_record().client, url)
+        task = self._in_flight.get(key)
         if task is None:
-            task = asyncio.ensure_future(self._fetch_shared(url, current_record().client))
-            self._in_flight[url] = task
-            task.add_done_callback(lambda done: self._forget(url, done))
-        self._waiting[url] = self._waiting.get(url, 0) + 1
+            task = asyncio.ensure_future(self._fetch_shared(url, key[0]))
+            self._in_flight[key] = task
+            task.add_done_callback(lambda done: self._forget(key, done))
+        self._waiting[key] = self._waiting.get(key, 0) + 1
         try:
             return await asyncio.shield(task)
         except ImageError as exc:
             raise type(exc)(exc.message, param=param) from None
         finally:
-            self._waiting[url] -= 1
-            if not self._waiting[url]:
-                del self._waiting[url]
+            self._waiting[key] -= 1
+            if not self._waiting[key]:
+                del self._waiting[key]
                 if not task.done():
                     task.cancel()
-                    self._forget(url, task)
+                    self._forget(key, task)
 
-    def _forget(self, url: str, task: asyncio.Task[bytes]) -> None:
-        if self._in_flight.get(url) is task:
-            del self._in_flight[url]
+    def _forget(self, key: tuple[str, str], task: asyncio.Task[bytes]) -> None:
+        if self._in_flight.get(key) is task:
+            del self._in_flight[key]
 
     async def _fetch_shared(self, url: str, client: str) -> bytes:
         async with self._shares.slot(client):

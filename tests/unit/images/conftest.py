@@ -88,6 +88,7 @@ class Fetchers:
         resolver: TableResolver | None = None,
         timeout_s: float = 5.0,
         max_bytes: int = 1_000_000,
+        per_client: int = 8,
     ) -> ImageFetcher:
         fetcher = ImageFetcher(
             timeout_s=timeout_s,
@@ -95,6 +96,7 @@ class Fetchers:
             allow_private_networks=allow_private,
             resolver=resolver or TableResolver(),
             ssl_context=shared_ssl_context(),
+            per_client=per_client,
         )
         self._open.append(fetcher)
         return fetcher

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from app.errors import ImageFetchFailed, ImageTooLarge, ImageURLForbidden
+from app.record import RequestRecord, open_record
 from tests.unit.images.conftest import Fetchers, TableResolver
 from tests.unit.images.local_server import Exchange, LocalServer
 from tests.unit.images.samples import picture
@@ -238,6 +239,32 @@ async def test_concurrent_fetches_of_one_url_share_one_request(
     assert bodies == [PNG] * 5
     assert again == PNG
     assert server.hits["/cat.png"] == 2
+
+
+async def test_a_url_queued_in_one_client_s_share_keeps_no_other_client_waiting(
+    fetchers: Fetchers, server: LocalServer
+) -> None:
+    url = serve_png(server)
+    slow_url = serve_png(server, "/slow.png", delay_s=1.5)
+    fetcher = fetchers.make(allow_private=True, per_client=1)
+
+    async def fetch_as(client: str, target: str) -> float:
+        open_record(RequestRecord(client=client))  # this task's own record
+        await fetcher.fetch(target)
+        return time.monotonic()
+
+    started = time.monotonic()
+    slow = asyncio.create_task(fetch_as("greedy", slow_url))
+    await asyncio.sleep(0.05)  # the greedy client's only slot is taken
+    queued = asyncio.create_task(fetch_as("greedy", url))  # waits for that slot
+    await asyncio.sleep(0.05)
+    other = await fetch_as("other", url)
+
+    assert other - started < 0.8  # not behind the greedy client's slow fetch
+    assert not queued.done()
+    assert await queued - started >= 1.5
+    await slow
+    assert server.hits["/cat.png"] == 2  # one fetch for each client
 
 
 async def test_a_shared_failure_names_each_callers_part(
