@@ -71,17 +71,18 @@ def main(argv: list[str] | None = None) -> int:
         log_config=None,
         log_level=args.log_level,
         access_log=False,
-        loop="uvloop",
+        loop="app.listener:new_event_loop",
         # Open streams may finish within the grace period; then they are cancelled.
         timeout_graceful_shutdown=math.ceil(config.server.shutdown_grace_s),
     )
     try:
+        # Bound here, the socket is served by the loop's `Listener` in every worker.
+        socket = server_config.bind_socket()
         if args.workers > 1:
-            socket = server_config.bind_socket()
             GracefulMultiprocess(server_config, sockets=[socket]).run()
         else:
             server = uvicorn.Server(server_config)
-            server.run()
+            server.run(sockets=[socket])
             if not server.started:
                 return 3
     finally:
