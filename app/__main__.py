@@ -14,6 +14,7 @@ from uvicorn.supervisors import Multiprocess
 
 from app.allocator import release_large_buffers
 from app.config import DEFAULT_CONFIG_PATH, ConfigError, load_config
+from app.listener import WORKERS_ENV
 from app.logs import configure_logging
 from app.metrics import MULTIPROCESS_ENV
 from app.server import GatewayServerConfig, raise_open_files_limit
@@ -41,7 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--config", default=os.environ.get("GATEWAY_CONFIG", DEFAULT_CONFIG_PATH))
     parser.add_argument("--host", default=os.environ.get("HOST", "0.0.0.0"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
-    parser.add_argument("--workers", type=int, default=int(os.environ.get("GATEWAY_WORKERS", "1")))
+    parser.add_argument("--workers", type=int, default=int(os.environ.get(WORKERS_ENV, "1")))
     parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "info"))
     return parser.parse_args(argv)
 
@@ -56,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     os.environ["GATEWAY_CONFIG"] = os.path.abspath(args.config)
     os.environ["LOG_LEVEL"] = args.log_level
+    os.environ[WORKERS_ENV] = str(args.workers)  # each worker's listener reads it
     metrics_dir = None
     if args.workers > 1 and MULTIPROCESS_ENV not in os.environ:
         metrics_dir = tempfile.mkdtemp(prefix="vision-gateway-metrics-")

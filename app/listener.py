@@ -1,11 +1,18 @@
-"""The event loop: uvloop, with servers that take every waiting connection when woken.
+"""The event loop: uvloop, with servers that keep up with waiting connections while busy.
 
 uvloop's libuv accepts one connection per turn of the event loop (libuv pull request 3696).
 While the loop is busy, each turn takes milliseconds: relaying 500 streams at once on one
 worker, a turn took about 50 ms, and connections waited in the kernel's accept queue at 10 to
 20 a second. A burst of 500 new connections waited up to 11 s for their first byte, and so
-would a health probe on a new connection meanwhile. A `Listener` accepts up to
-`accept_batch` connections each time the listening socket is readable.
+would a health probe on a new connection meanwhile.
+
+A `Listener` accepts one connection per turn, as libuv does, while turns are short. When
+connections are still waiting after a long turn, it accepts one for each millisecond that
+turn took (up to 128), so the queue drains at about a thousand connections a second however
+busy the loop is. Workers sharing one listening socket (`--workers N`) accept one for each
+10 ms instead: a worker's own work on the first connection of a burst makes its next turn a
+few milliseconds long, and taking the rest of the burst then would leave the other workers
+without any of it.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import os
 import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -21,8 +29,13 @@ import uvloop
 
 logger = logging.getLogger(__name__)
 
-# Connections accepted each time the listening socket wakes the loop: enough to drain a burst
-# in a few turns, few enough that a flood of connections can't hold the loop for long.
+# While connections wait, one is accepted per this much time since the last were: by the one
+# worker that has the listening socket, or by each of the workers that share it.
+ACCEPT_EVERY_S = 0.001
+SHARED_ACCEPT_EVERY_S = 0.01
+# How many worker processes share the listening socket (set by `python -m app`).
+WORKERS_ENV = "GATEWAY_WORKERS"
+# The most accepted in one turn: a flood of connections can't hold the loop for long.
 ACCEPT_BATCH = 128
 # After running out of file descriptors or memory, accepting resumes this much later.
 ACCEPT_RETRY_S = 1.0
@@ -32,7 +45,7 @@ _RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.E
 class GatewayLoop(uvloop.Loop):
     """uvloop, whose TCP servers on a given socket are `Listener`s (TLS ones stay uvloop's)."""
 
-    accept_batch = ACCEPT_BATCH
+    accept_every_s = ACCEPT_EVERY_S
 
     async def create_server(  # type: ignore[override]
         self,
@@ -48,32 +61,37 @@ class GatewayLoop(uvloop.Loop):
             create: Callable[..., Awaitable[asyncio.AbstractServer]] = super().create_server
             return await create(protocol_factory, host, port, sock=sock, ssl=ssl, **options)
         sock.listen(options.get("backlog", 100))
-        return Listener(self, protocol_factory, sock, self.accept_batch)
+        return Listener(self, protocol_factory, sock, self.accept_every_s)
 
 
 def new_event_loop() -> GatewayLoop:
-    return GatewayLoop()
+    loop = GatewayLoop()
+    workers = os.environ.get(WORKERS_ENV, "1")
+    if workers.isdigit() and int(workers) > 1:
+        loop.accept_every_s = SHARED_ACCEPT_EVERY_S
+    return loop
 
 
 class Listener(asyncio.AbstractServer):
-    """A listening TCP socket served on the loop: each time it is readable, up to `batch`
-    waiting connections are accepted and handed to uvloop's transports, as its own server
-    would hand one."""
+    """A listening TCP socket served on the loop: each time it is readable, waiting
+    connections are accepted (one, or one per `every_s` they have waited, up to
+    `ACCEPT_BATCH`) and handed to uvloop's transports, as its own server would hand them."""
 
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
         protocol_factory: Callable[[], asyncio.BaseProtocol],
         sock: socket.socket,
-        batch: int,
+        every_s: float,
     ) -> None:
         self._loop = loop
         self._protocol_factory = protocol_factory
         self._sock = sock
-        self._batch = batch
+        self._every_s = every_s
         self._serving = False
         self._retry: asyncio.TimerHandle | None = None
         self._handing: set[asyncio.Task[Any]] = set()  # connections being handed over
+        self._left_waiting: float | None = None  # when connections were last left queued
         self._closed = loop.create_future()
         sock.setblocking(False)
         self._start()
@@ -117,10 +135,17 @@ class Listener(asyncio.AbstractServer):
             self._serving = True
 
     def _accept(self) -> None:
-        for _ in range(self._batch):
+        now = self._loop.time()
+        count = 1
+        if self._left_waiting is not None:
+            waited = int((now - self._left_waiting) / self._every_s)
+            count = min(ACCEPT_BATCH, max(1, waited))
+        self._left_waiting = now  # unless the queue runs out below
+        for _ in range(count):
             try:
                 connection, _ = self._sock.accept()
             except (BlockingIOError, InterruptedError):
+                self._left_waiting = None
                 return
             except ConnectionAbortedError:
                 continue  # the client gave up while it waited

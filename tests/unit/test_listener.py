@@ -6,13 +6,21 @@ from __future__ import annotations
 import asyncio
 import errno
 import socket
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import pytest
 
 from app import listener
-from app.listener import GatewayLoop, Listener, new_event_loop
+from app.listener import (
+    ACCEPT_EVERY_S,
+    SHARED_ACCEPT_EVERY_S,
+    WORKERS_ENV,
+    GatewayLoop,
+    Listener,
+    new_event_loop,
+)
 
 CONNECTIONS = 100
 T = TypeVar("T")
@@ -24,17 +32,20 @@ def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
 
 class Turns:
-    """Counts the turns of the running loop: a callback that schedules itself again each turn
-    (and burns a little CPU, as a loop busy relaying streams does)."""
+    """Counts the turns of the running loop: a callback that schedules itself again each turn,
+    and holds the loop for `busy_s` each time, as relaying hundreds of streams does."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, busy_s: float = 0.0) -> None:
         self.count = 0
         self._loop = loop
+        self._busy_s = busy_s
         self._handle = loop.call_soon(self._turn)
 
     def _turn(self) -> None:
         self.count += 1
-        sum(range(20_000))
+        began = time.perf_counter()
+        while time.perf_counter() - began < self._busy_s:
+            pass
         self._handle = self._loop.call_soon(self._turn)
 
     def stop(self) -> None:
@@ -74,11 +85,11 @@ def connect_all(port: int, count: int) -> list[socket.socket]:
     return clients
 
 
-def test_a_burst_of_connections_is_accepted_within_a_few_turns() -> None:
+def test_a_busy_loop_accepts_a_burst_of_connections_within_a_few_turns() -> None:
     async def main() -> tuple[list[int], int]:
         loop = asyncio.get_running_loop()
         assert isinstance(loop, GatewayLoop)
-        turns = Turns(loop)
+        turns = Turns(loop, busy_s=0.01)
         made: list[int] = []
         all_made = asyncio.Event()
         sock = listening_socket()
@@ -104,8 +115,67 @@ def test_a_burst_of_connections_is_accepted_within_a_few_turns() -> None:
     made, first = run(main)
 
     assert len(made) == CONNECTIONS
-    # uvloop's own server takes one a turn: about as many turns as connections.
-    assert max(made) - first <= 5
+    # 10 ms turns: about 10 a turn. uvloop's own server takes one a turn, 100 turns.
+    assert max(made) - first <= 20
+
+
+def test_workers_sharing_the_socket_accept_one_per_10_ms_of_a_busy_turn(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A worker's turn made long by its own first connection must not take the whole burst:
+    the other workers sharing the socket get their part of it."""
+    monkeypatch.setenv(WORKERS_ENV, "2")
+
+    async def main() -> tuple[float, list[int], int]:
+        loop = asyncio.get_running_loop()
+        assert isinstance(loop, GatewayLoop)
+        turns = Turns(loop, busy_s=0.01)
+        made: list[int] = []
+        all_made = asyncio.Event()
+        sock = listening_socket()
+        server = await loop.create_server(
+            lambda: Recorder(made, turns, all_made, 20), sock=sock, backlog=64
+        )
+        clients = connect_all(sock.getsockname()[1], 20)
+        first = turns.count
+        async with asyncio.timeout(10):
+            await all_made.wait()
+        turns.stop()
+        for client in clients:
+            client.close()
+        server.close()
+        return loop.accept_every_s, made, first
+
+    every_s, made, first = run(main)
+
+    assert every_s == SHARED_ACCEPT_EVERY_S > ACCEPT_EVERY_S
+    assert max(made) - first >= 8  # one or two a turn, not ten
+
+
+def test_an_idle_loop_accepts_one_connection_a_turn() -> None:
+    """So that workers sharing the listening socket take turns with a burst."""
+
+    async def main() -> list[int]:
+        loop = asyncio.get_running_loop()
+        turns = Turns(loop)
+        made: list[int] = []
+        all_made = asyncio.Event()
+        sock = listening_socket()
+        server = await loop.create_server(
+            lambda: Recorder(made, turns, all_made, 20), sock=sock, backlog=64
+        )
+        clients = connect_all(sock.getsockname()[1], 20)
+        async with asyncio.timeout(10):
+            await all_made.wait()
+        turns.stop()
+        for client in clients:
+            client.close()
+        server.close()
+        return made
+
+    made = run(main)
+
+    assert len(set(made)) >= 15  # nearly one a turn
 
 
 def test_accepting_pauses_while_descriptors_run_out_then_resumes(
