@@ -1,4 +1,4 @@
-"""The event loop: uvloop, with servers that keep up with waiting connections while busy.
+"""The event loop: uvloop, whose servers keep up with waiting connections while the loop is busy.
 
 uvloop's libuv accepts one connection per turn of the event loop (libuv pull request 3696).
 While the loop is busy, each turn takes milliseconds: relaying 500 streams at once on one
@@ -6,21 +6,23 @@ worker, a turn took about 50 ms, and connections waited in the kernel's accept q
 20 a second. A burst of 500 new connections waited up to 11 s for their first byte, and so
 would a health probe on a new connection meanwhile.
 
-A `Listener` accepts one connection per turn, as libuv does, while turns are short. When
-connections are still waiting after a long turn, it accepts one for each millisecond that
-turn took (up to 128), so the queue drains at about a thousand connections a second however
-busy the loop is. Workers sharing one listening socket (`--workers N`) accept one for each
-10 ms instead: a worker's own work on the first connection of a burst makes its next turn a
-few milliseconds long, and taking the rest of the burst then would leave the other workers
-without any of it.
+So a server on a given socket catches up (`CatchUp`): when connections were still waiting
+after the last turn, it takes one more for each millisecond that turn took (up to 128), and the
+queue drains at about a thousand connections a second however busy the loop is. While turns
+are short, accepting stays uvloop's own, one a turn. Workers sharing one listening socket
+(`--workers N`) catch up by one for each 10 ms: a worker's own work on the first connection of
+a burst makes its next turn a few milliseconds long, and taking the rest of the burst then
+would leave the other workers none of it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import logging
 import os
+import select
 import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -29,53 +31,54 @@ import uvloop
 
 logger = logging.getLogger(__name__)
 
-# While connections wait, one is accepted per this much time since the last were: by the one
-# worker that has the listening socket, or by each of the workers that share it.
+# While connections wait, one more is accepted for each this much of the turn they waited:
+# by the one worker that has the listening socket, or by each of the workers that share it.
 ACCEPT_EVERY_S = 0.001
 SHARED_ACCEPT_EVERY_S = 0.01
-# How many worker processes share the listening socket (set by `python -m app`).
-WORKERS_ENV = "GATEWAY_WORKERS"
 # The most accepted in one turn: a flood of connections can't hold the loop for long.
 ACCEPT_BATCH = 128
-# After running out of file descriptors or memory, accepting resumes this much later.
-ACCEPT_RETRY_S = 1.0
+# How many worker processes share the listening socket (set by `python -m app`).
+WORKERS_ENV = "GATEWAY_WORKERS"
 _RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 
-class GatewayLoop(uvloop.Loop):
-    """uvloop, whose TCP servers on a given socket are `Listener`s (TLS ones stay uvloop's)."""
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's loop, whose TCP servers on a given socket catch up with waiting connections.
 
-    accept_every_s = ACCEPT_EVERY_S
-
-    async def create_server(  # type: ignore[override]
-        self,
-        protocol_factory: Callable[[], asyncio.BaseProtocol],
-        host: str | None = None,
-        port: int | None = None,
-        *,
-        sock: socket.socket | None = None,
-        ssl: Any = None,
-        **options: Any,
-    ) -> asyncio.AbstractServer:
-        if sock is None or ssl is not None or sock.family not in (socket.AF_INET, socket.AF_INET6):
-            create: Callable[..., Awaitable[asyncio.AbstractServer]] = super().create_server
-            return await create(protocol_factory, host, port, sock=sock, ssl=ssl, **options)
-        sock.listen(options.get("backlog", 100))
-        return Listener(self, protocol_factory, sock, self.accept_every_s)
-
-
-def new_event_loop() -> GatewayLoop:
-    loop = GatewayLoop()
+    Only that one method is wrapped, on the loop itself: a subclass of uvloop's loop costs
+    every request about 1 % more instructions."""
+    loop = uvloop.new_event_loop()
+    every_s = ACCEPT_EVERY_S
     workers = os.environ.get(WORKERS_ENV, "1")
     if workers.isdigit() and int(workers) > 1:
-        loop.accept_every_s = SHARED_ACCEPT_EVERY_S
+        every_s = SHARED_ACCEPT_EVERY_S
+    loop.create_server = functools.partial(create_server, loop.create_server, loop, every_s)  # type: ignore[method-assign]
     return loop
 
 
-class Listener(asyncio.AbstractServer):
-    """A listening TCP socket served on the loop: each time it is readable, waiting
-    connections are accepted (one, or one per `every_s` they have waited, up to
-    `ACCEPT_BATCH`) and handed to uvloop's transports, as its own server would hand them."""
+async def create_server(
+    create: Callable[..., Awaitable[asyncio.AbstractServer]],
+    loop: asyncio.AbstractEventLoop,
+    every_s: float,
+    protocol_factory: Callable[[], asyncio.BaseProtocol],
+    host: str | None = None,
+    port: int | None = None,
+    *,
+    sock: socket.socket | None = None,
+    ssl: Any = None,
+    **options: Any,
+) -> asyncio.AbstractServer:
+    """uvloop's `create_server`, catching up when given a TCP socket to serve without TLS."""
+    if sock is not None and ssl is None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        protocol_factory = CatchUp(loop, protocol_factory, sock, every_s)
+    return await create(protocol_factory, host, port, sock=sock, ssl=ssl, **options)
+
+
+class CatchUp:
+    """The protocol factory of a server on `sock`. uvloop's server calls it for each
+    connection it accepts, one a turn; when connections were left waiting the turn before,
+    this accepts one more for each `every_s` since then and hands them to uvloop's transports,
+    as the server hands its own."""
 
     def __init__(
         self,
@@ -87,81 +90,38 @@ class Listener(asyncio.AbstractServer):
         self._loop = loop
         self._protocol_factory = protocol_factory
         self._sock = sock
+        sock.setblocking(False)  # uvloop makes it so too; accepting here must not wait
+        self._family = int(sock.family)
         self._every_s = every_s
-        self._serving = False
-        self._retry: asyncio.TimerHandle | None = None
-        self._handing: set[asyncio.Task[Any]] = set()  # connections being handed over
+        self._queue = select.poll()  # whether connections wait, without accepting one
+        self._queue.register(sock.fileno(), select.POLLIN)
         self._left_waiting: float | None = None  # when connections were last left queued
-        self._closed = loop.create_future()
-        sock.setblocking(False)
-        self._start()
+        self._handing: set[asyncio.Task[Any]] = set()  # connections being handed over
 
-    @property
-    def sockets(self) -> tuple[socket.socket, ...]:
-        return () if self._sock.fileno() < 0 else (self._sock,)
-
-    def get_loop(self) -> asyncio.AbstractEventLoop:
-        return self._loop
-
-    def is_serving(self) -> bool:
-        return self._serving
-
-    async def start_serving(self) -> None:
-        """Accepting starts as the listener is made: nothing to do."""
-
-    async def serve_forever(self) -> None:
-        await asyncio.shield(self._closed)
-
-    def close(self) -> None:
-        """Stop accepting; connections already accepted go on."""
-        if self._retry is not None:
-            self._retry.cancel()
-            self._retry = None
-        if self._serving:
-            self._loop.remove_reader(self._sock.fileno())
-            self._serving = False
-        self._sock.close()
-        if not self._closed.done():
-            self._closed.set_result(None)
-
-    async def wait_closed(self) -> None:
-        if self._handing:
-            await asyncio.wait(self._handing)
-
-    def _start(self) -> None:
-        self._retry = None
-        if self._sock.fileno() >= 0:
-            self._loop.add_reader(self._sock.fileno(), self._accept)
-            self._serving = True
-
-    def _accept(self) -> None:
+    def __call__(self) -> asyncio.BaseProtocol:
         now = self._loop.time()
-        count = 1
         if self._left_waiting is not None:
-            waited = int((now - self._left_waiting) / self._every_s)
-            count = min(ACCEPT_BATCH, max(1, waited))
-        self._left_waiting = now  # unless the queue runs out below
+            more = min(ACCEPT_BATCH, int((now - self._left_waiting) / self._every_s)) - 1
+            if more > 0:
+                self._accept(more)
+        self._left_waiting = now if self._queue.poll(0) else None
+        return self._protocol_factory()
+
+    def _accept(self, count: int) -> None:
         for _ in range(count):
             try:
-                connection, _ = self._sock.accept()
+                fd, _ = self._sock._accept()  # type: ignore[attr-defined]
             except (BlockingIOError, InterruptedError):
-                self._left_waiting = None
                 return
             except ConnectionAbortedError:
                 continue  # the client gave up while it waited
             except OSError as exc:
-                if exc.errno not in _RESOURCE_ERRORS:
-                    raise
-                # Out of descriptors or memory: what waits stays queued, and a later retry
-                # takes it once connections have closed.
-                logger.error(
-                    "cannot accept connections (%s); retrying in %g s", exc, ACCEPT_RETRY_S
-                )
-                self._loop.remove_reader(self._sock.fileno())
-                self._serving = False
-                self._retry = self._loop.call_later(ACCEPT_RETRY_S, self._start)
-                return
-            connection.setblocking(False)
+                if exc.errno in _RESOURCE_ERRORS:
+                    return  # out of descriptors: uvloop's own accepting deals with that
+                raise
+            # Plain numbers: a socket's own `family` and `type` are enums made anew on each
+            # read, and uvloop reads them. uvloop makes the socket non-blocking.
+            connection = socket.socket(self._family, socket.SOCK_STREAM, 0, fd)
             task = self._loop.create_task(
                 self._loop.connect_accepted_socket(self._protocol_factory, connection)
             )

@@ -1,5 +1,6 @@
-"""The loop's listener: waiting connections are all accepted in the turn that finds them, even
-while every turn of the loop is long; running out of descriptors pauses accepting, not the loop."""
+"""The loop's servers: connections left waiting by a long turn of the loop are caught up with in
+the next, a few turns for a burst of them; while turns are short, one is accepted a turn, as
+uvloop does, so that workers sharing a socket share a burst."""
 
 from __future__ import annotations
 
@@ -12,17 +13,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-from app import listener
-from app.listener import (
-    ACCEPT_EVERY_S,
-    SHARED_ACCEPT_EVERY_S,
-    WORKERS_ENV,
-    GatewayLoop,
-    Listener,
-    new_event_loop,
-)
+from app.listener import WORKERS_ENV, new_event_loop
 
-CONNECTIONS = 100
 T = TypeVar("T")
 
 
@@ -69,175 +61,98 @@ class Recorder(asyncio.Protocol):
         self._transport.write(data)  # type: ignore[attr-defined]
 
 
-def listening_socket() -> socket.socket:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
-def connect_all(port: int, count: int) -> list[socket.socket]:
-    """`count` connections whose handshakes the kernel completes before anyone accepts them."""
+async def burst(
+    count: int, *, busy_s: float, sock: socket.socket | None = None
+) -> tuple[list[int], int]:
+    """Serve `sock` (a fresh one by default) on the running loop, turns `busy_s` long, while
+    `count` connections arrive at once; the turn each was handed over in, and the turn they
+    arrived in. Every connection is then checked to be served: what it sends comes back."""
+    loop = asyncio.get_running_loop()
+    turns = Turns(loop, busy_s)
+    made: list[int] = []
+    all_made = asyncio.Event()
+    if sock is None:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+    server = await loop.create_server(
+        lambda: Recorder(made, turns, all_made, count), sock=sock, backlog=count
+    )
     clients = []
-    for _ in range(count):
-        client = socket.create_connection(("127.0.0.1", port))
+    for _ in range(count):  # each handshake is done by the kernel: they all wait at once
+        client = socket.create_connection(sock.getsockname())
         client.setblocking(False)
         clients.append(client)
-    return clients
+    first = turns.count
+    async with asyncio.timeout(10):
+        await all_made.wait()
+    for client in clients:
+        await loop.sock_sendall(client, b"ping")
+        assert await loop.sock_recv(client, 4) == b"ping"
+        client.close()
+    turns.stop()
+    server.close()
+    await server.wait_closed()
+    return made, first
 
 
-def test_a_busy_loop_accepts_a_burst_of_connections_within_a_few_turns() -> None:
-    async def main() -> tuple[list[int], int]:
-        loop = asyncio.get_running_loop()
-        assert isinstance(loop, GatewayLoop)
-        turns = Turns(loop, busy_s=0.01)
-        made: list[int] = []
-        all_made = asyncio.Event()
-        sock = listening_socket()
-        server = await loop.create_server(
-            lambda: Recorder(made, turns, all_made, CONNECTIONS), sock=sock, backlog=256
-        )
-        assert isinstance(server, Listener)
-        clients = connect_all(sock.getsockname()[1], CONNECTIONS)
-        first = turns.count
-        async with asyncio.timeout(10):
-            await all_made.wait()
-        # Every connection is served: what a client sends comes back.
-        for client in clients:
-            await loop.sock_sendall(client, b"ping")
-            assert await loop.sock_recv(client, 4) == b"ping"
-        turns.stop()
-        for client in clients:
-            client.close()
-        server.close()
-        await server.wait_closed()
-        return made, first
+def test_a_busy_loop_takes_a_burst_of_connections_within_a_few_turns() -> None:
+    made, first = run(lambda: burst(100, busy_s=0.01))
 
-    made, first = run(main)
-
-    assert len(made) == CONNECTIONS
-    # 10 ms turns: about 10 a turn. uvloop's own server takes one a turn, 100 turns.
+    assert len(made) == 100
+    # 10 ms turns: about 10 a turn. uvloop alone takes one a turn: 100 turns.
     assert max(made) - first <= 20
 
 
-def test_workers_sharing_the_socket_accept_one_per_10_ms_of_a_busy_turn(
+def test_workers_sharing_the_socket_catch_up_by_one_per_10_ms(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A worker's turn made long by its own first connection must not take the whole burst:
     the other workers sharing the socket get their part of it."""
     monkeypatch.setenv(WORKERS_ENV, "2")
 
-    async def main() -> tuple[float, list[int], int]:
-        loop = asyncio.get_running_loop()
-        assert isinstance(loop, GatewayLoop)
-        turns = Turns(loop, busy_s=0.01)
-        made: list[int] = []
-        all_made = asyncio.Event()
-        sock = listening_socket()
-        server = await loop.create_server(
-            lambda: Recorder(made, turns, all_made, 20), sock=sock, backlog=64
-        )
-        clients = connect_all(sock.getsockname()[1], 20)
-        first = turns.count
-        async with asyncio.timeout(10):
-            await all_made.wait()
-        turns.stop()
-        for client in clients:
-            client.close()
-        server.close()
-        return loop.accept_every_s, made, first
+    made, first = run(lambda: burst(20, busy_s=0.01))
 
-    every_s, made, first = run(main)
-
-    assert every_s == SHARED_ACCEPT_EVERY_S > ACCEPT_EVERY_S
+    assert len(made) == 20
     assert max(made) - first >= 8  # one or two a turn, not ten
 
 
-def test_an_idle_loop_accepts_one_connection_a_turn() -> None:
-    """So that workers sharing the listening socket take turns with a burst."""
-
-    async def main() -> list[int]:
-        loop = asyncio.get_running_loop()
-        turns = Turns(loop)
-        made: list[int] = []
-        all_made = asyncio.Event()
-        sock = listening_socket()
-        server = await loop.create_server(
-            lambda: Recorder(made, turns, all_made, 20), sock=sock, backlog=64
-        )
-        clients = connect_all(sock.getsockname()[1], 20)
-        async with asyncio.timeout(10):
-            await all_made.wait()
-        turns.stop()
-        for client in clients:
-            client.close()
-        server.close()
-        return made
-
-    made = run(main)
+def test_an_idle_loop_takes_one_connection_a_turn() -> None:
+    made, _ = run(lambda: burst(20, busy_s=0.0))
 
     assert len(set(made)) >= 15  # nearly one a turn
 
 
-def test_accepting_pauses_while_descriptors_run_out_then_resumes(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    monkeypatch.setattr(listener, "ACCEPT_RETRY_S", 0.05)
-    failures = [OSError(errno.EMFILE, "Too many open files")]
-
+def test_out_of_descriptors_while_catching_up_leaves_the_rest_to_uvloop() -> None:
     class Starved(socket.socket):
-        def accept(self) -> tuple[socket.socket, Any]:
-            if failures:
-                raise failures.pop()
-            return super().accept()
+        """Accepting here fails as with no descriptors left; uvloop's own accepting, on the
+        same socket, does not."""
 
-    async def main() -> tuple[int, bool, bool]:
+        def _accept(self) -> tuple[int, Any]:
+            raise OSError(errno.EMFILE, "Too many open files")
+
+    sock = Starved()
+    sock.bind(("127.0.0.1", 0))
+
+    made, first = run(lambda: burst(10, busy_s=0.01, sock=sock))
+
+    assert len(made) == 10
+    assert max(made) - first >= 9  # one a turn: nothing was caught up with
+
+
+def test_servers_by_address_are_uvloop_s_own() -> None:
+    async def main() -> None:
         loop = asyncio.get_running_loop()
-        turns = Turns(loop)
-        made: list[int] = []
-        all_made = asyncio.Event()
-        sock = Starved()
-        sock.bind(("127.0.0.1", 0))
-        server = await loop.create_server(lambda: Recorder(made, turns, all_made, 1), sock=sock)
-        (client,) = connect_all(sock.getsockname()[1], 1)
-        await asyncio.sleep(0.01)
-        paused = not server.is_serving()
+        served = asyncio.Event()
+
+        class Served(asyncio.Protocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:  # noqa: ARG002
+                served.set()
+
+        server = await loop.create_server(Served, "127.0.0.1", 0)
+        client = socket.create_connection(server.sockets[0].getsockname()[:2])
         async with asyncio.timeout(5):
-            await all_made.wait()
-        turns_meanwhile = turns.count
-        turns.stop()
+            await served.wait()
         client.close()
-        server.close()
-        return turns_meanwhile, paused, server.is_serving()
-
-    turns_meanwhile, paused, serving_after_close = run(main)
-
-    assert paused  # the listener stopped watching the socket instead of failing each turn
-    assert turns_meanwhile > 10  # and the loop went on meanwhile
-    assert not serving_after_close
-    assert "cannot accept connections" in caplog.text
-
-
-def test_a_closed_listener_refuses_new_connections() -> None:
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        sock = listening_socket()
-        port = sock.getsockname()[1]
-        server = await loop.create_server(asyncio.Protocol, sock=sock)
-        server.close()
-        await server.wait_closed()
-        assert server.sockets == ()
-        with pytest.raises(ConnectionRefusedError):
-            socket.create_connection(("127.0.0.1", port), timeout=1)
-
-    run(main)
-
-
-def test_tls_and_address_servers_stay_uvloop_s() -> None:
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        server = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0)
-        assert not isinstance(server, Listener)
-        assert server.sockets
         server.close()
         await server.wait_closed()
 
