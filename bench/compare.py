@@ -169,6 +169,10 @@ def _worst_rss(c: Comparison) -> float | None:
     return max(found, default=None)
 
 
+def _ttft_p99_ms(m: Measurement | None) -> float | None:
+    return None if m is None else m.ttft_p99_ms
+
+
 def _unfinished(c: Comparison) -> float | None:
     one = c.columns.get(ONE)
     return None if one is None else one.failed + one.incomplete
@@ -202,6 +206,13 @@ GOALS = (
         "==",
         0,
         _unfinished,
+    ),
+    Goal(
+        ("streams500",),
+        "gateway 1w TTFT p99 ms",
+        "<",
+        2000,
+        lambda c: _ttft_p99_ms(c.columns.get(ONE)),
     ),
     Goal(
         ("image",),
