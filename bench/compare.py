@@ -150,7 +150,8 @@ class Goal:
 
     @property
     def limit(self) -> str:
-        return f"{self.op} {self.bound:.3g}"
+        bound = f"{self.bound:,.0f}" if self.bound >= 1000 else f"{self.bound:.3g}"
+        return f"{self.op} {bound}"
 
     def passes(self, value: float) -> bool:
         return COMPARE[self.op](value, self.bound)
