@@ -28,6 +28,7 @@ class Load:
     grace_s: float = 60.0  # how long exchanges under way at the deadline may take to finish
     framing: Framing = "chat"  # how a stream is read: chat, raw (Takeoff) or responses
     next_request: Callable[[], bytes] | None = None  # a new request each time, not `request`
+    settle_s: float = 0.0  # a pause between opening the connections and the first request
 
 
 @dataclass
@@ -145,6 +146,8 @@ async def _open_all(load: Load) -> list[Connection]:
 async def run_load(load: Load) -> LoadResult:
     """Open every connection, then run exchanges back to back on each until the deadline."""
     connections = await _open_all(load)
+    if load.settle_s:
+        await asyncio.sleep(load.settle_s)
     result = LoadResult()
     started = time.perf_counter()
     budget = _Budget(load.max_requests, started + load.duration_s)
