@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         timeout_graceful_shutdown=math.ceil(config.server.shutdown_grace_s),
     )
     try:
-        # Bound here, the socket is served by the loop's `Listener` in every worker.
+        # Bound here, so that every worker's loop serves it with `app.listener`'s catch-up.
         socket = server_config.bind_socket()
         if args.workers > 1:
             GracefulMultiprocess(server_config, sockets=[socket]).run()

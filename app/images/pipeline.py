@@ -191,7 +191,9 @@ class ImagePipeline:
         target = Target(needs.formats, needs.max_side, part.image_url.detail == "low")
         if is_data_uri(url):
             max_bytes = self._max_bytes(needs)
-            if isinstance(url, HashedURI) and (known := self._known(url, param, target, needs)):
+            if isinstance(url, HashedURI) and (
+                known := self._known(url, param, target, needs, max_bytes)
+            ):
                 return known
             # A large URI is still in the request body; `url` stands in for it.
             source = (inline.get(url) if inline else None) or url
@@ -219,7 +221,7 @@ class ImagePipeline:
         return PreparedImage(param, "url", url, await self._process(lambda: data, target, param))
 
     def _known(
-        self, uri: HashedURI, param: str, target: Target, needs: ImageNeeds
+        self, uri: HashedURI, param: str, target: Target, needs: ImageNeeds, max_bytes: int
     ) -> PreparedImage | None:
         """A data URI whose hash is known, as this worker found it the last time it checked the
         same image for `target`, without decoding or hashing it again (a stored conversation's
@@ -230,7 +232,6 @@ class ImagePipeline:
             return None
         if not image.converted and not uri.startswith(f"data:{image.mime};base64,"):
             return None
-        max_bytes = self._max_bytes(needs)
         size = decoded_size(uri, payload_start(uri, param, max_bytes))
         if size > max_bytes:
             raise ImageTooLarge(f"the image is over {max_bytes} bytes", param=param)
