@@ -12,12 +12,12 @@ import tempfile
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
-from app.allocator import release_large_buffers
 from app.config import DEFAULT_CONFIG_PATH, ConfigError, load_config
-from app.listener import WORKERS_ENV
 from app.logs import configure_logging
 from app.metrics import MULTIPROCESS_ENV
-from app.server import GatewayServerConfig, raise_open_files_limit
+from app.server.allocator import release_large_buffers
+from app.server.listener import WORKERS_ENV
+from app.server.protocol import GatewayServerConfig, raise_open_files_limit
 
 
 class GracefulMultiprocess(Multiprocess):
@@ -73,12 +73,12 @@ def main(argv: list[str] | None = None) -> int:
         log_config=None,
         log_level=args.log_level,
         access_log=False,
-        loop="app.listener:new_event_loop",
+        loop="app.server.listener:new_event_loop",
         # Open streams may finish within the grace period; then they are cancelled.
         timeout_graceful_shutdown=math.ceil(config.server.shutdown_grace_s),
     )
     try:
-        # Bound here, so that every worker's loop serves it with `app.listener`'s catch-up.
+        # Bound here, so that every worker's loop serves it with `app.server.listener`'s catch-up.
         socket = server_config.bind_socket()
         if args.workers > 1:
             GracefulMultiprocess(server_config, sockets=[socket]).run()

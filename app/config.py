@@ -56,7 +56,7 @@ class ServerConfig(_Strict):
     playground: bool = True
     shutdown_grace_s: Annotated[float, Field(ge=0)] = 30.0
     log_format: Literal["json", "text"] = "json"
-    # What one connection may hold; enforced by `python -m app` (see app/server.py).
+    # What one connection may hold; enforced by `python -m app` (see app/server/protocol.py).
     max_header_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
     header_timeout_s: Annotated[float, Field(gt=0)] = 10.0
     body_timeout_s: Annotated[float, Field(gt=0)] = 60.0

@@ -10,7 +10,6 @@ from contextlib import asynccontextmanager
 
 from starlette.routing import Router as LifespanRouter
 
-from app.allocator import release_large_buffers, settle_heap
 from app.api.front import Front
 from app.api.routes import build_endpoints
 from app.completions import ChatService
@@ -26,6 +25,7 @@ from app.providers.base import ProviderContext
 from app.request_shape import RequestShape
 from app.responses.store import ResponseStore
 from app.routing import Router
+from app.server.allocator import release_large_buffers, settle_heap
 from app.state import build_state
 from app.transport import AiohttpTransport
 

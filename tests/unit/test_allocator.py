@@ -6,7 +6,7 @@ import platform
 
 import pytest
 
-from app.allocator import release_large_buffers
+from app.server.allocator import release_large_buffers
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the settings exist on glibc only")

@@ -9,7 +9,7 @@ import os
 import pytest
 import uvloop
 
-from app.http_reads import BufferedReads
+from app.server.reads import BufferedReads
 
 
 class Recording(asyncio.Protocol):

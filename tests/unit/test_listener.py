@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from app.listener import WORKERS_ENV, new_event_loop
+from app.server.listener import WORKERS_ENV, new_event_loop
 
 T = TypeVar("T")
 

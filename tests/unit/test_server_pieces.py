@@ -11,7 +11,7 @@ import pytest
 from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT, FlowControl
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
-from app.http_reads import PiecesCycle
+from app.server.reads import PiecesCycle
 
 pytestmark = pytest.mark.anyio
 

@@ -20,7 +20,7 @@ from app.errors import (
     RequestTimeout,
     ServerBusy,
 )
-from app.http_reads import BufferedReads, PiecesCycle
+from app.server.reads import BufferedReads, PiecesCycle
 
 if TYPE_CHECKING:
     from uvicorn._types import ASGI3Application
