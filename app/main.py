@@ -12,20 +12,20 @@ from starlette.routing import Router as LifespanRouter
 
 from app.api.front import Front
 from app.api.routes import build_endpoints
-from app.completions import ChatService
 from app.config import DEFAULT_CONFIG_PATH, GatewayConfig, load_config
-from app.gateway import Gateway
 from app.images import ImagePipeline
 from app.images.cache import ImageCache
 from app.images.fetch import ImageFetcher, Resolver, system_resolver
-from app.limits import Cooldowns, RateLimiter
 from app.logs import configure_logging
 from app.metrics import Metrics
 from app.providers.base import ProviderContext
 from app.request_shape import RequestShape
 from app.responses.store import ResponseStore
-from app.routing import Router
 from app.server.allocator import release_large_buffers, settle_heap
+from app.service.completions import ChatService
+from app.service.gateway import Gateway
+from app.service.limits import Cooldowns, RateLimiter
+from app.service.routing import Router
 from app.state import build_state
 from app.transport import AiohttpTransport
 

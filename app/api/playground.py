@@ -9,8 +9,8 @@ from starlette.responses import Response
 from app.api.endpoints import Incoming
 from app.api.replies import json_reply
 from app.errors import RouteNotFound
-from app.gateway import Gateway
-from app.routing import Group
+from app.service.gateway import Gateway
+from app.service.routing import Group
 
 PAGE = "playground.html"
 JAVASCRIPT = "text/javascript; charset=utf-8"

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from app import limits
 from app.main import create_app
+from app.service import limits
 from tests.conftest import make_config
 from tests.e2e.deployments import entry
 from tests.e2e.fakes.openai_compat import FakeUpstream, Reply

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 
-from app.answers import Stamp, stream_of, whole_answer
 from app.providers.base import Call, Provider
 from app.schemas import ChatCompletion, ChatCompletionChunk
+from app.service.answers import Stamp, stream_of, whole_answer
 
 
 async def answer(provider: Provider, call: Call) -> ChatCompletion:

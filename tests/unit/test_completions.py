@@ -10,7 +10,6 @@ import anyio
 import orjson
 import pytest
 
-from app.completions import ChatService
 from app.config import ModelEntry
 from app.errors import (
     GatewayError,
@@ -27,7 +26,6 @@ from app.errors import (
     UpstreamUnavailable,
 )
 from app.images import ImageNeeds, ImagePipeline
-from app.limits import Cooldowns, RateLimiter
 from app.metrics import Metrics
 from app.providers import PROVIDER_KINDS
 from app.providers.base import (
@@ -39,7 +37,6 @@ from app.providers.base import (
     ProviderContext,
     role_chunk,
 )
-from app.routing import Router
 from app.schemas import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -50,6 +47,9 @@ from app.schemas import (
     ChunkChoice,
     CompletionUsage,
 )
+from app.service.completions import ChatService
+from app.service.limits import Cooldowns, RateLimiter
+from app.service.routing import Router
 from app.sse import encode_event
 from app.state import MemoryState
 from tests.conftest import make_config

@@ -17,7 +17,7 @@ from app.config import (
 )
 from app.providers import PROVIDER_KINDS, build_provider
 from app.providers.base import ProviderContext
-from app.routing import Router
+from app.service.routing import Router
 from tests.conftest import make_config
 
 ONE_MODEL = """\

@@ -12,7 +12,7 @@ from app.providers.aimlapi import AIMLAPI
 from app.providers.base import ProviderContext
 from app.providers.inspect import Inspect
 from app.providers.openai_compat import OpenAICompatible
-from app.routing import Attempt, Router
+from app.service.routing import Attempt, Router
 from tests.conftest import make_config
 
 

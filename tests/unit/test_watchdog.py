@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from app.watchdog import StallWatchdog
+from app.service.watchdog import StallWatchdog
 
 pytestmark = pytest.mark.anyio
 

@@ -7,14 +7,14 @@ from dataclasses import dataclass, field
 
 from starlette.datastructures import Headers
 
-from app.completions import ChatService
 from app.config import ApiKey, GatewayConfig
 from app.errors import AuthenticationFailed, ModelNotAllowed
-from app.limits import Limit, RateLimiter
 from app.metrics import Metrics
 from app.request_shape import RequestShape
 from app.responses.store import ResponseStore
-from app.routing import Router
+from app.service.completions import ChatService
+from app.service.limits import Limit, RateLimiter
+from app.service.routing import Router
 from app.state import StateBackend
 
 

@@ -11,18 +11,18 @@ from typing import TypeVar
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
-from app.answers import Stamp, merge_choices, replay, stream_of, whole_answer
-from app.backoff import retryable, wait
 from app.config import GatewayConfig
 from app.errors import GatewayError, RateLimited, UpstreamTimeout
 from app.images import ImagePipeline, check_image_parts, with_images
-from app.limits import Cooldowns, Limit, RateLimiter, check_fanout
 from app.metrics import Metrics
 from app.providers.base import Call, chunks_from_completion, refuse_unsupported
 from app.record import current_record
-from app.routing import Attempt, Router
 from app.schemas import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, CompletionUsage
-from app.watchdog import StallWatchdog
+from app.service.answers import Stamp, merge_choices, replay, stream_of, whole_answer
+from app.service.backoff import retryable, wait
+from app.service.limits import Cooldowns, Limit, RateLimiter, check_fanout
+from app.service.routing import Attempt, Router
+from app.service.watchdog import StallWatchdog
 
 logger = logging.getLogger(__name__)
 

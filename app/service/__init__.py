@@ -1,0 +1,3 @@
+"""The chat service: routing a request to deployments, attempts, retries, failover, deadlines,
+limits and answers.
+"""
