@@ -13,8 +13,8 @@ import uvicorn
 from uvicorn.supervisors import Multiprocess
 
 from app.config import DEFAULT_CONFIG_PATH, ConfigError, load_config
-from app.logs import configure_logging
-from app.metrics import MULTIPROCESS_ENV
+from app.observe.logs import configure_logging
+from app.observe.metrics import MULTIPROCESS_ENV
 from app.server.allocator import release_large_buffers
 from app.server.listener import WORKERS_ENV
 from app.server.protocol import GatewayServerConfig, raise_open_files_limit

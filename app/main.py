@@ -16,8 +16,8 @@ from app.config import DEFAULT_CONFIG_PATH, GatewayConfig, load_config
 from app.images import ImagePipeline
 from app.images.cache import ImageCache
 from app.images.fetch import ImageFetcher, Resolver, system_resolver
-from app.logs import configure_logging
-from app.metrics import Metrics
+from app.observe.logs import configure_logging
+from app.observe.metrics import Metrics
 from app.providers.base import ProviderContext
 from app.request_shape import RequestShape
 from app.responses.store import ResponseStore

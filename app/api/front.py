@@ -16,8 +16,8 @@ from app.api.client import ClientWatch
 from app.api.endpoints import Endpoints, Handler, Incoming
 from app.api.replies import Reply, error_reply
 from app.errors import GatewayError, InternalError
-from app.logs import log_record
-from app.record import RequestRecord, open_record
+from app.observe.logs import log_record
+from app.observe.record import RequestRecord, open_record
 from app.service.gateway import Gateway
 
 logger = logging.getLogger(__name__)

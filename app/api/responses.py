@@ -13,7 +13,7 @@ from app.api.endpoints import Incoming
 from app.api.replies import JSON, Reply, json_reply
 from app.api.stream import EventStream
 from app.errors import GatewayError, InvalidRequest
-from app.record import ANONYMOUS, RequestRecord
+from app.observe.record import ANONYMOUS, RequestRecord
 from app.request_shape import RequestShape
 from app.responses.events import ResponseStream, encode
 from app.responses.items import DEFAULT_PAGE, MAX_PAGE

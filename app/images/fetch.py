@@ -21,8 +21,8 @@ from app.errors import ImageError, ImageFetchFailed, ImageTooLarge, ImageURLForb
 from app.images.addresses import IPAddress, is_metadata_name, parse_numeric_host, refusal_reason
 from app.images.shares import FetchShares
 from app.images.urls import parse_image_url
+from app.observe.record import current_record
 from app.quoting import shortened
-from app.record import current_record
 
 logger = logging.getLogger(__name__)
 

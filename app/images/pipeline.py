@@ -37,8 +37,8 @@ from app.images.process import (
 )
 from app.images.urls import parse_image_url
 from app.inline import InlineImages
-from app.metrics import Metrics
-from app.record import current_record
+from app.observe.metrics import Metrics
+from app.observe.record import current_record
 from app.schemas import ChatCompletionRequest, ImageURLPart
 
 

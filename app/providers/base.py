@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from app.config import ConfigError, ImagesConfig, ModelEntry
 from app.errors import UnsupportedParameter
 from app.images import ImageNeeds, PreparedImage
-from app.metrics import Metrics
+from app.observe.metrics import Metrics
 from app.schemas import (
     ChatCompletion,
     ChatCompletionChunk,

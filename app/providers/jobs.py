@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from typing import Generic, Literal, TypeVar, assert_never
 
 from app.errors import UpstreamError, UpstreamJobFailed, UpstreamRejected, UpstreamTimeout
-from app.metrics import Metrics
+from app.observe.metrics import Metrics
+from app.observe.record import upstream_wait
 from app.providers.base import ACCEPTED, Call, Event, Translator
 from app.providers.upstream import MalformedReply
-from app.record import upstream_wait
 from app.schemas import ChatCompletion
 
 logger = logging.getLogger(__name__)

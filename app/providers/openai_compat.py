@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from app.config import ModelEntry
 from app.errors import UpstreamError
 from app.inline import encode_json
+from app.observe.redaction import redact
 from app.providers.base import (
     ACCEPTED,
     ALL_RESPONSE_FORMATS,
@@ -25,7 +26,6 @@ from app.providers.base import (
 )
 from app.providers.listing import CachedList
 from app.providers.upstream import UpstreamAPI, json_object, map_upstream_errors, upstream_message
-from app.redaction import redact
 from app.schemas import (
     ChatCompletion,
     ChatCompletionChunk,

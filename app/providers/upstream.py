@@ -20,8 +20,8 @@ from app.errors import (
     UpstreamUnavailable,
 )
 from app.inline import InlineImages, encode_json
-from app.record import upstream_wait
-from app.redaction import redact
+from app.observe.record import upstream_wait
+from app.observe.redaction import redact
 from app.sse import MAX_EVENT_BYTES
 from app.transport import BodyParts
 

@@ -14,9 +14,9 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 from app.config import GatewayConfig
 from app.errors import GatewayError, RateLimited, UpstreamTimeout
 from app.images import ImagePipeline, check_image_parts, with_images
-from app.metrics import Metrics
+from app.observe.metrics import Metrics
+from app.observe.record import current_record
 from app.providers.base import Call, chunks_from_completion, refuse_unsupported
-from app.record import current_record
 from app.schemas import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, CompletionUsage
 from app.service.answers import Stamp, merge_choices, replay, stream_of, whole_answer
 from app.service.backoff import retryable, wait

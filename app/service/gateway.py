@@ -9,7 +9,7 @@ from starlette.datastructures import Headers
 
 from app.config import ApiKey, GatewayConfig
 from app.errors import AuthenticationFailed, ModelNotAllowed
-from app.metrics import Metrics
+from app.observe.metrics import Metrics
 from app.request_shape import RequestShape
 from app.responses.store import ResponseStore
 from app.service.completions import ChatService

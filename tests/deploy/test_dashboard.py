@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import Metric
 from prometheus_client.metrics import MetricWrapperBase
 
-from app.metrics import Metrics
+from app.observe.metrics import Metrics
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "vision-gateway.json"
 SUFFIXES = {

@@ -26,7 +26,7 @@ from app.errors import (
     UpstreamUnavailable,
 )
 from app.images import ImageNeeds, ImagePipeline
-from app.metrics import Metrics
+from app.observe.metrics import Metrics
 from app.providers import PROVIDER_KINDS
 from app.providers.base import (
     ACCEPTED,

@@ -40,7 +40,7 @@ from app.errors import (
     UpstreamUnavailable,
 )
 from app.main import create_app
-from app.redaction import MAX_UPSTREAM_MESSAGE, redact, scrub
+from app.observe.redaction import MAX_UPSTREAM_MESSAGE, redact, scrub
 from app.schemas import ChatCompletionRequest
 from app.validation import validation_error
 from tests.conftest import make_config

@@ -11,7 +11,7 @@ from app.config import ImagesConfig
 from app.images import ImageNeeds, ImagePipeline
 from app.images.cache import ImageCache
 from app.images.fetch import ImageFetcher
-from app.metrics import Metrics
+from app.observe.metrics import Metrics
 from app.providers.base import Call, Capabilities
 from app.providers.jobs import JobProvider, JobState
 from app.schemas import ChatCompletion, ChatCompletionMessage, Choice

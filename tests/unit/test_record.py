@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from app.record import RequestRecord, current_record, open_record, outcome_of, upstream_wait
+from app.observe.record import RequestRecord, current_record, open_record, outcome_of, upstream_wait
 
 
 async def wait_upstream(seconds: float) -> None:

@@ -9,8 +9,8 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 
-from app.logs import ScrubbingFilter
-from app.redaction import redact, scrub
+from app.observe.logs import ScrubbingFilter
+from app.observe.redaction import redact, scrub
 
 KEY = "sk-live/Unit+Key=91ab&c0de"
 

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from app.errors import ImageFetchFailed, ImageTooLarge, ImageURLForbidden
-from app.record import RequestRecord, open_record
+from app.observe.record import RequestRecord, open_record
 from tests.unit.images.conftest import Fetchers, TableResolver
 from tests.unit.images.local_server import Exchange, LocalServer
 from tests.unit.images.samples import picture

@@ -19,7 +19,7 @@ from prometheus_client import (
 )
 from prometheus_client.metrics import MetricWrapperBase
 
-from app.record import RequestRecord
+from app.observe.record import RequestRecord
 
 # Set (by `python -m app --workers N`) before any worker imports prometheus_client: every
 # worker then writes its values to files there, and a scrape sums them.

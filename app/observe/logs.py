@@ -10,8 +10,8 @@ from collections.abc import Iterable
 
 import orjson
 
-from app.record import RequestRecord, current_request_id
-from app.redaction import scrub
+from app.observe.record import RequestRecord, current_request_id
+from app.observe.redaction import scrub
 
 ACCESS = logging.getLogger("app.access")
 _EVENTS = {"chat": "chat_completion", "responses": "response"}

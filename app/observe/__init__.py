@@ -1,0 +1,3 @@
+"""What the gateway tells its operators: the request record, metrics, logs, and what they never
+show.
+"""
