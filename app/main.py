@@ -19,7 +19,6 @@ from app.images.fetch import ImageFetcher, Resolver, system_resolver
 from app.observe.logs import configure_logging
 from app.observe.metrics import Metrics
 from app.providers.base import ProviderContext
-from app.request_shape import RequestShape
 from app.responses.store import ResponseStore
 from app.server.allocator import release_large_buffers, settle_heap
 from app.service.completions import ChatService
@@ -28,6 +27,7 @@ from app.service.limits import Cooldowns, RateLimiter
 from app.service.routing import Router
 from app.state import build_state
 from app.transport import AiohttpTransport
+from app.wire.shape import RequestShape
 
 logger = logging.getLogger(__name__)
 

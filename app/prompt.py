@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.schemas import (
+from app.wire.schemas import (
     AssistantMessage,
     ChatCompletionRequest,
     Message,

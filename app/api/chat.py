@@ -9,10 +9,10 @@ from app.api.endpoints import Incoming
 from app.api.replies import JSON, Reply
 from app.api.stream import EventStream, chat_body
 from app.errors import GatewayError
-from app.inline import MIN_INLINE_CHARS, InlineImages
-from app.request_shape import RequestShape
-from app.schemas import ChatCompletionRequest, InlineChatRequest
-from app.validation import validation_error
+from app.wire.inline import MIN_INLINE_CHARS, InlineImages
+from app.wire.schemas import ChatCompletionRequest, InlineChatRequest
+from app.wire.shape import RequestShape
+from app.wire.validation import validation_error
 
 
 async def create_chat_completion(incoming: Incoming) -> Reply:

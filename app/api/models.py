@@ -11,8 +11,8 @@ from app.api.endpoints import Incoming
 from app.api.replies import JSON
 from app.errors import GatewayError, ModelNotFound
 from app.quoting import shortened
-from app.schemas import Model, ModelFamily, ModelList
 from app.service.routing import Group
+from app.wire.schemas import Model, ModelFamily, ModelList
 
 logger = logging.getLogger(__name__)
 

@@ -14,13 +14,13 @@ from app.api.replies import JSON, Reply, json_reply
 from app.api.stream import EventStream
 from app.errors import GatewayError, InvalidRequest
 from app.observe.record import ANONYMOUS, RequestRecord
-from app.request_shape import RequestShape
 from app.responses.events import ResponseStream, encode
 from app.responses.items import DEFAULT_PAGE, MAX_PAGE
 from app.responses.payload import response_data
 from app.responses.schemas import ResponsesRequest, parse_request
 from app.responses.store import ResponseStore
 from app.responses.translate import ChatMessage, input_messages, to_chat_request
+from app.wire.shape import RequestShape
 
 
 async def create_response(incoming: Incoming) -> Reply:

@@ -13,7 +13,7 @@ from app.api.replies import json_reply
 from app.responses.objects import DeletedResponse
 from app.responses.objects import Response as ResponseObject
 from app.responses.schemas import ResponsesRequest
-from app.schemas import ChatCompletion, ChatCompletionRequest, Model, ModelList
+from app.wire.schemas import ChatCompletion, ChatCompletionRequest, Model, ModelList
 
 TITLE = "vision-gateway"
 VERSION = "0.1.0"

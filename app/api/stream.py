@@ -12,7 +12,7 @@ from starlette.types import Receive, Scope, Send
 from app.api.client import ClientWatch
 from app.errors import ClientClosedRequest, GatewayError, InternalError
 from app.observe.record import RequestRecord
-from app.sse import DONE, KEEPALIVE, KEEPALIVE_INTERVAL_S, encode_error, encode_event
+from app.wire.sse import DONE, KEEPALIVE, KEEPALIVE_INTERVAL_S, encode_error, encode_event
 
 logger = logging.getLogger(__name__)
 

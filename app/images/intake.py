@@ -18,9 +18,9 @@ from app.errors import (
     InvalidRequest,
     TooManyImages,
 )
-from app.inline import InlineURI
 from app.quoting import shortened
-from app.schemas import ChatCompletionRequest
+from app.wire.inline import InlineURI
+from app.wire.schemas import ChatCompletionRequest
 
 T = TypeVar("T")
 HEAD_BYTES = 256 * 1024  # enough for Pillow to identify an image and read its size

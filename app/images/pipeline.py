@@ -15,7 +15,6 @@ import pybase64
 
 from app.config import ImagesConfig
 from app.errors import GatewayError, ImageError, ImageTooLarge
-from app.hashed import HashedURI
 from app.images.cache import ImageCache
 from app.images.complete import ImageEnd
 from app.images.fetch import ImageFetcher, display_url
@@ -36,10 +35,11 @@ from app.images.process import (
     process_image,
 )
 from app.images.urls import parse_image_url
-from app.inline import InlineImages
 from app.observe.metrics import Metrics
 from app.observe.record import current_record
-from app.schemas import ChatCompletionRequest, ImageURLPart
+from app.wire.hashed import HashedURI
+from app.wire.inline import InlineImages
+from app.wire.schemas import ChatCompletionRequest, ImageURLPart
 
 
 @dataclass(frozen=True)

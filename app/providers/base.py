@@ -15,7 +15,9 @@ from app.config import ConfigError, ImagesConfig, ModelEntry
 from app.errors import UnsupportedParameter
 from app.images import ImageNeeds, PreparedImage
 from app.observe.metrics import Metrics
-from app.schemas import (
+from app.state import StateBackend
+from app.transport import BodyParts
+from app.wire.schemas import (
     ChatCompletion,
     ChatCompletionChunk,
     ChatCompletionRequest,
@@ -23,8 +25,6 @@ from app.schemas import (
     ChunkChoice,
     completion_id,
 )
-from app.state import StateBackend
-from app.transport import BodyParts
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from app.providers.base import (
     Translator,
     parse_options,
 )
-from app.schemas import (
+from app.wire.schemas import (
     ChatCompletion,
     ChatCompletionMessage,
     Choice,

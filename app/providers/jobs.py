@@ -15,7 +15,7 @@ from app.observe.metrics import Metrics
 from app.observe.record import upstream_wait
 from app.providers.base import ACCEPTED, Call, Event, Translator
 from app.providers.upstream import MalformedReply
-from app.schemas import ChatCompletion
+from app.wire.schemas import ChatCompletion
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from app.prompt import flatten_conversation
 from app.providers.base import Call, Capabilities, ProviderContext, parse_options
 from app.providers.jobs import JobProvider, JobState, JobStatus
 from app.providers.upstream import MalformedReply, UpstreamAPI
-from app.schemas import ChatCompletion, ChatCompletionMessage, Choice
+from app.wire.schemas import ChatCompletion, ChatCompletionMessage, Choice
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,6 @@ from pydantic import ValidationError
 
 from app.config import ModelEntry
 from app.errors import UpstreamError
-from app.inline import encode_json
 from app.observe.redaction import redact
 from app.providers.base import (
     ACCEPTED,
@@ -26,13 +25,14 @@ from app.providers.base import (
 )
 from app.providers.listing import CachedList
 from app.providers.upstream import UpstreamAPI, json_object, map_upstream_errors, upstream_message
-from app.schemas import (
+from app.wire.inline import encode_json
+from app.wire.schemas import (
     ChatCompletion,
     ChatCompletionChunk,
     ChoiceDelta,
     ChunkChoice,
 )
-from app.sse import iter_sse_data
+from app.wire.sse import iter_sse_data
 
 _JSON = {"Content-Type": "application/json"}
 

@@ -24,7 +24,7 @@ from app.providers.base import (
 )
 from app.providers.stops import StopFilter, apply_stops
 from app.providers.upstream import UpstreamAPI, json_object, map_upstream_errors
-from app.schemas import (
+from app.wire.schemas import (
     ChatCompletion,
     ChatCompletionChunk,
     ChatCompletionMessage,
@@ -32,7 +32,7 @@ from app.schemas import (
     ChoiceDelta,
     ChunkChoice,
 )
-from app.sse import iter_sse_data
+from app.wire.sse import iter_sse_data
 
 DEFAULT_BASE_URL = "http://localhost:3000"
 END_OF_SEQUENCE = "</s>"

@@ -19,11 +19,11 @@ from app.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from app.inline import InlineImages, encode_json
 from app.observe.record import upstream_wait
 from app.observe.redaction import redact
-from app.sse import MAX_EVENT_BYTES
 from app.transport import BodyParts
+from app.wire.inline import InlineImages, encode_json
+from app.wire.sse import MAX_EVENT_BYTES
 
 logger = logging.getLogger(__name__)
 

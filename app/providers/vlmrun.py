@@ -21,7 +21,7 @@ from app.providers.base import (
 from app.providers.jobs import JobProvider, JobState, JobStatus
 from app.providers.listing import CachedList
 from app.providers.upstream import MalformedReply, UpstreamAPI
-from app.schemas import ChatCompletion, ChatCompletionMessage, Choice
+from app.wire.schemas import ChatCompletion, ChatCompletionMessage, Choice
 
 DEFAULT_BASE_URL = "https://api.vlm.run/v1"
 DEFAULT_MODEL = "vlm-1"

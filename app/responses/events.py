@@ -22,8 +22,8 @@ from app.responses.objects import (
 )
 from app.responses.output import fail_response, finish_response, start_response
 from app.responses.schemas import ResponsesRequest
-from app.schemas import ChatCompletionChunk, CompletionUsage
-from app.sse import encode_named_event
+from app.wire.schemas import ChatCompletionChunk, CompletionUsage
+from app.wire.sse import encode_named_event
 
 logger = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from app.responses.objects import (
 )
 from app.responses.payload import INCOMPLETE
 from app.responses.schemas import ResponsesRequest
-from app.schemas import ChatCompletion, CompletionUsage
+from app.wire.schemas import ChatCompletion, CompletionUsage
 
 
 def start_response(

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from app.responses.ids import new_id
 from app.responses.schemas import FunctionTool, OtherTool, ResponsesRequest, TextConfig
 from app.responses.translate import ChatMessage
-from app.schemas import ChatCompletion, CompletionUsage
+from app.wire.schemas import ChatCompletion, CompletionUsage
 
 ResponseData = dict[str, object]
 

@@ -17,7 +17,7 @@ from pydantic import (
     model_validator,
 )
 
-from app.validation import validation_error
+from app.wire.validation import validation_error
 
 # Item types this gateway translates; any other item is an `OtherItem`.
 ITEM_TYPES = frozenset({"message", "function_call", "function_call_output"})

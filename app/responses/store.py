@@ -22,7 +22,6 @@ import pybase64
 
 from app.config import ResponsesConfig
 from app.errors import ResponseNotFound
-from app.hashed import HashedURI
 from app.responses.items import DEFAULT_PAGE, input_items, page
 from app.responses.objects import DeletedResponse, Response
 from app.responses.output import output_message
@@ -30,6 +29,7 @@ from app.responses.payload import ResponseData, answer_message
 from app.responses.schemas import ResponsesRequest
 from app.responses.translate import ChatMessage, input_messages
 from app.state import Quota, StateBackend
+from app.wire.hashed import HashedURI
 
 logger = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from app.responses.schemas import (
     Refusal,
     ResponsesRequest,
 )
-from app.schemas import ChatCompletionRequest
-from app.validation import validation_error
+from app.wire.schemas import ChatCompletionRequest
+from app.wire.validation import validation_error
 
 ChatMessage = dict[str, object]
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from app.errors import UpstreamError
 from app.providers.base import Event, chunks_from_completion, role_chunk
-from app.schemas import ChatCompletion, ChatCompletionChunk, CompletionUsage, completion_id
+from app.wire.schemas import ChatCompletion, ChatCompletionChunk, CompletionUsage, completion_id
 
 ID_PREFIX = "chatcmpl-"
 

@@ -17,12 +17,17 @@ from app.images import ImagePipeline, check_image_parts, with_images
 from app.observe.metrics import Metrics
 from app.observe.record import current_record
 from app.providers.base import Call, chunks_from_completion, refuse_unsupported
-from app.schemas import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, CompletionUsage
 from app.service.answers import Stamp, merge_choices, replay, stream_of, whole_answer
 from app.service.backoff import retryable, wait
 from app.service.limits import Cooldowns, Limit, RateLimiter, check_fanout
 from app.service.routing import Attempt, Router
 from app.service.watchdog import StallWatchdog
+from app.wire.schemas import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    CompletionUsage,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -10,12 +10,12 @@ from starlette.datastructures import Headers
 from app.config import ApiKey, GatewayConfig
 from app.errors import AuthenticationFailed, ModelNotAllowed
 from app.observe.metrics import Metrics
-from app.request_shape import RequestShape
 from app.responses.store import ResponseStore
 from app.service.completions import ChatService
 from app.service.limits import Limit, RateLimiter
 from app.service.routing import Router
 from app.state import StateBackend
+from app.wire.shape import RequestShape
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from app.images import ImagePipeline
 from app.images.cache import ImageCache
 from app.images.fetch import ImageFetcher
 from app.providers.base import ProviderContext
-from app.schemas import ChatCompletionRequest
 from app.state import MemoryState
+from app.wire.schemas import ChatCompletionRequest
 from tests.unit.backends import backend, redis_server
 
 __all__ = ["backend", "redis_server"]  # fixtures, for every unit test

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 
 from app.providers.base import Call, Provider
-from app.schemas import ChatCompletion, ChatCompletionChunk
 from app.service.answers import Stamp, stream_of, whole_answer
+from app.wire.schemas import ChatCompletion, ChatCompletionChunk
 
 
 async def answer(provider: Provider, call: Call) -> ChatCompletion:

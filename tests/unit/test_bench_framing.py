@@ -14,7 +14,7 @@ from app.errors import GatewayError, UpstreamError
 from app.responses.events import ResponseStream, encode
 from app.responses.output import to_response
 from app.responses.schemas import parse_request
-from app.schemas import ChatCompletion, ChatCompletionChunk
+from app.wire.schemas import ChatCompletion, ChatCompletionChunk
 from bench.answers import problem_with
 from bench.client import Exchange
 from bench.framing import Framing

@@ -37,7 +37,11 @@ from app.providers.base import (
     ProviderContext,
     role_chunk,
 )
-from app.schemas import (
+from app.service.completions import ChatService
+from app.service.limits import Cooldowns, RateLimiter
+from app.service.routing import Router
+from app.state import MemoryState
+from app.wire.schemas import (
     ChatCompletion,
     ChatCompletionChunk,
     ChatCompletionMessage,
@@ -47,11 +51,7 @@ from app.schemas import (
     ChunkChoice,
     CompletionUsage,
 )
-from app.service.completions import ChatService
-from app.service.limits import Cooldowns, RateLimiter
-from app.service.routing import Router
-from app.sse import encode_event
-from app.state import MemoryState
+from app.wire.sse import encode_event
 from tests.conftest import make_config
 from tests.unit.conftest import chat_request
 

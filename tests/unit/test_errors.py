@@ -41,8 +41,8 @@ from app.errors import (
 )
 from app.main import create_app
 from app.observe.redaction import MAX_UPSTREAM_MESSAGE, redact, scrub
-from app.schemas import ChatCompletionRequest
-from app.validation import validation_error
+from app.wire.schemas import ChatCompletionRequest
+from app.wire.validation import validation_error
 from tests.conftest import make_config
 
 

@@ -19,7 +19,7 @@ from app.images import ImageNeeds, ImagePipeline, with_images
 from app.images.fetch import display_url
 from app.images.intake import check_image_parts, decode_data_uri
 from app.images.process import Target, process_image
-from app.schemas import ChatCompletionRequest, ImageURLPart
+from app.wire.schemas import ChatCompletionRequest, ImageURLPart
 
 PARAM = "messages[0].content[1].image_url"
 LIMITS = ImagesConfig()

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from app.api.chat import parse_request, read_request
 from app.config import RequestsConfig
 from app.errors import InvalidJSON
-from app.inline import MIN_INLINE_CHARS, InlineImages, InlineURI
-from app.request_shape import RequestShape
 from app.transport import BodyParts
+from app.wire.inline import MIN_INLINE_CHARS, InlineImages, InlineURI
+from app.wire.shape import RequestShape
 
 SHAPE = RequestShape(RequestsConfig())
 LARGE = "data:image/png;base64," + base64.b64encode(os.urandom(MIN_INLINE_CHARS)).decode()

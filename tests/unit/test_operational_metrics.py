@@ -14,7 +14,7 @@ from app.images.fetch import ImageFetcher
 from app.observe.metrics import Metrics
 from app.providers.base import Call, Capabilities
 from app.providers.jobs import JobProvider, JobState
-from app.schemas import ChatCompletion, ChatCompletionMessage, Choice
+from app.wire.schemas import ChatCompletion, ChatCompletionMessage, Choice
 from tests.unit.conftest import chat_request
 from tests.unit.seam import answer
 from tests.unit.test_images import image_uri, request_with

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.prompt import flatten_conversation, message_text
-from app.schemas import ChatCompletionRequest, UserMessage
+from app.wire.schemas import ChatCompletionRequest, UserMessage
 
 IMAGE = {"type": "image_url", "image_url": {"url": "https://x.test/cat.png"}}
 

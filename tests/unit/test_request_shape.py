@@ -7,7 +7,7 @@ import pytest
 
 from app.config import RequestsConfig
 from app.errors import InvalidJSON, InvalidRequest
-from app.request_shape import RequestShape
+from app.wire.shape import RequestShape
 
 LIMIT = 1000
 SHAPE = RequestShape(RequestsConfig(max_json_items=LIMIT))

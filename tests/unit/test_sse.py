@@ -15,8 +15,8 @@ from app.api.client import ClientWatch
 from app.api.stream import EventStream, chat_body
 from app.errors import UpstreamError, UpstreamTimeout
 from app.observe.record import RequestRecord
-from app.schemas import ChatCompletionChunk, ChoiceDelta, ChunkChoice
-from app.sse import DONE, encode_data, encode_error, encode_event, iter_sse_data
+from app.wire.schemas import ChatCompletionChunk, ChoiceDelta, ChunkChoice
+from app.wire.sse import DONE, encode_data, encode_error, encode_event, iter_sse_data
 
 pytestmark = pytest.mark.anyio
 

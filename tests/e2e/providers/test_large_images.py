@@ -22,9 +22,9 @@ from app.config import ImagesConfig, RequestsConfig
 from app.providers.base import Call, ProviderContext
 from app.providers.openai_compat import OpenAICompatible
 from app.providers.predictionguard import PredictionGuard
-from app.request_shape import RequestShape
 from app.state import MemoryState
 from app.transport import AiohttpTransport
+from app.wire.shape import RequestShape
 from tests.conftest import make_config
 from tests.e2e.clients import sdk
 from tests.e2e.conftest import StartGateway

@@ -8,7 +8,7 @@ from app.config import ImagesConfig
 from app.images import ImagePipeline
 from app.images.cache import ImageCache
 from app.images.fetch import ImageFetcher
-from app.schemas import ChatCompletionRequest, ImageURLPart
+from app.wire.schemas import ChatCompletionRequest, ImageURLPart
 
 
 def part(url: str, detail: str | None = None) -> dict[str, Any]:

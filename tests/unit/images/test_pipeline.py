@@ -9,7 +9,7 @@ import pytest
 
 from app.errors import ImageError, ImageTooLarge, ImageURLForbidden, TooManyImages
 from app.images import ImageNeeds, with_images
-from app.schemas import TextPart
+from app.wire.schemas import TextPart
 from tests.unit.images.chat import make_pipeline, part, request_with, url_of
 from tests.unit.images.conftest import Fetchers
 from tests.unit.images.local_server import Exchange, LocalServer

@@ -13,11 +13,11 @@ import pytest
 from PIL import Image
 
 from app.errors import ImageTooLarge
-from app.hashed import HashedURI
 from app.images import ImageNeeds
 from app.images.cache import ImageCache
 from app.images.intake import decode_data_uri, scan_data_uri
 from app.images.process import process_image
+from app.wire.hashed import HashedURI
 from tests.conftest import make_config
 from tests.unit.images.chat import make_pipeline, part, request_with, url_of
 from tests.unit.images.conftest import Fetchers

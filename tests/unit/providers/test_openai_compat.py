@@ -22,8 +22,8 @@ from app.errors import (
 )
 from app.providers.base import Call, ProviderContext
 from app.providers.openai_compat import OpenAICompatible
-from app.schemas import ChatCompletionChunk
 from app.state import MemoryState
+from app.wire.schemas import ChatCompletionChunk
 from tests.conftest import make_config
 from tests.unit.conftest import chat_request
 from tests.unit.seam import answer, chunks_of

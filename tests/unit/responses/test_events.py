@@ -15,7 +15,7 @@ from app.errors import GatewayError, UpstreamError, UpstreamTimeout
 from app.responses.events import ResponseEvent, ResponseStream, encode
 from app.responses.objects import OutputItem, Response
 from app.responses.schemas import parse_request
-from app.schemas import ChatCompletionChunk
+from app.wire.schemas import ChatCompletionChunk
 
 pytestmark = pytest.mark.anyio
 

@@ -14,7 +14,7 @@ from app.responses.objects import Response
 from app.responses.output import output_message, to_response
 from app.responses.payload import answer_message, response_data
 from app.responses.schemas import parse_request
-from app.schemas import ChatCompletion
+from app.wire.schemas import ChatCompletion
 
 ITEM_ID = re.compile(rb'"(msg|fc)_[0-9a-f]{48}"')
 

@@ -16,7 +16,7 @@ from app.responses.payload import response_data
 from app.responses.schemas import ResponsesRequest, parse_request
 from app.responses.store import ResponseStore
 from app.responses.translate import to_chat_request
-from app.schemas import ChatCompletion
+from app.wire.schemas import ChatCompletion
 from tests.unit.backends import Backend
 from tests.unit.responses.test_translate import PNG
 

@@ -11,7 +11,7 @@ from app.errors import InvalidRequest, UnsupportedParameter
 from app.responses.output import to_response
 from app.responses.schemas import parse_request
 from app.responses.translate import to_chat_request
-from app.schemas import ChatCompletion
+from app.wire.schemas import ChatCompletion
 
 PNG = (
     "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAQAAAADCAIAAAA7ljmRAAAAEElEQVR42mP8z4AATAy4OAAmdgEF"

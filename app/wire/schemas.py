@@ -20,8 +20,8 @@ from pydantic import (
     field_validator,
 )
 
-from app.hashed import HashedURI
-from app.inline import InlineImages
+from app.wire.hashed import HashedURI
+from app.wire.inline import InlineImages
 
 
 class _Wire(BaseModel):

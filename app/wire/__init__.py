@@ -1,0 +1,3 @@
+"""The OpenAI wire: request and answer models, reading a request body, validation errors, SSE, data
+URIs.
+"""
