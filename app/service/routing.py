@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from app.config import ConfigError, GatewayConfig, ModelEntry
+from app.config.names import ModelPattern
 from app.errors import ModelNotFound
-from app.names import ModelPattern
 from app.providers import PROVIDER_KINDS, ProviderKinds, provider_type
 from app.providers.base import Provider, ProviderContext
 from app.quoting import shortened

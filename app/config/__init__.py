@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
-from app.names import ModelPattern
+from app.config.names import ModelPattern
 
 DEFAULT_CONFIG_PATH = "config.yaml"
 DEFAULT_TIMEOUT_S = 120.0
