@@ -15,8 +15,8 @@ from app.api.client import ClientWatch
 from app.api.replies import Reply
 from app.config import ApiKey
 from app.errors import MethodNotAllowed, RouteNotFound
+from app.errors.quoting import shortened
 from app.observe.record import RequestRecord
-from app.quoting import shortened
 from app.service.gateway import Gateway
 
 

@@ -10,7 +10,7 @@ from starlette.responses import Response
 from app.api.endpoints import Incoming
 from app.api.replies import JSON
 from app.errors import GatewayError, ModelNotFound
-from app.quoting import shortened
+from app.errors.quoting import shortened
 from app.service.routing import Group
 from app.wire.schemas import Model, ModelFamily, ModelList
 

@@ -18,11 +18,11 @@ import httpcore
 import httpx
 
 from app.errors import ImageError, ImageFetchFailed, ImageTooLarge, ImageURLForbidden
+from app.errors.quoting import shortened
 from app.images.addresses import IPAddress, is_metadata_name, parse_numeric_host, refusal_reason
 from app.images.shares import FetchShares
 from app.images.urls import parse_image_url
 from app.observe.record import current_record
-from app.quoting import shortened
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from app.errors import (
     InvalidRequest,
     TooManyImages,
 )
-from app.quoting import shortened
+from app.errors.quoting import shortened
 from app.wire.inline import InlineURI
 from app.wire.schemas import ChatCompletionRequest
 

@@ -6,8 +6,8 @@ import httpx
 import idna
 
 from app.errors import ImageURLForbidden
+from app.errors.quoting import shortened
 from app.images.addresses import parse_numeric_host
-from app.quoting import shortened
 
 
 def parse_image_url(url: str, param: str | None) -> httpx.URL:

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from app.config import ConfigError, GatewayConfig, ModelEntry
 from app.config.names import ModelPattern
 from app.errors import ModelNotFound
+from app.errors.quoting import shortened
 from app.providers import PROVIDER_KINDS, ProviderKinds, provider_type
 from app.providers.base import Provider, ProviderContext
-from app.quoting import shortened
 from app.service.limits import Limit
 
 logger = logging.getLogger(__name__)

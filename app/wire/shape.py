@@ -11,7 +11,7 @@ import orjson
 
 from app.config import RequestsConfig
 from app.errors import InvalidJSON, InvalidRequest
-from app.quoting import shortened
+from app.errors.quoting import shortened
 
 T = TypeVar("T")
 Body = bytes | bytearray
