@@ -8,7 +8,6 @@ import orjson
 
 from app.config import ModelEntry
 from app.images import ImageNeeds
-from app.prompt import flatten_conversation
 from app.providers.base import (
     ALL_RESPONSE_FORMATS,
     Call,
@@ -19,6 +18,7 @@ from app.providers.base import (
     Translator,
     parse_options,
 )
+from app.providers.prompt import flatten_conversation
 from app.wire.schemas import (
     ChatCompletion,
     ChatCompletionMessage,

@@ -10,9 +10,9 @@ from pydantic import BaseModel, ConfigDict
 from app.config import ModelEntry
 from app.errors import UpstreamError
 from app.images import ImageNeeds, PreparedImage
-from app.prompt import flatten_conversation
 from app.providers.base import Call, Capabilities, ProviderContext, parse_options
 from app.providers.jobs import JobProvider, JobState, JobStatus
+from app.providers.prompt import flatten_conversation
 from app.providers.upstream import MalformedReply, UpstreamAPI
 from app.wire.schemas import ChatCompletion, ChatCompletionMessage, Choice
 

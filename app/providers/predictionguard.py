@@ -8,9 +8,9 @@ import orjson
 
 from app.errors import UpstreamError
 from app.images import ImageNeeds
-from app.prompt import developer_as_system
 from app.providers.base import Call, Capabilities, Event
 from app.providers.openai_compat import OpenAICompatible
+from app.providers.prompt import developer_as_system
 from app.wire.schemas import ChatCompletion
 
 # The request fields its chat API documents; others are dropped.

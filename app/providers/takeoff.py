@@ -11,7 +11,6 @@ from pydantic import BaseModel, ConfigDict
 from app.config import ModelEntry
 from app.errors import UpstreamError
 from app.images import ImageNeeds
-from app.prompt import flatten_conversation
 from app.providers.base import (
     ACCEPTED,
     ALL_RESPONSE_FORMATS,
@@ -22,6 +21,7 @@ from app.providers.base import (
     StreamingTranslator,
     parse_options,
 )
+from app.providers.prompt import flatten_conversation
 from app.providers.stops import StopFilter, apply_stops
 from app.providers.upstream import UpstreamAPI, json_object, map_upstream_errors
 from app.wire.schemas import (

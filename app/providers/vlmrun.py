@@ -10,7 +10,6 @@ from pydantic import BaseModel, ConfigDict
 from app.config import ModelEntry
 from app.errors import InvalidRequest, UpstreamError
 from app.images import ImageNeeds
-from app.prompt import message_text
 from app.providers.base import (
     ALL_RESPONSE_FORMATS,
     Call,
@@ -20,6 +19,7 @@ from app.providers.base import (
 )
 from app.providers.jobs import JobProvider, JobState, JobStatus
 from app.providers.listing import CachedList
+from app.providers.prompt import message_text
 from app.providers.upstream import MalformedReply, UpstreamAPI
 from app.wire.schemas import ChatCompletion, ChatCompletionMessage, Choice
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.prompt import flatten_conversation, message_text
+from app.providers.prompt import flatten_conversation, message_text
 from app.wire.schemas import ChatCompletionRequest, UserMessage
 
 IMAGE = {"type": "image_url", "image_url": {"url": "https://x.test/cat.png"}}
