@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import functools
 import logging
 import os
 import select
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import uvloop
@@ -42,35 +41,44 @@ WORKERS_ENV = "GATEWAY_WORKERS"
 _RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 
+class CatchUpLoop(uvloop.Loop):
+    """uvloop's loop, whose TCP servers on a given socket catch up with waiting connections.
+    uvicorn makes its servers with `create_server`, the one method this loop changes: given
+    a TCP socket to serve without TLS, the server's protocol factory becomes `CatchUp`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        workers = os.environ.get(WORKERS_ENV, "1")
+        shared = workers.isdigit() and int(workers) > 1
+        self._accept_every_s = SHARED_ACCEPT_EVERY_S if shared else ACCEPT_EVERY_S
+
+    async def create_server(  # type: ignore[override]
+        self,
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+        host: str | None = None,
+        port: int | None = None,
+        *,
+        sock: socket.socket | None = None,
+        ssl: Any = None,
+        **options: Any,
+    ) -> asyncio.AbstractServer:
+        if sock is not None and ssl is None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            protocol_factory = CatchUp(self, protocol_factory, sock, self._accept_every_s)
+        # uvloop's stubs type a server by address and one on a socket apart; this is either.
+        server: asyncio.AbstractServer = await super().create_server(
+            protocol_factory,
+            host,
+            port,  # type: ignore[arg-type]
+            sock=sock,  # type: ignore[arg-type]
+            ssl=ssl,
+            **options,
+        )
+        return server
+
+
 def new_event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop's loop, whose TCP servers on a given socket catch up with waiting connections:
-    uvicorn makes its servers with `create_server`, and only that method is wrapped."""
-    loop = uvloop.new_event_loop()
-    every_s = ACCEPT_EVERY_S
-    workers = os.environ.get(WORKERS_ENV, "1")
-    if workers.isdigit() and int(workers) > 1:
-        every_s = SHARED_ACCEPT_EVERY_S
-    catching_up = functools.partial(create_server, loop.create_server, loop, every_s)
-    loop.create_server = catching_up  # type: ignore[method-assign]
-    return loop
-
-
-async def create_server(
-    create: Callable[..., Awaitable[asyncio.AbstractServer]],
-    loop: asyncio.AbstractEventLoop,
-    every_s: float,
-    protocol_factory: Callable[[], asyncio.BaseProtocol],
-    host: str | None = None,
-    port: int | None = None,
-    *,
-    sock: socket.socket | None = None,
-    ssl: Any = None,
-    **options: Any,
-) -> asyncio.AbstractServer:
-    """uvloop's `create_server`, catching up when given a TCP socket to serve without TLS."""
-    if sock is not None and ssl is None and sock.family in (socket.AF_INET, socket.AF_INET6):
-        protocol_factory = CatchUp(loop, protocol_factory, sock, every_s)
-    return await create(protocol_factory, host, port, sock=sock, ssl=ssl, **options)
+    """The gateway's event loop (what `python -m app` gives uvicorn as its `loop`)."""
+    return CatchUpLoop()
 
 
 class CatchUp:
@@ -90,7 +98,6 @@ class CatchUp:
         self._protocol_factory = protocol_factory
         self._sock = sock
         sock.setblocking(False)  # uvloop makes it so too; accepting here must not wait
-        self._family = int(sock.family)
         self._every_s = every_s
         self._queue = select.poll()  # whether connections wait, without accepting one
         self._queue.register(sock.fileno(), select.POLLIN)
@@ -109,7 +116,7 @@ class CatchUp:
     def _accept(self, count: int) -> None:
         for _ in range(count):
             try:
-                fd, _ = self._sock._accept()  # type: ignore[attr-defined]
+                connection, _ = self._sock.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except ConnectionAbortedError:
@@ -118,9 +125,6 @@ class CatchUp:
                 if exc.errno in _RESOURCE_ERRORS:
                     return  # out of descriptors: uvloop's own accepting deals with that
                 raise
-            # Plain numbers: a socket's own `family` and `type` are enums made anew on each
-            # read, and uvloop reads them. uvloop makes the socket non-blocking.
-            connection = socket.socket(self._family, socket.SOCK_STREAM, 0, fd)
             task = self._loop.create_task(
                 self._loop.connect_accepted_socket(self._protocol_factory, connection)
             )

@@ -127,7 +127,7 @@ def test_out_of_descriptors_while_catching_up_leaves_the_rest_to_uvloop() -> Non
         """Accepting here fails as with no descriptors left; uvloop's own accepting, on the
         same socket, does not."""
 
-        def _accept(self) -> tuple[int, Any]:
+        def accept(self) -> tuple[socket.socket, Any]:
             raise OSError(errno.EMFILE, "Too many open files")
 
     sock = Starved()
