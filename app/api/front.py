@@ -53,6 +53,10 @@ class Front:
             logger.exception("unexpected error on %s %s", record.method, record.route)
             reply = self._failed(record, InternalError("the gateway hit an unexpected error"))
         reply.raw_headers.append((REQUEST_ID_HEADER, request_id.encode("latin-1")))
+        if incoming is None and _expects_continue(scope):
+            # Refused before its body was asked for: the client sends no body, and the
+            # connection can't be told apart from one that would have sent it, so it ends here.
+            reply.raw_headers.append((b"connection", b"close"))
         record.status = record.status or reply.status_code
         # The answer is ready: a client leaving now has nothing left to cancel (a stream
         # starts the watch again for itself, to pace its keepalives).
@@ -105,6 +109,12 @@ class Front:
             metrics.child(metrics.in_flight, record.api).dec()
         metrics.observe(record)
         log_record(record)
+
+
+def _expects_continue(scope: Scope) -> bool:
+    return any(
+        name == b"expect" and value.lower() == b"100-continue" for name, value in scope["headers"]
+    )
 
 
 def _client_request_id(scope: Scope) -> str | None:

@@ -62,6 +62,20 @@ class ScrubbingFilter(logging.Filter):
         return True
 
 
+class UpgradeNotices(logging.Filter):
+    """uvicorn warns of every request to upgrade its connection (to WebSocket, to h2c) that it
+    does not honour, and suggests installing a WebSocket library. The gateway answers such a
+    request as a plain one on purpose (it serves no WebSocket), so these are debug lines."""
+
+    NOTICES = ("Unsupported upgrade request.", "No supported WebSocket library detected.")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.WARNING and str(record.msg).startswith(self.NOTICES):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger().isEnabledFor(logging.DEBUG)
+        return True
+
+
 def configure_logging(log_format: str, secrets: Iterable[str], level: str | None = None) -> None:
     """Send every logger's records, uvicorn's included, through one scrubbing handler."""
     # No line names its thread, process or source line: the logging module need not look
@@ -83,6 +97,10 @@ def configure_logging(log_format: str, secrets: Iterable[str], level: str | None
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
+    server = logging.getLogger("uvicorn.error")
+    for notices in [f for f in server.filters if isinstance(f, UpgradeNotices)]:
+        server.removeFilter(notices)
+    server.addFilter(UpgradeNotices())
     # httpx logs every upstream call at INFO; the request log line says what matters.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     # The request log (app.access) replaces uvicorn's access log, which stays off.

@@ -1,34 +1,42 @@
-"""uvicorn's httptools protocol with the gateway's connection limits: header size, head and
-body read timeouts, keep-alive idle time and connections per worker."""
+"""uvicorn's httptools protocol held to the gateway's connection limits: header size, head and
+body read timeouts, and connections per worker.
+
+uvicorn takes the protocol class of each connection as its `http=` option; this one is
+uvicorn's own, with the limits added in the callbacks the HTTP parser and the event loop make
+(`data_received`, `on_message_begin`, `on_url`, `on_header`, `on_headers_complete`,
+`on_body`, `on_message_complete`, and uvicorn's `on_response_complete`). Everything else,
+the request cycle included, is uvicorn's. A request the limits refuse never reaches uvicorn's
+cycle: its answer is written here, and the connection closes.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import http
 import logging
 import resource
 from typing import TYPE_CHECKING, Any
 
+import orjson
 import uvicorn
-from starlette.types import Message, Receive, Scope, Send
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from app.api.replies import error_reply
 from app.config import ServerConfig
 from app.errors import (
     GatewayError,
+    InvalidRequest,
     RequestHeaderTooLarge,
     RequestTimeout,
     ServerBusy,
 )
-from app.server.reads import BufferedReads, PiecesCycle
+from app.errors.quoting import shortened
 
 if TYPE_CHECKING:
-    from uvicorn._types import ASGI3Application
     from uvicorn.server import ServerState
 
 logger = logging.getLogger(__name__)
 
-HEALTH_PATH = "/health"
+HEALTH_PATH = b"/health"
 RETRY_AFTER_S = 1
 # After a refusal, what the client still sends is read and dropped for this long: closing
 # on unread data would reset the connection, and the client might never see the refusal.
@@ -40,16 +48,38 @@ class GatewayServerConfig(uvicorn.Config):
     to the workers with them)."""
 
     def __init__(self, app: str, *, limits: ServerConfig, **options: Any) -> None:
-        super().__init__(app, http=GuardedConnection, **options)  # type: ignore[arg-type]
+        super().__init__(
+            app,
+            http=LimitedHttpProtocol,
+            # The gateway serves no WebSocket: an upgrade request is answered as a plain one.
+            ws="none",
+            timeout_keep_alive=limits.keepalive_timeout_s,  # type: ignore[arg-type]
+            **options,
+        )
         self.limits = limits
+        self.connections = Connections()
 
 
-class GuardedHttpToolsProtocol(HttpToolsProtocol):
-    """One connection, held to `server:` limits. A head must arrive whole within
-    `header_timeout_s` and `max_header_bytes` (counted as it arrives, so a huge header is
-    refused, 431, before it is buffered), a body within `body_timeout_s` of its head (408
-    otherwise). A connection opened while the worker holds `max_connections` others gets
-    /health answered and anything else 503, and is closed after that one answer."""
+class Connections:
+    """How many connections one worker holds (each worker has its own copy of the config)."""
+
+    def __init__(self) -> None:
+        self.open = 0
+
+
+class LimitedHttpProtocol(HttpToolsProtocol):
+    """One connection, held to `server:` limits.
+
+    A head must arrive whole within `header_timeout_s` and `max_header_bytes` (counted as it
+    arrives, so a huge header is refused, 431, before it is buffered); a body within
+    `body_timeout_s` of its head (408 otherwise). A connection opened while the worker holds
+    `max_connections` others gets `/health` answered and anything else 503, and is closed
+    after that one answer.
+
+    The gateway serves no other protocol: a request that asks to upgrade the connection
+    (WebSocket, h2c) is answered as a plain request, and the connection closes after it. The
+    HTTP parser reads no body of such a request, so one that has a body is refused (400).
+    """
 
     def __init__(
         self,
@@ -60,130 +90,197 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         assert isinstance(config, GatewayServerConfig)
-        self.limits = limits = config.limits
-        self.timeout_keep_alive = limits.keepalive_timeout_s  # type: ignore[assignment]
-        self._reading_head = True
-        self._head_bytes = 0
-        self._chunk_bytes = 0
-        self._read_timer: asyncio.TimerHandle | None = None
+        self._limits = config.limits
+        self._connections = config.connections
+        self._over_capacity = False
+        self._transport_: asyncio.Transport | None = None
+        # The request being read: whether its head is still coming, and how large it is.
+        self._in_head = True
+        self._head_chunks = 0  # bytes of the chunks the head came in (an upper bound)
+        self._head_size = 0  # the request line and headers, counted exactly
+        self._target = b""
+        self._upgrade = b""  # the protocol the request asks to switch to, if any
+        self._has_body = False
+        self._in_body = False
+        self._timer: asyncio.TimerHandle | None = None
+        # Requests handed to uvicorn whose answers have not ended yet.
+        self._unanswered = 0
+        # Whether the connection closes after the requests read so far have been answered.
+        self._closing_after_answer = False
+        self._done_reading = False
+        self._refusal: GatewayError | None = None
+
+    # The event loop's callbacks.
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        if len(self.connections) > self.limits.max_connections:
-            self.app = OverCapacity(self.app)
-        self._read_timer = self.loop.call_later(self.limits.header_timeout_s, self._head_late)
+        self._transport_ = transport
+        self._connections.open += 1
+        self._over_capacity = self._connections.open > self._limits.max_connections
+        self._start_timer(self._limits.header_timeout_s, self._head_late)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._connections.open -= 1
         self._stop_timer()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        self._chunk_bytes = len(data)
-        if self._reading_head:
-            self._head_bytes += self._chunk_bytes
+        if self._refusal is not None or self._done_reading:
+            return  # the connection is ending: what else comes is dropped
+        if self._in_head:
+            self._head_chunks += len(data)
         super().data_received(data)
-        if self._reading_head and self._head_bytes > self.limits.max_header_bytes:
+        if self._in_head and self._head_chunks > self._limits.max_header_bytes:
             self._refuse(RequestHeaderTooLarge(self._header_message()))
+
+    # The HTTP parser's callbacks.
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._reading_head = True
-        if self._read_timer is None:
-            self._read_timer = self.loop.call_later(self.limits.header_timeout_s, self._head_late)
+        self._in_head = True
+        self._head_chunks = self._head_size = 0
+        self._target = b""
+        self._upgrade = b""
+        self._has_body = False
+        if self._timer is None:
+            self._start_timer(self._limits.header_timeout_s, self._head_late)
+
+    def on_url(self, url: bytes) -> None:
+        super().on_url(url)
+        self._target += url
+        self._head_size += len(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        super().on_header(name, value)
+        self._head_size += len(name) + len(value) + 4
+        name = name.lower()
+        if name == b"upgrade":
+            self._upgrade = value or b"?"
+        elif name == b"transfer-encoding" or (name == b"content-length" and value.strip(b" 0")):
+            self._has_body = True
 
     def on_headers_complete(self) -> None:
-        self._reading_head = False
+        self._in_head = False
         self._stop_timer()
-        limit = self.limits.max_header_bytes
-        # Counted by chunk, the head may look larger than it is: measure it when that matters.
-        if self._head_bytes + self._chunk_bytes > limit and self._head_size() > limit:
-            self.app = Refusal(RequestHeaderTooLarge(self._header_message()))
-        self._head_bytes = 0
-        # A pipelined request waits, unread, for the one before it: its clock starts with it.
-        if self.cycle is None or self.cycle.response_complete:
-            self._read_timer = self.loop.call_later(self.limits.body_timeout_s, self._body_late)
+        if self._refusal is not None:
+            return
+        if self._head_size > self._limits.max_header_bytes:
+            self._refuse(RequestHeaderTooLarge(self._header_message()))
+            return
+        if self._over_capacity and self._target.partition(b"?")[0] != HEALTH_PATH:
+            self._refuse(
+                ServerBusy(
+                    "the gateway is at its connection limit; retry shortly",
+                    headers={"retry-after": str(RETRY_AFTER_S)},
+                )
+            )
+            return
+        if self._upgrade and self._has_body:
+            protocol = shortened(self._upgrade.decode("latin-1"))
+            self._refuse(
+                InvalidRequest(
+                    f"the gateway does not switch protocols, and reads no body of a request "
+                    f"that asks to ('Upgrade: {protocol}'): send it without the Upgrade header "
+                    "(curl adds one with --http2 on an http:// URL)"
+                )
+            )
+            return
+        # One answer on a connection over the cap, and none after an upgrade request: the
+        # parser reads nothing more of a connection that asked to change protocols.
+        self._closing_after_answer = self._over_capacity or bool(self._upgrade)
+        self._in_body = True
+        self._unanswered += 1
         super().on_headers_complete()
-        PiecesCycle.adopt(self.cycle)
+        # A pipelined request waits, unread, for the one before it: its clock starts with it.
+        if self._unanswered == 1:
+            self._start_timer(self._limits.body_timeout_s, self._body_late)
 
     def on_body(self, body: bytes) -> None:
-        cycle = self.cycle
-        if not isinstance(cycle, PiecesCycle):
+        if self._refusal is None:
             super().on_body(body)
-        elif not (
-            cycle.response_complete or (self.parser.should_upgrade() and self._should_upgrade())
-        ):
-            cycle.add(body)
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()  # this starts the next pipelined request, if any
-        cycle = self.cycle
-        if self._read_timer is None and not cycle.response_complete and cycle.more_body:
-            self._read_timer = self.loop.call_later(self.limits.body_timeout_s, self._body_late)
 
     def on_message_complete(self) -> None:
+        if self._refusal is not None:
+            return
+        self._in_body = False
+        self._done_reading = self._closing_after_answer
         self._stop_timer()
         super().on_message_complete()
 
-    def _head_size(self) -> int:
-        return len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+    # uvicorn's callback when an answer has ended.
 
-    def _header_message(self) -> str:
-        return f"the request line and headers are over {self.limits.max_header_bytes} bytes"
+    def on_response_complete(self) -> None:
+        self._unanswered -= 1
+        super().on_response_complete()  # this starts the next pipelined request, if any
+        if self._unanswered:
+            if self._in_body and self._timer is None:
+                self._start_timer(self._limits.body_timeout_s, self._body_late)
+        elif self._refusal is not None:
+            self._write_refusal()
+        elif self._closing_after_answer:
+            self._close()
 
-    def _stop_timer(self) -> None:
-        if self._read_timer is not None:
-            self._read_timer.cancel()
-            self._read_timer = None
+    # The limits.
 
     def _head_late(self) -> None:
-        self._read_timer = None
-        if self._head_bytes:
+        self._timer = None
+        if self._head_chunks:
             self._refuse(RequestTimeout("the request head did not arrive in time"))
-        elif not self.transport.is_closing():
-            self.transport.close()  # a connection that never asked for anything
+        else:
+            self._close()  # a connection that never asked for anything, or no more
 
     def _body_late(self) -> None:
-        self._read_timer = None
-        cycle = self.cycle
-        answered = cycle is None or cycle.response_started
-        if cycle is not None:
-            # The application sees the client as gone, and what it sends is dropped.
-            cycle.disconnected = True
-            cycle.message_event.set()
-        if answered:
-            self.transport.close()
-        else:
+        self._timer = None
+        if self._unanswered:
+            # The application is still waiting for this body: it has not answered yet, as it
+            # answers a request before its body has come only with a refusal in one piece.
             self._refuse(RequestTimeout("the request body did not arrive in time"))
+        else:
+            self._close()  # answered already; the rest of the body is not worth waiting for
 
     def _refuse(self, error: GatewayError) -> None:
-        """Answer with `error` outside any request cycle, and close the connection."""
-        if self.transport.is_closing():
+        """Answer with `error` and close, once the answers before it have ended."""
+        if self._refusal is None:
+            self._refusal = error
+            if not self._unanswered or self._in_body:
+                self._write_refusal()
+
+    def _write_refusal(self) -> None:
+        """The refusal's answer, written outside any request cycle; what the client still
+        sends is then read and dropped until it closes its side or `LINGER_S` passes."""
+        transport = self._transport_
+        error = self._refusal
+        if transport is None or error is None or transport.is_closing():
             return
-        body = error_reply(error).body
-        head = STATUS_LINE[error.status_code] + (
-            b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n"
-            % len(body)
+        body = orjson.dumps(error.to_envelope())
+        headers = {**error.headers, "content-type": "application/json"}
+        headers.update({"content-length": str(len(body)), "connection": "close"})
+        head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        status = http.HTTPStatus(error.status_code)
+        transport.write(
+            f"HTTP/1.1 {status.value} {status.phrase}\r\n{head}\r\n".encode("latin-1") + body
         )
-        self.transport.write(head + body)
-        if self.transport.can_write_eof():
-            self.transport.write_eof()
-            self.transport.set_protocol(Draining(self, self.transport))
+        if transport.can_write_eof():
+            transport.write_eof()
+            transport.set_protocol(Draining(self, transport))
         else:
-            self.transport.close()
+            transport.close()
 
+    def _close(self) -> None:
+        if self._transport_ is not None and not self._transport_.is_closing():
+            self._transport_.close()
 
-class GuardedConnection(BufferedReads):
-    """What uvicorn makes for each connection: `GuardedHttpToolsProtocol`, reading into
-    the worker's shared buffer."""
+    def _header_message(self) -> str:
+        return f"the request line and headers are over {self._limits.max_header_bytes} bytes"
 
-    def __init__(
-        self,
-        config: uvicorn.Config,
-        server_state: ServerState,
-        app_state: dict[str, Any],
-        _loop: asyncio.AbstractEventLoop | None = None,
-    ) -> None:
-        super().__init__(GuardedHttpToolsProtocol(config, server_state, app_state, _loop))
+    def _start_timer(self, delay_s: float, callback: Any) -> None:
+        self._stop_timer()
+        self._timer = asyncio.get_running_loop().call_later(delay_s, callback)
+
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 class Draining(asyncio.Protocol):
@@ -203,43 +300,6 @@ class Draining(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._deadline.cancel()
         self._owner.connection_lost(exc)
-
-
-class Refusal:
-    """Answers every request with one error, and closes the connection."""
-
-    def __init__(self, error: GatewayError) -> None:
-        error.headers["connection"] = "close"
-        self._response = error_reply(error)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._response(scope, receive, send)
-
-
-class OverCapacity:
-    """A connection over the cap: `/health` is answered, anything else is 503 with
-    `Retry-After`, and the connection closes after its answer."""
-
-    def __init__(self, app: ASGI3Application) -> None:
-        self._app = app
-        self._busy = Refusal(
-            ServerBusy(
-                "the gateway is at its connection limit; retry shortly",
-                headers={"retry-after": str(RETRY_AFTER_S)},
-            )
-        )
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != HEALTH_PATH:
-            await self._busy(scope, receive, send)
-            return
-
-        async def send_closing(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), (b"connection", b"close")]
-            await send(message)
-
-        await self._app(scope, receive, send_closing)  # type: ignore[arg-type]
 
 
 def raise_open_files_limit() -> None:
