@@ -77,8 +77,9 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     after that one answer.
 
     The gateway serves no other protocol: a request that asks to upgrade the connection
-    (WebSocket, h2c) is answered as a plain request, and the connection closes after it. The
-    HTTP parser reads no body of such a request, so one that has a body is refused (400).
+    (WebSocket, h2c, as `curl --http2` asks of an http:// URL) is answered as a plain request,
+    and the connection closes after it. The HTTP parser stops at the end of such a request's
+    head, so its body (of a declared length) is read here.
     """
 
     def __init__(
@@ -101,7 +102,15 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._target = b""
         self._upgrade = b""  # the protocol the request asks to switch to, if any
         self._has_body = False
+        self._length: int | None = None  # its declared Content-Length
         self._in_body = False
+        # An upgrade request's body, read here: how much is left, once found in the stream.
+        self._upgrade_body_left: int | None = None
+        self._upgrade_body_found = False
+        self._head_tail = b""  # the last 3 bytes of a head still arriving
+        self._chunk_parsed = False  # whether a request ended in the chunk being parsed
+        self._begun_in_chunk = False  # whether the request being read began in it
+        self._begun_after_another = False  # ... after another one ended there
         self._timer: asyncio.TimerHandle | None = None
         # Requests handed to uvicorn whose answers have not ended yet.
         self._unanswered = 0
@@ -127,11 +136,21 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._refusal is not None or self._done_reading:
             return  # the connection is ending: what else comes is dropped
+        if self._upgrade_body_found:
+            self._read_upgrade_body(data)  # the parser reads nothing after an upgrade
+            return
+        tail, self._chunk_parsed, self._begun_in_chunk = self._head_tail, False, False
         if self._in_head:
             self._head_chunks += len(data)
         super().data_received(data)
-        if self._in_head and self._head_chunks > self._limits.max_header_bytes:
-            self._refuse(RequestHeaderTooLarge(self._header_message()))
+        if self._upgrade_body_left is not None:
+            self._find_upgrade_body(tail, data)
+        elif self._in_head:
+            if self._head_chunks > self._limits.max_header_bytes:
+                self._refuse(RequestHeaderTooLarge(self._header_message()))
+            self._head_tail = (tail + data[-3:])[-3:]
+        elif tail:
+            self._head_tail = b""
 
     # The HTTP parser's callbacks.
 
@@ -142,6 +161,8 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._target = b""
         self._upgrade = b""
         self._has_body = False
+        self._length = None
+        self._begun_in_chunk, self._begun_after_another = True, self._chunk_parsed
         if self._timer is None:
             self._start_timer(self._limits.header_timeout_s, self._head_late)
 
@@ -156,7 +177,10 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         name = name.lower()
         if name == b"upgrade":
             self._upgrade = value or b"?"
-        elif name == b"transfer-encoding" or (name == b"content-length" and value.strip(b" 0")):
+        elif name == b"content-length":
+            self._length = int(value) if value.isdigit() else None
+            self._has_body = self._length != 0
+        elif name == b"transfer-encoding":
             self._has_body = True
 
     def on_headers_complete(self) -> None:
@@ -176,15 +200,17 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             )
             return
         if self._upgrade and self._has_body:
-            protocol = shortened(self._upgrade.decode("latin-1"))
-            self._refuse(
-                InvalidRequest(
-                    f"the gateway does not switch protocols, and reads no body of a request "
-                    f"that asks to ('Upgrade: {protocol}'): send it without the Upgrade header "
-                    "(curl adds one with --http2 on an http:// URL)"
+            if self._length is None:
+                protocol = shortened(self._upgrade.decode("latin-1"))
+                self._refuse(
+                    InvalidRequest(
+                        "the gateway does not switch protocols, and reads the body of a request "
+                        f"that asks to ('Upgrade: {protocol}') only when its length is declared "
+                        "(Content-Length): send it without the Upgrade header"
+                    )
                 )
-            )
-            return
+                return
+            self._upgrade_body_left = self._length
         # One answer on a connection over the cap, and none after an upgrade request: the
         # parser reads nothing more of a connection that asked to change protocols.
         self._closing_after_answer = self._over_capacity or bool(self._upgrade)
@@ -200,8 +226,11 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             super().on_body(body)
 
     def on_message_complete(self) -> None:
-        if self._refusal is not None:
-            return
+        self._chunk_parsed = True
+        if self._refusal is None and self._upgrade_body_left is None:
+            self._message_complete()
+
+    def _message_complete(self) -> None:
         self._in_body = False
         self._done_reading = self._closing_after_answer
         self._stop_timer()
@@ -219,6 +248,46 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             self._write_refusal()
         elif self._closing_after_answer:
             self._close()
+
+    # An upgrade request's body.
+
+    def _find_upgrade_body(self, tail: bytes, data: bytes) -> None:
+        """Where, in the chunk the parser has just stopped in, the body of the upgrade request
+        whose head ended there begins: after the first blank line from where its head
+        began, in this chunk or (`tail` ending the last one) before it."""
+        body_at = -1
+        if not self._begun_in_chunk:
+            ended = (tail + data[: self._limits.max_header_bytes]).find(b"\r\n\r\n")
+            body_at = ended + 4 - len(tail) if ended >= 0 else -1
+        elif not self._begun_after_another:  # else where its head began is not known here
+            start = 0
+            while data.startswith(b"\r\n", start):  # empty lines may come before a request
+                start += 2
+            ended = data.find(b"\r\n\r\n", start)
+            body_at = ended + 4 if ended >= 0 else -1
+        if body_at < 0:
+            protocol = shortened(self._upgrade.decode("latin-1"))
+            self._refuse(
+                InvalidRequest(
+                    "the gateway does not switch protocols, and can't read the body of a request "
+                    f"that asks to ('Upgrade: {protocol}') after others on its connection: send "
+                    "it without the Upgrade header"
+                )
+            )
+            return
+        self._upgrade_body_found = True
+        self._read_upgrade_body(data[body_at:])
+
+    def _read_upgrade_body(self, data: bytes) -> None:
+        left = self._upgrade_body_left
+        assert left is not None
+        piece = data[:left]
+        if piece:
+            super().on_body(piece)
+        self._upgrade_body_left = left = left - len(piece)
+        if left == 0:
+            self._upgrade_body_left, self._upgrade_body_found = None, False
+            self._message_complete()
 
     # The limits.
 

@@ -195,24 +195,65 @@ def test_an_upgrade_request_is_answered_as_a_plain_request_and_the_connection_en
     assert [r for r in gateway.log_records() if r["level"] in ("warning", "error")] == []
 
 
+def sent_in_pieces(sock: socket.socket, data: bytes, cuts: list[int]) -> None:
+    """`data` in pieces cut at `cuts`, each its own read at the server."""
+    for start, stop in zip([0, *cuts], [*cuts, len(data)], strict=True):
+        sock.sendall(data[start:stop])
+        time.sleep(0.05)
+
+
 @pytest.mark.parametrize("upgrade", sorted(UPGRADES))
-def test_an_upgrade_request_with_a_body_is_refused_saying_what_to_do(
-    gateway: GatewayProcess, upgrade: str
+@pytest.mark.parametrize(
+    "cut",
+    ["whole", "body-in-pieces", "head-in-pieces"],
+)
+def test_an_upgrade_request_with_a_body_is_answered_with_its_body(
+    gateway: GatewayProcess, upgrade: str, cut: str
 ) -> None:
-    """As `curl --http2` sends a POST to an http:// URL: the parser would read no body."""
-    body = chat_body("asked while asking to switch protocols")
+    """As `curl --http2` sends a POST to an http:// URL: the HTTP parser stops at the end of
+    the head of a request that asks to upgrade, and its body must still reach the handler."""
+    prompt = "asked while asking to switch protocols"
+    body = chat_body(prompt)
+    head = post_head(len(body), *UPGRADES[upgrade])
+    cuts = {
+        "whole": [],
+        "body-in-pieces": [len(head) + 5, len(head) + 20],
+        "head-in-pieces": [len(head) - 3, len(head) - 1],  # inside the blank line
+    }[cut]
     with connect(gateway.url) as sock:
-        sock.sendall(post_head(len(body), *UPGRADES[upgrade]) + body)
+        sent_in_pieces(sock, head + body, cuts)
+        buffered = bytearray()
+        reply = read_framed(sock, buffered)
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: gateway\r\n\r\n")
+        closed = closes_within(sock, CLOSED_WITHIN_S)
+
+    assert reply.status == 200, reply.body
+    assert prompt_chars(reply) == f"prompt: {len(prompt)} characters"
+    assert closed
+    assert [r for r in gateway.log_records() if r["level"] in ("warning", "error")] == []
+
+
+def test_an_upgrade_request_with_a_body_of_unknown_length_is_refused_saying_why(
+    gateway: GatewayProcess,
+) -> None:
+    body = chat_body("chunked")
+    head = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: gateway\r\n"
+        + f"Authorization: Bearer {KEY}\r\n".encode()
+        + b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+        + "".join(f"{line}\r\n" for line in UPGRADES["h2c"]).encode()
+        + b"\r\n"
+    )
+    with connect(gateway.url) as sock:
+        sock.sendall(head + b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n")
         reply = read_reply(sock)
 
     assert reply is not None
     assert reply.status == 400
-    error = orjson.loads(reply.body)["error"]
-    assert error["type"] == "invalid_request_error"
-    assert f"'Upgrade: {upgrade}'" in error["message"]
-    assert "without the Upgrade header" in error["message"]
+    message = orjson.loads(reply.body)["error"]["message"]
+    assert "'Upgrade: h2c'" in message
+    assert "Content-Length" in message
     assert reply.headers["connection"] == "close"
-    assert [r for r in gateway.log_records() if r["level"] in ("warning", "error")] == []
 
 
 def test_head_answers_like_get_without_a_body(gateway: GatewayProcess) -> None:
