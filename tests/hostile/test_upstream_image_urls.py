@@ -11,7 +11,7 @@ from tests.e2e.servers import serve_in_thread
 from tests.hostile.fakes import HostileUpstream
 from tests.hostile.watch import Watch
 from tests.ops.configs import gateway_config
-from tests.ops.processes import GatewayProcess, Gateways
+from tests.processes import GatewayProcess, Gateways
 
 pytestmark = pytest.mark.e2e
 # Refused with `allow_private_networks: true` too (169.254.169.254 and fd00:ec2::254 always were).

@@ -9,7 +9,7 @@ import sys
 from types import TracebackType
 
 from tests.hostile.probe import STARTED, ProbeReport
-from tests.ops.processes import REPO_ROOT, GatewayProcess
+from tests.processes import REPO_ROOT, GatewayProcess
 
 HEALTH_WITHIN_S = 0.1
 # What an attack may cost the gateway at most, over its resident size before it.

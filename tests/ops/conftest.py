@@ -10,8 +10,8 @@ import pytest
 from tests.conftest import skip_unless_ci
 from tests.e2e.fakes.openai_compat import FakeUpstream
 from tests.e2e.servers import ServedFakes
-from tests.ops.processes import Gateways
 from tests.ops.redis_server import RedisServer
+from tests.processes import Gateways
 
 REDIS_MISSING = "redis-server is not installed (apt-get install redis-server)"
 
