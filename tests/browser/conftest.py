@@ -4,7 +4,8 @@ gateway on loopback in front of the inspect model and a fake Masterpiece X, and 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -91,13 +92,27 @@ def gateway(served_fakes: ServedFakes) -> Iterator[str]:
         yield url
 
 
+StartOwnGateway = Callable[..., str]
+
+
 @pytest.fixture
-def own_gateway(mpx: FakeMasterpieceX) -> Iterator[str]:
-    """A gateway like `gateway`, for this test only: the failures it sees (and the cooldowns
-    they start) stay out of the other tests."""
-    config = make_config(playground_models(mpx), images=FETCH_LOOPBACK_IMAGES)
-    with serve_in_thread(create_app(config), ready_path="/health") as url:
-        yield url
+def start_own_gateway(mpx: FakeMasterpieceX) -> Iterator[StartOwnGateway]:
+    """Start a gateway like `gateway` with `server` settings of its own, for this test only:
+    the failures it sees (and the cooldowns they start) stay out of the other tests."""
+    with ExitStack() as stack:
+
+        def start(**server: Any) -> str:
+            models = playground_models(mpx)
+            config = make_config(models, images=FETCH_LOOPBACK_IMAGES, server=server)
+            return stack.enter_context(serve_in_thread(create_app(config), ready_path="/health"))
+
+        yield start
+
+
+@pytest.fixture
+def own_gateway(start_own_gateway: StartOwnGateway) -> str:
+    """A gateway like `gateway`, for this test only."""
+    return start_own_gateway()
 
 
 @pytest.fixture
