@@ -110,12 +110,16 @@ class GatewayProcess:
     def send_signal(self, signum: int) -> None:
         self.process.send_signal(signum)
 
+    def terminate(self) -> None:
+        """SIGTERM, as an orchestrator sends it, without waiting for the exit."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+
     def stop(self) -> int:
         """SIGTERM, as an orchestrator sends it; SIGKILL to the whole group if that hangs."""
         if self._process is None:
             return 0
-        if self._process.poll() is None:
-            self._process.terminate()
+        self.terminate()
         try:
             return self._process.wait(STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
@@ -160,6 +164,14 @@ class Gateways:
         gateway.wait_ready()
         return gateway
 
+    def at(self, url: str) -> GatewayProcess:
+        """The gateway started here that serves `url`."""
+        [gateway] = [gateway for gateway in self.started if gateway.url == url]
+        return gateway
+
     def stop_all(self) -> None:
+        """SIGTERM to every gateway at once, then each is waited for (and killed if it hangs)."""
+        for gateway in self.started:
+            gateway.terminate()
         for gateway in self.started:
             gateway.stop()
