@@ -17,7 +17,7 @@ from tests.e2e.deployments import default_models
 from tests.e2e.fakes.images import ImageHost
 from tests.e2e.fakes.openai_compat import FakeUpstream
 from tests.e2e.servers import ServedFakes
-from tests.processes import Gateways
+from tests.processes import Gateways, Spares
 
 StartGateway = Callable[..., str]
 AccessLog = Callable[[str], list[dict[str, Any]]]
@@ -49,13 +49,23 @@ def gateway(served_fakes: ServedFakes, session_gateways: Gateways) -> str:
     return session_gateways.start(config_tree(default_models(*fakes))).url
 
 
+@pytest.fixture(scope="session")
+def spare_gateways(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Spares]:
+    """Gateway processes launched ahead of the tests that will ask for their configs."""
+    spares = Spares(tmp_path_factory.mktemp("spare-gateways"))
+    try:
+        yield spares
+    finally:
+        spares.stop_all()
+
+
 @pytest.fixture
-def start_gateway(gateways: Gateways) -> StartGateway:
+def start_gateway(gateways: Gateways, spare_gateways: Spares) -> StartGateway:
     """Start a gateway process for `make_config(models, **sections)` and wait until it serves;
     it stops after the test. Returns its base URL."""
 
     def start(models: list[dict[str, Any]], **sections: Any) -> str:
-        return gateways.start(config_tree(models, **sections)).url
+        return spare_gateways.start(gateways, config_tree(models, **sections)).url
 
     return start
 
