@@ -20,15 +20,16 @@ class ClientWatch:
     requests close and job polling stops, before or after the first byte.
 
     While a stream is open, `pace` also has it send a keepalive whenever the stream has been
-    quiet for `interval_s`; relaying a chunk then costs one `sent()` call and nothing more.
+    quiet for `keepalive_s` (`server.stream_keepalive_s`); relaying a chunk then costs one
+    `sent()` call and nothing more.
     """
 
-    def __init__(self, receive: Receive) -> None:
+    def __init__(self, receive: Receive, keepalive_s: float) -> None:
         self._receive = receive
         self._task: asyncio.Task[None] | None = None
         self._served: asyncio.Task[object] | None = None
         self._keepalive: Keepalive | None = None
-        self._interval_s = 0.0
+        self._interval_s = keepalive_s
         self._last_write = 0.0
         self.gone = False
 
@@ -41,9 +42,9 @@ class ClientWatch:
         if self._task is not None:
             self._task.cancel()
 
-    def pace(self, keepalive: Keepalive, interval_s: float) -> None:
-        """From now on, send `keepalive()` whenever nothing was sent for `interval_s`."""
-        self._keepalive, self._interval_s = keepalive, interval_s
+    def pace(self, keepalive: Keepalive) -> None:
+        """From now on, send `keepalive()` whenever nothing was sent for `keepalive_s`."""
+        self._keepalive = keepalive
         self.sent()
         # The listener may be parked on `receive()` with no timeout: start it over with one.
         self.stop()

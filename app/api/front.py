@@ -34,6 +34,7 @@ class Front:
         self.endpoints = endpoints
         self.lifespan = lifespan
         self.bodies = BodyBuffers(gateway.config.server.body_buffers_bytes)
+        self._keepalive_s = gateway.config.server.stream_keepalive_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -41,7 +42,7 @@ class Front:
             return
         request_id = _client_request_id(scope) or uuid.uuid4().hex
         record = open_record(RequestRecord(request_id, scope["method"], scope["path"]))
-        client = ClientWatch(receive)
+        client = ClientWatch(receive, self._keepalive_s)
         incoming: Incoming | None = None
         try:
             handler, incoming = await self._incoming(scope, receive, record, client)

@@ -12,7 +12,7 @@ from starlette.types import Receive, Scope, Send
 from app.api.client import ClientWatch
 from app.errors import ClientClosedRequest, GatewayError, InternalError
 from app.observe.record import RequestRecord
-from app.wire.sse import DONE, KEEPALIVE, KEEPALIVE_INTERVAL_S, encode_error, encode_event
+from app.wire.sse import DONE, KEEPALIVE, encode_error, encode_event
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class EventStream:
         async def keepalive() -> None:
             await send({"type": "http.response.body", "body": KEEPALIVE, "more_body": True})
 
-        client.pace(keepalive, KEEPALIVE_INTERVAL_S)
+        client.pace(keepalive)
         if streams is not None:
             streams.inc()
         sent = client.sent

@@ -61,6 +61,8 @@ class ServerConfig(_Strict):
     header_timeout_s: Annotated[float, Field(gt=0)] = 10.0
     body_timeout_s: Annotated[float, Field(gt=0)] = 60.0
     keepalive_timeout_s: Annotated[float, Field(gt=0)] = 5.0
+    # A stream quiet for this long gets a `: keepalive` comment (see app/api/stream.py).
+    stream_keepalive_s: Annotated[float, Field(gt=0)] = 5.0
     max_connections: Annotated[int, Field(ge=1)] = 1000
 
     def active_keys(self) -> list[ApiKey]:

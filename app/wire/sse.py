@@ -21,7 +21,6 @@ logger = logging.getLogger(__name__)
 DONE = b"data: [DONE]\n\n"
 KEEPALIVE = b": keepalive\n\n"
 _utf8 = codecs.getincrementaldecoder("utf-8")
-KEEPALIVE_INTERVAL_S = 5.0
 # The response extension that caps one upstream event (set where the stream is opened).
 MAX_EVENT_BYTES = "max_event_bytes"
 

@@ -1,21 +1,21 @@
-"""The playground in headless Chromium: the system's browser driven by Playwright, a real
-gateway on loopback in front of the inspect model and a fake Masterpiece X, and screenshots."""
+"""The playground in headless Chromium: the system's browser driven by Playwright, `python -m
+app` on loopback in front of the inspect model and a fake Masterpiece X, and screenshots."""
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from app.main import create_app
-from tests.conftest import make_config, skip_unless_ci
+from tests.conftest import config_tree, skip_unless_ci
 from tests.e2e.conftest import image_host  # noqa: F401 - the same image host
 from tests.e2e.providers.deployments import MPX_KEY, mpx_entry
 from tests.e2e.providers.fakes import FakeMasterpieceX
-from tests.e2e.servers import ServedFakes, serve_in_thread
+from tests.e2e.servers import ServedFakes
+from tests.processes import Gateways
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, ViewportSize
@@ -81,23 +81,33 @@ FETCH_LOOPBACK_IMAGES = {"allow_private_networks": True}
 
 
 @pytest.fixture(scope="session")
-def gateway(served_fakes: ServedFakes) -> Iterator[str]:
+def gateway(served_fakes: ServedFakes, session_gateways: Gateways) -> str:
     """A gateway without keys, serving `inspect` and the job-based `mpx-vision`; it fetches
     image URLs even on loopback."""
     mpx = served_fakes.get(FakeMasterpieceX, MPX_KEY)
-    config = make_config(playground_models(mpx), images=FETCH_LOOPBACK_IMAGES)
-    app = create_app(config)
-    with serve_in_thread(app, ready_path="/health") as url:
-        yield url
+    config = config_tree(playground_models(mpx), images=FETCH_LOOPBACK_IMAGES)
+    return session_gateways.start(config).url
+
+
+StartOwnGateway = Callable[..., str]
 
 
 @pytest.fixture
-def own_gateway(mpx: FakeMasterpieceX) -> Iterator[str]:
-    """A gateway like `gateway`, for this test only: the failures it sees (and the cooldowns
-    they start) stay out of the other tests."""
-    config = make_config(playground_models(mpx), images=FETCH_LOOPBACK_IMAGES)
-    with serve_in_thread(create_app(config), ready_path="/health") as url:
-        yield url
+def start_own_gateway(mpx: FakeMasterpieceX, gateways: Gateways) -> StartOwnGateway:
+    """Start a gateway like `gateway` with `server` settings of its own, for this test only:
+    the failures it sees (and the cooldowns they start) stay out of the other tests."""
+
+    def start(**server: Any) -> str:
+        models = playground_models(mpx)
+        return gateways.start(config_tree(models, images=FETCH_LOOPBACK_IMAGES, server=server)).url
+
+    return start
+
+
+@pytest.fixture
+def own_gateway(start_own_gateway: StartOwnGateway) -> str:
+    """A gateway like `gateway`, for this test only."""
+    return start_own_gateway()
 
 
 @pytest.fixture

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
-from app.main import create_app
 from tests.browser.conftest import playground_models
 from tests.browser.playground import Playground, file_payload, image_bytes
-from tests.conftest import make_config
+from tests.conftest import config_tree
 from tests.e2e.providers.deployments import MPX_KEY
 from tests.e2e.providers.fakes import FakeMasterpieceX
-from tests.e2e.servers import ServedFakes, serve_in_thread
+from tests.e2e.servers import ServedFakes
+from tests.processes import Gateways
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -43,12 +42,11 @@ UNLABELLED = """() => [...document.querySelectorAll("input, select, textarea, bu
 
 
 @pytest.fixture
-def keyed_gateway(served_fakes: ServedFakes) -> Iterator[str]:
+def keyed_gateway(served_fakes: ServedFakes, gateways: Gateways) -> str:
     """A gateway that wants `GATEWAY_KEY` from every client."""
     mpx = served_fakes.get(FakeMasterpieceX, MPX_KEY)
-    config = make_config(playground_models(mpx), server={"api_keys": [GATEWAY_KEY]})
-    with serve_in_thread(create_app(config), ready_path="/health") as url:
-        yield url
+    config = config_tree(playground_models(mpx), server={"api_keys": [GATEWAY_KEY]})
+    return gateways.start(config).url
 
 
 def test_every_control_has_a_label(page: Page, gateway: str) -> None:
@@ -163,13 +161,15 @@ def test_a_gateway_key_is_asked_for_and_kept_in_the_page_only(
     assert 'os.environ["GATEWAY_KEY"]' in snippets
 
 
-def test_the_page_its_files_and_hints_are_gone_when_turned_off(mpx: FakeMasterpieceX) -> None:
-    config = make_config(playground_models(mpx), server={"playground": False})
-    with serve_in_thread(create_app(config), ready_path="/health") as url:
-        for path in ("", "/playground.js", "/snippets.js", "/playground.css", "/models"):
-            response = httpx.get(f"{url}/playground{path}")
-            assert response.status_code == 404, path
-            assert response.json()["error"]["code"] == "not_found"
+def test_the_page_its_files_and_hints_are_gone_when_turned_off(
+    mpx: FakeMasterpieceX, gateways: Gateways
+) -> None:
+    url = gateways.start(config_tree(playground_models(mpx), server={"playground": False})).url
+
+    for path in ("", "/playground.js", "/snippets.js", "/playground.css", "/models"):
+        response = httpx.get(f"{url}/playground{path}")
+        assert response.status_code == 404, path
+        assert response.json()["error"]["code"] == "not_found"
 
 
 def test_the_page_loads_nothing_from_elsewhere(gateway: str) -> None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from app.api import stream
+from tests.browser.conftest import StartOwnGateway
 from tests.browser.playground import Playground, chat_body, data_uri, gateway_answer, image_bytes
 from tests.e2e.providers.fakes import FakeMasterpieceX, ImageHost, MPXJob
 
@@ -85,13 +85,9 @@ def test_an_unknown_model_shows_the_error_type_and_code(
 
 
 def test_a_job_based_model_shows_the_wait_then_the_answer(
-    page: Page,
-    gateway: str,
-    mpx: FakeMasterpieceX,
-    screenshots: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    page: Page, start_own_gateway: StartOwnGateway, mpx: FakeMasterpieceX, screenshots: Path
 ) -> None:
-    monkeypatch.setattr(stream, "KEEPALIVE_INTERVAL_S", 0.25)
+    gateway = start_own_gateway(stream_keepalive_s=0.25)
     output = f"A teal square, job {random.randint(1000, 9999)}."
     mpx.script(MPXJob(duration_s=2.0, output=output))
     playground = Playground(page, gateway).open()

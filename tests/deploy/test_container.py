@@ -18,7 +18,7 @@ from tests.deploy.podman import Container, Podman, unique_name
 from tests.e2e.deployments import png_data_uri
 from tests.e2e.fakes.openai_compat import FakeUpstream, Reply
 from tests.e2e.servers import serving
-from tests.ops.processes import free_port
+from tests.processes import free_port
 
 # The first test to use the image also waits for its build.
 pytestmark = pytest.mark.timeout(900)

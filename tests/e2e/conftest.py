@@ -1,4 +1,5 @@
-"""Real servers on loopback: fake upstreams, the gateway in front of them, and SDK clients."""
+"""Real servers on loopback: fake upstreams, `python -m app` gateways in front of them, and SDK
+clients."""
 
 from __future__ import annotations
 
@@ -10,15 +11,16 @@ import httpx
 import openai
 import pytest
 
-from app.main import create_app
-from tests.conftest import make_config
+from tests.conftest import config_tree
 from tests.e2e.clients import async_sdk, sdk
 from tests.e2e.deployments import default_models
 from tests.e2e.fakes.images import ImageHost
 from tests.e2e.fakes.openai_compat import FakeUpstream
-from tests.e2e.servers import ServedFakes, serve_in_thread
+from tests.e2e.servers import ServedFakes
+from tests.processes import Gateways, Spares
 
 StartGateway = Callable[..., str]
+AccessLog = Callable[[str], list[dict[str, Any]]]
 MakeClient = Callable[..., openai.OpenAI]
 
 
@@ -41,24 +43,43 @@ def image_host(served_fakes: ServedFakes) -> ImageHost:
 
 
 @pytest.fixture(scope="session")
-def gateway(served_fakes: ServedFakes) -> Iterator[str]:
+def gateway(served_fakes: ServedFakes, session_gateways: Gateways) -> str:
     """The base URL of a gateway serving `default_models` in front of both fakes."""
     fakes = served_fakes.get(FakeUpstream, "openai"), served_fakes.get(FakeUpstream, "aimlapi")
-    config = make_config(default_models(*fakes))
-    with serve_in_thread(create_app(config), ready_path="/health") as url:
-        yield url
+    return session_gateways.start(config_tree(default_models(*fakes))).url
+
+
+@pytest.fixture(scope="session")
+def spare_gateways(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Spares]:
+    """Gateway processes launched ahead of the tests that will ask for their configs."""
+    spares = Spares(tmp_path_factory.mktemp("spare-gateways"))
+    try:
+        yield spares
+    finally:
+        spares.stop_all()
 
 
 @pytest.fixture
-def start_gateway() -> Iterator[StartGateway]:
-    """Start a gateway for `make_config(models, **sections)`; it stops after the test."""
-    with ExitStack() as stack:
+def start_gateway(gateways: Gateways, spare_gateways: Spares) -> StartGateway:
+    """Start a gateway process for `make_config(models, **sections)` and wait until it serves;
+    it stops after the test. Returns its base URL."""
 
-        def start(models: list[dict[str, Any]], **sections: Any) -> str:
-            app = create_app(make_config(models, **sections))
-            return stack.enter_context(serve_in_thread(app, ready_path="/health"))
+    def start(models: list[dict[str, Any]], **sections: Any) -> str:
+        return spare_gateways.start(gateways, config_tree(models, **sections)).url
 
-        yield start
+    return start
+
+
+@pytest.fixture
+def access_log(gateways: Gateways) -> AccessLog:
+    """The request lines (logger `app.access`) that a gateway of this test, given by its URL,
+    has written so far: JSON objects, as an operator reads them."""
+
+    def lines(url: str) -> list[dict[str, Any]]:
+        records = gateways.at(url).log_records()
+        return [record for record in records if record.get("logger") == "app.access"]
+
+    return lines
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Real servers for end-to-end tests: uvicorn on 127.0.0.1, a port the OS picks, in a thread."""
+"""Servers for the fake upstreams: uvicorn on 127.0.0.1, a port the OS picks, in a thread. (The
+gateway itself runs as `python -m app`: see `tests/processes.py`.)"""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from collections.abc import Callable, Hashable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any, Protocol, TypeVar, cast
 
-import httpx
 import uvicorn
 from starlette.types import ASGIApp
 
@@ -32,10 +32,9 @@ def url_of(sock: socket.socket) -> str:
 class LiveServer:
     """One ASGI app served by uvicorn in a background thread until `stop()`."""
 
-    def __init__(self, app: ASGIApp, *, ready_path: str | None = None) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self._sock = bind_loopback()
         self.url = url_of(self._sock)
-        self._ready_path = ready_path
         config = uvicorn.Config(
             app,
             lifespan="on",
@@ -61,12 +60,6 @@ class LiveServer:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the server for {self.url} did not start")
             time.sleep(0.005)
-        if self._ready_path is not None:
-            # Plain HTTP on loopback: no TLS context worth building.
-            response = httpx.get(
-                f"{self.url}{self._ready_path}", timeout=STARTUP_TIMEOUT_S, verify=False
-            )
-            response.raise_for_status()
 
     def stop(self) -> None:
         self._server.should_exit = True
@@ -75,9 +68,9 @@ class LiveServer:
 
 
 @contextmanager
-def serve_in_thread(app: ASGIApp, *, ready_path: str | None = None) -> Iterator[str]:
+def serve_in_thread(app: ASGIApp) -> Iterator[str]:
     """Serve `app` for the duration of the block; yields its base URL."""
-    server = LiveServer(app, ready_path=ready_path)
+    server = LiveServer(app)
     server.start()
     try:
         yield server.url

@@ -10,7 +10,7 @@ import pytest
 
 from tests.e2e.servers import serving
 from tests.hostile.fakes import HostileUpstream
-from tests.ops.processes import Gateways
+from tests.processes import Gateways
 
 
 @pytest.fixture(scope="module")

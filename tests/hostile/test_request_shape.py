@@ -16,7 +16,7 @@ from tests.e2e.fakes.openai_compat import FakeUpstream
 from tests.e2e.servers import ServedFakes
 from tests.hostile.watch import Watch
 from tests.ops.configs import INSPECT_ONLY, gateway_config
-from tests.ops.processes import GatewayProcess, Gateways
+from tests.processes import GatewayProcess, Gateways
 
 pytestmark = pytest.mark.e2e
 

@@ -10,7 +10,7 @@ import pytest
 from tests.hostile.fakes import HostileUpstream, data_uri, png
 from tests.hostile.watch import Watch
 from tests.ops.configs import gateway_config
-from tests.ops.processes import GatewayProcess, Gateways
+from tests.processes import GatewayProcess, Gateways
 
 pytestmark = pytest.mark.e2e
 OPEN_KEY = "hostile-open-key-7d1c"

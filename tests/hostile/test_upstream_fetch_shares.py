@@ -12,7 +12,7 @@ import pytest
 from tests.hostile.fakes import HostileUpstream, png
 from tests.hostile.watch import Watch
 from tests.ops.configs import gateway_config
-from tests.ops.processes import GatewayProcess, Gateways
+from tests.processes import GatewayProcess, Gateways
 
 pytestmark = pytest.mark.e2e
 ATTACKER_KEY = "hostile-attacker-key-5e2b"

@@ -11,7 +11,7 @@ import pytest
 from tests.hostile.fakes import HostileUpstream
 from tests.hostile.watch import Watch
 from tests.ops.configs import gateway_config
-from tests.ops.processes import GatewayProcess, Gateways
+from tests.processes import GatewayProcess, Gateways
 
 pytestmark = pytest.mark.e2e
 UPSTREAM_KEY = "sk-hostile/Echo+Key=7c1e9a&d42f"

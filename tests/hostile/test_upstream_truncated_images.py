@@ -9,7 +9,7 @@ from tests.hostile.fakes import HostileUpstream, data_uri
 from tests.hostile.images import MIME, bare_jpeg_header, truncated
 from tests.hostile.watch import Watch
 from tests.ops.configs import gateway_config
-from tests.ops.processes import GatewayProcess, Gateways
+from tests.processes import GatewayProcess, Gateways
 
 pytestmark = pytest.mark.e2e
 BROKEN = {

@@ -9,7 +9,7 @@ import sys
 from types import TracebackType
 
 from tests.hostile.probe import STARTED, ProbeReport
-from tests.ops.processes import REPO_ROOT, GatewayProcess
+from tests.processes import REPO_ROOT, GatewayProcess
 
 HEALTH_WITHIN_S = 0.1
 # What an attack may cost the gateway at most, over its resident size before it.
@@ -35,22 +35,18 @@ class Watch:
     """While a case runs, a prober process (`tests.hostile.probe`) asks `/health` every 20 ms
     and this one keeps the gateway's peak RSS; on a clean exit, asserts that every probe
     answered 200 within `HEALTH_WITHIN_S` and that the peak stayed within `rss_growth_mb` of
-    the RSS at the start. A gateway served in a thread of the test's process is given as its
-    URL: its memory is the test's too, so only `/health` is watched."""
+    the RSS at the start."""
 
-    def __init__(
-        self, gateway: GatewayProcess | str, *, rss_growth_mb: int = RSS_GROWTH_MB
-    ) -> None:
-        self._url = gateway if isinstance(gateway, str) else gateway.url
-        self._pid = None if isinstance(gateway, str) else gateway.process.pid
+    def __init__(self, gateway: GatewayProcess, *, rss_growth_mb: int = RSS_GROWTH_MB) -> None:
+        self._url = gateway.url
+        self._pid = gateway.process.pid
         self.rss_growth_mb = rss_growth_mb
         self.report = ProbeReport()
         self.peak_growth_mb = 0.0
 
     def __enter__(self) -> Watch:
-        if self._pid is not None:
-            self._baseline_kb = memory_kb(self._pid, "VmRSS")
-            reset_peak(self._pid)
+        self._baseline_kb = memory_kb(self._pid, "VmRSS")
+        reset_peak(self._pid)
         self._prober = subprocess.Popen(
             [sys.executable, "-m", "tests.hostile.probe", self._url],
             cwd=REPO_ROOT,
@@ -70,17 +66,16 @@ class Watch:
     ) -> None:
         out, _ = self._prober.communicate("stop\n", timeout=30)
         self.report = ProbeReport(**json.loads(out))
-        if self._pid is not None:
-            self.peak_growth_mb = (memory_kb(self._pid, "VmHWM") - self._baseline_kb) / 1024
+        self.peak_growth_mb = (memory_kb(self._pid, "VmHWM") - self._baseline_kb) / 1024
         print(f"\n{self}")  # noqa: T201 - shown with -rP: what each attack cost
         if exc_type is None:
             self.assert_bounded()
 
     def __str__(self) -> str:
-        memory = "" if self._pid is None else f"peak RSS +{self.peak_growth_mb:.1f} MB, "
         report = self.report
         return (
-            f"{memory}slowest /health {report.slowest_s * 1000:.1f} ms "
+            f"peak RSS +{self.peak_growth_mb:.1f} MB, "
+            f"slowest /health {report.slowest_s * 1000:.1f} ms "
             f"of {report.probes} probes, {len(report.failures)} failed"
         )
 

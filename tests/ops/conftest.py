@@ -1,4 +1,5 @@
-"""Fixtures for the ops tests: a session Redis, a fake upstream on loopback, gateway processes."""
+"""Fixtures for the ops tests: a session Redis and a fake upstream on loopback (gateway
+processes come from `tests/conftest.py`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import pytest
 from tests.conftest import skip_unless_ci
 from tests.e2e.fakes.openai_compat import FakeUpstream
 from tests.e2e.servers import ServedFakes
-from tests.ops.processes import Gateways
 from tests.ops.redis_server import RedisServer
 
 REDIS_MISSING = "redis-server is not installed (apt-get install redis-server)"
@@ -49,18 +49,3 @@ def upstream_server(served_fakes: ServedFakes) -> FakeUpstream:
 def upstream(served_fakes: ServedFakes) -> FakeUpstream:
     """The OpenAI-compatible fake on loopback, with no script and no recorded requests."""
     return served_fakes.fresh(FakeUpstream, "openai")
-
-
-@pytest.fixture
-def gateways(
-    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
-) -> Iterator[Gateways]:
-    """Launches `python -m app` processes; they are stopped after the test, and their logs
-    are attached to its report."""
-    launcher = Gateways(tmp_path_factory.mktemp("gateways"))
-    try:
-        yield launcher
-    finally:
-        launcher.stop_all()
-        for gateway in launcher.started:
-            request.node.add_report_section("teardown", f"{gateway.name} log", gateway.log_tail())

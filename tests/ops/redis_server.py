@@ -12,7 +12,7 @@ from pathlib import Path
 import redis
 from redis.exceptions import RedisError
 
-from tests.ops.processes import HOST, free_port
+from tests.processes import HOST, free_port
 
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0

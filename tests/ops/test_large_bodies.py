@@ -16,7 +16,7 @@ import pytest
 from tests.e2e.deployments import entry, png_bytes
 from tests.e2e.fakes.openai_compat import FakeUpstream
 from tests.ops.configs import gateway_config
-from tests.ops.processes import Gateways
+from tests.processes import Gateways
 
 pytestmark = pytest.mark.e2e
 IMAGE = "data:image/png;base64," + base64.b64encode(png_bytes(900, 800, None)).decode()

@@ -15,7 +15,7 @@ import pytest
 from tests.e2e.deployments import OPENAI_KEY, entry, png_bytes
 from tests.e2e.fakes.openai_compat import FakeUpstream, Reply
 from tests.ops.configs import gateway_config
-from tests.ops.processes import CLEAN_EXIT, GatewayProcess, Gateways
+from tests.processes import CLEAN_EXIT, GatewayProcess, Gateways
 
 pytestmark = pytest.mark.e2e
 

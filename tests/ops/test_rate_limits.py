@@ -14,9 +14,9 @@ from tests.e2e.deployments import entry
 from tests.e2e.envelope import assert_error
 from tests.e2e.fakes.openai_compat import FakeUpstream
 from tests.ops.configs import gateway_config
-from tests.ops.processes import Gateways
 from tests.ops.redis_server import RedisServer
 from tests.ops.traffic import chat_body, requests_by_worker, send_chats
+from tests.processes import Gateways
 
 pytestmark = pytest.mark.e2e
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ops.processes import REPO_ROOT
+from tests.processes import REPO_ROOT
 
 NEEDS_REDIS = "tests/ops/test_state_outage.py::test_redis_server_answers"
 

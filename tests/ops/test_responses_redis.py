@@ -11,9 +11,9 @@ import pytest
 from tests.e2e.deployments import entry, png_data_uri
 from tests.e2e.fakes.openai_compat import FakeUpstream
 from tests.ops.configs import gateway_config
-from tests.ops.processes import Gateways
 from tests.ops.redis_server import RedisServer
 from tests.ops.traffic import counted_by_worker
+from tests.processes import Gateways
 
 pytestmark = pytest.mark.e2e
 

@@ -1,38 +1,31 @@
-"""Retries, failover and cooldowns (groups) against a fake that fails on command, with
-the gateway in process so that the cooldown can be shortened."""
+"""Retries, failover and cooldowns (groups) against a fake that fails on command, through
+`python -m app` processes; the cooldown is the real one, waited out."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import httpx
 import pytest
 
-from app.main import create_app
 from app.service import limits
-from tests.conftest import make_config
 from tests.e2e.deployments import entry
 from tests.e2e.fakes.openai_compat import FakeUpstream, Reply
-from tests.e2e.servers import serve_in_thread
+from tests.ops.configs import gateway_config
 from tests.ops.redis_server import RedisServer
 from tests.ops.traffic import chat_body, metric_value
+from tests.processes import GatewayProcess, Gateways
 
 pytestmark = pytest.mark.e2e
 
-COOLDOWN_S = 2.0
+BACKENDS = ("memory", "redis")
 
 
 @contextmanager
-def serve(models: list[dict[str, Any]], **sections: Any) -> Iterator[httpx.Client]:
-    """A gateway for `models` in this process, and a client for it."""
-    app = create_app(make_config(models, **sections))
-    with (
-        serve_in_thread(app, ready_path="/health") as url,
-        httpx.Client(base_url=url, timeout=10) as http,
-    ):
+def client_of(gateway: GatewayProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=gateway.url, timeout=10) as http:
         yield http
 
 
@@ -40,10 +33,18 @@ def received(upstream: FakeUpstream, model: str) -> int:
     return sum(request.model == model for request in upstream.received)
 
 
-def test_a_failed_call_is_retried_once_on_the_same_deployment(upstream: FakeUpstream) -> None:
-    upstream.script("up-flaky", Reply(status=500), Reply())
+def ask(http: httpx.Client, model: str) -> None:
+    response = http.post("/v1/chat/completions", json=chat_body(model))
+    assert response.status_code == 200, response.text
 
-    with serve([entry("flaky", upstream, upstream_model="up-flaky", retries=1)]) as http:
+
+def test_a_failed_call_is_retried_once_on_the_same_deployment(
+    upstream: FakeUpstream, gateways: Gateways
+) -> None:
+    upstream.script("up-flaky", Reply(status=500), Reply())
+    models = [entry("flaky", upstream, upstream_model="up-flaky", retries=1)]
+
+    with client_of(gateways.start(gateway_config(models))) as http:
         response = http.post("/v1/chat/completions", json=chat_body("flaky"))
         exposition = http.get("/metrics").text
 
@@ -53,42 +54,43 @@ def test_a_failed_call_is_retried_once_on_the_same_deployment(upstream: FakeUpst
     assert metric_value(exposition, "gateway_failovers_total") == 0
 
 
-@pytest.mark.parametrize("backend", ["memory", "redis"])
 def test_a_failing_deployment_fails_over_cools_down_and_comes_back(
-    upstream: FakeUpstream,
-    monkeypatch: pytest.MonkeyPatch,
-    request: pytest.FixtureRequest,
-    backend: str,
+    upstream: FakeUpstream, redis: RedisServer, gateways: Gateways
 ) -> None:
-    monkeypatch.setattr(limits, "COOLDOWN_S", COOLDOWN_S)
-    state: dict[str, str] = {"backend": backend}
-    if backend == "redis":
-        redis: RedisServer = request.getfixturevalue("redis")
-        state["url"] = redis.url
-    upstream.script("up-broken", Reply(status=500))
-    group = [
-        entry("pair", upstream, upstream_model="up-broken"),
-        entry("pair", upstream, upstream_model="up-healthy"),
-    ]
+    """With the state in process memory and in Redis, side by side, so that the cooldown is
+    waited out once for both."""
+    launched: dict[str, GatewayProcess] = {}
+    for backend in BACKENDS:
+        upstream.script(f"up-broken-{backend}", Reply(status=500))
+        group = [
+            entry("pair", upstream, upstream_model=f"up-broken-{backend}"),
+            entry("pair", upstream, upstream_model=f"up-healthy-{backend}"),
+        ]
+        redis_url = redis.url if backend == "redis" else None
+        launched[backend] = gateways.launch(gateway_config(group, redis_url=redis_url))
+    for gateway in launched.values():
+        gateway.wait_ready()
+    cooled_at: dict[str, float] = {}
+    failures_while_cooling: dict[str, int] = {}
+    failovers: dict[str, float] = {}
 
-    with serve(group, state=state) as http:
+    for backend, gateway in launched.items():
+        with client_of(gateway) as http:
+            while received(upstream, f"up-broken-{backend}") < limits.FAILURES_BEFORE_COOLDOWN:
+                ask(http, "pair")
+            cooled_at[backend] = time.monotonic()
+            for _ in range(6):
+                ask(http, "pair")
+            failures_while_cooling[backend] = received(upstream, f"up-broken-{backend}")
+            failovers[backend] = metric_value(http.get("/metrics").text, "gateway_failovers_total")
+    time.sleep(max(0.0, max(cooled_at.values()) + limits.COOLDOWN_S + 0.2 - time.monotonic()))
+    for gateway in launched.values():
+        with client_of(gateway) as http:
+            for _ in range(2):  # requests take turns starting with each entry of the group
+                ask(http, "pair")
 
-        def ask() -> None:
-            response = http.post("/v1/chat/completions", json=chat_body("pair"))
-            assert response.status_code == 200, response.text
-
-        while received(upstream, "up-broken") < limits.FAILURES_BEFORE_COOLDOWN:
-            ask()
-        cooled_at = time.monotonic()
-        for _ in range(6):
-            ask()
-        failures_while_cooling = received(upstream, "up-broken")
-        failovers = metric_value(http.get("/metrics").text, "gateway_failovers_total")
-
-        time.sleep(max(0.0, cooled_at + COOLDOWN_S + 0.2 - time.monotonic()))
-        for _ in range(2):  # requests take turns starting with each entry of the group
-            ask()
-
-    assert failures_while_cooling == limits.FAILURES_BEFORE_COOLDOWN
-    assert failovers == limits.FAILURES_BEFORE_COOLDOWN
-    assert received(upstream, "up-broken") == limits.FAILURES_BEFORE_COOLDOWN + 1
+    for backend in BACKENDS:
+        assert failures_while_cooling[backend] == limits.FAILURES_BEFORE_COOLDOWN, backend
+        assert failovers[backend] == limits.FAILURES_BEFORE_COOLDOWN, backend
+        broken = received(upstream, f"up-broken-{backend}")
+        assert broken == limits.FAILURES_BEFORE_COOLDOWN + 1, backend

@@ -13,8 +13,8 @@ import pytest
 from tests.e2e.deployments import entry
 from tests.e2e.fakes.openai_compat import FakeUpstream, Reply
 from tests.ops.configs import gateway_config
-from tests.ops.processes import CLEAN_EXIT, Gateways
 from tests.ops.traffic import chat_body
+from tests.processes import CLEAN_EXIT, Gateways
 
 pytestmark = pytest.mark.e2e
 

@@ -12,9 +12,9 @@ import pytest
 from tests.e2e.deployments import entry
 from tests.e2e.fakes.openai_compat import FakeUpstream
 from tests.ops.configs import gateway_config
-from tests.ops.processes import Gateways
 from tests.ops.redis_server import RedisServer
 from tests.ops.traffic import chat_body, metric_value, scrape
+from tests.processes import Gateways
 
 pytestmark = pytest.mark.e2e
 

@@ -10,8 +10,8 @@ import pytest
 from tests.e2e.deployments import entry
 from tests.e2e.fakes.openai_compat import FakeUpstream
 from tests.ops.configs import gateway_config
-from tests.ops.processes import CLEAN_EXIT, Gateways
 from tests.ops.traffic import metric_value, requests_by_worker, scrape, send_chats
+from tests.processes import CLEAN_EXIT, Gateways
 
 pytestmark = pytest.mark.e2e
 

@@ -8,7 +8,7 @@ import pytest
 from app.state import Count, MemoryState, Option, StateBackend
 from app.state.redis_state import RedisState
 from app.state.resilient import ResilientState
-from tests.ops.processes import free_port
+from tests.processes import free_port
 from tests.unit.backends import Backend
 
 pytestmark = pytest.mark.anyio

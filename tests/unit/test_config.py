@@ -382,3 +382,11 @@ def test_the_responses_block_has_defaults_and_refuses_unknown_keys() -> None:
     assert (config.responses.ttl_s, config.responses.max_bytes) == (0, 1024)
     with pytest.raises(ConfigError, match=r"config:3: unknown key 'responses.ttl'"):
         parse_config("responses:\n  ttl_s: 5\n  ttl: 5\n")
+
+
+def test_streams_keepalive_interval_defaults_to_5_s_and_must_be_positive() -> None:
+    assert parse_config("{}").server.stream_keepalive_s == 5.0
+    assert parse_config("server:\n  stream_keepalive_s: 0.25\n").server.stream_keepalive_s == 0.25
+    for value in ("0", "-1"):
+        with pytest.raises(ConfigError, match=r"config:2: server\.stream_keepalive_s: "):
+            parse_config(f"server:\n  stream_keepalive_s: {value}\n")

@@ -194,7 +194,7 @@ async def body_of(source: Events, record: RequestRecord | None = None) -> list[b
         raise AssertionError("unreachable")
 
     record = record or RequestRecord()
-    stream = EventStream(chat_body(source(), record), ClientWatch(receive), record)
+    stream = EventStream(chat_body(source(), record), ClientWatch(receive, keepalive_s=5.0), record)
     await stream({"type": "http"}, receive, send)
     return sent
 

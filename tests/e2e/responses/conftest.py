@@ -92,14 +92,3 @@ def sync_client(all_gateway: str, make_client: MakeClient) -> openai.OpenAI:
 async def async_responses_client(all_gateway: str) -> AsyncIterator[openai.AsyncOpenAI]:
     async with async_sdk(all_gateway) as client:
         yield client
-
-
-@pytest.fixture
-def keepalive_every(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
-    """Set how quiet a stream may be before a keepalive (the gateways here share the process)."""
-    from app.api import stream
-
-    def set_interval(seconds: float) -> None:
-        monkeypatch.setattr(stream, "KEEPALIVE_INTERVAL_S", seconds)
-
-    return set_interval

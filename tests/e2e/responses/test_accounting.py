@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import logging
-
 import openai
 import pytest
 
-from tests.e2e.conftest import MakeClient
+from tests.e2e.conftest import AccessLog, MakeClient
 from tests.e2e.deployments import png_bytes
 from tests.e2e.responses.conftest import Fakes, StartAll
 from tests.e2e.responses.helpers import QUESTION, RED_SQUARE, ask
@@ -24,19 +22,18 @@ def responses_requests(url: str, **labels: str) -> float:
 
 
 def test_responses_are_counted_and_logged_apart_from_chat(
-    start_all: StartAll, make_client: MakeClient, caplog: pytest.LogCaptureFixture
+    start_all: StartAll, make_client: MakeClient, access_log: AccessLog
 ) -> None:
     url = start_all(server={"api_keys": [TEAM]})
     client = make_client(url, api_key=TEAM["key"])
 
-    with caplog.at_level(logging.INFO, logger="app.access"):
-        client.responses.create(model="openai", input=ask(QUESTION, RED_SQUARE))
-        with client.responses.stream(model="openai", input="Hi.") as stream:
-            stream.get_final_response()
-        with pytest.raises(openai.NotFoundError):
-            client.responses.create(model="no-such-model", input="Hi.")
-        client.chat.completions.create(model="openai", messages=[{"role": "user", "content": "x"}])
-        wait_for(lambda: responses_requests(url) == 3)
+    client.responses.create(model="openai", input=ask(QUESTION, RED_SQUARE))
+    with client.responses.stream(model="openai", input="Hi.") as stream:
+        stream.get_final_response()
+    with pytest.raises(openai.NotFoundError):
+        client.responses.create(model="no-such-model", input="Hi.")
+    client.chat.completions.create(model="openai", messages=[{"role": "user", "content": "x"}])
+    wait_for(lambda: responses_requests(url) == 3)
 
     text = scrape(url)
     assert metric_value(text, "gateway_requests_total", api="responses", status="200") == 2
@@ -51,7 +48,7 @@ def test_responses_are_counted_and_logged_apart_from_chat(
     assert metric_value(text, tokens, key="vision-team", kind="prompt", model="openai") == 36
     assert metric_value(text, tokens, key="vision-team", kind="completion") == 21
     assert TEAM["key"] not in text
-    logged = [getattr(r, "fields", {}) for r in caplog.records if r.name == "app.access"]
+    logged = access_log(url)
     responses = [fields for fields in logged if fields.get("event") == "response"]
     assert len(responses) == 3
     assert {"model": "openai", "status": 200, "stream": False}.items() <= responses[0].items()

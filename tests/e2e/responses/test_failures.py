@@ -88,10 +88,9 @@ def test_a_failed_job_after_the_first_byte_ends_the_stream_with_response_failed(
 
 
 def test_a_long_job_streams_keepalives_then_the_events(
-    start_all: Callable[..., str], fakes: Fakes, keepalive_every: Callable[[float], None]
+    start_all: Callable[..., str], fakes: Fakes
 ) -> None:
-    keepalive_every(0.1)
-    url = start_all()
+    url = start_all(server={"stream_keepalive_s": 0.1})
     fakes["masterpiecex"].script(MPXJob(duration_s=0.8))
     body = {"model": "masterpiecex", "input": ask(QUESTION, RED_SQUARE), "stream": True}
     blocks: list[tuple[float, str]] = []

@@ -123,16 +123,32 @@ async def test_names_resolving_into_private_space_are_refused(
     assert "SECRET" not in caught.value.message
 
 
+@pytest.mark.parametrize(
+    "address",
+    [
+        "169.254.169.254",
+        "169.254.170.2",  # AWS ECS task credentials
+        "169.254.170.23",  # AWS EKS pod identity
+        "fd00:ec2::23",  # AWS EKS pod identity over IPv6
+        "100.100.100.200",  # Alibaba Cloud
+        "192.0.0.192",  # Oracle Cloud
+        "168.63.129.16",  # Azure WireServer
+        "::ffff:169.254.170.2",  # v4-mapped
+    ],
+)
 async def test_a_name_resolving_to_metadata_is_refused_with_private_networks_allowed(
-    fetchers: Fetchers, connections: list[str]
+    fetchers: Fetchers, connections: list[str], address: str
 ) -> None:
-    resolver = TableResolver({"metadata.internal": ["169.254.169.254"]})
+    resolver = TableResolver({"innocent.example.com": [address]})
     fetcher = fetchers.make(allow_private=True, resolver=resolver)
 
-    with pytest.raises(ImageURLForbidden):
-        await fetcher.fetch("http://metadata.internal/latest/meta-data/")
+    with pytest.raises(ImageURLForbidden) as caught:
+        await fetcher.fetch("http://innocent.example.com/cat.png", PARAM)
 
+    assert resolver.queries == ["innocent.example.com"]
     assert connections == []
+    assert caught.value.code == "image_url_forbidden"
+    assert caught.value.param == PARAM
 
 
 @pytest.mark.parametrize("answers", [None, [], ["not an address"]])

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
@@ -110,12 +110,16 @@ class GatewayProcess:
     def send_signal(self, signum: int) -> None:
         self.process.send_signal(signum)
 
+    def terminate(self) -> None:
+        """SIGTERM, as an orchestrator sends it, without waiting for the exit."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+
     def stop(self) -> int:
         """SIGTERM, as an orchestrator sends it; SIGKILL to the whole group if that hangs."""
         if self._process is None:
             return 0
-        if self._process.poll() is None:
-            self._process.terminate()
+        self.terminate()
         try:
             return self._process.wait(STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
@@ -160,6 +164,71 @@ class Gateways:
         gateway.wait_ready()
         return gateway
 
+    def at(self, url: str) -> GatewayProcess:
+        """The gateway started here that serves `url`."""
+        [gateway] = [gateway for gateway in self.started if gateway.url == url]
+        return gateway
+
     def stop_all(self) -> None:
+        """SIGTERM to every gateway at once, then each is waited for (and killed if it hangs)."""
+        for gateway in self.started:
+            gateway.terminate()
         for gateway in self.started:
             gateway.stop()
+
+
+class Spares:
+    """Gateway processes launched ahead of need. From the second time a config is asked for
+    (a fixture's gateway, a parametrized test's), the next process for it is launched at once
+    and starts while the test runs; the next test that asks for the config takes it. A spare
+    has served nobody before that test, which stops it like any other of its gateways.
+    A test that changed the environment gets no spare (it would not have seen the change).
+    """
+
+    def __init__(self, workdir: Path, *, keep: int = 3) -> None:
+        self._workdir = workdir
+        self._keep = keep
+        self._environ = _test_environ()
+        self._asked: set[str] = set()
+        self._waiting: dict[str, GatewayProcess] = {}  # by config text, oldest first
+        self._retired: list[GatewayProcess] = []
+        self._launched = 0
+
+    def start(self, gateways: Gateways, config: dict[str, Any]) -> GatewayProcess:
+        """A gateway for `config`, serving and owned by `gateways`: the spare for it if there
+        is one, else one launched now."""
+        text = yaml.safe_dump(config, sort_keys=False)
+        as_launched = _test_environ() == self._environ
+        gateway = self._waiting.pop(text, None) if as_launched else None
+        if gateway is None:
+            gateway = gateways.launch(config)
+        else:
+            gateways.started.append(gateway)
+        if text in self._asked and as_launched:
+            self._launch_spare(text, config)
+        self._asked.add(text)
+        gateway.wait_ready()
+        return gateway
+
+    def _launch_spare(self, text: str, config: dict[str, Any]) -> None:
+        self._launched += 1
+        spare = GatewayProcess(self._workdir, f"spare-{self._launched}", config)
+        spare.launch()
+        self._waiting[text] = spare
+        while len(self._waiting) > self._keep:
+            oldest = self._waiting.pop(next(iter(self._waiting)))
+            oldest.terminate()
+            self._retired.append(oldest)
+
+    def stop_all(self) -> None:
+        """Stop the spares no test took, as `Gateways.stop_all` does."""
+        unused = [*self._waiting.values(), *self._retired]
+        for gateway in unused:
+            gateway.terminate()
+        for gateway in unused:
+            gateway.stop()
+
+
+def _test_environ() -> dict[str, str]:
+    """The environment a gateway launched now inherits, but for the name of the running test."""
+    return {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
