@@ -12,7 +12,7 @@ import pytest
 
 from tests.hostile.raw import Reply, connect, read_reply
 from tests.ops.configs import gateway_config
-from tests.ops.processes import GatewayProcess, Gateways
+from tests.processes import GatewayProcess, Gateways
 
 pytestmark = pytest.mark.e2e
 
