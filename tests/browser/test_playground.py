@@ -153,6 +153,9 @@ def test_stop_abandons_a_job_and_the_gateway_stops_polling(
     playground.upload("square.png", image_bytes(20, 20))
     playground.ask("What is in this image?", stream=True)
     page.locator("#status[data-state=waiting]").wait_for()
+    deadline = time.monotonic() + 10
+    while not mpx.polls and time.monotonic() < deadline:  # the job is being polled
+        time.sleep(0.02)
 
     page.get_by_role("button", name="Stop").click()
 
