@@ -17,15 +17,14 @@ from app.observe.record import ANONYMOUS, RequestRecord
 from app.responses.events import ResponseStream, encode
 from app.responses.items import DEFAULT_PAGE, MAX_PAGE
 from app.responses.payload import response_data
-from app.responses.schemas import ResponsesRequest, parse_request
+from app.responses.schemas import ResponsesRequest, read_responses_request
 from app.responses.store import ResponseStore
 from app.responses.translate import ChatMessage, input_messages, to_chat_request
-from app.wire.shape import RequestShape
 
 
 async def create_response(incoming: Incoming) -> Reply:
     gateway, record = incoming.gateway, incoming.record
-    request = await gateway.shape.parse(incoming.body, _parse)
+    request = await read_responses_request(incoming.body, gateway.shape)
     record.model, record.stream = request.model, bool(request.stream)
     record.model_label = gateway.router.label(request.model)
     key_rate = gateway.admit(incoming.key, request.model)
@@ -107,10 +106,6 @@ async def _stream_body(
         record.failed(error.status_code, error.code, error.provider)
     history, turn = conversation
     await store.save(request, stream.response, owner=owner, history=history, turn=turn)
-
-
-def _parse(body: bytes | bytearray, shape: RequestShape) -> ResponsesRequest:
-    return parse_request(shape.load(body))
 
 
 def _owner(incoming: Incoming) -> str:

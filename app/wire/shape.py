@@ -16,8 +16,6 @@ from app.errors.quoting import shortened
 T = TypeVar("T")
 Body = bytes | bytearray
 
-# Parsing and validating a body this large takes milliseconds: a worker thread does it.
-OFF_LOOP_BYTES = 256 * 1024
 _BACKSLASH = b"\\"
 _QUOTE = b'"'
 _SEPARATORS = (b",", b":")
@@ -38,11 +36,9 @@ class RequestShape:
         # contending for the GIL, the event loop's thread waits longer for it.
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="request-shape")
 
-    async def parse(self, body: Body, parse: Callable[[Body, RequestShape], T]) -> T:
-        """`parse(body, self)`: on the event loop for a small body, else in the worker."""
-        if len(body) <= OFF_LOOP_BYTES:
-            return parse(body, self)
-        return await asyncio.get_running_loop().run_in_executor(self._worker, parse, body, self)
+    async def in_worker(self, parse: Callable[[Body], T], body: Body) -> T:
+        """`parse(body)` on the worker thread that parses large bodies."""
+        return await asyncio.get_running_loop().run_in_executor(self._worker, parse, body)
 
     def load(self, body: Body) -> dict[str, object]:
         """The body as a JSON object, once its shape is known to be within the limits."""
