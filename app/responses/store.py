@@ -11,10 +11,10 @@ until older ones expire.
 
 from __future__ import annotations
 
-import asyncio
 import binascii
 import hashlib
 import logging
+import os
 from collections.abc import Sequence
 
 import orjson
@@ -29,6 +29,7 @@ from app.responses.payload import ResponseData, answer_message
 from app.responses.schemas import ResponsesRequest
 from app.responses.translate import ChatMessage, input_messages
 from app.state import Quota, StateBackend
+from app.threads import WorkerThreads
 from app.wire.hashed import HashedURI
 
 logger = logging.getLogger(__name__)
@@ -48,6 +49,9 @@ class ResponseStore:
         if share is None:
             share = config.max_bytes // 4 if keyed else config.max_bytes
         self._share_bytes = share
+        # Encoding a record hashes its images, which lets the GIL go: as many records at once
+        # as asyncio's default executor has threads (min(32, CPUs + 4)).
+        self._encoding = WorkerThreads(min(32, (os.cpu_count() or 1) + 4))
 
     def _quotas(self, owner: str) -> tuple[Quota, Quota]:
         """The store's quota and `owner`'s share of it (named by a digest: owners are key
@@ -93,7 +97,7 @@ class ResponseStore:
         # Only a record that carries data URIs needs them replaced by marks; hashing images
         # takes a while, so that is done off the loop.
         if b'"data:' in data:
-            data = await asyncio.to_thread(_encode_record, record, images)
+            data = await self._encoding.run(lambda: _encode_record(record, images))
         text = data.decode()
         quotas = self._quotas(owner)
         for digest, uri in images.items():

@@ -68,7 +68,7 @@ def _parse_skeleton(
 
 
 async def _parsed(body: Body, shape: RequestShape, parse: Callable[[Body], T]) -> T:
-    """`parse(body)`: on the event loop for a small body, else on the parsing worker."""
+    """`parse(body)`: on the event loop for a small body, else on a worker thread."""
     if len(body) <= OFF_LOOP_BYTES:
         return parse(body)
-    return await shape.in_worker(parse, body)
+    return await shape.parsing.run(lambda: parse(body))
