@@ -17,10 +17,10 @@ async def create_chat_completion(incoming: Incoming) -> Reply:
     record.model_label = gateway.router.label(chat.model)
     key_rate = gateway.admit(incoming.key, chat.model, cost=chat.choice_count)
     if chat.stream:
-        events, record.provider = await gateway.service.stream(chat, key_rate)
+        events = await gateway.service.stream(chat, key_rate)
         body = chat_body(events, record)
         return EventStream(body, incoming.client, record, gateway.metrics.streams)
-    completion, record.provider = await gateway.service.complete(chat, key_rate)
+    completion = await gateway.service.complete(chat, key_rate)
     return Response(
         completion.model_dump_json(),
         media_type=JSON,

@@ -41,11 +41,11 @@ async def create_response(incoming: Incoming) -> Reply:
         await gateway.limiter.check(key_rate)  # a key past its rate hears that first
         raise
     if request.stream:
-        chunks, record.provider = await gateway.service.stream(chat, key_rate)
+        chunks = await gateway.service.stream(chat, key_rate)
         stream = ResponseStream(request, chunks, limits=gateway.config.responses)
         body = _stream_body(stream, request, store, record, owner, (history, turn))
         return EventStream(body, incoming.client, record, gateway.metrics.streams)
-    completion, record.provider = await gateway.service.complete(chat, key_rate)
+    completion = await gateway.service.complete(chat, key_rate)
     # Built as plain data and serialised once: the request and the completion were validated
     # already, and this is what the client gets and what is stored.
     response = response_data(completion, request)
