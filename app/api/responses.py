@@ -12,7 +12,7 @@ from starlette.responses import Response
 from app.api.endpoints import Incoming
 from app.api.replies import JSON, Reply, json_reply
 from app.api.stream import EventStream
-from app.errors import GatewayError, InvalidRequest
+from app.errors import InvalidRequest
 from app.observe.record import ANONYMOUS, RequestRecord
 from app.responses.events import ResponseStream, encode
 from app.responses.items import DEFAULT_PAGE, MAX_PAGE
@@ -30,16 +30,13 @@ async def create_response(incoming: Incoming) -> Reply:
     key_rate = gateway.admit(incoming.key, request.model)
     owner, store = _owner(incoming), gateway.responses
     history: Sequence[ChatMessage] = ()
-    try:
+    async with gateway.limiter.key_first(key_rate):
         if request.previous_response_id:
             history = await store.conversation(request.previous_response_id, owner=owner)
         turn = input_messages(request)
         # The whole conversation goes upstream: the request caps hold for it, not only `input`.
         gateway.shape.check_messages([*history, *turn], param="input")
         chat = to_chat_request(request, history, turn)
-    except GatewayError:
-        await gateway.limiter.check(key_rate)  # a key past its rate hears that first
-        raise
     if request.stream:
         chunks = await gateway.service.stream(chat, key_rate)
         stream = ResponseStream(request, chunks, limits=gateway.config.responses)

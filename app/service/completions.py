@@ -171,11 +171,8 @@ class ChatService:
     ) -> tuple[list[Attempt], RateLimited | None]:
         """Deployments that can take this request, resting ones left out unless all rest,
         and whether the first is at its own rate; the key's rate is counted meanwhile."""
-        try:
+        async with self._limiter.key_first(key_rate):
             usable = self._usable(request)
-        except GatewayError:
-            await self._limiter.check(key_rate)  # a key past its rate hears that first
-            raise
         rates = [attempt.deployment.rate(request.choice_count) for attempt in usable]
         admitted = await self._limiter.admit(key_rate, rates)
         ready = [a for a, rests in zip(usable, admitted.resting, strict=True) if not rests]
