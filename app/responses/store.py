@@ -23,8 +23,7 @@ import pybase64
 from app.config import ResponsesConfig
 from app.errors import ResponseNotFound
 from app.responses.items import DEFAULT_PAGE, input_items, page
-from app.responses.objects import DeletedResponse, Response
-from app.responses.output import output_message
+from app.responses.objects import DeletedResponse
 from app.responses.payload import ResponseData, answer_message
 from app.responses.schemas import ResponsesRequest
 from app.responses.translate import ChatMessage, input_messages
@@ -62,26 +61,22 @@ class ResponseStore:
     async def save(
         self,
         request: ResponsesRequest,
-        response: Response | ResponseData,
+        response: ResponseData,
         *,
         owner: str,
         history: Sequence[ChatMessage] = (),
         turn: Sequence[ChatMessage] | None = None,
         response_json: bytes | None = None,
     ) -> bool:
-        """Keep a finished response (the model, or its JSON data) with its input, and the
+        """Keep a finished response (its JSON data) with its input, and the
         conversation so far (`history`, the previous response's, then this turn's input and
         output). False when nothing was kept: `store: false`, `ttl_s: 0`, or the byte cap.
         `turn` is `input_messages(request)` and `response_json` the response as the client
         got it, when the caller has them."""
         if self._ttl_s <= 0 or not request.stores:
             return False
-        if isinstance(response, Response):
-            response_id, answer = response.id, output_message(response)
-            response_json = response_json or response.model_dump_json().encode()
-        else:
-            response_id, answer = str(response["id"]), answer_message(response)
-            response_json = response_json or orjson.dumps(response)
+        response_id, answer = str(response["id"]), answer_message(response)
+        response_json = response_json or orjson.dumps(response)
         conversation = [*history, *(input_messages(request) if turn is None else turn)]
         if answer is not None:
             conversation.append(answer)
