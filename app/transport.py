@@ -65,7 +65,10 @@ class _PartsPayload(aiohttp.payload.Payload):
     def __init__(self, body: BodyParts) -> None:
         super().__init__(body)
         self._body = body
-        self._size = body.size
+
+    @property
+    def size(self) -> int:
+        return self._body.size
 
     def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
         return b"".join(self._body.parts).decode(encoding, errors)

@@ -26,20 +26,29 @@ import uvloop
 from bench.load import Load, run_load
 from bench.payloads import write_gateway_config
 from bench.procs import HOST, free_port, gateway_args, launch, start_mock
-from bench.scenarios import SCENARIOS, Scenario
+from bench.scenarios import (
+    RESPONSES_SMALL,
+    RESPONSES_SMALL_CHAT,
+    RESPONSES_STREAM,
+    RESPONSES_STREAM_CHAT,
+    SCENARIOS,
+    Scenario,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 WARMUP_REQUESTS = 100
 START_TIMEOUT_S = 300.0  # the gateway starts slowly under valgrind
 SETTLE_S = 2.0
 _TOTALS = re.compile(rb"^(?:summary|totals):\s*(\d+)", re.MULTILINE)
+# The halves of the `responses` comparison, each a kind of request of its own.
+_RESPONSES = (RESPONSES_SMALL_CHAT, RESPONSES_SMALL, RESPONSES_STREAM_CHAT, RESPONSES_STREAM)
 
 
 def _scenario(key: str) -> Scenario:
-    for scenario in SCENARIOS:
+    for scenario in (*SCENARIOS, *_RESPONSES):
         if isinstance(scenario, Scenario) and scenario.key == key:
             return scenario
-    raise SystemExit(f"no scenario {key!r}; try small, stream or image")
+    raise SystemExit(f"no scenario {key!r}; try small, stream, image or responses-small")
 
 
 async def _drive(scenario: Scenario, port: int, count: int, connections: int) -> None:

@@ -12,41 +12,37 @@ from starlette.responses import Response
 from app.api.endpoints import Incoming
 from app.api.replies import JSON, Reply, json_reply
 from app.api.stream import EventStream
-from app.errors import GatewayError, InvalidRequest
+from app.errors import InvalidRequest
 from app.observe.record import ANONYMOUS, RequestRecord
 from app.responses.events import ResponseStream, encode
 from app.responses.items import DEFAULT_PAGE, MAX_PAGE
 from app.responses.payload import response_data
-from app.responses.schemas import ResponsesRequest, parse_request
+from app.responses.schemas import ResponsesRequest, read_responses_request
 from app.responses.store import ResponseStore
 from app.responses.translate import ChatMessage, input_messages, to_chat_request
-from app.wire.shape import RequestShape
 
 
 async def create_response(incoming: Incoming) -> Reply:
     gateway, record = incoming.gateway, incoming.record
-    request = await gateway.shape.parse(incoming.body, _parse)
+    request = await read_responses_request(incoming.body, gateway.shape)
     record.model, record.stream = request.model, bool(request.stream)
     record.model_label = gateway.router.label(request.model)
     key_rate = gateway.admit(incoming.key, request.model)
     owner, store = _owner(incoming), gateway.responses
     history: Sequence[ChatMessage] = ()
-    try:
+    async with gateway.limiter.key_first(key_rate):
         if request.previous_response_id:
             history = await store.conversation(request.previous_response_id, owner=owner)
         turn = input_messages(request)
         # The whole conversation goes upstream: the request caps hold for it, not only `input`.
         gateway.shape.check_messages([*history, *turn], param="input")
         chat = to_chat_request(request, history, turn)
-    except GatewayError:
-        await gateway.limiter.check(key_rate)  # a key past its rate hears that first
-        raise
     if request.stream:
-        chunks, record.provider = await gateway.service.stream(chat, key_rate)
+        chunks = await gateway.service.stream(chat, key_rate)
         stream = ResponseStream(request, chunks, limits=gateway.config.responses)
         body = _stream_body(stream, request, store, record, owner, (history, turn))
         return EventStream(body, incoming.client, record, gateway.metrics.streams)
-    completion, record.provider = await gateway.service.complete(chat, key_rate)
+    completion = await gateway.service.complete(chat, key_rate)
     # Built as plain data and serialised once: the request and the completion were validated
     # already, and this is what the client gets and what is stored.
     response = response_data(completion, request)
@@ -107,10 +103,6 @@ async def _stream_body(
         record.failed(error.status_code, error.code, error.provider)
     history, turn = conversation
     await store.save(request, stream.response, owner=owner, history=history, turn=turn)
-
-
-def _parse(body: bytes | bytearray, shape: RequestShape) -> ResponsesRequest:
-    return parse_request(shape.load(body))
 
 
 def _owner(incoming: Incoming) -> str:

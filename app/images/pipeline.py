@@ -9,8 +9,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-import anyio
-import anyio.to_thread
 import pybase64
 
 from app.config import ImagesConfig
@@ -37,6 +35,7 @@ from app.images.process import (
 from app.images.urls import parse_image_url
 from app.observe.metrics import Metrics
 from app.observe.record import current_record
+from app.threads import WorkerThreads
 from app.wire.hashed import HashedURI
 from app.wire.inline import InlineImages
 from app.wire.schemas import ChatCompletionRequest, ImageURLPart
@@ -140,7 +139,8 @@ class ImagePipeline:
         self._fetcher = fetcher
         self._cache = cache
         self._metrics = metrics or Metrics()
-        self._conversions: anyio.CapacityLimiter | None = None
+        # Decoded images are large: convert a few at a time, not one per worker thread.
+        self._conversions = WorkerThreads(os.cpu_count() or 2)
 
     async def prepare(
         self, request: ChatCompletionRequest, needs: ImageNeeds
@@ -297,11 +297,8 @@ class ImagePipeline:
             self._cache.put(key, image if image.converted else image.without_data())
             return image, len(data)
 
-        if self._conversions is None:
-            # Decoded images are large: convert a few at a time, not one per worker thread.
-            self._conversions = anyio.CapacityLimiter(os.cpu_count() or 2)
         try:
-            image, size = await anyio.to_thread.run_sync(work, limiter=self._conversions)
+            image, size = await self._conversions.run(work)
         except ImageError as exc:
             raise type(exc)(exc.message, param=param) from None
         self._count(image, size)

@@ -32,7 +32,3 @@ class FetchShares:
             self._users[client] -= 1
             if not self._users[client]:
                 del self._users[client], self._slots[client]
-
-    def holders(self) -> int:
-        """Clients with a fetch in flight or queued."""
-        return len(self._slots)

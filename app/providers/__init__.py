@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from app.config import ConfigError, ModelEntry
 from app.providers.aimlapi import AIMLAPI
-from app.providers.base import Provider, ProviderContext, ProviderType
+from app.providers.base import ProviderType
 from app.providers.inspect import Inspect
 from app.providers.masterpiecex import MasterpieceX
 from app.providers.openai_compat import OpenAICompatible
@@ -35,7 +35,3 @@ def provider_type(entry: ModelEntry, kinds: ProviderKinds = PROVIDER_KINDS) -> P
         raise ConfigError(
             f"model {entry.name!r}: provider {entry.provider!r} is not available in this version"
         ) from None
-
-
-def build_provider(entry: ModelEntry, context: ProviderContext) -> Provider:
-    return provider_type(entry)(entry, context)

@@ -70,9 +70,6 @@ class Call:
         default_factory=dict, init=False, compare=False, repr=False
     )
 
-    def remaining_s(self) -> float:
-        return self.deadline - time.monotonic()
-
     def once(self, key: object, build: Callable[[], bytes | BodyParts]) -> bytes | BodyParts:
         """`build()`, the first time it is asked for under `key`; the same body after."""
         found = self.built.get(key)

@@ -7,20 +7,19 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 
 import orjson
-from pydantic import BaseModel
 
 from app.config import ResponsesConfig
 from app.errors import GatewayError, InternalError, UpstreamError
 from app.responses.ids import new_id
-from app.responses.objects import (
-    ItemStatus,
-    OutputItem,
-    Response,
-    ResponseFunctionToolCall,
-    ResponseOutputMessage,
-    ResponseOutputText,
+from app.responses.payload import (
+    ResponseData,
+    call_item,
+    failed_data,
+    finished_data,
+    message_item,
+    started_data,
+    text_part,
 )
-from app.responses.output import fail_response, finish_response, start_response
 from app.responses.schemas import ResponsesRequest
 from app.wire.schemas import ChatCompletionChunk, CompletionUsage
 from app.wire.sse import encode_named_event
@@ -43,13 +42,6 @@ def encode(event: ResponseEvent) -> bytes:
     return encode_named_event(event.type, event.data)
 
 
-def _model_data(value: object) -> object:
-    """A response object or item in an event, as its wire model dumps it."""
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
 class ResponseStream:
     """Turns one answer's chat chunks (the role chunk first, content and tool-call deltas, the
     finish chunk, the usage chunk) into Responses events; iterate `batches()`, the events
@@ -69,7 +61,7 @@ class ResponseStream:
         created_at: int | None = None,
         limits: ResponsesConfig | None = None,
     ) -> None:
-        self.response: Response = start_response(
+        self.response: ResponseData = started_data(
             request, response_id=response_id, created_at=created_at
         )
         self.error: GatewayError | None = None  # what ended the stream after its first byte
@@ -77,10 +69,10 @@ class ResponseStream:
         self._chars = 0
         self._chunks = chunks
         self._sequence = 0
-        self._output: list[OutputItem] = []
-        self._message: ResponseOutputMessage | None = None
+        self._output: list[ResponseData] = []
+        self._message: ResponseData | None = None
         self._text: list[str] = []
-        self._calls: dict[int, tuple[ResponseFunctionToolCall, list[str]]] = {}
+        self._calls: dict[int, tuple[ResponseData, list[str]]] = {}
         self._finish_reason: str | None = None
         self._usage: CompletionUsage | None = None
         self._x_gateway: object = None
@@ -109,10 +101,10 @@ class ResponseStream:
         finally:
             await self._close_chunks()
         closing = self._close_items()
-        self.response = finish_response(
+        self.response = finished_data(
             self.response, self._output, self._finish_reason, self._usage, self._x_gateway
         )
-        ending = "incomplete" if self.response.status == "incomplete" else "completed"
+        ending = "incomplete" if self.response["status"] == "incomplete" else "completed"
         yield [*closing, self._lifecycle(f"response.{ending}")]
 
     async def _close_chunks(self) -> None:
@@ -126,7 +118,7 @@ class ResponseStream:
         number = self._sequence
         self._sequence += 1
         event = {"type": type_, "sequence_number": number, **fields}
-        return ResponseEvent(type_, number, orjson.dumps(event, default=_model_data))
+        return ResponseEvent(type_, number, orjson.dumps(event))
 
     def _lifecycle(self, type_: str) -> ResponseEvent:
         return self._event(type_, response=self.response)
@@ -161,7 +153,7 @@ class ResponseStream:
         events.append(
             self._event(
                 "response.output_text.delta",
-                item_id=self._message.id,
+                item_id=self._message["id"],
                 output_index=self._output.index(self._message),
                 content_index=0,
                 delta=piece,
@@ -171,7 +163,7 @@ class ResponseStream:
         return events
 
     def _open_message(self) -> list[ResponseEvent]:
-        message = ResponseOutputMessage()
+        message = message_item("in_progress", [])
         self._message, self._text = message, []
         self._output.append(message)
         index = len(self._output) - 1
@@ -179,10 +171,10 @@ class ResponseStream:
             self._event("response.output_item.added", output_index=index, item=message),
             self._event(
                 "response.content_part.added",
-                item_id=message.id,
+                item_id=message["id"],
                 output_index=index,
                 content_index=0,
-                part=ResponseOutputText(),
+                part=text_part(""),
             ),
         ]
 
@@ -191,13 +183,13 @@ class ResponseStream:
         if message is None:
             return []
         self._message = None
-        part = ResponseOutputText(text="".join(self._text))
-        message.content = [part]
-        message.status = self._item_status
+        part = text_part("".join(self._text))
+        message["content"] = [part]
+        message["status"] = self._item_status
         index = self._output.index(message)
-        where = {"item_id": message.id, "output_index": index, "content_index": 0}
+        where = {"item_id": message["id"], "output_index": index, "content_index": 0}
         return [
-            self._event("response.output_text.done", **where, text=part.text, logprobs=[]),
+            self._event("response.output_text.done", **where, text=part["text"], logprobs=[]),
             self._event("response.content_part.done", **where, part=part),
             self._event("response.output_item.done", output_index=index, item=message),
         ]
@@ -217,10 +209,8 @@ class ResponseStream:
                     "items (responses.max_output_items)"
                 )
             events += self._close_message()
-            item = ResponseFunctionToolCall(
-                call_id=str(call.get("id") or new_id("call")),
-                name=str(function.get("name") or ""),
-            )
+            call_id = str(call.get("id") or new_id("call"))
+            item = call_item(call_id, str(function.get("name") or ""), "", "in_progress")
             self._calls[index] = (item, [])
             self._output.append(item)
             events.append(
@@ -231,8 +221,8 @@ class ResponseStream:
                 )
             )
         item, pieces = self._calls[index]
-        if not item.name and function.get("name"):
-            item.name = str(function["name"])
+        if not item["name"] and function.get("name"):
+            item["name"] = str(function["name"])
         arguments = function.get("arguments")
         if isinstance(arguments, str) and arguments:
             self._gathered(len(arguments))
@@ -240,7 +230,7 @@ class ResponseStream:
             events.append(
                 self._event(
                     "response.function_call_arguments.delta",
-                    item_id=item.id,
+                    item_id=item["id"],
                     output_index=self._output.index(item),
                     delta=arguments,
                 )
@@ -248,7 +238,7 @@ class ResponseStream:
         return events
 
     @property
-    def _item_status(self) -> ItemStatus:
+    def _item_status(self) -> str:
         return "incomplete" if self._finish_reason in ("length", "content_filter") else "completed"
 
     def _close_items(self) -> list[ResponseEvent]:
@@ -259,14 +249,12 @@ class ResponseStream:
             return events + self._close_message()
         events = self._close_message()
         for item, pieces in self._calls.values():
-            item.arguments = "".join(pieces)
-            item.status = self._item_status
+            item["arguments"] = arguments = "".join(pieces)
+            item["status"] = self._item_status
             index = self._output.index(item)
-            where = {"item_id": item.id, "output_index": index}
+            where = {"item_id": item["id"], "output_index": index}
             events.append(
-                self._event(
-                    "response.function_call_arguments.done", **where, arguments=item.arguments
-                )
+                self._event("response.function_call_arguments.done", **where, arguments=arguments)
             )
             events.append(self._event("response.output_item.done", output_index=index, item=item))
         return events
@@ -288,11 +276,11 @@ class ResponseStream:
             logger.exception("response stream failed after the first byte")
             error = InternalError("the gateway hit an unexpected error")
         if self._message is not None:
-            self._message.content = [ResponseOutputText(text="".join(self._text))]
+            self._message["content"] = [text_part("".join(self._text))]
         for item, pieces in self._calls.values():
-            item.arguments = "".join(pieces)
+            item["arguments"] = "".join(pieces)
         self.error = error
-        self.response = fail_response(self.response, self._output, error)
+        self.response = failed_data(self.response, self._output, error)
         return [
             self._event("error", code=error.code, message=error.message, param=error.param),
             self._lifecycle("response.failed"),

@@ -1,7 +1,9 @@
 """The `response` object and its output items, named as in the API reference and the `openai` SDK.
 
-Serialized whole (`None` as `null`), as OpenAI does; unknown fields ride along, which is how
-a job provider's `x_gateway` facts reach the client.
+The wire models describe it (in the OpenAPI description); `app/responses/payload.py` builds it
+as plain data, every field in this order and serialized whole (`None` as `null`), as OpenAI
+does. Unknown fields ride along, which is how a job provider's `x_gateway` facts reach the
+client.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.errors import GatewayError, ImageError, ImageFetchFailed, ImageTooLarge, RateLimited
 from app.responses.ids import new_id
 
 ItemStatus = Literal["in_progress", "completed", "incomplete"]
@@ -83,25 +84,6 @@ class ResponseError(_Out):
     type: str | None = None
 
 
-def response_error(error: GatewayError) -> ResponseError:
-    """A gateway error as a failed response's `error`."""
-    return ResponseError(
-        code=_response_error_code(error), message=error.message, param=error.param, type=error.code
-    )
-
-
-def _response_error_code(error: GatewayError) -> str:
-    if isinstance(error, RateLimited):
-        return "rate_limit_exceeded"
-    if isinstance(error, ImageTooLarge):
-        return "image_too_large"
-    if isinstance(error, ImageFetchFailed):
-        return "failed_to_download_image"
-    if isinstance(error, ImageError):
-        return "invalid_image"
-    return "server_error"
-
-
 class Response(_Out):
     id: str = Field(default_factory=lambda: new_id("resp"))
     object: Literal["response"] = "response"
@@ -127,16 +109,6 @@ class Response(_Out):
     usage: ResponseUsage | None = None
     user: str | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
-
-    @property
-    def output_text(self) -> str:
-        """The text of every message item, joined (as the SDK's `output_text`)."""
-        return "".join(
-            part.text
-            for item in self.output
-            if isinstance(item, ResponseOutputMessage)
-            for part in item.content
-        )
 
 
 class DeletedResponse(_Out):

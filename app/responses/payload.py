@@ -1,12 +1,14 @@
-"""A finished chat completion as the `response` object in plain JSON data, for a non-streamed
-answer: the same fields, order and values as the `Response` model dumps, built without
-validating models field by field (the request and the completion were validated already)."""
+"""The `response` object and its output items, built as plain JSON data: for a non-streamed
+answer, and for a stream as it begins, ends or fails. The same fields, order and values as
+the `Response` model describes, built without validating models field by field (the request
+and the completion were validated already): this runs on every response."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
 
+from app.errors import GatewayError, ImageError, ImageFetchFailed, ImageTooLarge, RateLimited
 from app.responses.ids import new_id
 from app.responses.schemas import FunctionTool, OtherTool, ResponsesRequest, TextConfig
 from app.responses.translate import ChatMessage
@@ -36,8 +38,75 @@ def response_data(
         extra = choice.message.model_extra
         found = extra.get("tool_calls") if extra else None
         calls = found if isinstance(found, list) else []
-    # Conditional expressions, not helpers: this runs on every non-streamed response.
-    data: ResponseData = {
+    data = _response(
+        request,
+        status,
+        output_data(text, calls, status),
+        usage_data(completion.usage),
+        reason,
+        response_id,
+        created_at,
+    )
+    x_gateway = (completion.model_extra or {}).get("x_gateway")
+    if x_gateway is not None:
+        data["x_gateway"] = x_gateway
+    return data
+
+
+def started_data(
+    request: ResponsesRequest, *, response_id: str | None = None, created_at: int | None = None
+) -> ResponseData:
+    """The response as a stream begins: `in_progress`, no output yet, the request's settings
+    echoed."""
+    return _response(request, "in_progress", [], None, None, response_id, created_at)
+
+
+def finished_data(
+    response: ResponseData,
+    output: Sequence[ResponseData],
+    finish_reason: str | None,
+    usage: CompletionUsage | None,
+    x_gateway: object = None,
+) -> ResponseData:
+    """A streamed response once its answer is whole: `completed`, or `incomplete` with the
+    reason when the answer was cut short; a job provider's `x_gateway` facts ride along."""
+    reason = INCOMPLETE.get(finish_reason or "")
+    status = "incomplete" if reason else "completed"
+    data = {
+        **response,
+        "status": status,
+        "incomplete_details": {"reason": reason} if reason else None,
+        "output": [{**item, "status": status} for item in output],
+        "usage": usage_data(usage),
+    }
+    if x_gateway is not None:
+        data["x_gateway"] = x_gateway
+    return data
+
+
+def failed_data(
+    response: ResponseData, output: Sequence[ResponseData], error: GatewayError
+) -> ResponseData:
+    """A streamed response that broke off: `failed`, with what was produced so far."""
+    return {
+        **response,
+        "status": "failed",
+        "error": error_data(error),
+        "output": [{**item, "status": "incomplete"} for item in output],
+    }
+
+
+def _response(
+    request: ResponsesRequest,
+    status: str,
+    output: list[ResponseData],
+    usage: ResponseData | None,
+    reason: str | None,
+    response_id: str | None,
+    created_at: int | None,
+) -> ResponseData:
+    # Conditional expressions, not calls of small functions: this runs on every response.
+    return {
         "id": response_id or new_id("resp"),
         "object": "response",
         "created_at": int(time.time()) if created_at is None else created_at,
@@ -47,7 +116,7 @@ def response_data(
         "instructions": request.instructions,
         "max_output_tokens": request.max_output_tokens,
         "model": request.model,
-        "output": output_data(text, calls, status),
+        "output": output,
         "parallel_tool_calls": (
             True if request.parallel_tool_calls is None else request.parallel_tool_calls
         ),
@@ -61,14 +130,10 @@ def response_data(
         "tools": _tools(request.tools) if request.tools else [],
         "top_p": request.top_p,
         "truncation": "disabled" if request.truncation is None else request.truncation,
-        "usage": usage_data(completion.usage),
+        "usage": usage,
         "user": request.user,
         "metadata": {} if request.metadata is None else request.metadata,
     }
-    x_gateway = (completion.model_extra or {}).get("x_gateway")
-    if x_gateway is not None:
-        data["x_gateway"] = x_gateway
-    return data
 
 
 def output_data(text: str, tool_calls: Sequence[object], status: str) -> list[ResponseData]:
@@ -76,31 +141,65 @@ def output_data(text: str, tool_calls: Sequence[object], status: str) -> list[Re
     function_call item per tool call."""
     items: list[ResponseData] = []
     if text or not tool_calls:
-        part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
-        items.append(
-            {
-                "id": new_id("msg"),
-                "type": "message",
-                "role": "assistant",
-                "status": status,
-                "content": [part],
-            }
-        )
+        items.append(message_item(status, [text_part(text)]))
     for call in tool_calls:
         function = call.get("function") if isinstance(call, dict) else None
         if not isinstance(call, dict) or not isinstance(function, dict):
             continue
-        items.append(
-            {
-                "id": new_id("fc"),
-                "type": "function_call",
-                "status": status,
-                "call_id": str(call.get("id") or new_id("call")),
-                "name": str(function.get("name") or ""),
-                "arguments": str(function.get("arguments") or ""),
-            }
-        )
+        call_id = str(call.get("id") or new_id("call"))
+        name, arguments = str(function.get("name") or ""), str(function.get("arguments") or "")
+        items.append(call_item(call_id, name, arguments, status))
     return items
+
+
+def message_item(status: str, content: list[ResponseData]) -> ResponseData:
+    """An assistant message item (a stream opens one with no content yet)."""
+    return {
+        "id": new_id("msg"),
+        "type": "message",
+        "role": "assistant",
+        "status": status,
+        "content": content,
+    }
+
+
+def text_part(text: str) -> ResponseData:
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+
+def call_item(call_id: str, name: str, arguments: str, status: str) -> ResponseData:
+    """A function_call item (a stream opens one before its arguments arrive)."""
+    return {
+        "id": new_id("fc"),
+        "type": "function_call",
+        "status": status,
+        "call_id": call_id,
+        "name": name,
+        "arguments": arguments,
+    }
+
+
+def error_data(error: GatewayError) -> ResponseData:
+    """A gateway error as a failed response's `error`. `code` is one of the codes OpenAI's
+    clients know; the gateway's own code is in `type` (and in the `error` event before)."""
+    return {
+        "code": _error_code(error),
+        "message": error.message,
+        "param": error.param,
+        "type": error.code,
+    }
+
+
+def _error_code(error: GatewayError) -> str:
+    if isinstance(error, RateLimited):
+        return "rate_limit_exceeded"
+    if isinstance(error, ImageTooLarge):
+        return "image_too_large"
+    if isinstance(error, ImageFetchFailed):
+        return "failed_to_download_image"
+    if isinstance(error, ImageError):
+        return "invalid_image"
+    return "server_error"
 
 
 def usage_data(usage: CompletionUsage | None) -> ResponseData:

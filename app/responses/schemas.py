@@ -17,6 +17,8 @@ from pydantic import (
     model_validator,
 )
 
+from app.wire.reading import read_request
+from app.wire.shape import RequestShape
 from app.wire.validation import validation_error
 
 # Item types this gateway translates; any other item is an `OtherItem`.
@@ -196,3 +198,8 @@ def parse_request(body: object) -> ResponsesRequest:
         return ResponsesRequest.model_validate(body)
     except ValidationError as exc:
         raise validation_error(exc.errors()) from None
+
+
+async def read_responses_request(body: bytes | bytearray, shape: RequestShape) -> ResponsesRequest:
+    """The request in `body`, its shape within the `requests:` limits; else a 400."""
+    return await read_request(body, shape, parse_request)

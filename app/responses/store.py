@@ -11,10 +11,10 @@ until older ones expire.
 
 from __future__ import annotations
 
-import asyncio
 import binascii
 import hashlib
 import logging
+import os
 from collections.abc import Sequence
 
 import orjson
@@ -23,12 +23,12 @@ import pybase64
 from app.config import ResponsesConfig
 from app.errors import ResponseNotFound
 from app.responses.items import DEFAULT_PAGE, input_items, page
-from app.responses.objects import DeletedResponse, Response
-from app.responses.output import output_message
+from app.responses.objects import DeletedResponse
 from app.responses.payload import ResponseData, answer_message
 from app.responses.schemas import ResponsesRequest
 from app.responses.translate import ChatMessage, input_messages
 from app.state import Quota, StateBackend
+from app.threads import WorkerThreads
 from app.wire.hashed import HashedURI
 
 logger = logging.getLogger(__name__)
@@ -48,6 +48,9 @@ class ResponseStore:
         if share is None:
             share = config.max_bytes // 4 if keyed else config.max_bytes
         self._share_bytes = share
+        # Encoding a record hashes its images, which lets the GIL go: as many records at once
+        # as asyncio's default executor has threads (min(32, CPUs + 4)).
+        self._encoding = WorkerThreads(min(32, (os.cpu_count() or 1) + 4))
 
     def _quotas(self, owner: str) -> tuple[Quota, Quota]:
         """The store's quota and `owner`'s share of it (named by a digest: owners are key
@@ -58,26 +61,22 @@ class ResponseStore:
     async def save(
         self,
         request: ResponsesRequest,
-        response: Response | ResponseData,
+        response: ResponseData,
         *,
         owner: str,
         history: Sequence[ChatMessage] = (),
         turn: Sequence[ChatMessage] | None = None,
         response_json: bytes | None = None,
     ) -> bool:
-        """Keep a finished response (the model, or its JSON data) with its input, and the
+        """Keep a finished response (its JSON data) with its input, and the
         conversation so far (`history`, the previous response's, then this turn's input and
         output). False when nothing was kept: `store: false`, `ttl_s: 0`, or the byte cap.
         `turn` is `input_messages(request)` and `response_json` the response as the client
         got it, when the caller has them."""
         if self._ttl_s <= 0 or not request.stores:
             return False
-        if isinstance(response, Response):
-            response_id, answer = response.id, output_message(response)
-            response_json = response_json or response.model_dump_json().encode()
-        else:
-            response_id, answer = str(response["id"]), answer_message(response)
-            response_json = response_json or orjson.dumps(response)
+        response_id, answer = str(response["id"]), answer_message(response)
+        response_json = response_json or orjson.dumps(response)
         conversation = [*history, *(input_messages(request) if turn is None else turn)]
         if answer is not None:
             conversation.append(answer)
@@ -93,7 +92,7 @@ class ResponseStore:
         # Only a record that carries data URIs needs them replaced by marks; hashing images
         # takes a while, so that is done off the loop.
         if b'"data:' in data:
-            data = await asyncio.to_thread(_encode_record, record, images)
+            data = await self._encoding.run(lambda: _encode_record(record, images))
         text = data.decode()
         quotas = self._quotas(owner)
         for digest, uri in images.items():

@@ -58,27 +58,29 @@ class ChatService:
 
     async def complete(
         self, request: ChatCompletionRequest, key_rate: Limit | None = None
-    ) -> tuple[ChatCompletion, str]:
-        """The whole answer from the first deployment that gives one. `key_rate` is counted
-        with the deployments' limits and cooldowns (429 when it is used up)."""
+    ) -> ChatCompletion:
+        """The whole answer from the first deployment that gives one (the request's record
+        names its provider). `key_rate` is counted with the deployments' limits and cooldowns
+        (429 when it is used up)."""
 
         async def run(attempt: Attempt, deadline: float) -> ChatCompletion:
             call = await self._call(request, attempt, deadline)
             return await self._complete_once(call, attempt)
 
-        completion, attempt = await self._first_success(request, run, key_rate)
+        completion, _ = await self._first_success(request, run, key_rate)
         record = current_record()
         record.count_usage(completion.usage.prompt_tokens, completion.usage.completion_tokens)
         extension = (completion.model_extra or {}).get("x_gateway")
         if isinstance(extension, dict):
             record.count_credits(extension.get("credits_used"))
-        return completion, attempt.deployment.entry.provider
+        return completion
 
     async def stream(
         self, request: ChatCompletionRequest, key_rate: Limit | None = None
-    ) -> tuple[AsyncIterator[ChatCompletionChunk], str]:
+    ) -> AsyncIterator[ChatCompletionChunk]:
         """A started stream of chunks: its first chunk is already in hand, so failures
-        up to there were raised here, as HTTP statuses, and could be retried elsewhere."""
+        up to there were raised here, as HTTP statuses, and could be retried elsewhere (the
+        request's record names the provider that answered)."""
 
         async def run(attempt: Attempt, deadline: float) -> tuple[ChatCompletionChunk, Chunks]:
             chunks = await self._chunks(request, attempt, deadline)
@@ -89,8 +91,7 @@ class ChatService:
                 raise
 
         (first, chunks), attempt = await self._first_success(request, run, key_rate)
-        entry = attempt.deployment.entry
-        return self._relay(request, first, chunks, entry.timeout_s), entry.provider
+        return self._relay(request, first, chunks, attempt.deployment.entry.timeout_s)
 
     async def _first_success(
         self, request: ChatCompletionRequest, run: Run[T], key_rate: Limit | None
@@ -170,11 +171,8 @@ class ChatService:
     ) -> tuple[list[Attempt], RateLimited | None]:
         """Deployments that can take this request, resting ones left out unless all rest,
         and whether the first is at its own rate; the key's rate is counted meanwhile."""
-        try:
+        async with self._limiter.key_first(key_rate):
             usable = self._usable(request)
-        except GatewayError:
-            await self._limiter.check(key_rate)  # a key past its rate hears that first
-            raise
         rates = [attempt.deployment.rate(request.choice_count) for attempt in usable]
         admitted = await self._limiter.admit(key_rate, rates)
         ready = [a for a, rests in zip(usable, admitted.resting, strict=True) if not rests]

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
-
 import orjson
 
 from app.config import RequestsConfig
 from app.errors import InvalidJSON, InvalidRequest
 from app.errors.quoting import shortened
+from app.threads import WorkerThreads
 
-T = TypeVar("T")
 Body = bytes | bytearray
 
-# Parsing and validating a body this large takes milliseconds: a worker thread does it.
-OFF_LOOP_BYTES = 256 * 1024
 _BACKSLASH = b"\\"
 _QUOTE = b'"'
 _SEPARATORS = (b",", b":")
@@ -34,15 +27,9 @@ class RequestShape:
 
     def __init__(self, limits: RequestsConfig) -> None:
         self._limits = limits
-        # One thread, so that large bodies are parsed one at a time: with more threads
-        # contending for the GIL, the event loop's thread waits longer for it.
-        self._worker = ThreadPoolExecutor(1, thread_name_prefix="request-shape")
-
-    async def parse(self, body: Body, parse: Callable[[Body, RequestShape], T]) -> T:
-        """`parse(body, self)`: on the event loop for a small body, else in the worker."""
-        if len(body) <= OFF_LOOP_BYTES:
-            return parse(body, self)
-        return await asyncio.get_running_loop().run_in_executor(self._worker, parse, body, self)
+        # Large bodies are parsed one at a time: with more threads contending for the GIL,
+        # the event loop's thread waits longer for it.
+        self.parsing = WorkerThreads(1)
 
     def load(self, body: Body) -> dict[str, object]:
         """The body as a JSON object, once its shape is known to be within the limits."""

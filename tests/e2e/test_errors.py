@@ -199,6 +199,32 @@ def test_gateway_rate_limit_per_key(start_gateway: StartGateway) -> None:
     assert int(second.headers["retry-after"]) >= 1
 
 
+TOOL = {"type": "function", "function": {"name": "look", "parameters": {"type": "object"}}}
+
+
+@pytest.mark.parametrize(
+    ("path", "refused", "param"),
+    [
+        ("/v1/chat/completions", {**inspect_request(), "tools": [TOOL]}, "tools"),
+        ("/v1/responses", {"model": "inspect", "input": "Hi.", "background": True}, "background"),
+    ],
+)
+def test_a_key_past_its_rate_hears_that_before_what_else_is_wrong(
+    start_gateway: StartGateway, path: str, refused: dict[str, Any], param: str
+) -> None:
+    gateway = start_gateway(
+        [{"name": "inspect", "provider": "inspect"}],
+        server={"api_keys": [{"key": "gw-slow-key", "rpm": 1}]},
+    )
+    headers = {"authorization": "Bearer gw-slow-key"}
+
+    first = httpx.post(f"{gateway}{path}", json=refused, headers=headers)
+    second = httpx.post(f"{gateway}{path}", json=refused, headers=headers)
+
+    assert_error(first, 400, "invalid_request_error", "unsupported_parameter", param=param)
+    assert_error(second, 429, "rate_limit_error", "rate_limit_exceeded")
+
+
 def test_unknown_model(http: httpx.Client, client: openai.OpenAI) -> None:
     response = http.post("/v1/chat/completions", json=chat_request("no-such-model"))
 

@@ -12,7 +12,7 @@ import pytest
 
 from app.errors import GatewayError, UpstreamError
 from app.responses.events import ResponseStream, encode
-from app.responses.output import to_response
+from app.responses.payload import response_data
 from app.responses.schemas import parse_request
 from app.wire.schemas import ChatCompletion, ChatCompletionChunk
 from bench.answers import problem_with
@@ -173,8 +173,8 @@ def completion(content: str) -> ChatCompletion:
 
 def test_the_check_takes_a_response_with_output_text_and_nothing_else() -> None:
     request = parse_request({"model": "m", "input": "x"})
-    response = to_response(completion("A cat."), request).model_dump_json().encode()
-    empty = to_response(completion(""), request).model_dump_json().encode()
+    response = orjson.dumps(response_data(completion("A cat."), request))
+    empty = orjson.dumps(response_data(completion(""), request))
     chat = orjson.dumps({"object": "chat.completion", "choices": [{"message": {"content": "A"}}]})
 
     assert problem_with(RESPONSES_SMALL, reply(response), "responses") is None

@@ -27,6 +27,7 @@ from app.errors import (
 )
 from app.images import ImageNeeds, ImagePipeline
 from app.observe.metrics import Metrics
+from app.observe.record import RequestRecord, open_record
 from app.providers import PROVIDER_KINDS
 from app.providers.base import (
     ACCEPTED,
@@ -163,7 +164,12 @@ class Gateway:
         pipeline: ImagePipeline,
     ) -> None:
         config = make_config(models)
-        kinds = {**PROVIDER_KINDS, "openai": Deployments(upstreams)}
+        # A second kind, so that a record can tell which provider answered.
+        kinds = {
+            **PROVIDER_KINDS,
+            "openai": Deployments(upstreams),
+            "takeoff": Deployments(upstreams),
+        }
         state = MemoryState()
         self.metrics = Metrics()
         self.sleeps: list[float] = []
@@ -224,14 +230,34 @@ async def test_answer_comes_from_the_first_deployment(gateway: Any) -> None:
     a = FakeUpstream("from a")
     gw = gateway(a=a, b=FakeUpstream("from b"))
 
-    completion, provider = await gw.service.complete(chat_request())
+    record = open_record(RequestRecord())
+
+    completion = await gw.service.complete(chat_request())
 
     assert content_of(completion) == ["from a 1"]
-    assert provider == "openai"
+    assert record.provider == "openai"
     [call] = a.calls
     assert call.upstream_model == "m"
     assert call.request.model == "m"
     assert gw.failovers() == 0
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_the_record_names_the_provider_that_answered(gateway: Any, stream: bool) -> None:
+    models = [
+        {"name": "m", "provider": "openai", "base_url": "a"},
+        {"name": "m", "provider": "takeoff", "base_url": "b"},
+    ]
+    failing = FakeUpstream(failures=[UpstreamError("502")], steps=[UpstreamError("502")])
+    gw = gateway(models, a=failing, b=FakeUpstream("b"))
+    record = open_record(RequestRecord())
+
+    if stream:
+        await read(await gw.service.stream(streamed(chat_request())))
+    else:
+        await gw.service.complete(chat_request())
+
+    assert record.provider == "takeoff"
 
 
 @pytest.mark.parametrize(
@@ -249,7 +275,7 @@ async def test_retryable_failures_move_on_to_the_next_deployment(
     a, b = FakeUpstream(failures=[failure]), FakeUpstream("from b")
     gw = gateway(a=a, b=b)
 
-    completion, _ = await gw.service.complete(chat_request())
+    completion = await gw.service.complete(chat_request())
 
     assert content_of(completion) == ["from b 1"]
     assert (len(a.calls), len(b.calls)) == (1, 1)
@@ -293,7 +319,7 @@ async def test_retryable_failures_are_retried_on_the_same_deployment_first(
     a, b = FakeUpstream("from a", failures=[UpstreamError("blip")]), FakeUpstream("from b")
     gw = gateway(retries=1, a=a, b=b)
 
-    completion, _ = await gw.service.complete(chat_request())
+    completion = await gw.service.complete(chat_request())
 
     assert content_of(completion) == ["from a 2"]
     assert b.calls == []
@@ -307,7 +333,7 @@ async def test_a_deployment_out_of_retries_fails_over(gateway: Any) -> None:
     b = FakeUpstream("from b")
     gw = gateway(retries=2, a=a, b=b)
 
-    completion, _ = await gw.service.complete(chat_request())
+    completion = await gw.service.complete(chat_request())
 
     assert content_of(completion) == ["from b 1"]
     assert len(a.calls) == 3
@@ -348,8 +374,8 @@ async def test_deployment_over_its_rpm_hands_over_to_the_fallback(gateway: Any) 
         backup=backup,
     )
 
-    first, _ = await gw.service.complete(chat_request())
-    second, _ = await gw.service.complete(chat_request())
+    first = await gw.service.complete(chat_request())
+    second = await gw.service.complete(chat_request())
 
     assert content_of(first) == ["from a 1"]
     assert content_of(second) == ["from backup 1"]
@@ -379,7 +405,7 @@ async def test_fallbacks_are_tried_after_the_group(gateway: Any) -> None:
         backup=backup,
     )
 
-    completion, _ = await gw.service.complete(chat_request())
+    completion = await gw.service.complete(chat_request())
 
     assert content_of(completion) == ["from backup 1"]
     assert completion.model == "m"
@@ -400,7 +426,7 @@ async def test_a_deployment_past_its_deadline_fails_over(gateway: Any) -> None:
     gw = gateway(timeout_s=0.05, a=FakeUpstream(delay=5), b=FakeUpstream("from b"))
 
     with anyio.fail_after(2):
-        completion, _ = await gw.service.complete(chat_request())
+        completion = await gw.service.complete(chat_request())
 
     assert content_of(completion) == ["from b 1"]
 
@@ -409,7 +435,7 @@ async def test_n_is_fanned_out_for_providers_without_native_n(gateway: Any) -> N
     a = FakeUpstream("answer")
     gw = gateway(a=a)
 
-    completion, _ = await gw.service.complete(chat_request(n=3))
+    completion = await gw.service.complete(chat_request(n=3))
 
     assert [choice.index for choice in completion.choices] == [0, 1, 2]
     assert sorted(content_of(completion)) == ["answer 1", "answer 2", "answer 3"]
@@ -440,7 +466,7 @@ async def test_a_failed_fan_out_call_is_an_upstream_error(gateway: Any) -> None:
 async def test_a_failed_fan_out_fails_over_to_the_next_deployment(gateway: Any) -> None:
     gw = gateway(a=FakeUpstream(failures=[UpstreamError("a")]), b=FakeUpstream("from b"))
 
-    completion, _ = await gw.service.complete(chat_request(n=3))
+    completion = await gw.service.complete(chat_request(n=3))
 
     assert sorted(content_of(completion)) == ["from b 1", "from b 2", "from b 3"]
 
@@ -501,10 +527,12 @@ def streamed(request: ChatCompletionRequest) -> ChatCompletionRequest:
 async def test_stream_relays_the_chunks_in_order(gateway: Any) -> None:
     gw = gateway(a=FakeUpstream("hello"))
 
-    events, provider = await gw.service.stream(streamed(chat_request()))
+    record = open_record(RequestRecord())
+
+    events = await gw.service.stream(streamed(chat_request()))
     payloads = await read(events)
 
-    assert provider == "openai"
+    assert record.provider == "openai"
     assert [p["choices"][0]["delta"].get("role") for p in payloads] == ["assistant", None, None]
     assert [p["choices"][0]["delta"].get("content") for p in payloads] == ["", "hello", None]
     assert payloads[-1]["choices"][0]["finish_reason"] == "stop"
@@ -514,7 +542,7 @@ async def test_usage_chunk_is_dropped_unless_asked_for(gateway: Any) -> None:
     steps: list[Step] = [role_chunk("m"), chunk("hi"), chunk(finish="stop"), usage_chunk(4, 1)]
     gw = gateway(a=FakeUpstream(steps=steps))
 
-    events, _ = await gw.service.stream(streamed(chat_request()))
+    events = await gw.service.stream(streamed(chat_request()))
     payloads = await read(events)
 
     assert all(p["choices"] for p in payloads)
@@ -526,7 +554,7 @@ async def test_usage_chunk_is_relayed_when_asked_for(gateway: Any) -> None:
     gw = gateway(a=FakeUpstream(steps=steps))
     request = streamed(chat_request(stream_options={"include_usage": True}))
 
-    events, _ = await gw.service.stream(request)
+    events = await gw.service.stream(request)
     payloads = await read(events)
 
     assert payloads[-1]["choices"] == []
@@ -538,7 +566,7 @@ async def test_usage_chunk_of_zeros_is_added_when_asked_for_and_missing(gateway:
     gw = gateway(a=FakeUpstream())
     request = streamed(chat_request(stream_options={"include_usage": True}))
 
-    events, _ = await gw.service.stream(request)
+    events = await gw.service.stream(request)
     payloads = await read(events)
 
     assert payloads[-1]["choices"] == []
@@ -557,7 +585,7 @@ async def test_first_chunk_is_pulled_before_the_stream_is_returned(gateway: Any)
 
     gw = gateway(a=Watched("later"))
 
-    events, _ = await gw.service.stream(streamed(chat_request()))
+    events = await gw.service.stream(streamed(chat_request()))
 
     assert pulled == [""]
     await read(events)
@@ -582,7 +610,7 @@ async def test_retryable_errors_before_the_first_chunk_fail_over(gateway: Any) -
     a, b = FakeUpstream(steps=[UpstreamUnavailable("down")]), FakeUpstream("from b")
     gw = gateway(a=a, b=b)
 
-    events, _ = await gw.service.stream(streamed(chat_request()))
+    events = await gw.service.stream(streamed(chat_request()))
     payloads = await read(events)
 
     assert payloads[1]["choices"][0]["delta"]["content"] == "from b"
@@ -595,7 +623,7 @@ async def test_stream_deadline_before_the_first_chunk_fails_over(gateway: Any) -
     gw = gateway(timeout_s=0.05, a=a, b=b)
 
     with anyio.fail_after(2):
-        events, _ = await gw.service.stream(streamed(chat_request()))
+        events = await gw.service.stream(streamed(chat_request()))
 
     assert (await read(events))[1]["choices"][0]["delta"]["content"] == "from b"
 
@@ -613,7 +641,7 @@ async def test_errors_after_the_first_chunk_surface_while_reading(gateway: Any) 
     steps: list[Step] = [role_chunk("m"), chunk("partial"), UpstreamError("broke off")]
     gw = gateway(a=FakeUpstream(steps=steps), b=FakeUpstream())
 
-    events, _ = await gw.service.stream(streamed(chat_request()))
+    events = await gw.service.stream(streamed(chat_request()))
     received: list[ChatCompletionChunk] = []
     with pytest.raises(UpstreamError, match="broke off"):
         await drain(events, received)
@@ -625,7 +653,7 @@ async def test_the_deadline_covers_the_whole_stream(gateway: Any) -> None:
     steps: list[Step] = [role_chunk("m"), 0.3, chunk("late"), chunk(finish="stop")]
     gw = gateway(timeout_s=0.05, a=FakeUpstream(steps=steps))
 
-    events, _ = await gw.service.stream(streamed(chat_request()))
+    events = await gw.service.stream(streamed(chat_request()))
 
     with anyio.fail_after(2), pytest.raises(UpstreamTimeout):
         await read(events)
@@ -635,7 +663,7 @@ async def test_closing_the_stream_closes_the_upstream(gateway: Any) -> None:
     a = FakeUpstream(steps=[role_chunk("m"), chunk("one"), chunk("two"), chunk(finish="stop")])
     gw = gateway(a=a)
 
-    events, _ = await gw.service.stream(streamed(chat_request()))
+    events = await gw.service.stream(streamed(chat_request()))
     assert isinstance(events, AsyncGenerator)
     await anext(events)
     await events.aclose()
@@ -648,7 +676,7 @@ async def test_streamed_n_is_fanned_out_as_one_stream(gateway: Any) -> None:
     a = FakeUpstream("answer")
     gw = gateway(a=a)
 
-    events, _ = await gw.service.stream(streamed(chat_request(n=3)))
+    events = await gw.service.stream(streamed(chat_request(n=3)))
     payloads = await read(events)
 
     assert [c["index"] for c in payloads[0]["choices"]] == [0, 1, 2]

@@ -12,11 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.api.chat import parse_request, read_request
 from app.config import RequestsConfig
 from app.errors import InvalidJSON
 from app.transport import BodyParts
 from app.wire.inline import MIN_INLINE_CHARS, InlineImages, InlineURI
+from app.wire.reading import parse_chat_request, read_chat_request
 from app.wire.shape import RequestShape
 
 SHAPE = RequestShape(RequestsConfig())
@@ -63,7 +63,7 @@ def test_large_data_uris_in_image_parts_are_cut_out_and_put_back() -> None:
 def test_the_parsed_request_holds_stand_ins_and_its_upstream_body_the_original() -> None:
     body = body_of(LARGE, text='say "hi"', temperature=0.5).encode()
 
-    request = parse_request(body, SHAPE)
+    request = parse_chat_request(body, SHAPE)
     assert request.inline is None  # parsed whole
 
     lifted = InlineImages.lift(body)
@@ -81,7 +81,7 @@ def test_the_parsed_request_holds_stand_ins_and_its_upstream_body_the_original()
 async def test_read_request_keeps_large_data_uris_in_the_body() -> None:
     body = body_of(LARGE).encode()
 
-    request = await read_request(body, SHAPE)
+    request = await read_chat_request(body, SHAPE)
 
     assert request.inline is not None
     [(_, part)] = request.image_parts()
@@ -103,13 +103,13 @@ async def test_read_request_keeps_large_data_uris_in_the_body() -> None:
 async def test_a_data_uri_anywhere_but_an_image_url_is_parsed_with_the_body(body: str) -> None:
     raw = body.encode()
     try:
-        request = await read_request(raw, SHAPE)
+        request = await read_chat_request(raw, SHAPE)
     except Exception as failed:  # the same error as parsing it whole
         with pytest.raises(type(failed)):
-            parse_request(raw, SHAPE)
+            parse_chat_request(raw, SHAPE)
         return
     assert request.inline is None
-    assert request.model_dump(exclude_unset=True) == parse_request(raw, SHAPE).model_dump(
+    assert request.model_dump(exclude_unset=True) == parse_chat_request(raw, SHAPE).model_dump(
         exclude_unset=True
     )
 
@@ -130,7 +130,7 @@ async def test_a_header_with_a_control_character_leaves_the_body_invalid() -> No
 
     assert InlineImages.lift(body) is None
     with pytest.raises(InvalidJSON):
-        await read_request(body, SHAPE)
+        await read_chat_request(body, SHAPE)
 
 
 @pytest.mark.parametrize(

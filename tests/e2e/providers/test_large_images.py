@@ -17,13 +17,13 @@ import pytest
 from openai.types.chat import ChatCompletionContentPartParam, ChatCompletionMessageParam
 from PIL import Image
 
-from app.api.chat import parse_request
 from app.config import ImagesConfig, RequestsConfig
 from app.providers.base import Call, ProviderContext
 from app.providers.openai_compat import OpenAICompatible
 from app.providers.predictionguard import PredictionGuard
 from app.state import MemoryState
 from app.transport import AiohttpTransport
+from app.wire.reading import parse_chat_request
 from app.wire.shape import RequestShape
 from tests.conftest import make_config
 from tests.e2e.clients import sdk
@@ -76,7 +76,7 @@ def sdk_for() -> Iterator[Callable[[str], SentBodies]]:
 
 def built_from_whole(provider: OpenAICompatible, sent: bytes, upstream_model: str) -> bytes:
     """The upstream body the provider builds from the request parsed whole, data URIs and all."""
-    request = parse_request(sent, RequestShape(RequestsConfig()))
+    request = parse_chat_request(sent, RequestShape(RequestsConfig()))
     assert request.inline is None
     stream = bool(request.stream) and not isinstance(provider, PredictionGuard)
     return orjson.dumps(provider.payload(Call(request, upstream_model), stream=stream))

@@ -11,6 +11,13 @@ from app.images.shares import FetchShares
 pytestmark = pytest.mark.anyio
 
 
+def assert_nothing_left_behind(shares: FetchShares) -> None:
+    """A client with nothing in flight or queued keeps no queue: keys and addresses come and
+    go, and their queues must not pile up."""
+    assert shares._slots == {}
+    assert shares._users == {}
+
+
 async def test_a_client_past_its_share_waits_while_another_goes_on() -> None:
     shares = FetchShares(per_client=2)
     release = asyncio.Event()
@@ -28,7 +35,7 @@ async def test_a_client_past_its_share_waits_while_another_goes_on() -> None:
     release.set()
     await asyncio.gather(*tasks)
     assert started[-1] == "greedy-2"
-    assert shares.holders() == 0
+    assert_nothing_left_behind(shares)
 
 
 async def test_a_cancelled_wait_gives_its_place_back() -> None:
@@ -43,4 +50,6 @@ async def test_a_cancelled_wait_gives_its_place_back() -> None:
         await asyncio.sleep(0.01)
         waiting.cancel()
         await asyncio.gather(waiting, return_exceptions=True)
-    assert shares.holders() == 0
+    assert_nothing_left_behind(shares)
+    async with asyncio.timeout(1), shares.slot("client"):
+        pass

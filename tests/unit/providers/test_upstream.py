@@ -14,7 +14,12 @@ from app.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from app.providers.upstream import map_upstream_errors, raise_for_status, upstream_message
+from app.providers.upstream import (
+    UpstreamReply,
+    map_upstream_errors,
+    raise_for_status,
+    upstream_message,
+)
 
 
 @pytest.mark.parametrize(
@@ -53,8 +58,8 @@ def test_upstream_message_reads_every_vendor_shape(body: bytes, message: str) ->
     assert upstream_message(body) == message
 
 
-def reply(status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> httpx.Response:
-    return httpx.Response(status, content=body, headers=headers)
+def reply(status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> UpstreamReply:
+    return UpstreamReply(status, httpx.Headers(headers), body)
 
 
 @pytest.mark.parametrize("status", [200, 201, 204, 299])

@@ -96,7 +96,7 @@ async def test_a_text_answer_streams_in_openai_order() -> None:
     item_id = events[2].item.id
     assert {e.item_id for e in events[3:8]} == {item_id}
     assert done.output[0].id == item_id
-    assert (stream.response.id, stream.response.status) == (done.id, "completed")
+    assert (stream.response["id"], stream.response["status"]) == (done.id, "completed")
 
 
 async def test_tool_calls_stream_as_function_call_items_with_argument_deltas() -> None:
@@ -129,12 +129,13 @@ async def test_tool_calls_stream_as_function_call_items_with_argument_deltas() -
     dones = [e for e in events if e.type == "response.function_call_arguments.done"]
     assert [(e.output_index, e.arguments) for e in dones] == [(1, '{"city":"Paris"}'), (2, "{}")]
     assert kinds[-1] == "response.completed"
-    calls = [item for item in stream.response.output if item.type == "function_call"]
+    final = sdk.Response.model_validate(stream.response)
+    calls = [item for item in final.output if isinstance(item, sdk.ResponseFunctionToolCall)]
     assert [(c.call_id, c.name, c.arguments) for c in calls] == [
         ("call_a", "weather", '{"city":"Paris"}'),
         ("call_b", "time", "{}"),
     ]
-    assert all(c.id.startswith("fc_") for c in calls)
+    assert all(c.id and c.id.startswith("fc_") for c in calls)
 
 
 async def test_an_answer_cut_short_ends_with_response_incomplete() -> None:
@@ -142,7 +143,7 @@ async def test_an_answer_cut_short_ends_with_response_incomplete() -> None:
     assert events[-1].type == "response.incomplete"
     assert events[-1].response.incomplete_details.reason == "max_output_tokens"
     assert events[-2].item.status == "incomplete"
-    assert stream.response.status == "incomplete"
+    assert stream.response["status"] == "incomplete"
 
 
 async def test_an_empty_answer_still_has_its_message_item() -> None:
@@ -168,7 +169,7 @@ async def test_a_failure_mid_stream_is_an_error_event_then_response_failed() -> 
     assert failed.error is not None
     assert failed.error.message == "the upstream stream broke off"
     assert failed.output_text == "A "
-    assert stream.response.status == "failed"
+    assert stream.response["status"] == "failed"
     assert stream.error is broken
 
 

@@ -10,9 +10,7 @@ import pytest
 
 from app.config import ResponsesConfig
 from app.errors import InvalidRequest, ResponseNotFound
-from app.responses.objects import Response
-from app.responses.output import to_response
-from app.responses.payload import response_data
+from app.responses.payload import ResponseData, response_data
 from app.responses.schemas import ResponsesRequest, parse_request
 from app.responses.store import ResponseStore
 from app.responses.translate import to_chat_request
@@ -23,12 +21,16 @@ from tests.unit.responses.test_translate import PNG
 pytestmark = pytest.mark.anyio
 
 
-def turn(text: str, **body: Any) -> tuple[ResponsesRequest, Response]:
+def turn(text: str, **body: Any) -> tuple[ResponsesRequest, ResponseData]:
     request = parse_request({"model": "m", "input": text, **body})
     answer = ChatCompletion.model_validate(
         {"model": "m", "choices": [{"message": {"role": "assistant", "content": f"re: {text}"}}]}
     )
-    return request, to_response(answer, request)
+    return request, response_data(answer, request)
+
+
+def id_of(response: ResponseData) -> str:
+    return str(response["id"])
 
 
 def with_image(text: str) -> list[dict[str, Any]]:
@@ -40,8 +42,8 @@ async def test_a_stored_response_is_read_back_as_the_sdk_reads_it(backend: Backe
     store = ResponseStore(backend.state, ResponsesConfig())
     request, response = turn("hello")
     assert await store.save(request, response, owner="team-a")
-    stored = sdk.Response.model_validate(await store.get(response.id, owner="team-a"))
-    assert (stored.id, stored.output_text) == (response.id, "re: hello")
+    stored = sdk.Response.model_validate(await store.get(id_of(response), owner="team-a"))
+    assert (stored.id, stored.output_text) == (id_of(response), "re: hello")
 
 
 async def test_a_response_saved_as_data_is_kept_as_the_client_got_it(backend: Backend) -> None:
@@ -77,7 +79,7 @@ async def test_store_false_and_ttl_zero_keep_nothing(backend: Backend) -> None:
         request, response, owner="a"
     )
     with pytest.raises(ResponseNotFound):
-        await ResponseStore(backend.state, ResponsesConfig()).get(response.id, owner="a")
+        await ResponseStore(backend.state, ResponsesConfig()).get(id_of(response), owner="a")
 
 
 async def test_another_key_sees_no_response_of_this_one(backend: Backend) -> None:
@@ -85,34 +87,34 @@ async def test_another_key_sees_no_response_of_this_one(backend: Backend) -> Non
     request, response = turn("secret")
     await store.save(request, response, owner="team-a")
     with pytest.raises(ResponseNotFound) as caught:
-        await store.get(response.id, owner="team-b")
+        await store.get(id_of(response), owner="team-b")
     assert (caught.value.status_code, caught.value.code) == (404, "response_not_found")
     with pytest.raises(ResponseNotFound) as continued:
-        await store.conversation(response.id, owner="anonymous")
+        await store.conversation(id_of(response), owner="anonymous")
     assert continued.value.param == "previous_response_id"
     with pytest.raises(ResponseNotFound):
-        await store.delete(response.id, owner="team-b")
-    assert (await store.get(response.id, owner="team-a"))["id"] == response.id
+        await store.delete(id_of(response), owner="team-b")
+    assert (await store.get(id_of(response), owner="team-a"))["id"] == id_of(response)
 
 
 async def test_a_response_expires_after_ttl_s(backend: Backend) -> None:
     store = ResponseStore(backend.state, ResponsesConfig(ttl_s=0.5))
     request, response = turn("brief")
     await store.save(request, response, owner="a")
-    assert (await store.get(response.id, owner="a"))["id"] == response.id
+    assert (await store.get(id_of(response), owner="a"))["id"] == id_of(response)
     await backend.advance(0.7)
     with pytest.raises(ResponseNotFound):
-        await store.get(response.id, owner="a")
+        await store.get(id_of(response), owner="a")
 
 
 async def test_deleted_responses_are_gone_and_free_their_bytes(backend: Backend) -> None:
     request, response = turn("x" * 1000)
     store = ResponseStore(backend.state, ResponsesConfig(max_bytes=6000), keyed=False)
     assert await store.save(request, response, owner="a")
-    deleted = await store.delete(response.id, owner="a")
-    assert deleted.model_dump() == {"id": response.id, "object": "response", "deleted": True}
+    deleted = await store.delete(id_of(response), owner="a")
+    assert deleted.model_dump() == {"id": id_of(response), "object": "response", "deleted": True}
     with pytest.raises(ResponseNotFound):
-        await store.get(response.id, owner="a")
+        await store.get(id_of(response), owner="a")
     again, second = turn("x" * 1000)
     assert await store.save(again, second, owner="a")
 
@@ -127,7 +129,7 @@ async def test_at_max_bytes_new_responses_are_not_stored_until_older_ones_expire
     assert await store.save(*first, owner="a")
     assert not await store.save(*second, owner="a")
     with pytest.raises(ResponseNotFound):
-        await store.get(second[1].id, owner="a")
+        await store.get(id_of(second[1]), owner="a")
     await backend.advance(0.7)
     assert await store.save(*second, owner="a")
 
@@ -139,7 +141,9 @@ async def test_an_expired_response_frees_its_bytes_while_its_image_lives_on(
     in write order must not stay counted until the image goes."""
     from app.state import MemoryState
 
-    def turns() -> tuple[tuple[ResponsesRequest, Response], tuple[ResponsesRequest, Response]]:
+    def turns() -> tuple[
+        tuple[ResponsesRequest, ResponseData], tuple[ResponsesRequest, ResponseData]
+    ]:
         pictured = parse_request({"model": "m", "input": with_image("x" * 3000)})
         return (pictured, turn("x" * 3000)[1]), turn("y" * 3000)
 
@@ -203,12 +207,12 @@ async def test_previous_response_id_rebuilds_the_whole_conversation(backend: Bac
     store = ResponseStore(backend.state, ResponsesConfig())
     first_request, first = turn("one", instructions="sys")
     await store.save(first_request, first, owner="a")
-    history = await store.conversation(first.id, owner="a")
-    second_request, second = turn("two", previous_response_id=first.id)
+    history = await store.conversation(id_of(first), owner="a")
+    second_request, second = turn("two", previous_response_id=id_of(first))
     await store.save(second_request, second, owner="a", history=history)
 
     third = parse_request({"model": "m", "input": with_image("three")})
-    messages = to_chat_request(third, await store.conversation(second.id, owner="a")).messages
+    messages = to_chat_request(third, await store.conversation(id_of(second), owner="a")).messages
     assert [m.role for m in messages] == ["user", "assistant", "user", "assistant", "user"]
     assert [m.content for m in messages[:4]] == ["one", "re: one", "two", "re: two"]
     assert messages[4].model_dump(exclude_none=True)["content"][1]["image_url"]["url"] == PNG
@@ -222,7 +226,7 @@ async def test_an_image_is_stored_once_whatever_the_responses_that_carry_it(
         request = parse_request({"model": "m", "input": with_image(text)})
         _, response = turn(text)
         await store.save(request, response, owner="a")
-        history = await store.conversation(response.id, owner="a")
+        history = await store.conversation(id_of(response), owner="a")
         content = history[0]["content"]
         assert isinstance(content, list)
         assert content[1]["image_url"]["url"] == PNG
@@ -250,12 +254,12 @@ async def test_a_continued_conversation_does_not_hash_its_earlier_images_again(
     _, response = turn("first")
     await store.save(first, response, owner="a")
     assert len(hashed) == 1
-    history = await store.conversation(response.id, owner="a")
+    history = await store.conversation(id_of(response), owner="a")
     second = parse_request({"model": "m", "input": "and now?", "previous_response_id": "x"})
     _, answer = turn("second")
     assert await store.save(second, answer, owner="a", history=history)
     assert len(hashed) == 1  # the earlier image kept its digest from the store
-    messages = await store.conversation(answer.id, owner="a")
+    messages = await store.conversation(id_of(answer), owner="a")
     content = messages[0]["content"]
     assert isinstance(content, list)
     assert content[1]["image_url"]["url"] == PNG
@@ -287,17 +291,17 @@ async def test_input_items_are_listed_in_openai_shape_with_paging(backend: Backe
     _, response = turn("x")
     await store.save(request, response, owner="a")
     newest = sdk.ResponseItemList.model_validate(
-        await store.list_input_items(response.id, owner="a", limit=2)
+        await store.list_input_items(id_of(response), owner="a", limit=2)
     )
     assert [item.type for item in newest.data] == ["function_call_output", "function_call"]
     assert newest.has_more
     rest = sdk.ResponseItemList.model_validate(
-        await store.list_input_items(response.id, owner="a", after=newest.last_id)
+        await store.list_input_items(id_of(response), owner="a", after=newest.last_id)
     )
     [message] = rest.data
     assert isinstance(message, sdk.ResponseInputMessageItem)
     assert message.content[1].image_url == PNG  # type: ignore[union-attr]
     assert not rest.has_more
     with pytest.raises(InvalidRequest) as caught:
-        await store.list_input_items(response.id, owner="a", limit=101)
+        await store.list_input_items(id_of(response), owner="a", limit=101)
     assert caught.value.param == "limit"

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import openai.types.responses as sdk
+import orjson
 import pytest
 
 from app.errors import InvalidRequest, UnsupportedParameter
-from app.responses.output import to_response
+from app.responses.payload import response_data
 from app.responses.schemas import parse_request
 from app.responses.translate import to_chat_request
 from app.wire.schemas import ChatCompletion
@@ -287,7 +288,7 @@ def completion(
 
 def sdk_response(answer: ChatCompletion, **body: Any) -> sdk.Response:
     request = parse_request({"model": "m", "input": "x", **body})
-    return sdk.Response.model_validate(to_response(answer, request).model_dump(mode="json"))
+    return sdk.Response.model_validate(orjson.loads(orjson.dumps(response_data(answer, request))))
 
 
 def test_a_completion_is_a_completed_response_the_sdk_reads() -> None:
