@@ -8,11 +8,16 @@ from collections.abc import AsyncIterator
 
 import httpx
 import orjson
+
+# The decoders behind httpx-sse's `EventSource`, fed directly: `EventSource` reads a body
+# through httpx's text decoding, which costs more per event than the parsing. They are in a
+# private module of httpx-sse 0.4, the release pyproject.toml allows
+# (tests/unit/test_library_seams.py checks them).
+from httpx_sse._decoders import SSEDecoder, SSELineDecoder
 from pydantic import BaseModel
 
 from app.config import DEFAULT_MAX_EVENT_BYTES
 from app.errors import GatewayError, UpstreamError
-from app.wire.sse_decoder import EventDecoder, LineDecoder
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +43,7 @@ def encode_error(error: GatewayError) -> bytes:
 
 async def iter_sse_data(response: httpx.Response) -> AsyncIterator[str]:
     """The `data` of each upstream event, comments and keepalives skipped, until `[DONE]`;
-    parsed by the line and event decoders of `app/wire/sse_decoder.py`.
+    parsed by httpx-sse's line and event decoders.
 
     The body is still read to its end after `[DONE]`, so that the connection goes back to the
     pool instead of being closed. An upstream that closes without `[DONE]` simply ends the
@@ -59,7 +64,7 @@ async def iter_sse_data(response: httpx.Response) -> AsyncIterator[str]:
         body: AsyncIterator[bytes] = aiter(response.stream)
     else:
         body = response.aiter_bytes()
-    text, lines, events = _utf8(errors="replace"), LineDecoder(), EventDecoder()
+    text, lines, events = _utf8(errors="replace"), SSELineDecoder(), SSEDecoder()
     held = 0  # characters of the event being read, in its finished lines
     partial = 0  # and in the line not finished yet
     done = False
@@ -67,21 +72,21 @@ async def iter_sse_data(response: httpx.Response) -> AsyncIterator[str]:
         decoded = text.decode(chunk)
         for line in lines.decode(decoded):
             held = held + len(line) if line else 0
-            data = events.decode(line)
-            if data is not None and not done:
-                if data == "[DONE]":
+            event = events.decode(line.rstrip("\n"))
+            if event is not None and event.data and not done:
+                if event.data == "[DONE]":
                     done = True
                 else:
-                    yield data
+                    yield event.data
         cut = max(decoded.rfind("\n"), decoded.rfind("\r"))
         partial = partial + len(decoded) if cut < 0 else len(decoded) - cut - 1
         if held + partial > limit:
             logger.warning("upstream stream event over %d bytes: cut", limit)
             raise UpstreamError(f"the upstream sent a stream event over {limit} bytes")
     for line in lines.decode(text.decode(b"", final=True)) + lines.flush():
-        data = events.decode(line)
-        if data is not None and not done and data != "[DONE]":
-            yield data
+        event = events.decode(line.rstrip("\n"))
+        if event is not None and event.data and not done and event.data != "[DONE]":
+            yield event.data
 
 
 def encode_named_event(name: str, payload: bytes) -> bytes:

@@ -1,6 +1,8 @@
-"""What the server relies on of uvicorn, uvloop and httptools, checked on the installed
-releases: a release that renames a callback would otherwise leave a limit silently unapplied.
-The project pins these libraries to the releases checked here (pyproject.toml)."""
+"""What the gateway relies on of libraries beyond their documented interfaces, checked on the
+installed releases: the server on uvicorn's protocol class, uvloop's loop and httptools, and
+the upstream stream reader on httpx-sse's decoders. A release that renamed a callback would
+otherwise leave a limit silently unapplied. pyproject.toml pins each of these libraries to the
+releases checked here."""
 
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ def pinned(name: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
     return low, high
 
 
-@pytest.mark.parametrize("name", ["uvicorn", "uvloop", "httptools"])
+@pytest.mark.parametrize("name", ["uvicorn", "uvloop", "httptools", "httpx-sse"])
 def test_the_installed_release_is_one_the_server_was_checked_against(name: str) -> None:
     low, high = pinned(name)
     installed = tuple(int(n) for n in re.findall(r"\d+", version(name))[:3])
@@ -94,3 +96,20 @@ def test_the_worker_supervisor_installs_its_signal_handlers_when_made() -> None:
             signal.signal(signum, handler)
 
     assert all(callable(after[signum]) and after[signum] != before[signum] for signum in before)
+
+
+def test_httpx_sse_s_decoders_read_events_as_the_stream_reader_feeds_them() -> None:
+    """`app.wire.sse` feeds httpx-sse's line and event decoders directly (its public
+    `EventSource` reads an httpx response body through text decoding layers the gateway
+    skips); they live in a private module of httpx-sse 0.4."""
+    from httpx_sse._decoders import SSEDecoder, SSELineDecoder
+
+    lines, events = SSELineDecoder(), SSEDecoder()
+    found = []
+    for piece in [': keepalive\r\n\r\ndata: {"a"', ": 1}\n", "\ndata: [DONE]\n\n"]:
+        for line in lines.decode(piece):
+            event = events.decode(line.rstrip("\n"))
+            if event is not None and event.data:
+                found.append(event.data)
+
+    assert found == ['{"a": 1}', "[DONE]"]
