@@ -35,7 +35,7 @@ from app.images.process import (
 from app.images.urls import parse_image_url
 from app.observe.metrics import Metrics
 from app.observe.record import current_record
-from app.threads import WorkerThreads
+from app.server.threads import WorkerThreads
 from app.wire.hashed import HashedURI
 from app.wire.inline import InlineImages
 from app.wire.schemas import ChatCompletionRequest, ImageURLPart

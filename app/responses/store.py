@@ -27,8 +27,8 @@ from app.responses.objects import DeletedResponse
 from app.responses.payload import ResponseData, answer_message
 from app.responses.schemas import ResponsesRequest
 from app.responses.translate import ChatMessage, input_messages
+from app.server.threads import WorkerThreads
 from app.state import Quota, StateBackend
-from app.threads import WorkerThreads
 from app.wire.hashed import HashedURI
 
 logger = logging.getLogger(__name__)

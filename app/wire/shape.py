@@ -7,7 +7,7 @@ import orjson
 from app.config import RequestsConfig
 from app.errors import InvalidJSON, InvalidRequest
 from app.errors.quoting import shortened
-from app.threads import WorkerThreads
+from app.server.threads import WorkerThreads
 
 Body = bytes | bytearray
 

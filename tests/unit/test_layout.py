@@ -59,6 +59,27 @@ def test_no_module_imports_itself_round_a_cycle() -> None:
     assert find_cycle(graph) is None
 
 
+def room_of(module: str) -> str:
+    """The room a module lives in: its package under `app`, or the module itself at the root."""
+    return module.split(".")[1] if "." in module else module
+
+
+def test_the_rooms_import_each_other_without_a_cycle() -> None:
+    rooms: dict[str, set[str]] = {}
+    for module, imported in import_graph().items():
+        room = room_of(module)
+        rooms.setdefault(room, set()).update(room_of(m) for m in imported if room_of(m) != room)
+
+    assert find_cycle(rooms) is None
+    assert "api" not in rooms["server"]  # the server knows nothing of the endpoints
+
+
+def test_the_root_holds_only_the_entry_points_and_the_transport() -> None:
+    modules = {path.stem for path in APP.glob("*.py")}
+
+    assert modules == {"__init__", "__main__", "main", "transport"}
+
+
 def test_the_cycle_finder_finds_a_cycle() -> None:
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
-from app.threads import WorkerThreads
+from app.server.threads import WorkerThreads
 
 pytestmark = pytest.mark.anyio
 
