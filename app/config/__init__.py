@@ -17,6 +17,7 @@ from app.config.names import ModelPattern
 DEFAULT_CONFIG_PATH = "config.yaml"
 DEFAULT_TIMEOUT_S = 120.0
 DEFAULT_POLL_INTERVAL_S = 2.0
+DEFAULT_COOLDOWN_S = 30.0
 DEFAULT_MAX_REPLY_BYTES = 16 * 1024 * 1024
 DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
 DEFAULT_MAX_FANOUT_N = 8
@@ -134,6 +135,8 @@ class ModelEntry(_Strict):
     poll_interval_s: Annotated[float, Field(gt=0)] = DEFAULT_POLL_INTERVAL_S
     rpm: Annotated[int, Field(ge=0)] = 0
     retries: Annotated[int, Field(ge=0, le=10)] = 1
+    # How long a deployment that keeps failing is skipped for; 0: never skipped.
+    cooldown_s: Annotated[float, Field(ge=0)] = DEFAULT_COOLDOWN_S
     # What one upstream reply may cost: a whole non-streamed body, one event of a stream.
     max_reply_bytes: Annotated[int, Field(gt=0)] = DEFAULT_MAX_REPLY_BYTES
     max_event_bytes: Annotated[int, Field(gt=0)] = DEFAULT_MAX_EVENT_BYTES

@@ -117,7 +117,7 @@ class ChatService:
                 if not (exc.retryable or own_limit):
                     raise
                 if not own_limit:
-                    await self._cooldowns.failed(deployment.id)
+                    await self._cooldowns.failed(deployment.id, deployment.entry.cooldown_s)
                     self._failed_over(request, attempt, exc)
                 last = exc
             else:

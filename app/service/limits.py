@@ -15,10 +15,10 @@ from app.state import Count, Hit, Option, StateBackend
 logger = logging.getLogger(__name__)
 
 WINDOW_S = 60.0
-# A deployment failing this many times within FAILURE_WINDOW_S is skipped for COOLDOWN_S.
+# A deployment failing this many times within FAILURE_WINDOW_S is skipped for its
+# `cooldown_s`.
 FAILURES_BEFORE_COOLDOWN = 3
 FAILURE_WINDOW_S = 60.0
-COOLDOWN_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -128,19 +128,22 @@ class Cooldowns:
         self._state = state
         self._recent_failures: set[str] = set()
 
-    async def failed(self, deployment: str) -> bool:
-        """Record a failure; True when it put the deployment into cooldown."""
+    async def failed(self, deployment: str, cooldown_s: float) -> bool:
+        """Record a failure; True when it put the deployment into cooldown for `cooldown_s`
+        (never, when that is 0)."""
+        if cooldown_s <= 0:
+            return False
         self._recent_failures.add(deployment)
         hit = await self._state.hit(f"failures:{deployment}", FAILURE_WINDOW_S)
         if hit.count < FAILURES_BEFORE_COOLDOWN:
             return False
-        await self._state.set(cooldown_key(deployment), "1", COOLDOWN_S)
+        await self._state.set(cooldown_key(deployment), "1", cooldown_s)
         await self._state.delete(f"failures:{deployment}")
         logger.warning(
             "deployment %s failed %d times: cooling down for %g s",
             deployment,
             hit.count,
-            COOLDOWN_S,
+            cooldown_s,
         )
         return True
 

@@ -1,5 +1,5 @@
 """Retries, failover and cooldowns (groups) against a fake that fails on command, through
-`python -m app` processes; the cooldown is the real one, waited out."""
+`python -m app` processes; the cooldown is a short one, waited out."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from tests.processes import GatewayProcess, Gateways
 pytestmark = pytest.mark.e2e
 
 BACKENDS = ("memory", "redis")
+COOLDOWN_S = 2.0
 
 
 @contextmanager
@@ -63,8 +64,8 @@ def test_a_failing_deployment_fails_over_cools_down_and_comes_back(
     for backend in BACKENDS:
         upstream.script(f"up-broken-{backend}", Reply(status=500))
         group = [
-            entry("pair", upstream, upstream_model=f"up-broken-{backend}"),
-            entry("pair", upstream, upstream_model=f"up-healthy-{backend}"),
+            entry("pair", upstream, upstream_model=f"up-broken-{backend}", cooldown_s=COOLDOWN_S),
+            entry("pair", upstream, upstream_model=f"up-healthy-{backend}", cooldown_s=COOLDOWN_S),
         ]
         redis_url = redis.url if backend == "redis" else None
         launched[backend] = gateways.launch(gateway_config(group, redis_url=redis_url))
@@ -83,7 +84,7 @@ def test_a_failing_deployment_fails_over_cools_down_and_comes_back(
                 ask(http, "pair")
             failures_while_cooling[backend] = received(upstream, f"up-broken-{backend}")
             failovers[backend] = metric_value(http.get("/metrics").text, "gateway_failovers_total")
-    time.sleep(max(0.0, max(cooled_at.values()) + limits.COOLDOWN_S + 0.2 - time.monotonic()))
+    time.sleep(max(0.0, max(cooled_at.values()) + COOLDOWN_S + 0.2 - time.monotonic()))
     for gateway in launched.values():
         with client_of(gateway) as http:
             for _ in range(2):  # requests take turns starting with each entry of the group
@@ -94,3 +95,20 @@ def test_a_failing_deployment_fails_over_cools_down_and_comes_back(
         assert failovers[backend] == limits.FAILURES_BEFORE_COOLDOWN, backend
         broken = received(upstream, f"up-broken-{backend}")
         assert broken == limits.FAILURES_BEFORE_COOLDOWN + 1, backend
+
+
+def test_a_deployment_without_a_cooldown_is_tried_after_every_failure(
+    upstream: FakeUpstream, gateways: Gateways
+) -> None:
+    upstream.script("up-always-broken", Reply(status=500))
+    group = [
+        entry("never-rested", upstream, upstream_model="up-always-broken", cooldown_s=0),
+        entry("never-rested", upstream, upstream_model="up-fine"),
+    ]
+
+    with client_of(gateways.start(gateway_config(group))) as http:
+        for _ in range(2 * (limits.FAILURES_BEFORE_COOLDOWN + 2)):
+            ask(http, "never-rested")
+
+    # Requests take turns starting with each entry: every other one met the broken entry.
+    assert received(upstream, "up-always-broken") == limits.FAILURES_BEFORE_COOLDOWN + 2
