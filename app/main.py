@@ -13,6 +13,7 @@ from starlette.routing import Router as LifespanRouter
 from app.api.front import Front
 from app.api.routes import build_endpoints
 from app.config import DEFAULT_CONFIG_PATH, GatewayConfig, load_config
+from app.documents import DocumentPipeline
 from app.images import ImagePipeline
 from app.images.cache import ImageCache
 from app.images.fetch import ImageFetcher, Resolver, system_resolver
@@ -47,13 +48,16 @@ def create_app(config: GatewayConfig, *, resolver: Resolver = system_resolver) -
         per_client=images.max_fetches_per_client,
     )
     pipeline = ImagePipeline(images, fetcher, ImageCache(images.cache_bytes), metrics)
+    documents = DocumentPipeline(config.documents, config.requests, fetcher, metrics)
     state = build_state(config.state, on_error=metrics.state_errors.inc)
     router = Router(config, ProviderContext(transport, config.images, state, metrics))
     limiter = RateLimiter(state)
     gateway = Gateway(
         config=config,
         router=router,
-        service=ChatService(config, router, pipeline, metrics, limiter, Cooldowns(state)),
+        service=ChatService(
+            config, router, pipeline, documents, metrics, limiter, Cooldowns(state)
+        ),
         metrics=metrics,
         limiter=limiter,
         state=state,
@@ -71,6 +75,7 @@ def create_app(config: GatewayConfig, *, resolver: Resolver = system_resolver) -
         finally:
             await transport.aclose()
             await fetcher.aclose()
+            documents.close()
             await state.aclose()
             metrics.worker_exited()
 

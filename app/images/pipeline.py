@@ -38,7 +38,7 @@ from app.observe.record import current_record
 from app.server.threads import WorkerThreads
 from app.wire.hashed import HashedURI
 from app.wire.inline import InlineImages
-from app.wire.schemas import ChatCompletionRequest, ImageURLPart
+from app.wire.schemas import ChatCompletionRequest, ImageURLPart, Message
 
 
 @dataclass(frozen=True)
@@ -308,20 +308,28 @@ class ImagePipeline:
 def with_images(
     request: ChatCompletionRequest, images: list[PreparedImage]
 ) -> ChatCompletionRequest:
-    """A copy of `request` whose image parts carry what the upstream should get."""
-    changed = {image.param: image.upstream_url() for image in images if image.replaced}
-    if not changed:
+    """A copy of `request` whose image parts carry what the upstream should get (`images` are
+    its image parts, in order)."""
+    if not any(image.replaced for image in images):
         return request
+    changed = iter(images)
+    messages: list[Message] = []
+    for message in request.messages:
+        content = message.content
+        if isinstance(content, list) and any(isinstance(p, ImageURLPart) for p in content):
+            parts = [
+                _carrying(part, next(changed)) if isinstance(part, ImageURLPart) else part
+                for part in content
+            ]
+            message = message.model_copy(update={"content": parts})
+        messages.append(message)
     copy = request.model_copy(deep=False)
-    copy.messages = [message.model_copy() for message in request.messages]
-    for index, message in enumerate(copy.messages):
-        if not isinstance(message.content, list):
-            continue
-        message.content = list(message.content)
-        for j, part in enumerate(message.content):
-            param = f"messages[{index}].content[{j}].image_url"
-            if param in changed and isinstance(part, ImageURLPart):
-                message.content[j] = part.model_copy(
-                    update={"image_url": part.image_url.model_copy(update={"url": changed[param]})}
-                )
+    copy.messages = messages
     return copy
+
+
+def _carrying(part: ImageURLPart, image: PreparedImage) -> ImageURLPart:
+    if not image.replaced:
+        return part
+    url = part.image_url.model_copy(update={"url": image.upstream_url()})
+    return part.model_copy(update={"image_url": url})

@@ -88,6 +88,19 @@ class Metrics:
             ["model", "provider", "key"],
             registry=registry,
         )
+        self.document_pages = Counter(
+            "gateway_document_pages",
+            "Pages of documents rendered and sent upstream as images, by model, provider and "
+            "gateway key.",
+            ["model", "provider", "key"],
+            registry=registry,
+        )
+        self.document_render = Histogram(
+            "gateway_document_render_seconds",
+            "Time to read and render one document's pages.",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=registry,
+        )
         self.credits = Counter(
             "gateway_job_credits",
             "Credits job upstreams reported as spent, by model, provider and gateway key.",
@@ -186,6 +199,8 @@ class Metrics:
             child(self.overhead, api, model, provider).observe(record.overhead_ms() / 1000)
         if record.image_count:
             child(self.images, model, provider, key).inc(record.image_count)
+        if record.document_pages:
+            child(self.document_pages, model, provider, key).inc(record.document_pages)
         usage = record.usage
         if usage is not None:
             child(self.tokens, model, provider, key, "prompt").inc(usage.prompt_tokens)

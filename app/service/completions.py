@@ -12,6 +12,7 @@ from typing import TypeVar
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from app.config import GatewayConfig
+from app.documents import DocumentPipeline
 from app.errors import GatewayError, RateLimited, UpstreamTimeout
 from app.images import ImagePipeline, check_image_parts, with_images
 from app.observe.metrics import Metrics
@@ -43,6 +44,7 @@ class ChatService:
         config: GatewayConfig,
         router: Router,
         pipeline: ImagePipeline,
+        documents: DocumentPipeline,
         metrics: Metrics,
         limiter: RateLimiter,
         cooldowns: Cooldowns,
@@ -51,6 +53,7 @@ class ChatService:
         self._config = config
         self._router = router
         self._pipeline = pipeline
+        self._documents = documents
         self._metrics = metrics
         self._limiter = limiter
         self._cooldowns = cooldowns
@@ -199,8 +202,15 @@ class ChatService:
     async def _call(
         self, request: ChatCompletionRequest, attempt: Attempt, deadline: float
     ) -> Call:
-        """The upstream call: images checked and converted to what this provider takes."""
+        """The upstream call: documents and images checked and converted to what this
+        provider takes (a document's pages are images, unless the upstream reads PDFs)."""
         needs = attempt.deployment.provider.capabilities.images
+        max_images = self._config.images.max_images_per_request
+        if needs.max_images is not None:
+            max_images = min(max_images, needs.max_images)
+        request = await self._documents.prepare(
+            request, native=attempt.deployment.entry.documents == "native", max_images=max_images
+        )
         images = await self._pipeline.prepare(request, needs)
         current_record().image_count = len(images)
         return Call(
