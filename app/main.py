@@ -48,7 +48,13 @@ def create_app(config: GatewayConfig, *, resolver: Resolver = system_resolver) -
         per_client=images.max_fetches_per_client,
     )
     pipeline = ImagePipeline(images, fetcher, ImageCache(images.cache_bytes), metrics)
-    documents = DocumentPipeline(config.documents, config.requests, fetcher, metrics)
+    documents = DocumentPipeline(
+        config.documents,
+        config.requests,
+        fetcher,
+        metrics,
+        max_image_pixels=images.max_image_pixels,
+    )
     state = build_state(config.state, on_error=metrics.state_errors.inc)
     router = Router(config, ProviderContext(transport, config.images, state, metrics))
     limiter = RateLimiter(state)

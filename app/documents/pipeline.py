@@ -19,7 +19,7 @@ from typing import Literal
 import pybase64
 from pydantic import PrivateAttr
 
-from app.config import DocumentsConfig, RequestsConfig
+from app.config import DocumentsConfig, ImagesConfig, RequestsConfig
 from app.documents.pool import RenderPool
 from app.documents.render import (
     RenderedPage,
@@ -161,8 +161,11 @@ class DocumentPipeline:
         requests: RequestsConfig,
         fetcher: ImageFetcher,
         metrics: Metrics | None = None,
+        *,
+        max_image_pixels: int = ImagesConfig().max_image_pixels,
     ) -> None:
         self._config = config
+        self._max_pixels = max_image_pixels
         self._requests = requests
         self._fetcher = fetcher
         self._metrics = metrics or Metrics()
@@ -275,7 +278,9 @@ class DocumentPipeline:
         limits: _Limits,
     ) -> Document:
         config = self._config
-        settings = RenderSettings(config.dpi, config.max_side, config.max_pages, config.text_layer)
+        settings = RenderSettings(
+            config.dpi, config.max_side, config.max_pages, config.text_layer, self._max_pixels
+        )
         sha256 = await self._decoding.run(lambda: hashlib.sha256(data).hexdigest())
         key = (sha256, settings)
         pages = self._cache.get(key)

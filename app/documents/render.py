@@ -17,6 +17,9 @@ import pypdfium2.raw as pdfium_c
 from PIL import Image, ImageChops
 
 POINTS_PER_INCH = 72
+# A page so large that its longest side within `max_side` pixels comes out coarser than this
+# would be unreadable: it is refused instead.
+MIN_DPI = 36
 # A page rendered in colour is sent as greyscale when no channel differs from another by more
 # than this in any block of 16 by 16 pixels: most documents are black text on white.
 _GREY_TOLERANCE = 6
@@ -32,6 +35,7 @@ class RenderSettings:
     max_side: int
     max_pages: int
     text_layer: bool
+    max_image_pixels: int  # an image a page draws may have at most this many
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,14 @@ def _render_page(
         if not (width > 0 and height > 0):  # also false for NaN
             raise UnreadableDocument(f"page {index + 1} has no area ({width:g}×{height:g} pt)")
         scale = min(settings.dpi / POINTS_PER_INCH, settings.max_side / max(width, height))
+        if scale < MIN_DPI / POINTS_PER_INCH:
+            raise UnreadableDocument(
+                f"page {index + 1} is {width / POINTS_PER_INCH:.0f}×"
+                f"{height / POINTS_PER_INCH:.0f} inches: within documents.max_side "
+                f"({settings.max_side} px) it would come out at under {MIN_DPI} dpi, too "
+                "coarse to read"
+            )
+        _check_images(page, index, settings.max_image_pixels)
         bitmap = page.render(scale=scale, may_draw_forms=False, rev_byteorder=True)
         try:
             image = bitmap.to_pil()
@@ -130,6 +142,19 @@ def _render_page(
         return RenderedPage(data, mime, image.width, image.height, text)
     finally:
         page.close()
+
+
+def _check_images(page: pdfium.PdfPage, index: int, max_pixels: int) -> None:
+    """Refuse a page that draws an image of more pixels than any image may have: decoding it
+    is where a small document takes gigabytes (PDFium may skip it, and the model would see
+    the page without it)."""
+    for found in page.get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_IMAGE,), max_depth=4):
+        width, height = found.get_px_size()
+        if width * height > max_pixels:
+            raise UnreadableDocument(
+                f"page {index + 1} draws an image of {width}×{height} pixels, more than "
+                f"{max_pixels} (images.max_image_pixels)"
+            )
 
 
 def _text(page: pdfium.PdfPage, index: int, left: int) -> str:
