@@ -140,3 +140,30 @@ def image_bomb_pdf(side: int = 30_000) -> Pdf:
             + b"\nendstream",
         ]
     )
+
+
+def slow_pdf(pages: int = 3, draws: int = 10, curves: int = 2000) -> Pdf:
+    """Pages that each draw one tangle of `curves` Bézier curves `draws` times over: a small
+    document that takes PDFium seconds to render."""
+    points = [((i * 7919) % 612, (i * 104729) % 792) for i in range(curves * 3 + 1)]
+    path = [b"%d %d m" % points[0]]
+    for i in range(curves):
+        a, b, c = points[3 * i + 1 : 3 * i + 4]
+        path.append(b"%d %d %d %d %d %d c" % (*a, *b, *c))
+    tangle = b"\n".join([*path, b"S"])
+    contents = b"\n".join([b"q /Tangle Do Q"] * draws)
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [%s] /Count %d >>"
+        % (b" ".join(b"%d 0 R" % (5 + n) for n in range(pages)), pages),
+        b"<< /Type /XObject /Subtype /Form /BBox [0 0 612 792] /Length %d >>\nstream\n"
+        % len(tangle)
+        + tangle
+        + b"\nendstream",
+        b"<< /Length %d >>\nstream\n" % len(contents) + contents + b"\nendstream",
+    ]
+    objects += [
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+        b"/Resources << /XObject << /Tangle 3 0 R >> >> /Contents 4 0 R >>"
+    ] * pages
+    return written_pdf(objects)

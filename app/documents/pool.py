@@ -14,8 +14,8 @@ from app.documents.render import (
     RenderedPage,
     RenderSettings,
     UnreadableDocument,
-    limit_memory,
     render_document,
+    start_render_process,
 )
 
 # Render processes are forked from a small server process that has loaded PDFium once, not
@@ -70,7 +70,7 @@ class RenderPool:
         if self._pool is None:
             self._pool = ProcessPool(
                 max_workers=self._config.render_processes,
-                initializer=limit_memory,
+                initializer=start_render_process,
                 initargs=(self._config.max_render_memory_bytes,),
                 context=_CONTEXT,
             )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import resource
+import signal
 from dataclasses import dataclass
 
 import pypdfium2 as pdfium
@@ -73,12 +74,14 @@ class TooMuchText(Exception):
         self.page = page
 
 
-def limit_memory(max_bytes: int) -> None:
-    """Cap what this process may map, so that a document that asks for more fails here,
-    instead of taking the machine's memory (a render process's initializer)."""
+def start_render_process(max_memory_bytes: int) -> None:
+    """A render process's first steps: cap what it may map, so that a document that asks for
+    more fails here instead of taking the machine's memory; and let SIGTERM end it at once,
+    also in the middle of a page (a Python handler would wait for PDFium to return)."""
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
-    limit = max_bytes if hard == resource.RLIM_INFINITY else min(max_bytes, hard)
+    limit = max_memory_bytes if hard == resource.RLIM_INFINITY else min(max_memory_bytes, hard)
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def render_document(
