@@ -15,7 +15,7 @@ from PIL import Image
 
 from tests.documents import REPORT_TEXTS, report_pdf
 from tests.e2e.clients import sdk
-from tests.e2e.conftest import StartGateway
+from tests.e2e.conftest import AccessLog, StartGateway
 from tests.e2e.deployments import entry
 from tests.e2e.fakes.openai_compat import FakeUpstream
 from tests.e2e.providers.conftest import LOOPBACK_IMAGES, StartJobGateway
@@ -27,6 +27,8 @@ from tests.e2e.providers.fakes import (
     FakeVLMRun,
     ImageHost,
 )
+from tests.e2e.test_accounting import scrape, wait_for
+from tests.ops.traffic import metric_value
 
 pytestmark = pytest.mark.e2e
 
@@ -212,3 +214,24 @@ def test_takeoff_refuses_a_document_of_more_pages_than_its_one_image(
     assert (error["code"], error["param"]) == ("too_many_images", "messages[0].content[1]")
     assert "3 page(s)" in error["message"]
     assert takeoff.received == []
+
+
+def test_pages_are_counted_in_the_metrics_and_the_access_log(
+    openai_gateway: str, access_log: AccessLog
+) -> None:
+    def answered() -> list[dict[str, Any]]:
+        lines = access_log(openai_gateway)
+        return [line for line in lines if line.get("event") == "chat_completion"]
+
+    with sdk(openai_gateway) as client:
+        ask(client, "vision", False)
+    wait_for(answered)
+
+    exposition = scrape(openai_gateway)
+    assert metric_value(exposition, "gateway_document_pages_total", model="vision") == 3
+    assert metric_value(exposition, "gateway_images_total", model="vision") == 3
+    assert metric_value(exposition, "gateway_document_render_seconds_count") == 1
+    [line] = answered()
+    assert line["documents"]["pages"] == 3
+    assert line["documents"]["render_ms"] > 0
+    assert line["images"]["count"] == 3
