@@ -64,6 +64,7 @@ def create_app(config: GatewayConfig, *, resolver: Resolver = system_resolver) -
         service=ChatService(
             config, router, pipeline, documents, metrics, limiter, Cooldowns(state)
         ),
+        documents=documents,
         metrics=metrics,
         limiter=limiter,
         state=state,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import binascii
 import hashlib
+import io
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import pybase64
+from PIL import Image
 from pydantic import PrivateAttr
 
 from app.config import DocumentsConfig, ImagesConfig, RequestsConfig
@@ -201,6 +203,17 @@ class DocumentPipeline:
             documents.append(document)
         return _with_pages(request, documents)
 
+    async def read(self, part: FilePart, param: str, *, max_pages: int) -> Document:
+        """One document part, read and rendered as `prepare` renders it (the same pages, kept
+        in the same cache), of at most `max_pages` pages."""
+        data, source = await self._load(param, part)
+        limits = _Limits(max_pages, max_pages, self._requests.max_text_chars)
+        return await self._render(param, part, data, source, limits)
+
+    async def thumbnails(self, document: Document, side: int) -> list[str]:
+        """Each page of `document` as a JPEG data URI at most `side` pixels a side."""
+        return await self._decoding.run(lambda: [_thumbnail(p, side) for p in document.pages])
+
     async def _load(self, param: str, part: FilePart) -> tuple[bytes, Literal["data", "url"]]:
         """The document's bytes, checked to be a PDF within `documents.max_bytes`."""
         file = part.file
@@ -340,6 +353,14 @@ def _page_text_over(pages: Sequence[RenderedPage], left: int) -> int | None:
         if left < 0:
             return number
     return None
+
+
+def _thumbnail(page: RenderedPage, side: int) -> str:
+    with Image.open(io.BytesIO(page.image)) as image:
+        image.thumbnail((side, side))
+        out = io.BytesIO()
+        image.save(out, "JPEG", quality=80)
+    return "data:image/jpeg;base64," + pybase64.b64encode(out.getvalue()).decode("ascii")
 
 
 def _cost(pages: Sequence[RenderedPage]) -> int:

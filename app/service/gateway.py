@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from starlette.datastructures import Headers
 
 from app.config import ApiKey, GatewayConfig
+from app.documents import DocumentPipeline
 from app.errors import AuthenticationFailed, ModelNotAllowed
 from app.observe.metrics import Metrics
 from app.responses.store import ResponseStore
@@ -23,6 +24,7 @@ class Gateway:
     config: GatewayConfig
     router: Router
     service: ChatService
+    documents: DocumentPipeline
     metrics: Metrics
     limiter: RateLimiter
     state: StateBackend
