@@ -9,6 +9,7 @@ import io
 import json
 from typing import Any
 
+import httpx
 import openai
 import pytest
 from PIL import Image
@@ -235,3 +236,39 @@ def test_pages_are_counted_in_the_metrics_and_the_access_log(
     assert line["documents"]["pages"] == 3
     assert line["documents"]["render_ms"] > 0
     assert line["images"]["count"] == 3
+
+
+def test_an_input_file_part_in_a_chat_message_is_refused_naming_it(openai_gateway: str) -> None:
+    """The Responses API's part, sent to chat completions by mistake: never dropped."""
+    part = {"type": "input_file", "filename": "r.pdf", "file_data": report_pdf().data_uri}
+    body = {
+        "model": "vision",
+        "messages": [{"role": "user", "content": [{"type": "text", "text": QUESTION}, part]}],
+    }
+
+    reply = httpx.post(f"{openai_gateway}/v1/chat/completions", json=body, timeout=10)
+
+    assert reply.status_code == 400
+    assert reply.json()["error"]["param"] == "messages[0].content[1]"
+
+
+def test_a_part_the_provider_cannot_carry_is_refused_naming_it(
+    start_gateway: StartGateway, pg: FakePredictionGuard, openai_upstream: FakeUpstream
+) -> None:
+    gateway = start_gateway([pg_entry("pg-vision", pg), entry("vision", openai_upstream)])
+    audio = {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}}
+    content = [{"type": "text", "text": QUESTION}, audio]
+
+    def ask_with_audio(model: str) -> httpx.Response:
+        body = {"model": model, "messages": [{"role": "user", "content": content}]}
+        return httpx.post(f"{gateway}/v1/chat/completions", json=body, timeout=10)
+
+    refused, passed = ask_with_audio("pg-vision"), ask_with_audio("vision")
+
+    assert refused.status_code == 400
+    error = refused.json()["error"]
+    assert (error["code"], error["param"]) == ("unsupported_parameter", "messages[0].content[1]")
+    assert pg.received == []
+    assert passed.status_code == 200  # an OpenAI-compatible upstream gets it as it came
+    [sent] = openai_upstream.received
+    assert sent.body["messages"][0]["content"][1] == audio
