@@ -9,6 +9,7 @@ the gateway, so that a render process starts light.
 from __future__ import annotations
 
 import io
+import os
 import resource
 import signal
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ MIN_DPI = 36
 # than this in any block of 16 by 16 pixels: most documents are black text on white.
 _GREY_TOLERANCE = 6
 _JPEG_QUALITY = 85
+# How far a render process steps back when the CPU is contended (a nice value).
+RENDER_NICENESS = 10
 _PNG_LEVEL = 1  # sharp text compresses well already; more effort buys little
 
 
@@ -76,11 +79,13 @@ class TooMuchText(Exception):
 
 def start_render_process(max_memory_bytes: int) -> None:
     """A render process's first steps: cap what it may map, so that a document that asks for
-    more fails here instead of taking the machine's memory; and let SIGTERM end it at once,
-    also in the middle of a page (a Python handler would wait for PDFium to return)."""
+    more fails here instead of taking the machine's memory; yield the CPU to the gateway's own
+    process, whose event loop answers every other request meanwhile; and let SIGTERM end it at
+    once, also in the middle of a page (a Python handler would wait for PDFium to return)."""
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     limit = max_memory_bytes if hard == resource.RLIM_INFINITY else min(max_memory_bytes, hard)
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    os.nice(RENDER_NICENESS)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
