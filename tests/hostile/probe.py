@@ -43,6 +43,12 @@ class ProbeReport:
     probes: int = 0
     slowest_s: float = 0.0
     failures: list[str] = field(default_factory=list)
+    took_s: list[float] = field(default_factory=list)
+
+    @property
+    def median_s(self) -> float:
+        ordered = sorted(self.took_s)
+        return ordered[len(ordered) // 2] if ordered else 0.0
 
     def probe(self, url: str) -> None:
         try:
@@ -52,6 +58,7 @@ class ProbeReport:
             return
         self.probes += 1
         self.slowest_s = max(self.slowest_s, took)
+        self.took_s.append(round(took, 4))
         if not status.startswith(b"HTTP/1.1 200"):
             self.failures.append(status.decode("latin-1"))
 
