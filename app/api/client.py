@@ -41,6 +41,10 @@ class ClientWatch:
     def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
+            # The cancelled listener's traceback holds its frame, and so this watch: let go of
+            # the task, or every request would leave a reference cycle for the garbage
+            # collector, whose pauses then stall the event loop.
+            self._task = None
 
     def pace(self, keepalive: Keepalive) -> None:
         """From now on, send `keepalive()` whenever nothing was sent for `keepalive_s`."""
@@ -48,7 +52,6 @@ class ClientWatch:
         self.sent()
         # The listener may be parked on `receive()` with no timeout: start it over with one.
         self.stop()
-        self._task = None
         self.start()
 
     def sent(self) -> None:
