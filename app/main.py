@@ -68,7 +68,7 @@ def create_app(config: GatewayConfig, *, resolver: Resolver = system_resolver) -
         metrics=metrics,
         limiter=limiter,
         state=state,
-        responses=ResponseStore(state, config.responses, keyed=bool(config.server.api_keys)),
+        responses=ResponseStore(state, config.responses, keyed=bool(config.server.active_keys())),
         shape=RequestShape(config.requests),
         started_at=int(time.time()),
         api_keys=config.server.active_keys(),

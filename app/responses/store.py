@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 IMAGE_MARK = "$vg_image"  # {IMAGE_MARK: sha256} stands for a data URI kept once
 IMAGE_GRACE_S = 60.0  # an image outlives the responses that refer to it by this much
+_OWNER_FIELD = '{"owner":'
 
 
 class ResponseStore:
@@ -81,9 +82,10 @@ class ResponseStore:
         if answer is not None:
             conversation.append(answer)
         record: dict[str, object] = {
+            # The owner first: another key's read is refused before the record is parsed.
+            "owner": owner,
             # The response goes in as the client got it: serialised once, not once more here.
             "response": orjson.Fragment(response_json),
-            "owner": owner,
             "input_items": input_items(request),
             "conversation": conversation,
         }
@@ -158,7 +160,9 @@ class ResponseStore:
         self, response_id: str, owner: str, param: str | None = None
     ) -> dict[str, object]:
         text = await self._state.get(_response_key(response_id))
-        record = orjson.loads(text) if text is not None else None
+        if text is None or not _may_be_owned_by(text, owner):
+            raise _not_found(response_id, param)
+        record = orjson.loads(text)
         if not isinstance(record, dict) or record.get("owner") != owner:
             raise _not_found(response_id, param)
         return record
@@ -173,6 +177,15 @@ class ResponseStore:
                 raise _not_found(response_id, param)
             images[digest] = HashedURI(uri, digest)
         return _replace_marks(value, images)
+
+
+def _may_be_owned_by(text: str, owner: str) -> bool:
+    """Whether a stored record may be `owner`'s, from its first characters: a record names
+    its owner first, so another key's large response is refused without parsing it. (A
+    record written before owners came first is parsed, and its owner checked then.)"""
+    if not text.startswith(_OWNER_FIELD):
+        return True
+    return text.startswith(orjson.dumps({"owner": owner})[:-1].decode() + ",")
 
 
 def _response_key(response_id: str) -> str:
