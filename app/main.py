@@ -68,7 +68,9 @@ def create_app(config: GatewayConfig, *, resolver: Resolver = system_resolver) -
         metrics=metrics,
         limiter=limiter,
         state=state,
-        responses=ResponseStore(state, config.responses, keyed=bool(config.server.active_keys())),
+        responses=ResponseStore(
+            state, config.responses, keyed=bool(config.server.active_keys()), metrics=metrics
+        ),
         shape=RequestShape(config.requests),
         started_at=int(time.time()),
         api_keys=config.server.active_keys(),

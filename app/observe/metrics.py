@@ -149,6 +149,13 @@ class Metrics:
             "Operations the state backend could not serve (Redis unreachable).",
             registry=registry,
         )
+        self.responses_not_stored = Counter(
+            "gateway_responses_not_stored",
+            "Responses served but not stored, by gateway key and why: the store or the key's "
+            "share of it was full (`full`).",
+            ["key", "reason"],
+            registry=registry,
+        )
         self.failovers = Counter(
             "gateway_failovers",
             "Failovers to the next deployment before the first byte.",

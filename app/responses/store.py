@@ -22,6 +22,7 @@ import pybase64
 
 from app.config import ResponsesConfig
 from app.errors import ResponseNotFound
+from app.observe.metrics import Metrics
 from app.responses.items import DEFAULT_PAGE, input_items, page
 from app.responses.objects import DeletedResponse
 from app.responses.payload import ResponseData, answer_message
@@ -41,8 +42,16 @@ _OWNER_FIELD = '{"owner":'
 class ResponseStore:
     """Save, read, continue and delete responses; each key (`owner`) sees only its own."""
 
-    def __init__(self, state: StateBackend, config: ResponsesConfig, *, keyed: bool = True) -> None:
+    def __init__(
+        self,
+        state: StateBackend,
+        config: ResponsesConfig,
+        *,
+        keyed: bool = True,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._state = state
+        self._metrics = metrics or Metrics()
         self._ttl_s = config.ttl_s
         self._quota = Quota("responses", config.max_bytes)
         share = config.max_bytes_per_key
@@ -99,18 +108,20 @@ class ResponseStore:
         quotas = self._quotas(owner)
         for digest, uri in images.items():
             if not await self._keep_image(digest, uri, quotas):
-                return self._refused(response_id)
+                return self._refused(response_id, owner)
         stored = await self._state.set_counted(
             _response_key(response_id), text, self._ttl_s, quotas
         )
-        return stored or self._refused(response_id)
+        return stored or self._refused(response_id, owner)
 
-    def _refused(self, response_id: str) -> bool:
+    def _refused(self, response_id: str, owner: str) -> bool:
         logger.warning(
-            "stored responses are at responses.max_bytes or this key's share of it "
+            "stored responses are at responses.max_bytes or the share of it of key %s "
             "(max_bytes_per_key); response %s is not stored",
+            owner,
             response_id,
         )
+        self._metrics.child(self._metrics.responses_not_stored, owner, "full").inc()
         return False
 
     async def _keep_image(self, digest: str, uri: str, quotas: tuple[Quota, Quota]) -> bool:

@@ -52,10 +52,17 @@ class Admission:
     chosen_hit: Hit | None = None
 
 
+# What keeping one counted entry costs besides its value's bytes (its key, the tables' and
+# the ledgers' slots), counted against its quotas in every backend: many tiny entries fill a
+# quota as surely as a few large ones.
+ENTRY_COST = 512
+
+
 @dataclass(frozen=True)
 class Quota:
     """A byte budget shared by a family of entries (stored responses and their images): what
-    their live entries hold together may not pass `max_bytes`."""
+    their live entries hold together, `ENTRY_COST` each besides their bytes, may not pass
+    `max_bytes`."""
 
     name: str
     max_bytes: int

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import redis.asyncio as redis
 
-from app.state.base import Admission, Count, Hit, Option, Quota
+from app.state.base import ENTRY_COST, Admission, Count, Hit, Option, Quota
 
 PREFIX = "vg:"
 
@@ -100,8 +100,8 @@ end
 # ARGV: the value, its time to live (ms), then each quota's bytes.
 _SET_COUNTED = (
     _FORGET_EXPIRED
-    + """
-local size = string.len(ARGV[1])
+    + f"""
+local size = string.len(ARGV[1]) + {ENTRY_COST}
 for q = 1, quotas do
   local old = tonumber(redis.call('HGET', KEYS[3 * q], KEYS[1]) or '0')
   if totals[q] - old + size > tonumber(ARGV[2 + q]) then

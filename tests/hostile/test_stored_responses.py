@@ -1,14 +1,20 @@
-"""Stored responses under attack, against the server `python -m app` starts: another key's
-large response is refused without being read, and without gateway keys the one owner may use
-all of `responses.max_bytes`."""
+"""Stored responses under attack, against the server `python -m app` starts: one key's flood of
+stored responses never evicts another key's (a response over its share is refused, logged and
+counted), another key's large response is refused without being read, and without gateway
+keys the one owner may use all of `responses.max_bytes`."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import re
 from collections.abc import Mapping
 
 import httpx
 import pytest
 
+from tests.hostile.fakes import data_uri
+from tests.hostile.images import tiny_png
 from tests.hostile.watch import Watch
 from tests.ops.configs import gateway_config
 from tests.processes import GatewayProcess, Gateways
@@ -16,6 +22,12 @@ from tests.processes import GatewayProcess, Gateways
 pytestmark = pytest.mark.e2e
 ATTACKER = {"key": "sk-hostile-store-attacker-0b1e", "name": "attacker"}
 VICTIM = {"key": "sk-hostile-store-victim-77c2", "name": "victim"}
+# Each stored image is an entry of its own: 1,600 requests of 64 distinct images are more
+# entries than the memory backend's table of 100,000 holds, and more than a key's share
+# (a quarter of `responses.max_bytes`) may keep.
+IMAGES_PER_REQUEST = 64
+ATTACK_REQUESTS = 1_600
+CONNECTIONS = 2
 # Nearly `requests.max_text_chars`: a stored record of about 8 MB (input and conversation).
 LARGE_INPUT_CHARS = 4_000_000
 
@@ -25,6 +37,7 @@ def gateway(gateways: Gateways) -> GatewayProcess:
     return gateways.start(
         gateway_config(
             server={"api_keys": [ATTACKER, VICTIM]},
+            images={"max_images_per_request": IMAGES_PER_REQUEST},
         )
     )
 
@@ -39,6 +52,55 @@ def _create(gateway: GatewayProcess, key: dict[str, str], body: Mapping[str, obj
     response_id = reply.json()["id"]
     assert isinstance(response_id, str)
     return response_id
+
+
+def _pictures(request: int) -> dict[str, object]:
+    parts: list[dict[str, object]] = [{"type": "input_text", "text": "what are these?"}]
+    for index in range(IMAGES_PER_REQUEST):
+        image = data_uri(tiny_png(request * IMAGES_PER_REQUEST + index))
+        parts.append({"type": "input_image", "image_url": image})
+    return {"model": "inspect", "input": [{"role": "user", "content": parts}]}
+
+
+async def _flood(gateway: GatewayProcess, bodies: list[bytes]) -> list[int]:
+    limits = httpx.Limits(max_connections=CONNECTIONS)
+    headers = {**_headers(ATTACKER), "Content-Type": "application/json"}
+    async with httpx.AsyncClient(
+        base_url=gateway.url, headers=headers, timeout=120, limits=limits
+    ) as client:
+        turns = asyncio.Semaphore(CONNECTIONS)
+
+        async def one(body: bytes) -> int:
+            async with turns:
+                return (await client.post("/v1/responses", content=body)).status_code
+
+        return await asyncio.gather(*[one(body) for body in bodies])
+
+
+def _not_stored(gateway: GatewayProcess, key: str) -> float:
+    metrics = httpx.get(f"{gateway.url}/metrics", timeout=10).text
+    pattern = rf'^gateway_responses_not_stored_total{{key="{key}",reason="full"}} (\S+)$'
+    found = re.search(pattern, metrics, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_one_keys_flood_of_stored_responses_keeps_another_keys(gateway: GatewayProcess) -> None:
+    kept = _create(gateway, VICTIM, {"model": "inspect", "input": "remember this"})
+    bodies = [json.dumps(_pictures(request)).encode() for request in range(ATTACK_REQUESTS)]
+
+    with Watch(gateway, max_cpu_s=90):
+        statuses = asyncio.run(_flood(gateway, bodies))
+        url = f"{gateway.url}/v1/responses/{kept}"
+        read = httpx.get(url, headers=_headers(VICTIM), timeout=10)
+        print(f"statuses {sorted(set(statuses))}, victim's read {read.status_code}")  # noqa: T201
+        assert statuses == [200] * ATTACK_REQUESTS  # served, whether stored or not
+        assert read.status_code == 200, read.text[:300]
+        continued = {"model": "inspect", "input": "and?", "previous_response_id": kept}
+        _create(gateway, VICTIM, continued)
+        # The attacker's responses past its share were refused, and said so.
+        assert "share of it of key attacker" in gateway.log_text()
+        assert _not_stored(gateway, "attacker") > 0
+        assert _not_stored(gateway, "victim") == 0
 
 
 def test_another_keys_large_response_is_refused_without_being_read(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.state import MemoryState, Quota
+from app.state.base import ENTRY_COST
 
 
 class Clock:
@@ -55,7 +56,28 @@ async def test_an_entry_extended_again_and_again_does_not_grow_the_expiry_heap()
         clock.now += 0.001
         assert await state.extend_counted("image", 60, quota)
     ledger = state._ledgers["images"]
-    assert len(ledger.expiries) <= 2 * len(ledger.entries) + 64
-    assert ledger.total == 100
+    assert len(ledger.expiries) <= 2 * len(ledger.sizes) + 64
+    assert ledger.total == 100 + ENTRY_COST
     clock.now += 61
-    assert await state.set_counted("other", "y" * 9_999, 60, quota)  # the image's bytes freed
+    # the image's bytes freed
+    assert await state.set_counted("other", "y" * (9_999 - ENTRY_COST), 60, quota)
+
+
+@pytest.mark.anyio
+async def test_no_write_drops_another_writers_counted_entry() -> None:
+    """Counted entries are bounded by their quotas, never by the table of plain entries: a
+    flood of writes refuses the writer's own entries past its share, and drops nobody's."""
+    state = MemoryState(max_entries=10)
+    store, theirs, mine = Quota("store", 100_000), Quota("key:a", 50_000), Quota("key:b", 50_000)
+    assert await state.set_counted("theirs", "kept", 60, [store, theirs])
+    written = [
+        await state.set_counted(f"mine-{n}", "x" * 100, 60, [store, mine]) for n in range(200)
+    ]
+    for n in range(20):
+        await state.set(f"plain-{n}", "y", 60)  # plain entries make room among themselves
+
+    assert await state.get("theirs") == "kept"
+    room = 50_000 // (100 + ENTRY_COST)
+    assert written == [True] * room + [False] * (200 - room)
+    assert await state.get("plain-0") is None
+    assert await state.get("plain-19") == "y"

@@ -14,6 +14,7 @@ from app.responses.payload import ResponseData, response_data
 from app.responses.schemas import ResponsesRequest, parse_request
 from app.responses.store import ResponseStore
 from app.responses.translate import to_chat_request
+from app.state.base import ENTRY_COST
 from app.wire.schemas import ChatCompletion
 from tests.unit.backends import Backend
 from tests.unit.responses.test_translate import PNG
@@ -150,7 +151,7 @@ async def test_an_expired_response_frees_its_bytes_while_its_image_lives_on(
     scratch = MemoryState()  # sizes are the same in every backend: the stored text's bytes
     (pictured, first), _ = turns()
     await ResponseStore(scratch, ResponsesConfig()).save(pictured, first, owner="a")
-    both = sum(len(value.encode()) for value, _ in scratch._values.values())
+    both = sum(len(value.encode()) + ENTRY_COST for value in scratch._counted.values.values())
     config = ResponsesConfig(ttl_s=0.5, max_bytes=both + 2000)
     store = ResponseStore(backend.state, config, keyed=False)
     (pictured, first), second = turns()
@@ -176,12 +177,12 @@ async def _record_bytes(text: str) -> int:
 
     scratch = MemoryState()
     await ResponseStore(scratch, ResponsesConfig()).save(*turn(text), owner="o")
-    return sum(len(value.encode()) for value, _ in scratch._values.values())
+    return sum(len(value.encode()) + ENTRY_COST for value in scratch._counted.values.values())
 
 
 async def test_each_key_pays_for_the_images_its_responses_carry(backend: Backend) -> None:
-    image = len(PNG)
-    config = ResponsesConfig(max_bytes=1_000_000, max_bytes_per_key=image + 2_000)
+    image = len(PNG) + ENTRY_COST
+    config = ResponsesConfig(max_bytes=1_000_000, max_bytes_per_key=image + 2_000 + ENTRY_COST)
     store = ResponseStore(backend.state, config)
     first = parse_request({"model": "m", "input": with_image("a")})
     assert await store.save(first, turn("a")[1], owner="team-a")
@@ -271,7 +272,7 @@ async def _image_entries(backend: Backend) -> int:
     from app.state import MemoryState
 
     if isinstance(backend.state, MemoryState):
-        return sum(1 for key in backend.state._values if key.startswith("responses:image:"))
+        return sum(1 for key in backend.state._counted.values if key.startswith("responses:image:"))
     keys = await backend.state._redis.keys("vg:responses:image:*")  # type: ignore[attr-defined]
     return len(keys)
 
