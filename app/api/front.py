@@ -108,8 +108,12 @@ class Front:
         metrics = self.gateway.metrics
         if record.api is not None:
             metrics.child(metrics.in_flight, record.api).dec()
-        metrics.observe(record)
+        # The access line first: whatever the counting makes of the record, the line is there.
         log_record(record)
+        try:
+            metrics.observe(record)
+        except Exception:
+            logger.exception("could not count request %s in the metrics", record.request_id)
 
 
 def _expects_continue(scope: Scope) -> bool:

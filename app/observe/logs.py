@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -35,7 +36,10 @@ class JSONFormatter(logging.Formatter):
             payload.update(fields)
         if record.exc_info:
             payload["error"] = record.exc_text or self.formatException(record.exc_info)
-        return orjson.dumps(payload, default=str).decode()
+        try:
+            return orjson.dumps(payload, default=str).decode()
+        except TypeError:  # an integer past 64 bits, say: the line is written all the same
+            return json.dumps(payload, default=str)
 
 
 class ScrubbingFilter(logging.Filter):

@@ -14,6 +14,8 @@ Outcome = Literal[
     "completed", "client_disconnected", "upstream_failed", "timeout", "rejected", "error"
 ]
 ANONYMOUS = "anonymous"
+# The most credits one request may say it cost; an upstream's figure past it is not counted.
+MAX_CREDITS = 1e9
 UNKNOWN_MODEL = "unknown"
 NO_PROVIDER = "none"
 
@@ -86,11 +88,15 @@ class RequestRecord:
 
     def count_usage(self, prompt_tokens: int, completion_tokens: int) -> None:
         usage = self.usage = self.usage or Usage()
-        usage.prompt_tokens += prompt_tokens
-        usage.completion_tokens += completion_tokens
+        usage.prompt_tokens += max(prompt_tokens, 0)
+        usage.completion_tokens += max(completion_tokens, 0)
 
     def count_credits(self, credits: object) -> None:
-        if isinstance(credits, int | float) and not isinstance(credits, bool):
+        """Add what a job upstream says the request cost: a number from 0 to `MAX_CREDITS`
+        (anything else is no figure worth counting)."""
+        if isinstance(credits, bool) or not isinstance(credits, int | float):
+            return
+        if 0 <= credits <= MAX_CREDITS:  # NaN is not
             usage = self.usage = self.usage or Usage()
             usage.credits = (usage.credits or 0.0) + float(credits)
 

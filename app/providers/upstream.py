@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import email.utils
 import logging
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import httpx
 import orjson
@@ -29,6 +32,7 @@ from app.wire.sse import MAX_EVENT_BYTES
 logger = logging.getLogger(__name__)
 
 USER_AGENT = "vision-gateway"
+MAX_RETRY_AFTER_S = 24 * 3600
 # Methods whose requests say `Content-Length: 0` when they carry nothing.
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # Distinct header sets kept normalised per upstream (providers use a handful).
@@ -91,16 +95,39 @@ def raise_for_status(response: UpstreamReply, provider: str, secrets: tuple[str,
             f"the {provider} upstream refused the gateway's credentials ({status})"
         )
     if status == 429:
-        retry_after = response.headers.get("retry-after")
+        retry_after = retry_after_s(response.headers.get("retry-after", ""))
         raise UpstreamRateLimited(
             f"the {provider} upstream is rate limiting: {detail}",
-            headers={"Retry-After": retry_after} if retry_after else None,
+            headers={"Retry-After": str(retry_after)} if retry_after is not None else None,
         )
     if status == 408:
         raise UpstreamTimeout(f"the {provider} upstream timed out: {detail}")
     if 400 <= status < 500:
         raise UpstreamRejected(f"the {provider} upstream rejected the request: {detail}")
     raise UpstreamError(f"the {provider} upstream failed ({status}): {detail}")
+
+
+def retry_after_s(value: str) -> int | None:
+    """An upstream's `Retry-After` as whole seconds from now, at most a day: a number of
+    seconds (a fraction rounded up), or a date. None for anything else (`nan`, `-1`, `inf`),
+    which is neither waited for nor passed on."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = _seconds_until(value)
+    if not 0 <= seconds < math.inf:  # NaN is neither
+        return None
+    return min(math.ceil(seconds), MAX_RETRY_AFTER_S)
+
+
+def _seconds_until(date: str) -> float:
+    try:
+        when = email.utils.parsedate_to_datetime(date)
+    except (TypeError, ValueError, IndexError):
+        return math.nan
+    if when.tzinfo is None:
+        return math.nan
+    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
 
 
 class UpstreamAPI:

@@ -16,10 +16,14 @@ def retryable(exc: BaseException) -> bool:
 
 
 def wait(state: RetryCallState) -> float:
-    """Exponential backoff with jitter, or the upstream's `Retry-After` when it gives one."""
+    """Exponential backoff with jitter, or the upstream's `Retry-After` when it gives one (a
+    number of seconds, up to `MAX_RETRY_AFTER_S`; anything else, `nan` say, is no answer)."""
     error = state.outcome.exception() if state.outcome else None
     retry_after = error.headers.get("Retry-After", "") if isinstance(error, GatewayError) else ""
     try:
-        return min(float(retry_after), MAX_RETRY_AFTER_S)
+        seconds = float(retry_after)
     except ValueError:
         return _backoff(state)
+    if not seconds >= 0:  # NaN, or below zero
+        return _backoff(state)
+    return min(seconds, MAX_RETRY_AFTER_S)

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -212,10 +213,27 @@ class InlineChatRequest(ChatCompletionRequest):
         return request
 
 
+# The most tokens one count may say: upstreams' counts are clamped to 0..this.
+MAX_TOKEN_COUNT = 2**31 - 1
+
+
+def token_count(value: object) -> int:
+    """An upstream's token count as a count: a whole number from 0 to `MAX_TOKEN_COUNT`
+    (below zero, past it, not a number at all: clamped, or 0)."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return 0
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        return 0
+    return int(min(max(value, 0), MAX_TOKEN_COUNT))
+
+
 class CompletionUsage(_Wire):
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
+    prompt_tokens: Annotated[int, BeforeValidator(token_count)] = 0
+    completion_tokens: Annotated[int, BeforeValidator(token_count)] = 0
+    total_tokens: Annotated[int, BeforeValidator(token_count)] = 0
 
 
 class ChatCompletionMessage(_Wire):

@@ -43,6 +43,21 @@ JSON_BOMB = _bomb(b'{"id": "x", "object": "chat.completion", "choices": "', b"a"
 EVENT_BOMB = _bomb(b"", b"data: " + b"a" * 1000 + b"\n", ENDLESS_BYTES)
 
 
+# What `/numbers/{case}` reports: its usage, and the facts a job upstream would add.
+NUMBERS: dict[str, tuple[dict[str, object], dict[str, object]]] = {
+    "negative-usage": ({"prompt_tokens": -5, "completion_tokens": -7, "total_tokens": -12}, {}),
+    "huge-usage": ({"prompt_tokens": 1e300, "completion_tokens": 1e300, "total_tokens": 2e300}, {}),
+    "negative-credits": (
+        {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        {"provider": "vlmrun", "credits_used": -50},
+    ),
+    "nan-credits": (
+        {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        {"provider": "vlmrun", "credits_used": float("nan")},
+    ),
+}
+
+
 def png(width: int = 16, height: int = 16, *, noise: bool = False) -> bytes:
     """A PNG; with `noise`, incompressible (a 1024x1024 one is about 3 MB)."""
     if noise:
@@ -75,6 +90,8 @@ class HostileUpstream:
     - `/echo-key`: a 400 whose message echoes the caller's key upper-cased, base64- and
       URL-encoded;
     - `/predictionguard`: a Prediction Guard chat endpoint that counts its calls;
+    - `/numbers/{case}`: replies whose numbers no upstream should send (`NUMBERS`): usage
+      below zero or past any count, credits below zero, a `Retry-After` of `nan`;
     - `/images/slow/{name}`: an image host that answers after `SLOW_IMAGE_S`;
     - `/images/{name}`: images put with `put_image`.
     """
@@ -97,6 +114,7 @@ class HostileUpstream:
                 Route("/gzip-event/v1/chat/completions", self._gzip_event, methods=["POST"]),
                 Route("/echo-key/v1/chat/completions", self._echo_key, methods=["POST"]),
                 Route("/predictionguard/chat/completions", self._counted, methods=["POST"]),
+                Route("/numbers/{case}/v1/chat/completions", self._numbers, methods=["POST"]),
                 Route("/images/slow/{name}", self._slow_image, methods=["GET"]),
                 Route("/images/{name}", self._image, methods=["GET"]),
             ]
@@ -157,6 +175,32 @@ class HostileUpstream:
         }
         return Response(json.dumps(reply), media_type="application/json")
 
+    async def _numbers(self, request: Request) -> Response:
+        case = request.path_params["case"]
+        if case == "retry-nan":
+            error = {"error": {"message": "slow down"}}
+            return JSONResponse(error, status_code=429, headers={"Retry-After": "nan"})
+        usage, facts = NUMBERS[case]
+        reply: dict[str, object] = {
+            "id": "chatcmpl-numbers",
+            "object": "chat.completion",
+            "created": 1,
+            "model": "m",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "ok"},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": usage,
+        }
+        if facts:
+            reply["x_gateway"] = facts
+        if (await request.json()).get("stream"):
+            return StreamingResponse(_as_events(reply), media_type="text/event-stream")
+        return Response(json.dumps(reply), media_type="application/json")
+
     async def _slow_image(self, request: Request) -> Response:
         with self._lock:
             generation = self._generation
@@ -179,6 +223,19 @@ class HostileUpstream:
         if found is None:
             return Response(b"no such image", status_code=404)
         return Response(found[0], media_type=found[1])
+
+
+async def _as_events(reply: dict[str, object]) -> AsyncIterator[bytes]:
+    """A whole reply as a stream: its content, then its usage (and facts) in a last chunk."""
+    chunk = {key: value for key, value in reply.items() if key not in ("usage", "x_gateway")}
+    chunk["object"] = "chat.completion.chunk"
+    chunk["choices"] = [{"index": 0, "delta": {"content": "ok"}, "finish_reason": "stop"}]
+    last = {**chunk, "choices": [], "usage": reply["usage"]}
+    if "x_gateway" in reply:
+        last["x_gateway"] = reply["x_gateway"]
+    for event in (chunk, last):
+        yield b"data: " + json.dumps(event).encode() + b"\n\n"
+    yield b"data: [DONE]\n\n"
 
 
 def _gzipped(body: bytes, media_type: str) -> Response:

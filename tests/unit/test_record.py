@@ -8,6 +8,7 @@ import time
 import pytest
 
 from app.observe.record import RequestRecord, current_record, open_record, outcome_of, upstream_wait
+from app.wire.schemas import CompletionUsage
 
 
 async def wait_upstream(seconds: float) -> None:
@@ -70,3 +71,25 @@ def test_usage_and_credits_add_up() -> None:
     assert record.usage is not None
     assert (record.usage.prompt_tokens, record.usage.completion_tokens) == (8, 10)
     assert record.usage.credits == 1.5
+
+
+@pytest.mark.parametrize("credits", [-50, float("nan"), float("inf"), 1e300, "100", True])
+def test_credits_an_upstream_reports_are_counted_only_when_they_are_a_sane_number(
+    credits: object,
+) -> None:
+    record = RequestRecord()
+    record.count_credits(3)
+    record.count_credits(credits)
+    assert record.usage is not None
+    assert record.usage.credits == 3.0
+
+
+@pytest.mark.parametrize(
+    ("reported", "counted"),
+    [(-5, 0), (1e300, 2**31 - 1), (float("nan"), 0), ("12", 12), ("many", 0), (None, 0), (7, 7)],
+)
+def test_an_upstreams_token_counts_are_whole_numbers_within_bounds(
+    reported: object, counted: int
+) -> None:
+    usage = CompletionUsage.model_validate({"prompt_tokens": reported, "completion_tokens": 1})
+    assert (usage.prompt_tokens, usage.completion_tokens) == (counted, 1)

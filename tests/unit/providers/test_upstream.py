@@ -18,6 +18,7 @@ from app.providers.upstream import (
     UpstreamReply,
     map_upstream_errors,
     raise_for_status,
+    retry_after_s,
     upstream_message,
 )
 
@@ -174,3 +175,33 @@ def test_gateway_errors_pass_through_the_seam_untouched() -> None:
 def test_other_exceptions_are_not_disguised() -> None:
     with pytest.raises(KeyError), map_upstream_errors("openai"):
         raise KeyError("bug")
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("12", 12),
+        (" 7 ", 7),
+        ("0.5", 1),
+        ("999999999", 24 * 3600),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 0),  # a date gone by: now
+        ("nan", None),
+        ("-1", None),
+        ("inf", None),
+        ("soon", None),
+        ("", None),
+    ],
+)
+def test_a_retry_after_is_whole_seconds_within_a_day_or_nothing(
+    header: str, seconds: int | None
+) -> None:
+    assert retry_after_s(header) == seconds
+
+
+def test_a_rate_limit_whose_retry_after_is_no_number_passes_none_on() -> None:
+    response = reply(429, b'{"message": "Too Many Requests"}', {"Retry-After": "nan"})
+
+    with pytest.raises(UpstreamRateLimited) as caught:
+        raise_for_status(response, "openai", ())
+
+    assert caught.value.headers == {}
