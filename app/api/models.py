@@ -18,18 +18,21 @@ logger = logging.getLogger(__name__)
 
 
 async def list_models(incoming: Incoming) -> Response:
-    gateway = incoming.gateway
+    """What the caller's key may use: a key limited to some models sees only those."""
+    gateway, key = incoming.gateway, incoming.key
     created, data, families = gateway.started_at, [], []
     for group in gateway.router.served():
         owner = group.provider_kind
         if not group.pattern.is_family:
-            data.append(Model(id=group.name, created=created, owned_by=owner))
+            if gateway.may_use(key, group.name):
+                data.append(Model(id=group.name, created=created, owned_by=owner))
             continue
-        members = await _members(group)
-        data += [
-            Model(id=group.pattern.member(m), created=created, owned_by=owner) for m in members
-        ]
-        families.append(ModelFamily(pattern=group.name, owned_by=owner, listed=len(members)))
+        ids = [group.pattern.member(m) for m in await _members(group)]
+        ids = [model_id for model_id in ids if gateway.may_use(key, model_id)]
+        if not ids and not gateway.may_use(key, group.name):
+            continue  # a family the key may use none of
+        data += [Model(id=model_id, created=created, owned_by=owner) for model_id in ids]
+        families.append(ModelFamily(pattern=group.name, owned_by=owner, listed=len(ids)))
     listing = ModelList(data=data, x_gateway={"families": families} if families else None)
     return Response(listing.model_dump_json(exclude_none=True), media_type=JSON)
 
@@ -50,7 +53,7 @@ async def _members(group: Group) -> list[str]:
 async def retrieve_model(incoming: Incoming) -> Response:
     gateway, model_id = incoming.gateway, incoming.params["model_id"]
     owner = gateway.router.owner(model_id)
-    if owner is None:
+    if owner is None or not gateway.may_use(incoming.key, model_id):
         raise ModelNotFound(
             f"the model {shortened(model_id)!r} does not exist or is not enabled", param="model"
         )

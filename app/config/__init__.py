@@ -47,10 +47,6 @@ class ApiKey(_Strict):
     models: list[str] | None = None
     rpm: Annotated[int, Field(ge=0)] = 0
 
-    def allows(self, model: str) -> bool:
-        """Whether this key may use `model` (its `models` list: names or `prefix/*` families)."""
-        return self.models is None or any(ModelPattern(m).matches(model) for m in self.models)
-
     @property
     def label(self) -> str:
         """How logs and counters name this key: its `name`, or a hash prefix; never the key."""

@@ -33,3 +33,14 @@ class ModelPattern:
     def member(self, variant: str) -> str:
         """The model id of one variant of a family: `aimlapi/` + `gpt-4o`."""
         return self.prefix + variant if self.is_family else self.text
+
+
+def variant_problem(variant: str) -> str | None:
+    """Why the part of a model id after a family's prefix can't name a variant: control
+    characters, or `.`/`..` segments and backslashes, which a path built from it would
+    follow. None when it is fine."""
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in variant):
+        return "control characters"
+    if "\\" in variant or any(segment in (".", "..") for segment in variant.split("/")):
+        return "a dot segment or a backslash"
+    return None

@@ -10,6 +10,7 @@ from starlette.datastructures import Headers
 from app.config import ApiKey, GatewayConfig
 from app.documents import DocumentPipeline
 from app.errors import AuthenticationFailed, ModelNotAllowed
+from app.errors.quoting import shortened
 from app.observe.metrics import Metrics
 from app.responses.store import ResponseStore
 from app.service.completions import ChatService
@@ -55,13 +56,15 @@ class Gateway:
         rate (`cost` requests: `n` choices fanned out are `n` requests). The rate is returned,
         to be counted with the request's other limits in one step of the state backend (by
         the chat service; `limiter.check` when something is refused before that)."""
-        authorize_model(key, model)
+        if not self.may_use(key, model):
+            raise ModelNotAllowed(
+                f"this key may not use the model {shortened(model)!r}", param="model"
+            )
         if key is None or key.rpm <= 0:
             return None
         return Limit(f"key:{key.label}", key.rpm, "this key", cost)
 
-
-def authorize_model(key: ApiKey | None, model: str) -> None:
-    """403 when the key is limited to other models (`name`, or a `prefix/*` family)."""
-    if key is not None and not key.allows(model):
-        raise ModelNotAllowed(f"this key may not use the model {model!r}", param="model")
+    def may_use(self, key: ApiKey | None, model: str) -> bool:
+        """Whether the key may use `model`: any key without a `models` list may; one with a
+        list, by the route the name takes (`Router.permits`)."""
+        return key is None or key.models is None or self.router.permits(key.models, model)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from app.config import ConfigError, GatewayConfig, ModelEntry
-from app.config.names import ModelPattern
-from app.errors import ModelNotFound
+from app.config.names import ModelPattern, variant_problem
+from app.errors import InvalidRequest, ModelNotFound
 from app.errors.quoting import shortened
 from app.providers import PROVIDER_KINDS, ProviderKinds, provider_type
 from app.providers.base import Provider, ProviderContext
@@ -125,11 +125,29 @@ class Router:
                 return family
         return None
 
+    def permits(self, allowed: Sequence[str], model: str) -> bool:
+        """Whether a key limited to `allowed` (names and `prefix/*` families) may use `model`,
+        decided by the route `model` takes: a name allows its own route, exact or family,
+        never another entry whose name a family pattern happens to match (a key for `team/*`
+        may not use a separate entry `team/secret`). A family pattern that is no configured
+        name covers every name it matches, and an exact member of a family may be named."""
+        group = self._group_for(model)
+        for name in allowed:
+            if group is not None and name == group.name:
+                return True
+            pattern = ModelPattern(name)
+            if not pattern.is_family and name == model:
+                return True
+            if pattern.is_family and name not in self._groups and pattern.matches(model):
+                return True
+        return False
+
     def resolve(self, model: str) -> list[Attempt]:
         """The deployments to try for `model`, in order: its group, then its fallbacks."""
         group = self._group_for(model)
         if group is None:
             raise ModelNotFound(f"the model {shortened(model)!r} does not exist", param="model")
+        _check_variant(group, model)
         if not group.deployments:
             raise ModelNotFound(
                 f"the model {shortened(model)!r} is not enabled: set "
@@ -158,4 +176,18 @@ class Router:
     def owner(self, model: str) -> str | None:
         """The provider kind behind a listed or routable model, if it is served."""
         group = self._group_for(model)
-        return group.provider_kind if group and group.deployments else None
+        if group is None or not group.deployments:
+            return None
+        variant = group.pattern.variant(model)
+        return None if variant is not None and variant_problem(variant) else group.provider_kind
+
+
+def _check_variant(group: Group, model: str) -> None:
+    """400 for a variant no upstream should be asked for (see `variant_problem`)."""
+    variant = group.pattern.variant(model)
+    problem = variant_problem(variant) if variant is not None else None
+    if problem is not None:
+        raise InvalidRequest(
+            f"the model {shortened(model)!r} names a variant of {group.name!r} with {problem}",
+            param="model",
+        )

@@ -90,6 +90,8 @@ class HostileUpstream:
     - `/echo-key`: a 400 whose message echoes the caller's key upper-cased, base64- and
       URL-encoded;
     - `/predictionguard`: a Prediction Guard chat endpoint that counts its calls;
+    - `/echo-model`: a chat endpoint that answers with the model it was asked for, and
+      keeps each (`models_asked`);
     - `/numbers/{case}`: replies whose numbers no upstream should send (`NUMBERS`): usage
       below zero or past any count, credits below zero, a `Retry-After` of `nan`;
     - `/images/slow/{name}`: an image host that answers after `SLOW_IMAGE_S`;
@@ -102,6 +104,7 @@ class HostileUpstream:
         self.slow_requests = 0  # image requests to `/images/slow/...` so far
         self.slow_in_flight = self.slow_peak = 0  # of them at once: now, at most
         self.calls = 0
+        self.models_asked: list[str] = []
         # A reset starts a new count: fetches still closing from before it don't take part.
         self._generation = 0
         self._lock = threading.Lock()
@@ -115,6 +118,7 @@ class HostileUpstream:
                 Route("/echo-key/v1/chat/completions", self._echo_key, methods=["POST"]),
                 Route("/predictionguard/chat/completions", self._counted, methods=["POST"]),
                 Route("/numbers/{case}/v1/chat/completions", self._numbers, methods=["POST"]),
+                Route("/echo-model/v1/chat/completions", self._echo_model, methods=["POST"]),
                 Route("/images/slow/{name}", self._slow_image, methods=["GET"]),
                 Route("/images/{name}", self._image, methods=["GET"]),
             ]
@@ -132,6 +136,7 @@ class HostileUpstream:
         with self._lock:
             self.images.clear()
             self.slow_requests = self.slow_in_flight = self.slow_peak = self.calls = 0
+            self.models_asked.clear()
             self._generation += 1
 
     async def _body(self, _: Request) -> Response:
@@ -174,6 +179,25 @@ class HostileUpstream:
             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
         }
         return Response(json.dumps(reply), media_type="application/json")
+
+    async def _echo_model(self, request: Request) -> Response:
+        model = str((await request.json()).get("model"))
+        with self._lock:
+            self.models_asked.append(model)
+        reply = {
+            "id": "chatcmpl-echo",
+            "object": "chat.completion",
+            "created": 1,
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": model},
+                    "finish_reason": "stop",
+                }
+            ],
+        }
+        return JSONResponse(reply)
 
     async def _numbers(self, request: Request) -> Response:
         case = request.path_params["case"]

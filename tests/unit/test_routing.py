@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from app.config import parse_config
-from app.errors import ModelNotFound
+from app.errors import InvalidRequest, ModelNotFound
 from app.providers.aimlapi import AIMLAPI
 from app.providers.base import ProviderContext
 from app.providers.inspect import Inspect
@@ -273,3 +273,52 @@ def test_served_groups_keep_config_order(provider_context: ProviderContext) -> N
         ("b", 2),
         ("a/*", 1),
     ]
+
+
+@pytest.mark.parametrize(
+    ("allowed", "model", "permitted"),
+    [
+        (["team/*"], "team/draft", True),
+        (["team/*"], "team/secret", False),  # its own entry: not the family's route
+        (["team/secret"], "team/secret", True),
+        (["team/*", "team/secret"], "team/secret", True),
+        (["vlm/*"], "vlm/doc", True),  # no such family: the pattern covers the names
+        (["vlm/*"], "vlm/doc/invoice", True),
+        (["vlm/doc"], "vlm/doc", True),
+        (["vlm/doc"], "vlm/other", False),
+        (["team/draft"], "team/draft", True),  # one member of a family, named
+        (["team/draft"], "team/other", False),
+        (["gpt-4o"], "team/draft", False),
+    ],
+)
+def test_a_key_list_permits_by_the_route_a_name_takes(
+    provider_context: ProviderContext, allowed: list[str], model: str, permitted: bool
+) -> None:
+    routes = router(
+        [
+            {"name": "team/*", "provider": "openai"},
+            {"name": "team/secret", "provider": "openai"},
+            {"name": "vlm/doc", "provider": "openai"},
+            {"name": "vlm/doc/invoice", "provider": "openai"},
+        ],
+        provider_context,
+    )
+
+    assert routes.permits(allowed, model) is permitted
+
+
+@pytest.mark.parametrize(
+    "model",
+    ["team/..", "team/../x", "team/./x", "team/x/..", "team/a\\b", "team/x\x00", "team/\x7f"],
+)
+def test_a_variant_with_dot_segments_or_control_characters_is_refused(
+    provider_context: ProviderContext, model: str
+) -> None:
+    routes = router([{"name": "team/*", "provider": "openai"}], provider_context)
+
+    with pytest.raises(InvalidRequest) as caught:
+        routes.resolve(model)
+
+    assert caught.value.param == "model"
+    assert routes.owner(model) is None
+    assert routes.resolve("team/x..y")[0].upstream_model == "x..y"  # dots within a name are fine
