@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ JobStatus = Literal["queued", "running", "succeeded", "failed"]
 # Polls answered with a malformed reply before the job is given up: the first, and two more in
 # case something between the gateway and the upstream garbled one.
 MALFORMED_POLLS = 3
+# What job ids look like (Masterpiece X's, VLM Run's): one path segment, nothing to escape.
+_JOB_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.:-]{0,127}")
 
 
 class MalformedJobReply(MalformedReply):
@@ -33,6 +36,14 @@ class MalformedJobReply(MalformedReply):
     @property
     def retryable(self) -> bool:
         return False
+
+
+def job_id(value: object, provider: str) -> str:
+    """A job id from an upstream's reply, checked before it goes into the path of a poll: one
+    segment of letters, digits and `_.:-`, not starting with a dot, at most 128 characters."""
+    if not isinstance(value, str) or not _JOB_ID.fullmatch(value):
+        raise MalformedJobReply(f"the {provider} upstream gave a job id that is not one")
+    return value
 
 
 @dataclass(frozen=True)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.config import ModelEntry
-from app.errors import UpstreamError
+from app.errors import UpstreamError, UpstreamRejected, UpstreamTimeout, UpstreamUnavailable
 from app.images import ImageNeeds, PreparedImage
 from app.providers.base import Call, Capabilities, ProviderContext, parse_options
-from app.providers.jobs import JobProvider, JobState, JobStatus
+from app.providers.handed import HandedURLs
+from app.providers.jobs import JobProvider, JobState, JobStatus, job_id
 from app.providers.prompt import flatten_conversation
 from app.providers.upstream import MalformedReply, UpstreamAPI
 from app.wire.schemas import ChatCompletion, ChatCompletionMessage, Choice
@@ -19,6 +20,8 @@ from app.wire.schemas import ChatCompletion, ChatCompletionMessage, Choice
 logger = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.genai.masterpiecex.com/v2"
+# Where its presigned upload URLs point: Google Cloud Storage.
+STORAGE_HOSTS = ("storage.googleapis.com", "*.storage.googleapis.com")
 UPLOAD_TTL_S = 24 * 3600
 _STATUSES: dict[str, JobStatus] = {
     "pending": "queued",
@@ -33,6 +36,8 @@ class MasterpieceXOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     upload_remote_images: bool = True
+    # Hosts its presigned upload URLs may point at besides its own (`*.` for subdomains).
+    storage_hosts: list[str] = Field(default_factory=lambda: list(STORAGE_HOSTS))
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,12 @@ class MasterpieceX(JobProvider[Job]):
         self._api = UpstreamAPI.for_entry(
             entry, context.transport, name="masterpiecex", default_base_url=DEFAULT_BASE_URL
         )
+        self._urls = HandedURLs(
+            "masterpiecex",
+            self._api.base_url,
+            options.storage_hosts,
+            allow_private=context.images.allow_private_networks,
+        )
         self._state = context.state
         self.poll_interval_s = entry.poll_interval_s
         self.metrics = context.metrics
@@ -71,10 +82,9 @@ class MasterpieceX(JobProvider[Job]):
             )
         else:
             reply = await self._api.call("POST", "/llm/llm_call", _text_call(call, prompt))
-        request_id = reply.get("requestId")
-        if not isinstance(request_id, str) or not request_id:
+        if not reply.get("requestId"):
             raise UpstreamError("the masterpiecex upstream gave no requestId")
-        return Job(request_id, reply.get("balance")), None
+        return Job(job_id(reply["requestId"], "masterpiecex"), reply.get("balance")), None
 
     async def check(self, job: Job) -> JobState:
         return job_state(await self._api.call("GET", f"/status/{job.request_id}"))
@@ -116,6 +126,7 @@ class MasterpieceX(JobProvider[Job]):
         upload_url = asset.get("assetUrl")
         if not isinstance(upload_url, str) or not upload_url.startswith("http"):
             raise UpstreamError("the masterpiecex upstream gave no upload URL")
+        await self._urls.check(upload_url)
         # The presigned URL carries its own authorisation: the API key is never sent to it.
         put = self._api.request(
             "PUT",
@@ -124,7 +135,17 @@ class MasterpieceX(JobProvider[Job]):
             headers={"Content-Type": mime},
             authenticated=False,
         )
-        await self._api.send(put)
+        try:
+            await self._api.send(put)
+        except (UpstreamError, UpstreamRejected) as exc:
+            # What storage says goes to the log, not to the client: it may be another service
+            # speaking, and it quotes the presigned request.
+            logger.debug("masterpiecex storage refused an upload: %s", exc.message)
+            if isinstance(exc, UpstreamTimeout | UpstreamUnavailable):
+                raise
+            raise UpstreamError(
+                f"the masterpiecex storage did not take the image ({exc.code})"
+            ) from None
         return upload_url.split("?", 1)[0]
 
 

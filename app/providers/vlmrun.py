@@ -17,7 +17,7 @@ from app.providers.base import (
     ProviderContext,
     parse_options,
 )
-from app.providers.jobs import JobProvider, JobState, JobStatus
+from app.providers.jobs import JobProvider, JobState, JobStatus, job_id
 from app.providers.listing import CachedList
 from app.providers.prompt import message_text
 from app.providers.upstream import MalformedReply, UpstreamAPI
@@ -128,10 +128,9 @@ class VLMRun(JobProvider[Prediction]):
         reply = await self._api.call(
             "POST", "/image/generate", self.payload(call), call.request.inline
         )
-        prediction_id = reply.get("id")
-        if not isinstance(prediction_id, str) or not prediction_id:
+        if not reply.get("id"):
             raise UpstreamError("the vlmrun upstream gave no prediction id")
-        return Prediction(prediction_id), _state(reply)
+        return Prediction(job_id(reply["id"], "vlmrun")), _state(reply)
 
     async def check(self, job: Prediction) -> JobState:
         return _state(await self._api.call("GET", f"/predictions/{job.id}"))
