@@ -20,6 +20,10 @@ from app.responses.payload import response_data
 from app.responses.schemas import ResponsesRequest, read_responses_request
 from app.responses.store import ResponseStore
 from app.responses.translate import ChatMessage, input_messages, to_chat_request
+from app.wire.shape import prompt_extras
+
+# What of a Responses request becomes prompt besides its input.
+_PROMPT_FIELDS = {"instructions", "user", "tools", "text"}
 
 
 async def create_response(incoming: Incoming) -> Reply:
@@ -34,8 +38,10 @@ async def create_response(incoming: Incoming) -> Reply:
         if request.previous_response_id:
             history = await store.conversation(request.previous_response_id, owner=owner)
         turn = input_messages(request)
-        # The whole conversation goes upstream: the request caps hold for it, not only `input`.
-        gateway.shape.check_messages([*history, *turn], param="input")
+        # The whole conversation goes upstream: the request caps hold for it, not only `input`,
+        # and its text shares one budget with the instructions, tools and schemas.
+        extra = prompt_extras(request.model_dump(include=_PROMPT_FIELDS, exclude_none=True))
+        gateway.shape.check_messages([*history, *turn], param="input", extra=extra)
         chat = to_chat_request(request, history, turn)
     if request.stream:
         chunks = await gateway.service.stream(chat, key_rate)

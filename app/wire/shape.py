@@ -43,7 +43,7 @@ class RequestShape:
         if containers > self._limits.max_json_depth:  # fewer containers cannot nest deeper
             self._check_depth(payload)
         self._check_model(payload.get("model"))
-        self.check_messages(payload.get("messages"))
+        self.check_messages(payload.get("messages"), extra=prompt_extras(payload))
         return payload
 
     def _check_items(self, body: Body) -> int:
@@ -75,10 +75,17 @@ class RequestShape:
         if isinstance(model, str) and len(model) > limit:
             raise InvalidRequest(f"the model name is longer than {limit} characters", param="model")
 
-    def check_messages(self, messages: object, param: str | None = None) -> None:
+    def check_messages(
+        self, messages: object, param: str | None = None, extra: PromptExtras = (0, None)
+    ) -> None:
         """The `requests:` caps on a conversation; `param` names it in errors when it is not
-        the body's own `messages` (a Responses conversation, say)."""
+        the body's own `messages` (a Responses conversation, say). `extra` is what else
+        becomes prompt (`prompt_extras`): its characters count against `max_text_chars`
+        with the messages' text."""
         limits = self._limits
+        text, biggest = extra
+        if text > limits.max_text_chars:
+            raise _too_much_text(limits.max_text_chars, biggest)
         if not isinstance(messages, list):
             return  # validation says what is wrong with it
         if len(messages) > limits.max_messages:
@@ -86,7 +93,7 @@ class RequestShape:
                 f"more than {limits.max_messages} messages (requests.max_messages)",
                 param=param or "messages",
             )
-        parts = text = 0
+        parts = 0
         for index, message in enumerate(messages):
             content = message.get("content") if isinstance(message, dict) else None
             if isinstance(content, str):
@@ -101,11 +108,39 @@ class RequestShape:
                     )
                 text += _text_chars(content)
             if text > limits.max_text_chars:
-                raise InvalidRequest(
-                    f"more than {limits.max_text_chars} characters of text in all "
-                    "(requests.max_text_chars)",
-                    param=param or f"messages[{index}].content",
-                )
+                raise _too_much_text(limits.max_text_chars, param or f"messages[{index}].content")
+
+
+# Characters of prompt besides the messages' text, and the field that holds the most of them.
+PromptExtras = tuple[int, str | None]
+# Fields that reach the model besides the messages, counted as they are...
+_PROMPT_TEXTS = ("instructions", "user")
+# ...and, structured ones, as their JSON: tools and their schemas, a response schema (chat's
+# `response_format`, the Responses API's `text.format`).
+_PROMPT_STRUCTURES = ("tools", "functions", "response_format", "text")
+
+
+def prompt_extras(payload: dict[str, object]) -> PromptExtras:
+    """What of a request body becomes prompt besides its messages: `instructions` and `user`
+    as they are, tools and response schemas as their JSON."""
+    total, biggest, most = 0, None, 0
+    for name in _PROMPT_TEXTS + _PROMPT_STRUCTURES:
+        value = payload.get(name)
+        if not value:
+            continue
+        size = len(value) if isinstance(value, str) else len(orjson.dumps(value))
+        total += size
+        if size > most:
+            biggest, most = name, size
+    return total, biggest
+
+
+def _too_much_text(limit: int, param: str | None) -> InvalidRequest:
+    return InvalidRequest(
+        f"more than {limit} characters of text in all, instructions, tools and schemas "
+        "included (requests.max_text_chars)",
+        param=param,
+    )
 
 
 def _outside_strings(body: Body, limit: int) -> tuple[int, bytes]:

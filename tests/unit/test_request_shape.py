@@ -7,7 +7,7 @@ import pytest
 
 from app.config import RequestsConfig
 from app.errors import InvalidJSON, InvalidRequest
-from app.wire.shape import RequestShape
+from app.wire.shape import RequestShape, prompt_extras
 
 LIMIT = 1000
 SHAPE = RequestShape(RequestsConfig(max_json_items=LIMIT))
@@ -58,3 +58,38 @@ def test_an_unterminated_string_is_invalid_json_not_a_crash() -> None:
         SHAPE.load(body)
     with pytest.raises(InvalidJSON):
         SHAPE.load(b'{"model": "' + b"x" * 4 * LIMIT)
+
+
+@pytest.mark.parametrize(
+    ("fields", "param"),
+    [
+        (
+            {"tools": [{"type": "function", "function": {"name": "f", "description": "d" * 90}}]},
+            "tools",
+        ),
+        (
+            {"response_format": {"type": "json_schema", "json_schema": {"schema": "s" * 90}}},
+            "response_format",
+        ),
+        ({"user": "u" * 101}, "user"),
+        ({"instructions": "i" * 101}, "instructions"),
+    ],
+)
+def test_what_becomes_prompt_besides_the_messages_shares_their_text_budget(
+    fields: dict[str, object], param: str
+) -> None:
+    shape = RequestShape(RequestsConfig(max_text_chars=100))
+    alone = {"model": "m", "messages": [{"role": "user", "content": "hi"}], **fields}
+
+    with pytest.raises(InvalidRequest) as caught:
+        shape.load(orjson.dumps(alone))
+    assert caught.value.param == param
+
+    small = RequestShape(RequestsConfig(max_text_chars=10_000))
+    payload = small.load(orjson.dumps({"model": "m", "messages": [], **fields}))
+    extra = prompt_extras(payload)
+    with pytest.raises(InvalidRequest) as caught:  # with the messages' text: one budget
+        small.check_messages(
+            [{"role": "user", "content": "x" * (10_000 - extra[0] + 1)}], extra=extra
+        )
+    assert caught.value.param == "messages[0].content"
