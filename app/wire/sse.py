@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import logging
 from collections.abc import AsyncIterator
@@ -26,6 +27,8 @@ KEEPALIVE = b": keepalive\n\n"
 _utf8 = codecs.getincrementaldecoder("utf-8")
 # The response extension that caps one upstream event (set where the stream is opened).
 MAX_EVENT_BYTES = "max_event_bytes"
+# Upstream events relayed before the event loop is let to serve others (see below).
+EVENTS_BEFORE_YIELD = 64
 
 
 def encode_data(payload: bytes) -> bytes:
@@ -42,8 +45,17 @@ def encode_error(error: GatewayError) -> bytes:
 
 
 async def iter_sse_data(response: httpx.Response) -> AsyncIterator[str]:
-    """The `data` of each upstream event, comments and keepalives skipped, until `[DONE]`;
-    parsed by httpx-sse's line and event decoders.
+    """The `data` of each upstream event, one at a time (see `iter_sse_batches`)."""
+    async for batch in iter_sse_batches(response):
+        for data in batch:
+            yield data
+
+
+async def iter_sse_batches(response: httpx.Response) -> AsyncIterator[list[str]]:
+    """The `data` of the upstream's events, comments and keepalives skipped, until `[DONE]`;
+    parsed by httpx-sse's line and event decoders, in batches: the events that came off the
+    connection together, at most `EVENTS_BEFORE_YIELD` to a batch (a caller may merge them;
+    none waits for the next).
 
     The body is still read to its end after `[DONE]`, so that the connection goes back to the
     pool instead of being closed. An upstream that closes without `[DONE]` simply ends the
@@ -56,6 +68,10 @@ async def iter_sse_data(response: httpx.Response) -> AsyncIterator[str]:
     One event, its unfinished line included, may hold at most the response's
     `MAX_EVENT_BYTES` extension: an upstream sending a line or an event that never ends
     fails the stream there, instead of filling the gateway's memory.
+
+    An upstream faster than the gateway finds its events waiting in the connection's buffer,
+    which reading takes without ever waiting: after every `EVENTS_BEFORE_YIELD` events the
+    event loop is let to serve others, or one such stream would hold it for seconds.
     """
     limit = int(response.extensions.get(MAX_EVENT_BYTES, DEFAULT_MAX_EVENT_BYTES))
     identity = response.headers.get("content-encoding", "identity").lower() in ("", "identity")
@@ -68,8 +84,10 @@ async def iter_sse_data(response: httpx.Response) -> AsyncIterator[str]:
     held = 0  # characters of the event being read, in its finished lines
     partial = 0  # and in the line not finished yet
     done = False
+    since_yield = 0
     async for chunk in body:
         decoded = text.decode(chunk)
+        batch = []
         for line in lines.decode(decoded):
             held = held + len(line) if line else 0
             event = events.decode(line.rstrip("\n"))
@@ -77,16 +95,30 @@ async def iter_sse_data(response: httpx.Response) -> AsyncIterator[str]:
                 if event.data == "[DONE]":
                     done = True
                 else:
-                    yield event.data
+                    batch.append(event.data)
+                    if len(batch) == EVENTS_BEFORE_YIELD:
+                        yield batch
+                        batch = []
+                        since_yield = 0
+                        await asyncio.sleep(0)
         cut = max(decoded.rfind("\n"), decoded.rfind("\r"))
         partial = partial + len(decoded) if cut < 0 else len(decoded) - cut - 1
         if held + partial > limit:
             logger.warning("upstream stream event over %d bytes: cut", limit)
             raise UpstreamError(f"the upstream sent a stream event over {limit} bytes")
+        if batch:
+            yield batch
+            since_yield += len(batch)
+            if since_yield >= EVENTS_BEFORE_YIELD:
+                since_yield = 0
+                await asyncio.sleep(0)
+    last = []
     for line in lines.decode(text.decode(b"", final=True)) + lines.flush():
         event = events.decode(line.rstrip("\n"))
         if event is not None and event.data and not done and event.data != "[DONE]":
-            yield event.data
+            last.append(event.data)
+    if last:
+        yield last
 
 
 def encode_named_event(name: str, payload: bytes) -> bytes:

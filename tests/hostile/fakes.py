@@ -43,6 +43,9 @@ JSON_BOMB = _bomb(b'{"id": "x", "object": "chat.completion", "choices": "', b"a"
 EVENT_BOMB = _bomb(b"", b"data: " + b"a" * 1000 + b"\n", ENDLESS_BYTES)
 
 
+# A stream of this many chunks, sent as fast as they go; a reply of this many choices.
+FLOOD_CHUNKS = 1_000_000
+MANY_CHOICES = 100_000
 # What `/numbers/{case}` reports: its usage, and the facts a job upstream would add.
 NUMBERS: dict[str, tuple[dict[str, object], dict[str, object]]] = {
     "negative-usage": ({"prompt_tokens": -5, "completion_tokens": -7, "total_tokens": -12}, {}),
@@ -92,6 +95,8 @@ class HostileUpstream:
     - `/predictionguard`: a Prediction Guard chat endpoint that counts its calls;
     - `/echo-model`: a chat endpoint that answers with the model it was asked for, and
       keeps each (`models_asked`);
+    - `/flood`: a stream of `FLOOD_CHUNKS` one-character chunks, as fast as it can send them;
+    - `/many-choices`: a reply with `MANY_CHOICES` choices to a request for one;
     - `/numbers/{case}`: replies whose numbers no upstream should send (`NUMBERS`): usage
       below zero or past any count, credits below zero, a `Retry-After` of `nan`;
     - `/images/slow/{name}`: an image host that answers after `SLOW_IMAGE_S`;
@@ -119,6 +124,8 @@ class HostileUpstream:
                 Route("/predictionguard/chat/completions", self._counted, methods=["POST"]),
                 Route("/numbers/{case}/v1/chat/completions", self._numbers, methods=["POST"]),
                 Route("/echo-model/v1/chat/completions", self._echo_model, methods=["POST"]),
+                Route("/flood/v1/chat/completions", self._flood, methods=["POST"]),
+                Route("/many-choices/v1/chat/completions", self._many_choices, methods=["POST"]),
                 Route("/images/slow/{name}", self._slow_image, methods=["GET"]),
                 Route("/images/{name}", self._image, methods=["GET"]),
             ]
@@ -179,6 +186,17 @@ class HostileUpstream:
             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
         }
         return Response(json.dumps(reply), media_type="application/json")
+
+    async def _flood(self, _: Request) -> Response:
+        return StreamingResponse(_flooding(), media_type="text/event-stream")
+
+    async def _many_choices(self, _: Request) -> Response:
+        choices = [
+            {"index": i, "message": {"role": "assistant", "content": "a"}, "finish_reason": "stop"}
+            for i in range(MANY_CHOICES)
+        ]
+        reply = {"id": "chatcmpl-many", "object": "chat.completion", "created": 1, "model": "m"}
+        return Response(json.dumps({**reply, "choices": choices}), media_type="application/json")
 
     async def _echo_model(self, request: Request) -> Response:
         model = str((await request.json()).get("model"))
@@ -247,6 +265,16 @@ class HostileUpstream:
         if found is None:
             return Response(b"no such image", status_code=404)
         return Response(found[0], media_type=found[1])
+
+
+async def _flooding() -> AsyncIterator[bytes]:
+    """`FLOOD_CHUNKS` chunks of one character, a thousand to a write, then `[DONE]`."""
+    head = b'data: {"id":"x","object":"chat.completion.chunk","created":1,"model":"m",'
+    chunk = head + b'"choices":[{"index":0,"delta":{"content":"a"}}]}\n\n'
+    last = head + b'"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
+    for _ in range(FLOOD_CHUNKS // 1000):
+        yield chunk * 1000
+    yield last + b"data: [DONE]\n\n"
 
 
 async def _as_events(reply: dict[str, object]) -> AsyncIterator[bytes]:

@@ -323,6 +323,51 @@ async def test_stream_relays_chunks_in_order_after_our_role_chunk(
     assert len({c.id for c in chunks}) == 1
 
 
+async def test_text_events_of_an_upstream_that_outpaces_the_gateway_go_out_together(
+    transport: httpx.AsyncBaseTransport, respx_mock: respx.MockRouter
+) -> None:
+    tool = {"tool_calls": [{"index": 0, "id": "c", "function": {"name": "f", "arguments": ""}}]}
+    flood = [delta_event({"content": "a"}) for _ in range(100)]
+    respx_mock.post("/chat/completions").mock(
+        return_value=sse(
+            delta_event({"role": "assistant", "content": ""}),
+            *flood,
+            delta_event(tool),
+            delta_event({"content": "!"}),
+            delta_event({"content": "?"}, "stop"),
+            USAGE_EVENT,
+            "[DONE]",
+        )
+    )
+
+    chunks = await collect(chunks_of(provider(transport), vision_call(stream=True)))
+
+    _, *rest = chunks
+    contents = [c.choices[0].delta.content if c.choices else None for c in rest]
+    # A batch of 64 events merged, the next (37 events and the rest) as they came.
+    assert contents == ["a" * 63, *["a"] * 37, None, "!", "?", None]
+    assert rest[38].choices[0].delta.model_extra == tool
+    assert rest[40].choices[0].finish_reason == "stop"
+
+
+async def test_a_chunk_for_a_choice_not_asked_for_fails_the_stream(
+    transport: httpx.AsyncBaseTransport, respx_mock: respx.MockRouter
+) -> None:
+    respx_mock.post("/chat/completions").mock(
+        return_value=sse(
+            *[delta_event({"content": "a"}) for _ in range(70)],
+            delta_event({"content": "B "}, index=5),
+        )
+    )
+    received: list[ChatCompletionChunk] = []
+
+    with pytest.raises(UpstreamError, match="more choices"):
+        await collect_into(chunks_of(provider(transport), vision_call(stream=True)), received)
+
+    # What came before the failure went out, merged or not.
+    assert "".join(c.choices[0].delta.content or "" for c in received) == "a" * 70
+
+
 async def test_role_and_content_in_one_upstream_chunk_keep_the_content(
     transport: httpx.AsyncBaseTransport, respx_mock: respx.MockRouter
 ) -> None:
