@@ -88,6 +88,11 @@ class ImagesConfig(_Strict):
     fetch_remote: Literal["auto", "always"] = "auto"
     # Converted images kept by content hash, so that one sent again is not converted again.
     cache_bytes: Annotated[int, Field(ge=0)] = 16 * 1024 * 1024
+    # What conversions under way may hold at once in decoded pixels and their copies, per
+    # worker; an image that alone would take more is refused (400 image_too_large).
+    max_decode_bytes: Annotated[int, Field(ge=16 * 1024 * 1024)] = 256 * 1024 * 1024
+    # Scans of a progressive JPEG decoded at most; one of more is refused.
+    max_jpeg_scans: Annotated[int, Field(ge=1)] = 100
 
 
 class DocumentsConfig(_Strict):

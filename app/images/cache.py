@@ -38,6 +38,11 @@ class ImageCache:
             self.hits += 1
             return image
 
+    def peek(self, key: Hashable) -> ProcessedImage | None:
+        """`get` once more for a key just missed (after waiting a turn), counting nothing."""
+        with self._lock:
+            return self._entries.get(key)
+
     def put(self, key: Hashable, image: ProcessedImage) -> None:
         cost = self._cost(image)
         if cost > self._max_bytes:

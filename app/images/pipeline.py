@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -12,9 +11,9 @@ from typing import Literal
 import pybase64
 
 from app.config import ImagesConfig
-from app.errors import GatewayError, ImageError, ImageTooLarge
+from app.errors import GatewayError, ImageTooLarge
 from app.images.cache import ImageCache
-from app.images.complete import ImageEnd
+from app.images.conversion import Converter, Scan
 from app.images.fetch import ImageFetcher, display_url
 from app.images.intake import (
     check_image_parts,
@@ -25,19 +24,14 @@ from app.images.intake import (
 )
 from app.images.process import (
     WEB_FORMATS,
-    Identity,
     ProcessedImage,
     Target,
-    digest,
-    identify_unchanged,
-    process_image,
 )
 from app.images.urls import parse_image_url
 from app.observe.metrics import Metrics
 from app.observe.record import current_record
-from app.server.threads import WorkerThreads
 from app.wire.hashed import HashedURI
-from app.wire.inline import InlineImages
+from app.wire.inline import InlineImages, InlineURI
 from app.wire.schemas import ChatCompletionRequest, ImageURLPart, Message
 
 
@@ -111,14 +105,6 @@ class PreparedImage:
         )
 
 
-# Reads a data URI a window at a time; the probe decides from its first bytes whether to go on,
-# and the second callable sees every window.
-Scan = Callable[
-    [Callable[[bytes], Identity | None], Callable[[bytes], None]],
-    tuple[Identity, int, str] | None,
-]
-
-
 def is_data_uri(url: str) -> bool:
     return url[:5].lower() == "data:"
 
@@ -139,8 +125,7 @@ class ImagePipeline:
         self._fetcher = fetcher
         self._cache = cache
         self._metrics = metrics or Metrics()
-        # Decoded images are large: convert a few at a time, not one per worker thread.
-        self._conversions = WorkerThreads(os.cpu_count() or 2)
+        self._converter = Converter(limits, cache)
 
     async def prepare(
         self, request: ChatCompletionRequest, needs: ImageNeeds
@@ -206,6 +191,7 @@ class ImagePipeline:
                 if needs.raw_bytes
                 else lambda probe, feed: scan_data_uri(source, param, max_bytes, probe, feed),
                 uri=url,
+                load_bytes=_decoded_bytes(source),
             )
             prepared = PreparedImage(param, "data_uri", url, image)
             if prepared.image is not None and not (prepared.replaced or needs.raw_bytes):
@@ -254,55 +240,21 @@ class ImagePipeline:
         target: Target,
         param: str,
         *,
+        load_bytes: int = 0,
         scan: Scan | None = None,
         uri: str = "",
     ) -> ProcessedImage:
-        """`load` the bytes (decoding a data URI, say), identify and convert them: all in one
-        worker thread, so the event loop never touches a multi-MB buffer.
-
-        With `scan` (a data URI whose upstream takes it as it is), the image is first read a
-        window at a time. When its first bytes show it needs no conversion and `uri` already
-        names its real type, its bytes are never held whole; otherwise the scan stops there."""
-
-        def as_it_is(head: bytes) -> Identity | None:
-            found = identify_unchanged(head, target, max_pixels=self._limits.max_image_pixels)
-            return found if found and uri.startswith(f"data:{found.mime};base64,") else None
-
-        def unchanged_image() -> tuple[ProcessedImage, int] | None:
-            assert scan is not None
-            end = ImageEnd()
-            scanned = scan(as_it_is, end.feed)
-            if scanned is None:
-                return None
-            end.check()  # no decoder sees these bytes before the upstream does
-            found, size, sha256 = scanned
-            image = ProcessedImage(b"", found.mime, found.width, found.height, sha256, size=size)
-            self._cache.put((sha256, target), image)
-            return image, size
-
-        def work() -> tuple[ProcessedImage, int]:
-            if scan is not None and (found := unchanged_image()) is not None:
-                return found
-            data = load()
-            sha256 = digest(data)
-            key = (sha256, target)
-            cached = self._cache.get(key)
-            if cached is not None:
-                if not cached.converted:
-                    cached = dataclasses.replace(cached, data=data)
-                return cached, len(data)
-            image = process_image(
-                data, target, max_pixels=self._limits.max_image_pixels, sha256=sha256
-            )
-            self._cache.put(key, image if image.converted else image.without_data())
-            return image, len(data)
-
-        try:
-            image, size = await self._conversions.run(work)
-        except ImageError as exc:
-            raise type(exc)(exc.message, param=param) from None
+        """The image `load` gives, as `target` wants it (see `Converter.process`), counted."""
+        image, size = await self._converter.process(
+            load, target, param, load_bytes=load_bytes, scan=scan, uri=uri
+        )
         self._count(image, size)
         return image
+
+
+def _decoded_bytes(uri: str | InlineURI) -> int:
+    """About what a data URI decodes to: what reading it holds."""
+    return (len(uri.payload) if isinstance(uri, InlineURI) else len(uri)) * 3 // 4
 
 
 def with_images(

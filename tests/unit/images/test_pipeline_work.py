@@ -16,7 +16,7 @@ from app.errors import ImageTooLarge
 from app.images import ImageNeeds
 from app.images.cache import ImageCache
 from app.images.intake import decode_data_uri, scan_data_uri
-from app.images.process import process_image
+from app.images.process import open_image
 from app.wire.hashed import HashedURI
 from tests.conftest import make_config
 from tests.unit.images.chat import make_pipeline, part, request_with, url_of
@@ -42,8 +42,8 @@ class Calls:
 
 @pytest.fixture
 def processed(monkeypatch: pytest.MonkeyPatch) -> Calls:
-    calls = Calls(process_image)
-    monkeypatch.setattr("app.images.pipeline.process_image", calls)
+    calls = Calls(open_image)
+    monkeypatch.setattr("app.images.conversion.open_image", calls)
     return calls
 
 
