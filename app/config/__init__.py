@@ -91,8 +91,17 @@ class ImagesConfig(_Strict):
     # What conversions under way may hold at once in decoded pixels and their copies, per
     # worker; an image that alone would take more is refused (400 image_too_large).
     max_decode_bytes: Annotated[int, Field(ge=16 * 1024 * 1024)] = 256 * 1024 * 1024
+    # One client's share of it (null: half); a client with nothing under way may always
+    # start one conversion.
+    max_decode_bytes_per_client: Annotated[int, Field(ge=0)] | None = None
     # Scans of a progressive JPEG decoded at most; one of more is refused.
     max_jpeg_scans: Annotated[int, Field(ge=1)] = 100
+
+    @property
+    def decode_share(self) -> int:
+        """`max_decode_bytes_per_client`, or half of `max_decode_bytes` when unset."""
+        share = self.max_decode_bytes_per_client
+        return self.max_decode_bytes // 2 if share is None else share
 
 
 class DocumentsConfig(_Strict):

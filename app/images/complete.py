@@ -25,6 +25,9 @@ _GIF_DESCRIPTOR = 9  # an image descriptor after its introducer
 _MARKERS_WITHOUT_LENGTH = frozenset({0x01, 0xD8, *range(0xD0, 0xD8)})
 # Enough for any header worth the name; a JPEG's beyond it is searched for its end from there.
 HEAD_BYTES = 64 * 1024
+# Sub-blocks of a GIF followed at most. Encoders fill them (255 bytes each: 80,000 in a 20 MB
+# GIF); one cut into 1-byte blocks has millions, each a step of this walk (18 MB: 9 s of CPU).
+MAX_GIF_BLOCKS = 1 << 18
 
 
 class ImageEnd:
@@ -64,6 +67,11 @@ class ImageEnd:
 
     def check(self) -> None:
         """400 `invalid_image` unless the bytes fed so far are a whole image."""
+        if self._gif is not None and self._gif.blocks > MAX_GIF_BLOCKS:
+            raise ImageError(
+                f"the GIF's data is cut into more than {MAX_GIF_BLOCKS} blocks; no encoder "
+                "makes so many"
+            )
         if not self.whole():
             raise ImageError("the image data is truncated: its end is missing")
 
@@ -131,6 +139,7 @@ class _GifBlocks:
 
     def __init__(self) -> None:
         self.ended = False
+        self.blocks = 0  # sub-blocks followed so far
         self._broken = False
         self._skip = 0
         self._want = _GIF_SCREEN
@@ -175,7 +184,10 @@ class _GifBlocks:
         self._next(self._sub_blocks, skip=_colour_table(field[8]) + 1)
 
     def _sub_blocks(self, field: bytes) -> None:
-        if field[0]:
+        self.blocks += 1
+        if self.blocks > MAX_GIF_BLOCKS:
+            self._broken = True  # refused by `ImageEnd.check`, read no further
+        elif field[0]:
             self._next(self._sub_blocks, skip=field[0])
         else:
             self._next(self._block)

@@ -24,6 +24,7 @@ from app.images.process import (
     identify_unchanged,
     open_image,
 )
+from app.observe.record import current_record
 
 # Reads a data URI a window at a time; the probe decides from its first bytes whether to go on,
 # and the second callable sees every window.
@@ -38,7 +39,8 @@ class Converter:
     """Each image in two steps on worker threads. The first reads its bytes (decoding a data
     URI, say), hashes them and opens the image from its header: enough for an image that goes
     as it is, and for one to convert, enough to know what decoding it will hold. The second,
-    admitted by that, decodes and converts it (see `Conversions`)."""
+    admitted by that, decodes and converts it. Both steps of one client's images take turns
+    with other clients' (see `Conversions`)."""
 
     def __init__(self, limits: ImagesConfig, cache: ImageCache) -> None:
         self._limits = limits
@@ -46,7 +48,9 @@ class Converter:
             limits.max_image_pixels, limits.max_jpeg_scans, limits.max_decode_bytes
         )
         self._cache = cache
-        self.conversions = Conversions(os.cpu_count() or 2, limits.max_decode_bytes)
+        self.conversions = Conversions(
+            os.cpu_count() or 2, limits.max_decode_bytes, limits.decode_share
+        )
 
     async def process(
         self,
@@ -64,12 +68,13 @@ class Converter:
         With `scan` (a data URI whose upstream takes it as it is), the image is first read a
         window at a time. When its first bytes show it needs no conversion and `uri` already
         names its real type, its bytes are never held whole; otherwise the scan stops there."""
+        client = current_record().client
         try:
             found, size = await self.conversions.run(
-                load_bytes, lambda _: self._first_look(load, target, scan, uri)
+                client, load_bytes, lambda _: self._first_look(load, target, scan, uri)
             )
             if isinstance(found, Pending):
-                found = await self._converted(found)
+                found = await self._converted(client, found)
         except ImageError as exc:
             raise type(exc)(exc.message, param=param) from None
         return found, size
@@ -107,7 +112,7 @@ class Converter:
         self._cache.put((sha256, target), image)
         return image, size
 
-    async def _converted(self, pending: Pending) -> ProcessedImage:
+    async def _converted(self, client: str, pending: Pending) -> ProcessedImage:
         """Decode and convert once the memory it takes is there. (An image never converted, its
         caller gone first, holds nothing but its bytes: it goes with them.)"""
 
@@ -119,4 +124,4 @@ class Converter:
             self._cache.put(key, image)
             return image
 
-        return await self.conversions.run(pending.cost, convert)
+        return await self.conversions.run(client, pending.cost, convert)

@@ -165,6 +165,8 @@ def open_image(
             raise ImageError(f"unsupported image format {image.format!r}")
         width, height = image.size
         _check_size(width, height, limits.max_pixels)
+        if image.format == "GIF":
+            check_whole(data)  # its blocks followed, boundedly, before Pillow looks for frames
         plan = _plan(image, mime, target)
         if not plan:
             image.close()

@@ -1,5 +1,5 @@
-"""Image work admitted by the memory it takes; a caller that leaves stops its work, whose
-thread and bytes stay counted until it has ended."""
+"""Image work admitted by the memory it takes, clients taking turns; a caller that leaves stops
+its work, whose thread and bytes stay counted until it has ended."""
 
 from __future__ import annotations
 
@@ -40,8 +40,10 @@ async def settle() -> None:
 
 
 async def test_work_is_admitted_by_the_memory_it_takes_not_by_a_count() -> None:
-    conversions, gate = Conversions(threads=4, max_bytes=100), Gate()
-    tasks = [asyncio.create_task(conversions.run(60, gate.work(f"w{n}"))) for n in range(3)]
+    conversions, gate = Conversions(threads=4, max_bytes=100, per_client_bytes=100), Gate()
+    tasks = [
+        asyncio.create_task(conversions.run(f"c{n}", 60, gate.work(f"w{n}"))) for n in range(3)
+    ]
     await settle()
 
     assert gate.started == ["w0"]  # two would hold 120 of 100, whatever the threads free
@@ -51,10 +53,33 @@ async def test_work_is_admitted_by_the_memory_it_takes_not_by_a_count() -> None:
     assert conversions.held == 0
 
 
+async def test_clients_take_turns_and_one_holds_no_more_than_its_share() -> None:
+    conversions, gate = Conversions(threads=2, max_bytes=100, per_client_bytes=50), Gate()
+    greedy = [
+        asyncio.create_task(conversions.run("greedy", 30, gate.work(f"g{n}"))) for n in range(6)
+    ]
+    await settle()
+    other = asyncio.create_task(conversions.run("other", 30, gate.work("o")))
+    await settle()
+
+    # One of the greedy client's images at a time (two would pass its share of 50); the other
+    # client's starts at once beside it, ahead of the greedy client's queue.
+    assert gate.started == ["g0", "o"]
+    gate.opened.set()
+    await asyncio.gather(*greedy, other)
+
+
+async def test_a_client_alone_may_take_more_than_its_share_once() -> None:
+    conversions, gate = Conversions(threads=2, max_bytes=100, per_client_bytes=20), Gate()
+    gate.opened.set()
+
+    assert await conversions.run("big", 90, gate.work("big")) == "big"
+
+
 async def test_a_caller_that_leaves_stops_its_work_which_keeps_its_bytes_until_it_ends() -> None:
-    conversions, gate = Conversions(threads=1, max_bytes=100), Gate()
-    running = asyncio.create_task(conversions.run(80, gate.work("first")))
-    waiting = asyncio.create_task(conversions.run(80, gate.work("never")))
+    conversions, gate = Conversions(threads=1, max_bytes=100, per_client_bytes=100), Gate()
+    running = asyncio.create_task(conversions.run("a", 80, gate.work("first")))
+    waiting = asyncio.create_task(conversions.run("b", 80, gate.work("never")))
     await settle()
 
     running.cancel()
@@ -66,4 +91,4 @@ async def test_a_caller_that_leaves_stops_its_work_which_keeps_its_bytes_until_i
     assert gate.started == ["first"]  # the waiting one never started
     assert conversions.held == 0
     gate.opened.set()
-    assert await conversions.run(100, gate.work("next")) == "next"
+    assert await conversions.run("c", 100, gate.work("next")) == "next"

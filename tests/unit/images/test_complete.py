@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from app.errors import ImageError
-from app.images.complete import ImageEnd, check_whole
+from app.images.complete import MAX_GIF_BLOCKS, ImageEnd, check_whole
 
 FORMATS = ["JPEG", "PNG", "GIF", "WEBP"]
 
@@ -121,3 +121,11 @@ def test_a_gif_with_a_block_that_is_no_gif_block_is_not_whole() -> None:
     data = animated_gif(1)
     trailer = len(data) - 1
     assert not whole_in_pieces(data[:trailer] + b"\x99" + data[trailer:], 3)
+
+
+def test_a_gif_cut_into_more_blocks_than_any_encoder_makes_is_refused_early() -> None:
+    from tests.hostile.bombs import fragmented_gif
+
+    check_whole(fragmented_gif(100_000))  # 50,000 blocks: odd, and whole
+    with pytest.raises(ImageError, match="blocks"):
+        check_whole(fragmented_gif(2 * MAX_GIF_BLOCKS + 1_000))
