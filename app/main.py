@@ -17,6 +17,7 @@ from app.documents import DocumentPipeline
 from app.images import ImagePipeline
 from app.images.cache import ImageCache
 from app.images.fetch import ImageFetcher, Resolver, system_resolver
+from app.images.held import FetchedBytes
 from app.observe.logs import configure_logging
 from app.observe.metrics import Metrics
 from app.providers.base import ProviderContext
@@ -46,6 +47,7 @@ def create_app(config: GatewayConfig, *, resolver: Resolver = system_resolver) -
         resolver=resolver,
         max_connections=images.max_fetch_connections,
         per_client=images.max_fetches_per_client,
+        held=FetchedBytes(images.max_fetched_bytes_per_request, images.max_fetched_bytes),
     )
     pipeline = ImagePipeline(images, fetcher, ImageCache(images.cache_bytes), metrics)
     documents = DocumentPipeline(

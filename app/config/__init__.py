@@ -84,6 +84,10 @@ class ImagesConfig(_Strict):
     max_fetch_connections: Annotated[int, Field(gt=0)] = 100
     max_fetches_per_request: Annotated[int, Field(gt=0)] = 4
     max_fetches_per_client: Annotated[int, Field(gt=0)] = 8
+    # Bytes of image and document URLs one request may fetch and hold (400 past it), and the
+    # requests in flight of one worker together (503 past it).
+    max_fetched_bytes_per_request: Annotated[int, Field(gt=0)] = 64 * 1024 * 1024
+    max_fetched_bytes: Annotated[int, Field(gt=0)] = 256 * 1024 * 1024
     allow_private_networks: bool = False
     fetch_remote: Literal["auto", "always"] = "auto"
     # Converted images kept by content hash, so that one sent again is not converted again.

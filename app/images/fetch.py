@@ -20,9 +20,10 @@ import httpx
 from app.errors import ImageError, ImageFetchFailed, ImageTooLarge, ImageURLForbidden
 from app.errors.quoting import shortened
 from app.images.addresses import IPAddress, is_metadata_name, parse_numeric_host, refusal_reason
+from app.images.held import FetchedBytes
 from app.images.shares import FetchShares
 from app.images.urls import parse_image_url
-from app.observe.record import current_record
+from app.observe.record import RequestRecord, current_record
 
 logger = logging.getLogger(__name__)
 
@@ -147,9 +148,11 @@ class ImageFetcher:
         ssl_context: ssl.SSLContext | None = None,
         max_connections: int = 100,
         per_client: int = 8,
+        held: FetchedBytes | None = None,
     ) -> None:
         self._timeout_s = timeout_s
         self._max_bytes = max_bytes
+        self._held = held or FetchedBytes(2**62, 2**62)
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=ssl_context or httpx.create_ssl_context(),
             max_connections=max_connections,
@@ -176,10 +179,11 @@ class ImageFetcher:
         it any more (clients that went away). Other clients fetch it on their own: a fetch
         queued in one client's share never keeps another client waiting."""
         limit = self._max_bytes if max_bytes is None else max_bytes
-        key = (current_record().client, url, limit, accept)
+        record = current_record()
+        key = (record.client, url, limit, accept)
         task = self._in_flight.get(key)
         if task is None:
-            task = asyncio.ensure_future(self._fetch_shared(url, key[0], limit, accept))
+            task = asyncio.ensure_future(self._fetch_shared(url, record, limit, accept))
             self._in_flight[key] = task
             task.add_done_callback(lambda done: self._forget(key, done))
         self._waiting[key] = self._waiting.get(key, 0) + 1
@@ -199,15 +203,19 @@ class ImageFetcher:
         if self._in_flight.get(key) is task:
             del self._in_flight[key]
 
-    async def _fetch_shared(self, url: str, client: str, limit: int, accept: bytes) -> bytes:
-        async with self._shares.slot(client):
-            return await self._fetch(url, limit, accept)
+    async def _fetch_shared(
+        self, url: str, record: RequestRecord, limit: int, accept: bytes
+    ) -> bytes:
+        """One fetch, in the client's share of the pool, its bytes counted for the request
+        that started it (others of the same client waiting for it share what it holds)."""
+        async with self._shares.slot(record.client):
+            return await self._fetch(url, limit, accept, record)
 
-    async def _fetch(self, url: str, limit: int, accept: bytes) -> bytes:
+    async def _fetch(self, url: str, limit: int, accept: bytes, record: RequestRecord) -> bytes:
         shown = display_url(url)
         try:
             async with asyncio.timeout(self._timeout_s):
-                return await self._follow(url, limit, accept)
+                return await self._follow(url, limit, accept, record)
         except TimeoutError:
             raise ImageFetchFailed(f"fetching {shown} took over {self._timeout_s:g} s") from None
         except AddressRefused as exc:
@@ -218,7 +226,7 @@ class ImageFetcher:
             logger.info("image fetch of %s failed: %s", shown, type(exc).__name__)
             raise ImageFetchFailed(f"fetching {shown} failed: {_describe(exc)}") from None
 
-    async def _follow(self, url: str, limit: int, accept: bytes) -> bytes:
+    async def _follow(self, url: str, limit: int, accept: bytes, record: RequestRecord) -> bytes:
         target = parse_image_url(url, None)
         for _ in range(MAX_REDIRECTS + 1):
             async with self._pool.stream(
@@ -229,15 +237,20 @@ class ImageFetcher:
                     continue
                 if response.status != 200:
                     raise ImageFetchFailed(f"{display_url(target)} answered HTTP {response.status}")
-                return await self._read_capped(response, target, limit)
+                return await self._read_capped(response, target, limit, record)
         raise ImageFetchFailed(f"more than {MAX_REDIRECTS} redirects")
 
-    async def _read_capped(self, response: httpcore.Response, url: httpx.URL, limit: int) -> bytes:
+    async def _read_capped(
+        self, response: httpcore.Response, url: httpx.URL, limit: int, record: RequestRecord
+    ) -> bytes:
         declared = _header(response, b"content-length")
         if declared.isdigit() and int(declared) > limit:
             raise ImageTooLarge(f"{display_url(url)} is over {limit} bytes")
+        if declared.isdigit() and int(declared) > self._held.room(record):
+            self._held.take(record, int(declared))  # refused before a byte is read
         body = bytearray()
         async for chunk in response.aiter_stream():
+            self._held.take(record, len(chunk))
             body += chunk
             if len(body) > limit:
                 raise ImageTooLarge(f"{display_url(url)} is over {limit} bytes")

@@ -69,6 +69,13 @@ class PreparedImage:
         # Only the canonical spelling with the real type goes on untouched.
         return not self.url.startswith(f"data:{self.image.mime};base64,")
 
+    def without_bytes(self) -> PreparedImage:
+        """The same facts without the image's bytes, once nothing needs them any more (an
+        upstream body holds its base64 already)."""
+        if self.image is None or not self.image.data:
+            return self
+        return dataclasses.replace(self, image=self.image.without_data())
+
     def upstream_url(self) -> str:
         """What to put in an OpenAI-style `image_url.url` for this image."""
         return to_data_uri(self.image) if self.replaced and self.image else self.url
@@ -259,29 +266,32 @@ def _decoded_bytes(uri: str | InlineURI) -> int:
 
 def with_images(
     request: ChatCompletionRequest, images: list[PreparedImage]
-) -> ChatCompletionRequest:
+) -> tuple[ChatCompletionRequest, InlineImages | None]:
     """A copy of `request` whose image parts carry what the upstream should get (`images` are
-    its image parts, in order)."""
+    its image parts, in order), and the data URIs their stand-ins are for: the request's own,
+    and one more for each image the gateway fetched or converted, its base64 made once as
+    bytes (never a string, nor a copy in an encoded body: see `InlineImages.add`)."""
     if not any(image.replaced for image in images):
-        return request
+        return request, request.inline
+    inline = InlineImages.extending(request.inline)
     changed = iter(images)
     messages: list[Message] = []
     for message in request.messages:
         content = message.content
         if isinstance(content, list) and any(isinstance(p, ImageURLPart) for p in content):
             parts = [
-                _carrying(part, next(changed)) if isinstance(part, ImageURLPart) else part
+                _carrying(part, next(changed), inline) if isinstance(part, ImageURLPart) else part
                 for part in content
             ]
             message = message.model_copy(update={"content": parts})
         messages.append(message)
     copy = request.model_copy(deep=False)
     copy.messages = messages
-    return copy
+    return copy, inline
 
 
-def _carrying(part: ImageURLPart, image: PreparedImage) -> ImageURLPart:
-    if not image.replaced:
+def _carrying(part: ImageURLPart, image: PreparedImage, inline: InlineImages) -> ImageURLPart:
+    if not image.replaced or image.image is None:
         return part
-    url = part.image_url.model_copy(update={"url": image.upstream_url()})
+    url = part.image_url.model_copy(update={"url": inline.add(image.image.mime, image.image.data)})
     return part.model_copy(update={"image_url": url})

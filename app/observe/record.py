@@ -67,6 +67,7 @@ class RequestRecord:
     images: list[tuple[int, str]] = field(default_factory=list)
     image_count: int = 0
     document_pages: int = 0  # pages of documents sent as images (`image_count` has them too)
+    fetched_bytes: int = 0  # of image and document URLs, held until the request ends
     render_s: float = 0.0  # time spent rendering documents
     ended: float | None = None
     _upstream_s: float = 0.0

@@ -17,6 +17,7 @@ from app.images import ImageNeeds, PreparedImage
 from app.observe.metrics import Metrics
 from app.state import StateBackend
 from app.transport import BodyParts
+from app.wire.inline import InlineImages
 from app.wire.schemas import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -66,11 +67,19 @@ class Call:
     variant: str | None = None  # what a `prefix/*` route's `*` matched
     # `time.monotonic()` by which this deployment must have answered (its `timeout_s`).
     deadline: float = float("inf")
+    # The data URIs whose stand-ins the request's image URLs hold, to put into an upstream
+    # JSON body (`encode_json`): the request's own, and those the pipeline made of fetched
+    # and converted images (see `with_images`). The request's own unless given.
+    inline: InlineImages | None = None
     # What a provider built for this call and may build again: `n` fanned out makes the same
     # call several times at once, and its upstream body (a large image, say) is built once.
     built: dict[object, bytes | BodyParts] = field(
         default_factory=dict, init=False, compare=False, repr=False
     )
+
+    def __post_init__(self) -> None:
+        if self.inline is None:
+            object.__setattr__(self, "inline", self.request.inline)
 
     def once(self, key: object, build: Callable[[], bytes | BodyParts]) -> bytes | BodyParts:
         """`build()`, the first time it is asked for under `key`; the same body after."""

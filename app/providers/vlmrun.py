@@ -120,14 +120,14 @@ class VLMRun(JobProvider[Prediction]):
             "model": self._model,
             "domain": self._domain(call),
             "batch": self._options.batch,
-            "images": [image.upstream_url() for image in call.images],
+            # The image parts' URLs: the client's, or stand-ins for what the gateway made of
+            # them, which the body gets in their place (`Call.inline`).
+            "images": [part.image_url.url for _, part in call.request.image_parts()],
             "config": config,
         }
 
     async def submit(self, call: Call) -> tuple[Prediction, JobState | None]:
-        reply = await self._api.call(
-            "POST", "/image/generate", self.payload(call), call.request.inline
-        )
+        reply = await self._api.call("POST", "/image/generate", self.payload(call), call.inline)
         if not reply.get("id"):
             raise UpstreamError("the vlmrun upstream gave no prediction id")
         return Prediction(job_id(reply["id"], "vlmrun")), _state(reply)

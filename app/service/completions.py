@@ -213,8 +213,12 @@ class ChatService:
         )
         images = await self._pipeline.prepare(request, needs)
         current_record().image_count = len(images)
+        upstream_request, inline = request, request.inline
+        if not needs.raw_bytes:  # it reads the image URLs: they carry what it should get
+            upstream_request, inline = with_images(request, images)
+            images = [image.without_bytes() for image in images]  # the base64 will do
         return Call(
-            with_images(request, images), attempt.upstream_model, images, attempt.variant, deadline
+            upstream_request, attempt.upstream_model, images, attempt.variant, deadline, inline
         )
 
     async def _complete_once(self, call: Call, attempt: Attempt) -> ChatCompletion:

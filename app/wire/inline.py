@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import orjson
+import pybase64
 
 from app.transport import BodyParts
 
@@ -42,7 +43,13 @@ class InlineURI:
 
     header: str  # `data:image/png;base64,`, as the client wrote it
     payload: memoryview  # the base64 characters
-    token: memoryview  # the JSON string, quotes included
+    token: memoryview  # the JSON string, quotes included (empty for one the gateway made)
+
+    def pieces(self) -> tuple[bytes | memoryview, ...]:
+        """The JSON string, quotes included, as buffers to send one after another."""
+        if self.token:
+            return (self.token,)
+        return (b'"' + self.header.encode("ascii"), self.payload, b'"')
 
     def is_json_string(self) -> bool:
         """Whether the client's bytes are a valid JSON string (a failed decode asks, to answer
@@ -91,6 +98,27 @@ class InlineImages:
         pieces.append(view[kept:])
         return inline, b"".join(pieces)
 
+    @classmethod
+    def extending(cls, inline: InlineImages | None) -> InlineImages:
+        """New images beside those of `inline` (a request's own), which it leaves as it is."""
+        extended = cls()
+        if inline is not None:
+            extended._nonce = inline._nonce
+            extended._found = dict(inline._found)
+            extended._tokens = dict(inline._tokens)
+        return extended
+
+    def add(self, mime: str, data: bytes) -> str:
+        """A stand-in for the data URI of `data`, an image the gateway made or fetched: its
+        base64 is made once, as bytes, and goes into an upstream body as it is, never into a
+        string nor into a copy of the whole body."""
+        header = f"data:{mime};base64,"
+        stand_in = f"{header}{_MARK}{self._nonce}.{len(self._found)}"
+        made = InlineURI(header, memoryview(pybase64.b64encode(data)), memoryview(b""))
+        self._found[stand_in] = made
+        self._tokens[orjson.dumps(stand_in)] = made
+        return stand_in
+
     def get(self, url: str) -> InlineURI | None:
         """The data URI `url` stands in for, if it is a stand-in."""
         return self._found.get(url) if _MARK in url else None
@@ -118,7 +146,7 @@ class InlineImages:
         view, kept = memoryview(encoded), 0
         parts: list[bytes | memoryview] = []
         for at, token, uri in found:
-            parts += (view[kept:at], uri.token)
+            parts += (view[kept:at], *uri.pieces())
             kept = at + len(token)
         parts.append(view[kept:])
         return BodyParts(parts)

@@ -26,6 +26,7 @@ MB = 1024 * 1024
 # Past any sensible cap, and past the RSS bound, yet a failing run still ends.
 ENDLESS_BYTES = 300 * MB
 SLOW_IMAGE_S = 6.0
+SLOW_ANSWER_S = 2.0
 
 
 def _bomb(head: bytes, filler: bytes, size: int) -> bytes:
@@ -92,7 +93,8 @@ class HostileUpstream:
       hundreds of MB (sent although the gateway asks for uncompressed replies);
     - `/echo-key`: a 400 whose message echoes the caller's key upper-cased, base64- and
       URL-encoded;
-    - `/predictionguard`: a Prediction Guard chat endpoint that counts its calls;
+    - `/predictionguard`: a Prediction Guard chat endpoint that counts its calls (and
+      `/predictionguard-slow`, the same after `SLOW_ANSWER_S`);
     - `/echo-model`: a chat endpoint that answers with the model it was asked for, and
       keeps each (`models_asked`);
     - `/flood`: a stream of `FLOOD_CHUNKS` one-character chunks, as fast as it can send them;
@@ -109,6 +111,7 @@ class HostileUpstream:
         self.slow_requests = 0  # image requests to `/images/slow/...` so far
         self.slow_in_flight = self.slow_peak = 0  # of them at once: now, at most
         self.calls = 0
+        self.received_bytes = 0  # the largest body `/predictionguard` got
         self.models_asked: list[str] = []
         # A reset starts a new count: fetches still closing from before it don't take part.
         self._generation = 0
@@ -122,6 +125,7 @@ class HostileUpstream:
                 Route("/gzip-event/v1/chat/completions", self._gzip_event, methods=["POST"]),
                 Route("/echo-key/v1/chat/completions", self._echo_key, methods=["POST"]),
                 Route("/predictionguard/chat/completions", self._counted, methods=["POST"]),
+                Route("/predictionguard-slow/chat/completions", self._slow, methods=["POST"]),
                 Route("/numbers/{case}/v1/chat/completions", self._numbers, methods=["POST"]),
                 Route("/echo-model/v1/chat/completions", self._echo_model, methods=["POST"]),
                 Route("/flood/v1/chat/completions", self._flood, methods=["POST"]),
@@ -132,7 +136,7 @@ class HostileUpstream:
         )
 
     def base_url(self, prefix: str) -> str:
-        suffix = "" if prefix == "predictionguard" else "/v1"
+        suffix = "" if prefix.startswith("predictionguard") else "/v1"
         return f"{self.url}/{prefix}{suffix}"
 
     def put_image(self, name: str, data: bytes, content_type: str = "image/png") -> str:
@@ -143,6 +147,7 @@ class HostileUpstream:
         with self._lock:
             self.images.clear()
             self.slow_requests = self.slow_in_flight = self.slow_peak = self.calls = 0
+            self.received_bytes = 0
             self.models_asked.clear()
             self._generation += 1
 
@@ -173,9 +178,11 @@ class HostileUpstream:
         )
         return JSONResponse({"error": {"message": message}}, status_code=400)
 
-    async def _counted(self, _: Request) -> Response:
+    async def _counted(self, request: Request) -> Response:
+        received = len(await request.body())
         with self._lock:
             self.calls += 1
+            self.received_bytes = max(self.received_bytes, received)
         choice = {"index": 0, "message": {"role": "assistant", "content": "ok"}}
         reply = {
             "id": "chatcmpl-hostile",
@@ -243,6 +250,11 @@ class HostileUpstream:
             return StreamingResponse(_as_events(reply), media_type="text/event-stream")
         return Response(json.dumps(reply), media_type="application/json")
 
+    async def _slow(self, request: Request) -> Response:
+        """`/predictionguard`, answering after `SLOW_ANSWER_S`."""
+        await asyncio.sleep(SLOW_ANSWER_S)
+        return await self._counted(request)
+
     async def _slow_image(self, request: Request) -> Response:
         with self._lock:
             generation = self._generation
@@ -261,6 +273,7 @@ class HostileUpstream:
         return Response(png(), media_type="image/png")
 
     async def _image(self, request: Request) -> Response:
+        """The image put under that name (a query string is ignored: many URLs, one image)."""
         found = self.images.get(request.path_params["name"])
         if found is None:
             return Response(b"no such image", status_code=404)

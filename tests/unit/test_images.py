@@ -300,7 +300,7 @@ async def test_converted_images_replace_the_clients_part(image_pipeline: ImagePi
     request = request_with("https://x.test/a.png", image_uri("BMP", "image/bmp"))
 
     images = await image_pipeline.prepare(request, ImageNeeds())
-    upstream = with_images(request, images)
+    upstream, inline = with_images(request, images)
 
     content = upstream.messages[0].content
     assert isinstance(content, list)
@@ -308,7 +308,10 @@ async def test_converted_images_replace_the_clients_part(image_pipeline: ImagePi
     assert isinstance(url_part, ImageURLPart)
     assert isinstance(bmp_part, ImageURLPart)
     assert url_part.image_url.url == "https://x.test/a.png"
-    assert bmp_part.image_url.url.startswith("data:image/png;base64,")
+    assert inline is not None
+    sent = inline.get(bmp_part.image_url.url)  # a stand-in for what the body gets
+    assert sent is not None
+    assert sent.header == "data:image/png;base64,"
     original = request.messages[0].content
     assert isinstance(original, list)
     assert original[2] != bmp_part

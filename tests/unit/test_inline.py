@@ -212,3 +212,25 @@ def test_the_upstream_body_is_what_encoding_the_whole_request_gives(
         payload = orjson.loads(skeleton)
         assert inline.only_in_image_urls(payload)
         assert joined(inline.dumps(payload)) == orjson.dumps(orjson.loads(body))
+
+
+def test_an_image_the_gateway_made_goes_into_the_body_as_buffers_beside_the_clients() -> None:
+    lifted = InlineImages.lift(body_of(LARGE).encode())
+    assert lifted is not None
+    inline, skeleton = lifted
+    made = os.urandom(50_000)
+
+    extended = InlineImages.extending(inline)
+    stand_in = extended.add("image/png", made)
+    payload = orjson.loads(skeleton)
+    payload["messages"][0]["content"].append({"type": "image_url", "image_url": {"url": stand_in}})
+    sent = extended.dumps(payload)
+
+    assert isinstance(sent, BodyParts)
+    decoded = json.loads(joined(sent))
+    urls = [part["image_url"]["url"] for part in decoded["messages"][0]["content"][1:]]
+    assert urls == [LARGE, "data:image/png;base64," + base64.b64encode(made).decode()]
+    found = extended.get(stand_in)
+    assert found is not None
+    assert any(part is found.payload for part in sent.parts)  # not a copy of the base64
+    assert inline.get(stand_in) is None  # the request's own images are left as they were

@@ -8,6 +8,7 @@ from app.config import ImagesConfig
 from app.images import ImagePipeline
 from app.images.cache import ImageCache
 from app.images.fetch import ImageFetcher
+from app.wire.inline import InlineImages
 from app.wire.schemas import ChatCompletionRequest, ImageURLPart
 
 
@@ -38,3 +39,14 @@ def make_pipeline(
     fetcher: ImageFetcher, *, cache: ImageCache | None = None, **limits: Any
 ) -> ImagePipeline:
     return ImagePipeline(ImagesConfig(**limits), fetcher, cache or ImageCache())
+
+
+def sent_url_of(
+    upstream: tuple[ChatCompletionRequest, InlineImages | None], message: int, index: int
+) -> str:
+    """The image URL an upstream body carries for a part of what `with_images` made: a
+    stand-in's data URI spelled out."""
+    request, inline = upstream
+    url = url_of(request, message, index)
+    found = inline.get(url) if inline is not None else None
+    return url if found is None else found.header + bytes(found.payload).decode("ascii")

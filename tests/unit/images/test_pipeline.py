@@ -10,7 +10,7 @@ import pytest
 from app.errors import ImageError, ImageTooLarge, ImageURLForbidden, TooManyImages
 from app.images import ImageNeeds, with_images
 from app.wire.schemas import TextPart
-from tests.unit.images.chat import make_pipeline, part, request_with, url_of
+from tests.unit.images.chat import make_pipeline, part, request_with, sent_url_of, url_of
 from tests.unit.images.conftest import Fetchers
 from tests.unit.images.local_server import Exchange, LocalServer
 from tests.unit.images.samples import data_uri, open_image, picture
@@ -43,7 +43,7 @@ async def test_urls_go_unfetched_to_upstreams_that_fetch(
     assert [(image.source, image.image, image.upstream_url()) for image in prepared] == [
         ("url", None, url)
     ]
-    assert with_images(request, prepared) is request
+    assert with_images(request, prepared)[0] is request
     assert server.total_hits == 0
 
 
@@ -67,7 +67,7 @@ async def test_urls_are_fetched_and_inlined_when_needed_or_asked(
     )
     assert prepared.replaced
     assert prepared.upstream_url() == PNG_URI
-    assert url_of(with_images(request, [prepared]), 0, 1) == PNG_URI
+    assert sent_url_of(with_images(request, [prepared]), 0, 1) == PNG_URI
     assert server.hits["/cat.png"] == 1
 
 
@@ -170,13 +170,14 @@ async def test_with_images_rewrites_only_replaced_parts(
     before = request.model_dump()
 
     prepared = await make_pipeline(fetchers.make(allow_private=True)).prepare(request, INLINE_ONLY)
-    rewritten = with_images(request, prepared)
+    upstream = with_images(request, prepared)
+    rewritten, _ = upstream
 
     assert [image.replaced for image in prepared] == [False, True, True]
     assert url_of(rewritten, 0, 1) is url_of(request, 0, 1)
-    assert url_of(rewritten, 0, 2).startswith("data:image/png;base64,")
-    assert open_image(base64.b64decode(url_of(rewritten, 0, 2).split(",")[1])).format == "PNG"
-    assert url_of(rewritten, 1, 1) == PNG_URI
+    assert sent_url_of(upstream, 0, 2).startswith("data:image/png;base64,")
+    assert open_image(base64.b64decode(sent_url_of(upstream, 0, 2).split(",")[1])).format == "PNG"
+    assert sent_url_of(upstream, 1, 1) == PNG_URI
     content = rewritten.messages[0].content
     assert isinstance(content, list)
     assert isinstance(content[0], TextPart)
