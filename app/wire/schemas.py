@@ -12,13 +12,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
     ValidatorFunctionWrapHandler,
     WrapValidator,
     field_validator,
+    model_validator,
 )
 
 from app.wire.hashed import HashedURI
@@ -230,10 +230,26 @@ def token_count(value: object) -> int:
     return int(min(max(value, 0), MAX_TOKEN_COUNT))
 
 
+_TOKEN_COUNTS = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+
 class CompletionUsage(_Wire):
-    prompt_tokens: Annotated[int, BeforeValidator(token_count)] = 0
-    completion_tokens: Annotated[int, BeforeValidator(token_count)] = 0
-    total_tokens: Annotated[int, BeforeValidator(token_count)] = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _counts_within_bounds(cls, data: Any) -> Any:
+        """Each count an upstream reports made a count (`token_count`): one look at the
+        three, which are nearly always fine already."""
+        if not isinstance(data, dict):
+            return data
+        for name in _TOKEN_COUNTS:
+            value = data.get(name, 0)
+            if type(value) is not int or not 0 <= value <= MAX_TOKEN_COUNT:
+                data = {**data, name: token_count(value)}
+        return data
 
 
 class ChatCompletionMessage(_Wire):
