@@ -95,6 +95,8 @@ async def chat_body(
         aclose = getattr(events, "aclose", None)
         if aclose is not None:
             await aclose()
-    logger.warning("stream failed after the first byte: %s", error.message)
+    # Its message may quote what the upstream said, and so the prompt: at debug only.
+    logger.warning("stream failed after the first byte: %s", error.code)
+    logger.debug("stream failed after the first byte: %s", error.message)
     record.failed(error.status_code, error.code, error.provider)
     yield encode_error(error)

@@ -100,6 +100,9 @@ class ImagesConfig(_Strict):
     max_decode_bytes_per_client: Annotated[int, Field(ge=0)] | None = None
     # Scans of a progressive JPEG decoded at most; one of more is refused.
     max_jpeg_scans: Annotated[int, Field(ge=1)] = 100
+    # Location and identity metadata (EXIF but its orientation, XMP, IPTC, comments) stay in
+    # images that go upstream as they came; by default they are taken out.
+    keep_metadata: bool = False
 
     @property
     def decode_share(self) -> int:

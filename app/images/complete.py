@@ -23,6 +23,11 @@ _GIF_SCREEN = 13  # signature, version and logical screen descriptor
 _GIF_EXTENSION, _GIF_IMAGE, _GIF_TRAILER = 0x21, 0x2C, 0x3B
 _GIF_DESCRIPTOR = 9  # an image descriptor after its introducer
 _MARKERS_WITHOUT_LENGTH = frozenset({0x01, 0xD8, *range(0xD0, 0xD8)})
+# Where location and identity metadata live (see `ImageEnd.metadata`).
+_JPEG_METADATA = frozenset({0xE1, 0xED, 0xFE})  # EXIF and XMP, IPTC, comments
+_PNG_METADATA = frozenset({b"tEXt", b"zTXt", b"iTXt", b"eXIf"})
+_GIF_COMMENT, _GIF_APPLICATION = 0xFE, 0xFF
+_GIF_XMP = b"XMP DataXMP"
 # Enough for any header worth the name; a JPEG's beyond it is searched for its end from there.
 HEAD_BYTES = 64 * 1024
 # Sub-blocks of a GIF followed at most. Encoders fill them (255 bytes each: 80,000 in a 20 MB
@@ -46,6 +51,7 @@ class ImageEnd:
         self._png_next = -1  # where the next PNG chunk starts
         self._png_header = b""  # a chunk header split between two pieces, so far
         self._png_end = -1  # where the IEND chunk ends
+        self._metadata = False  # location or identity metadata seen (see `metadata`)
 
     def feed(self, piece: bytes) -> None:
         if self._head is None:
@@ -65,6 +71,14 @@ class ImageEnd:
             return self._gif.ended
         return self._riff_size < 0 or self._size >= self._riff_size + 8
 
+    @property
+    def metadata(self) -> bool:
+        """Whether the bytes fed so far hold metadata `strip_metadata` takes out: a JPEG's EXIF,
+        XMP, IPTC or comment segment, a PNG's text or EXIF chunk, a WEBP's EXIF or XMP, a GIF's
+        comment or XMP."""
+        self._settle()
+        return self._metadata or (self._gif is not None and self._gif.metadata)
+
     def check(self) -> None:
         """400 `invalid_image` unless the bytes fed so far are a whole image."""
         if self._gif is not None and self._gif.blocks > MAX_GIF_BLOCKS:
@@ -80,13 +94,16 @@ class ImageEnd:
             return
         head, self._head = bytes(self._head), None
         if head.startswith(_JPEG_START):
-            self._marker, self._after = _JPEG_END, _scan_data_start(head)
+            self._after, self._metadata = _scan_data_start(head)
+            self._marker = _JPEG_END
         elif head.startswith(_PNG_START):
             self._png_next = len(_PNG_START)
         elif head[:4] == b"GIF8":
             self._gif = _GifBlocks()
         elif head[:4] == b"RIFF" and head[8:12] == b"WEBP":
             self._riff_size = int.from_bytes(head[4:8], "little")
+            extended = len(head) > 20 and head[12:16] == b"VP8X"
+            self._metadata = extended and bool(head[20] & 0x0C)  # its EXIF or XMP flag
         self._scan(head)
 
     def _scan(self, piece: bytes) -> None:
@@ -122,6 +139,8 @@ class ImageEnd:
                 return  # the rest of the header is in the next piece
             length = int.from_bytes(self._png_header[:4], "big")
             kind, self._png_header = self._png_header[4:], b""
+            if kind in _PNG_METADATA:
+                self._metadata = True
             if length > _PNG_MAX_CHUNK:
                 self._png_next = 1 << 62  # not a PNG's chunk: never whole
                 return
@@ -139,6 +158,7 @@ class _GifBlocks:
 
     def __init__(self) -> None:
         self.ended = False
+        self.metadata = False  # a comment or XMP seen
         self.blocks = 0  # sub-blocks followed so far
         self._broken = False
         self._skip = 0
@@ -173,11 +193,27 @@ class _GifBlocks:
         if field[0] == _GIF_TRAILER:
             self.ended = True
         elif field[0] == _GIF_EXTENSION:
-            self._next(self._sub_blocks, skip=1)  # the extension's label
+            self._next(self._extension)
         elif field[0] == _GIF_IMAGE:
             self._next(self._descriptor, _GIF_DESCRIPTOR)
         else:
             self._broken = True  # not a GIF block: never whole
+
+    def _extension(self, field: bytes) -> None:
+        if field[0] == _GIF_COMMENT:
+            self.metadata = True
+        if field[0] == _GIF_APPLICATION:  # its first sub-block: its length and name
+            self._next(self._application, 1 + len(_GIF_XMP))
+        else:
+            self._next(self._sub_blocks)
+
+    def _application(self, field: bytes) -> None:
+        if field[1:] == _GIF_XMP:
+            self.metadata = True
+        if field[0] < len(_GIF_XMP):  # a sub-block shorter than a name: not one to read
+            self._broken = True
+        else:
+            self._next(self._sub_blocks, skip=field[0] - len(_GIF_XMP))
 
     def _descriptor(self, field: bytes) -> None:
         # The local colour table, then the LZW code size, then the image's sub-blocks.
@@ -205,14 +241,15 @@ def check_whole(data: bytes) -> None:
     end.check()
 
 
-def _scan_data_start(head: bytes) -> int:
+def _scan_data_start(head: bytes) -> tuple[int, bool]:
     """Where a JPEG's entropy-coded data starts: after its first start-of-scan segment.
     Found by walking the segments before it (an embedded EXIF thumbnail's own end marker
-    is inside one of them); past `head` when the header goes on beyond it."""
-    at = len(_JPEG_START)
+    is inside one of them); past `head` when the header goes on beyond it. And whether one
+    of those segments holds metadata (see `ImageEnd.metadata`)."""
+    at, metadata = len(_JPEG_START), False
     while at + 4 <= len(head):
         if head[at] != 0xFF:
-            return at  # not a segment: look for the end marker from here
+            return at, metadata  # not a segment: look for the end marker from here
         marker = head[at + 1]
         if marker == 0xFF:  # fill byte
             at += 1
@@ -221,6 +258,7 @@ def _scan_data_start(head: bytes) -> int:
         else:
             segment_end = at + 2 + int.from_bytes(head[at + 2 : at + 4], "big")
             if marker == _START_OF_SCAN:
-                return segment_end
+                return segment_end, metadata
+            metadata = metadata or marker in _JPEG_METADATA
             at = segment_end
-    return len(head)
+    return len(head), metadata

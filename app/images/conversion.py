@@ -45,7 +45,10 @@ class Converter:
     def __init__(self, limits: ImagesConfig, cache: ImageCache) -> None:
         self._limits = limits
         self._decoding = Limits(
-            limits.max_image_pixels, limits.max_jpeg_scans, limits.max_decode_bytes
+            limits.max_image_pixels,
+            limits.max_jpeg_scans,
+            limits.max_decode_bytes,
+            limits.keep_metadata,
         )
         self._cache = cache
         self.conversions = Conversions(
@@ -93,8 +96,8 @@ class Converter:
                 cached = dataclasses.replace(cached, data=data)
             return cached, len(data)
         found = open_image(data, target, self._decoding, sha256=sha256)
-        if isinstance(found, ProcessedImage):
-            self._cache.put(key, found.without_data())
+        if isinstance(found, ProcessedImage):  # goes as it is (but for its metadata, maybe)
+            self._cache.put(key, found if found.converted else found.without_data())
         return found, len(data)
 
     def _unchanged(self, target: Target, scan: Scan, uri: str) -> Found | None:
@@ -107,6 +110,8 @@ class Converter:
         if scanned is None:
             return None
         end.check()  # no decoder sees these bytes before the upstream does
+        if end.metadata and not self._limits.keep_metadata:
+            return None  # read whole, so that it goes without
         found, size, sha256 = scanned
         image = ProcessedImage(b"", found.mime, found.width, found.height, sha256, size=size)
         self._cache.put((sha256, target), image)

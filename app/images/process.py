@@ -16,8 +16,10 @@ from PIL import Image
 from app.errors import ImageError, ImageTooLarge
 from app.images.complete import check_whole
 from app.images.costs import decode_bytes, jpeg_scans
+from app.images.metadata import strip_metadata
 
 MIN_SIDE = 2
+METADATA_REMOVED = "location and identity metadata removed"
 MIB = 1024 * 1024
 # Scans of a progressive JPEG decoded at most: encoders make 10 or so, and each is a pass of
 # the decoder over every coefficient (a 50-megapixel one: 20 ms of CPU a scan).
@@ -134,6 +136,7 @@ class Limits:
     max_pixels: int
     max_jpeg_scans: int = DEFAULT_MAX_JPEG_SCANS
     max_decode_bytes: int | None = None
+    keep_metadata: bool = False
 
 
 def process_image(
@@ -171,6 +174,9 @@ def open_image(
         if not plan:
             image.close()
             check_whole(data)  # goes upstream undecoded: its end must be there
+            stripped = None if limits.keep_metadata else strip_metadata(data, mime)
+            if stripped is not None:
+                return ProcessedImage(stripped, mime, width, height, sha256, (METADATA_REMOVED,))
             return ProcessedImage(data, mime, width, height, sha256)
         cost = _decode_cost(image, data, target, limits)
     except ImageError:

@@ -89,7 +89,9 @@ def raise_for_status(response: UpstreamReply, provider: str, secrets: tuple[str,
     if 200 <= status < 300:
         return
     detail = redact(upstream_message(response.content), secrets) or f"HTTP {status}"
-    logger.info("%s upstream answered %d: %s", provider, status, detail)
+    # What an upstream says may quote the prompt: the body is for debugging only.
+    logger.info("%s upstream answered %d", provider, status)
+    logger.debug("%s upstream answered %d: %s", provider, status, detail)
     if status in (401, 403):
         raise UpstreamAuthFailed(
             f"the {provider} upstream refused the gateway's credentials ({status})"

@@ -270,7 +270,9 @@ class ResponseStream:
 
     def _fail(self, exc: Exception) -> list[ResponseEvent]:
         if isinstance(exc, GatewayError):
-            logger.warning("response stream failed after the first byte: %s", exc.message)
+            # Its message may quote what the upstream said, and so the prompt: at debug only.
+            logger.warning("response stream failed after the first byte: %s", exc.code)
+            logger.debug("response stream failed after the first byte: %s", exc.message)
             error = exc
         else:
             logger.exception("response stream failed after the first byte")

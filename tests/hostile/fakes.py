@@ -97,6 +97,8 @@ class HostileUpstream:
       `/predictionguard-slow`, the same after `SLOW_ANSWER_S`);
     - `/echo-model`: a chat endpoint that answers with the model it was asked for, and
       keeps each (`models_asked`);
+    - `/record`: a chat endpoint that keeps the last body it got (`last_body`);
+    - `/quote-prompt`: a 400 whose message quotes the prompt;
     - `/flood`: a stream of `FLOOD_CHUNKS` one-character chunks, as fast as it can send them;
     - `/many-choices`: a reply with `MANY_CHOICES` choices to a request for one;
     - `/numbers/{case}`: replies whose numbers no upstream should send (`NUMBERS`): usage
@@ -113,6 +115,7 @@ class HostileUpstream:
         self.calls = 0
         self.received_bytes = 0  # the largest body `/predictionguard` got
         self.models_asked: list[str] = []
+        self.last_body: dict[str, object] = {}
         # A reset starts a new count: fetches still closing from before it don't take part.
         self._generation = 0
         self._lock = threading.Lock()
@@ -128,6 +131,8 @@ class HostileUpstream:
                 Route("/predictionguard-slow/chat/completions", self._slow, methods=["POST"]),
                 Route("/numbers/{case}/v1/chat/completions", self._numbers, methods=["POST"]),
                 Route("/echo-model/v1/chat/completions", self._echo_model, methods=["POST"]),
+                Route("/record/v1/chat/completions", self._record, methods=["POST"]),
+                Route("/quote-prompt/v1/chat/completions", self._quote_prompt, methods=["POST"]),
                 Route("/flood/v1/chat/completions", self._flood, methods=["POST"]),
                 Route("/many-choices/v1/chat/completions", self._many_choices, methods=["POST"]),
                 Route("/images/slow/{name}", self._slow_image, methods=["GET"]),
@@ -193,6 +198,17 @@ class HostileUpstream:
             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
         }
         return Response(json.dumps(reply), media_type="application/json")
+
+    async def _record(self, request: Request) -> Response:
+        body = await request.json()
+        with self._lock:
+            self.last_body = body
+        return await self._counted(request)
+
+    async def _quote_prompt(self, request: Request) -> Response:
+        prompt = (await request.json())["messages"][-1]["content"]
+        message = f"cannot answer {prompt!r}: it breaks the policy"
+        return JSONResponse({"error": {"message": message}}, status_code=400)
 
     async def _flood(self, _: Request) -> Response:
         return StreamingResponse(_flooding(), media_type="text/event-stream")
