@@ -159,6 +159,8 @@ class ResponsesConfig(_Strict):
     # Unset: a quarter of it when gateway keys are configured; without keys every request
     # has the same owner, which may use all of it.
     max_bytes_per_key: Annotated[int, Field(ge=0)] | None = None
+    # One stored value at most: a response's record, or one image it carries.
+    max_record_bytes: Annotated[int, Field(gt=0)] = 32 * 1024 * 1024
     # What one streamed response may gather from its upstream: text and tool-call arguments,
     # and output items (a message, one per tool call).
     max_answer_chars: Annotated[int, Field(gt=0)] = 4 * 1024 * 1024

@@ -152,7 +152,8 @@ class Metrics:
         self.responses_not_stored = Counter(
             "gateway_responses_not_stored",
             "Responses served but not stored, by gateway key and why: the store or the key's "
-            "share of it was full (`full`).",
+            "share of it was full (`full`), or the response was over the size of one stored "
+            "record (`too_large`).",
             ["key", "reason"],
             registry=registry,
         )

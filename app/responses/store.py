@@ -11,6 +11,7 @@ until older ones expire.
 
 from __future__ import annotations
 
+import asyncio
 import binascii
 import hashlib
 import logging
@@ -36,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 IMAGE_MARK = "$vg_image"  # {IMAGE_MARK: sha256} stands for a data URI kept once
 IMAGE_GRACE_S = 60.0  # an image outlives the responses that refer to it by this much
+TRANSFERS = 4  # records and images on their way to or from the backend at once, per process
+OFF_LOOP_CHARS = 256 * 1024  # a stored record this long is parsed on a worker thread
 _OWNER_FIELD = '{"owner":'
 
 
@@ -58,6 +61,10 @@ class ResponseStore:
         if share is None:
             share = config.max_bytes // 4 if keyed else config.max_bytes
         self._share_bytes = share
+        self._max_record_bytes = config.max_record_bytes
+        # Records and images move to and from the state backend a few at a time: a burst of
+        # them would queue megabytes in Redis ahead of every other process's small calls.
+        self._transfers = asyncio.Semaphore(TRANSFERS)
         # Encoding a record hashes its images, which lets the GIL go: as many records at once
         # as asyncio's default executor has threads (min(32, CPUs + 4)).
         self._encoding = WorkerThreads(min(32, (os.cpu_count() or 1) + 4))
@@ -105,13 +112,16 @@ class ResponseStore:
         if b'"data:' in data:
             data = await self._encoding.run(lambda: _encode_record(record, images))
         text = data.decode()
+        if max(len(data), *map(len, images.values()), 0) > self._max_record_bytes:
+            return self._too_large(response_id, owner)
         quotas = self._quotas(owner)
         for digest, uri in images.items():
             if not await self._keep_image(digest, uri, quotas):
                 return self._refused(response_id, owner)
-        stored = await self._state.set_counted(
-            _response_key(response_id), text, self._ttl_s, quotas
-        )
+        async with self._transfers:
+            stored = await self._state.set_counted(
+                _response_key(response_id), text, self._ttl_s, quotas
+            )
         return stored or self._refused(response_id, owner)
 
     def _refused(self, response_id: str, owner: str) -> bool:
@@ -124,11 +134,23 @@ class ResponseStore:
         self._metrics.child(self._metrics.responses_not_stored, owner, "full").inc()
         return False
 
+    def _too_large(self, response_id: str, owner: str) -> bool:
+        logger.warning(
+            "response %s of key %s, or an image it carries, is over responses.max_record_bytes "
+            "(%d): it is not stored",
+            response_id,
+            owner,
+            self._max_record_bytes,
+        )
+        self._metrics.child(self._metrics.responses_not_stored, owner, "too_large").inc()
+        return False
+
     async def _keep_image(self, digest: str, uri: str, quotas: tuple[Quota, Quota]) -> bool:
         key, ttl_s = _image_key(digest), self._ttl_s + IMAGE_GRACE_S
         if await self._state.extend_counted(key, ttl_s, quotas):
             return True
-        return await self._state.set_counted(key, uri, ttl_s, quotas)
+        async with self._transfers:
+            return await self._state.set_counted(key, uri, ttl_s, quotas)
 
     async def get(self, response_id: str, *, owner: str) -> dict[str, object]:
         """The stored `response` object."""
@@ -170,10 +192,16 @@ class ResponseStore:
     async def _record(
         self, response_id: str, owner: str, param: str | None = None
     ) -> dict[str, object]:
-        text = await self._state.get(_response_key(response_id))
+        async with self._transfers:
+            text = await self._state.get(_response_key(response_id))
         if text is None or not _may_be_owned_by(text, owner):
             raise _not_found(response_id, param)
-        record = orjson.loads(text)
+        # A long conversation's record is megabytes: parsed off the event loop.
+        record = (
+            orjson.loads(text)
+            if len(text) < OFF_LOOP_CHARS
+            else await self._encoding.run(lambda: orjson.loads(text))
+        )
         if not isinstance(record, dict) or record.get("owner") != owner:
             raise _not_found(response_id, param)
         return record
@@ -183,7 +211,8 @@ class ResponseStore:
         _find_marks(value, digests)
         images: dict[str, str] = {}
         for digest in digests:
-            uri = await self._state.get(_image_key(digest))
+            async with self._transfers:
+                uri = await self._state.get(_image_key(digest))
             if uri is None:  # expired with its last response: this one is gone too
                 raise _not_found(response_id, param)
             images[digest] = HashedURI(uri, digest)

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeout
 
 from app.state.base import Admission, Count, Hit, Option, Quota, StateBackend
 
 logger = logging.getLogger(__name__)
 
 RETRY_PRIMARY_AFTER_S = 5.0
+T = TypeVar("T")
+Operation = Callable[[StateBackend], Awaitable[T]]
 
 
 class ResilientState:
@@ -20,6 +24,11 @@ class ResilientState:
 
     Limits then hold per process instead of across all of them, and `/ready` reports the
     degraded state. Redis is tried again every few seconds.
+
+    One call that times out while Redis still answers a ping (a large value on its way, a
+    moment of load) is tried once more before anything falls back: a slow call is not an
+    outage, and falling back for one would forget every limit and stored response for
+    seconds. Only a second failure, or a Redis that answers nothing, does.
     """
 
     name = "redis"
@@ -37,6 +46,7 @@ class ResilientState:
         self._on_error = on_error
         self._clock = clock
         self._down_until = 0.0
+        self._fell_back = False  # since `ping` last said how things stand
 
     @property
     def degraded(self) -> bool:
@@ -53,67 +63,61 @@ class ResilientState:
                 RETRY_PRIMARY_AFTER_S,
             )
         self._down_until = self._clock() + RETRY_PRIMARY_AFTER_S
+        self._fell_back = True
         self._on_error()
 
-    async def get(self, key: str) -> str | None:
+    async def _call(self, operation: Operation[T]) -> T:
+        backend = self._backend()
         try:
-            return await self._backend().get(key)
+            return await operation(backend)
         except (RedisError, OSError) as exc:
-            self._failed(exc)
-            return await self._fallback.get(key)
+            failure: Exception = exc
+        if backend is self._primary and isinstance(failure, RedisTimeout) and await self._answers():
+            logger.info("a redis call was slow (%s); trying it once more", type(failure).__name__)
+            try:
+                return await operation(self._primary)
+            except (RedisError, OSError) as exc:
+                failure = exc
+        self._failed(failure)
+        return await operation(self._fallback)
+
+    async def _answers(self) -> bool:
+        try:
+            return await self._primary.ping()
+        except (RedisError, OSError):
+            return False
+
+    async def get(self, key: str) -> str | None:
+        return await self._call(lambda backend: backend.get(key))
 
     async def set(self, key: str, value: str, ttl_s: float) -> None:
-        try:
-            await self._backend().set(key, value, ttl_s)
-        except (RedisError, OSError) as exc:
-            self._failed(exc)
-            await self._fallback.set(key, value, ttl_s)
+        await self._call(lambda backend: backend.set(key, value, ttl_s))
 
     async def delete(self, key: str) -> None:
-        try:
-            await self._backend().delete(key)
-        except (RedisError, OSError) as exc:
-            self._failed(exc)
-            await self._fallback.delete(key)
+        await self._call(lambda backend: backend.delete(key))
 
     async def hit(self, key: str, window_s: float, amount: int = 1) -> Hit:
-        try:
-            return await self._backend().hit(key, window_s, amount)
-        except (RedisError, OSError) as exc:
-            self._failed(exc)
-            return await self._fallback.hit(key, window_s, amount)
+        return await self._call(lambda backend: backend.hit(key, window_s, amount))
 
     async def admit(self, count: Count | None, options: Sequence[Option]) -> Admission:
-        try:
-            return await self._backend().admit(count, options)
-        except (RedisError, OSError) as exc:
-            self._failed(exc)
-            return await self._fallback.admit(count, options)
+        return await self._call(lambda backend: backend.admit(count, options))
 
     async def set_counted(
         self, key: str, value: str, ttl_s: float, quotas: Sequence[Quota]
     ) -> bool:
-        try:
-            return await self._backend().set_counted(key, value, ttl_s, quotas)
-        except (RedisError, OSError) as exc:
-            self._failed(exc)
-            return await self._fallback.set_counted(key, value, ttl_s, quotas)
+        return await self._call(lambda backend: backend.set_counted(key, value, ttl_s, quotas))
 
     async def extend_counted(self, key: str, ttl_s: float, quotas: Sequence[Quota]) -> bool:
-        try:
-            return await self._backend().extend_counted(key, ttl_s, quotas)
-        except (RedisError, OSError) as exc:
-            self._failed(exc)
-            return await self._fallback.extend_counted(key, ttl_s, quotas)
+        return await self._call(lambda backend: backend.extend_counted(key, ttl_s, quotas))
 
     async def delete_counted(self, key: str, quotas: Sequence[Quota]) -> bool:
-        try:
-            return await self._backend().delete_counted(key, quotas)
-        except (RedisError, OSError) as exc:
-            self._failed(exc)
-            return await self._fallback.delete_counted(key, quotas)
+        return await self._call(lambda backend: backend.delete_counted(key, quotas))
 
     async def ping(self) -> bool:
+        """Whether Redis answers and nothing fell back to memory since the last ping: a
+        process that served from memory a moment ago is not ready, even if Redis answers
+        now (it is tried again meanwhile)."""
+        fell_back, self._fell_back = self._fell_back, False
         try:
             alive = await self._primary.ping()
         except (RedisError, OSError) as exc:
@@ -121,7 +125,7 @@ class ResilientState:
             return False
         if alive:
             self._down_until = 0.0
-        return alive
+        return alive and not fell_back
 
     async def aclose(self) -> None:
         await self._primary.aclose()

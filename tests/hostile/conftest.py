@@ -4,12 +4,15 @@ meanwhile."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 
 import pytest
 
+from tests.conftest import skip_unless_ci
 from tests.e2e.servers import serving
 from tests.hostile.fakes import HostileUpstream
+from tests.ops.redis_server import RedisServer
 from tests.processes import Gateways
 
 
@@ -28,3 +31,17 @@ def hostile_upstream() -> Iterator[HostileUpstream]:
     """The hostile upstreams and image host, served on loopback for a test module."""
     with serving(HostileUpstream()) as upstream:
         yield upstream
+
+
+@pytest.fixture(scope="module")
+def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A `redis-server` of the module's own (skipped without one, but under CI)."""
+    executable = shutil.which("redis-server")
+    if executable is None:
+        skip_unless_ci("redis-server is not installed (apt-get install redis-server)", "Redis")
+    server = RedisServer(executable, tmp_path_factory.mktemp("redis"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -73,7 +73,8 @@ def reset_peak(pid: int) -> None:
 class Watch:
     """While a case runs, a prober process (`tests.hostile.probe`) asks `/health` every 20 ms
     and this one keeps the gateway's peak RSS and the CPU time it spends; on a clean exit,
-    asserts that every probe answered 200 within `HEALTH_WITHIN_S`, that the peak stayed
+    asserts that every probe answered 200 within `health_within_s` (`HEALTH_WITHIN_S`
+    unless a case moves more data than the event loop can hand off), that the peak stayed
     within `rss_growth_mb` of the RSS at the start, and (when given) that the CPU time stayed
     within `max_cpu_s`."""
 
@@ -83,11 +84,13 @@ class Watch:
         *,
         rss_growth_mb: int = RSS_GROWTH_MB,
         max_cpu_s: float | None = None,
+        health_within_s: float = HEALTH_WITHIN_S,
     ) -> None:
         self._url = gateway.url
         self._pid = gateway.process.pid
         self.rss_growth_mb = rss_growth_mb
         self.max_cpu_s = max_cpu_s
+        self.health_within_s = health_within_s
         self.report = ProbeReport()
         self.peak_growth_mb = 0.0
         self.cpu_s = 0.0
@@ -134,7 +137,7 @@ class Watch:
         report = self.report
         assert report.probes > 1, "the prober never ran"
         assert not report.failures, f"/health failed while under attack: {report.failures[:5]}"
-        assert report.slowest_s <= HEALTH_WITHIN_S, (
+        assert report.slowest_s <= self.health_within_s, (
             f"/health took {report.slowest_s * 1000:.0f} ms while under attack"
         )
         assert self.peak_growth_mb <= self.rss_growth_mb, (

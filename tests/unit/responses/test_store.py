@@ -10,6 +10,7 @@ import pytest
 
 from app.config import ResponsesConfig
 from app.errors import InvalidRequest, ResponseNotFound
+from app.observe.metrics import Metrics
 from app.responses.payload import ResponseData, response_data
 from app.responses.schemas import ResponsesRequest, parse_request
 from app.responses.store import ResponseStore
@@ -306,3 +307,16 @@ async def test_input_items_are_listed_in_openai_shape_with_paging(backend: Backe
     with pytest.raises(InvalidRequest) as caught:
         await store.list_input_items(id_of(response), owner="a", limit=101)
     assert caught.value.param == "limit"
+
+
+async def test_a_response_over_the_size_of_one_record_is_not_stored(backend: Backend) -> None:
+    metrics = Metrics()
+    store = ResponseStore(backend.state, ResponsesConfig(max_record_bytes=5_000), metrics=metrics)
+
+    assert await store.save(*turn("small"), owner="a")
+    assert not await store.save(*turn("x" * 10_000), owner="a")
+
+    counted = metrics.registry.get_sample_value(
+        "gateway_responses_not_stored_total", {"key": "a", "reason": "too_large"}
+    )
+    assert counted == 1
