@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.responses import Response
 
+from app import __version__
 from app.api import chat, health, models, playground, responses
 from app.api.endpoints import Endpoint, Endpoints, Incoming
 from app.api.openapi import openapi_document
@@ -16,7 +17,6 @@ from app.responses.schemas import ResponsesRequest
 from app.wire.schemas import ChatCompletion, ChatCompletionRequest, Model, ModelList
 
 TITLE = "vision-gateway"
-VERSION = "0.1.0"
 
 
 def build_endpoints() -> Endpoints:
@@ -104,7 +104,7 @@ def build_endpoints() -> Endpoints:
             documented=False,
         ),
     ]
-    document = openapi_document(TITLE, VERSION, endpoints)
+    document = openapi_document(TITLE, __version__, endpoints)
 
     async def openapi(_: Incoming) -> Response:
         return json_reply(document)
