@@ -15,6 +15,8 @@ from app.observe.redaction import scrub
 
 ACCESS = logging.getLogger("app.access")
 _EVENTS = {"chat": "chat_completion", "responses": "response"}
+# Probes come every few seconds from orchestrators and scrapers: their lines are debug lines.
+_PROBES = frozenset({"/health", "/ready", "/metrics"})
 _HANDLER_NAME = "vision-gateway"
 
 
@@ -111,6 +113,9 @@ def configure_logging(log_format: str, secrets: Iterable[str], level: str | None
 
 def log_record(record: RequestRecord) -> None:
     """The one line each request leaves: what was asked, of whom, how it went, how long."""
+    level = logging.DEBUG if record.route in _PROBES else logging.INFO
+    if not ACCESS.isEnabledFor(level):
+        return
     fields: dict[str, object] = {
         "event": _EVENTS.get(record.api or "", "http_request"),
         "method": record.method,
@@ -118,6 +123,8 @@ def log_record(record: RequestRecord) -> None:
         "status": record.status,
         "outcome": record.outcome,
         "duration_ms": round(record.elapsed_ms(), 3),
+        "client": record.peer,
+        "user_agent": record.user_agent,
     }
     if record.error_code:
         fields["error"] = record.error_code
@@ -136,5 +143,15 @@ def log_record(record: RequestRecord) -> None:
                 "prompt_tokens": record.usage.prompt_tokens,
                 "completion_tokens": record.usage.completion_tokens,
             }
-    what = record.model if record.api is not None else record.route
-    ACCESS.info("%s %s -> %d", record.method, what, record.status, extra={"fields": fields})
+    what = f"{record.route} {record.model}" if record.model else record.route
+    ACCESS.log(
+        level,
+        '%s %s -> %d in %.1f ms from %s "%s"',
+        record.method,
+        what,
+        record.status,
+        fields["duration_ms"],
+        record.peer or "-",
+        record.user_agent,
+        extra={"fields": fields},
+    )

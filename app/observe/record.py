@@ -56,6 +56,8 @@ class RequestRecord:
     provider: str = NO_PROVIDER
     key: str = ANONYMOUS  # the gateway key's name, never the key
     client: str = ""  # whose share of the image fetches: the key's name, or the address
+    peer: str = ""  # the client's address (a trusted proxy's X-Forwarded-For believed)
+    user_agent: str = ""
     stream: bool = False
     status: int = 0
     error_code: str | None = None

@@ -63,6 +63,9 @@ def serve(config: GatewayConfig, *, host: str, port: int, workers: int, log_leve
         log_config=None,
         log_level=log_level,
         access_log=False,
+        # Whose X-Forwarded-For is believed is `server.trusted_proxies`' to say (see
+        # app/api/forwarded.py); uvicorn would believe any from 127.0.0.1.
+        proxy_headers=False,
         loop="app.server.listener:new_event_loop",
         # Open streams may finish within the grace period; then they are cancelled.
         timeout_graceful_shutdown=math.ceil(config.server.shutdown_grace_s),
