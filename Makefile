@@ -9,7 +9,9 @@ PORT ?= 8080
 WORKERS ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help run check test lint bench bench-compare lock clean
+SWAGGER_UI ?= 5.35.0
+
+.PHONY: help run check test lint bench bench-compare lock swagger-ui clean
 
 help: ## this list
 	@echo "make TARGET [VARIABLE=value ...]"
@@ -59,6 +61,12 @@ lock: $(BIN)/python ## regenerate requirements*.lock from pyproject.toml
 	$(BIN)/python -m pip install --quiet uv
 	$(BIN)/uv pip compile --quiet pyproject.toml -o requirements.lock --python-version 3.11
 	$(BIN)/uv pip compile --quiet pyproject.toml --extra dev -o requirements-dev.lock --python-version 3.11
+
+swagger-ui: ## refresh the /docs page's files from swagger-ui-dist@SWAGGER_UI (needs npm)
+	rm -rf build/swagger-ui && mkdir -p build/swagger-ui
+	cd build/swagger-ui && npm pack --silent swagger-ui-dist@$(SWAGGER_UI) && tar xzf swagger-ui-dist-*.tgz
+	cd build/swagger-ui/package && cp swagger-ui-bundle.js swagger-ui-bundle.js.LICENSE.txt \
+	  swagger-ui.css favicon-32x32.png LICENSE NOTICE ../../../app/static/docs/
 
 clean: ## remove .venv and the tools' caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
