@@ -16,6 +16,7 @@ from app.config import DEFAULT_CONFIG_PATH, GatewayConfig, load_config
 from app.images import ImagePipeline
 from app.images.cache import ImageCache
 from app.images.fetch import ImageFetcher, Resolver, system_resolver
+from app.observe import tracing
 from app.observe.logs import configure_logging
 from app.observe.metrics import Metrics
 from app.providers.base import ProviderContext
@@ -66,9 +67,11 @@ def create_app(config: GatewayConfig, *, resolver: Resolver = system_resolver) -
     @asynccontextmanager
     async def lifespan(_: object) -> AsyncIterator[None]:
         logger.info("serving %d model(s)", len(router.served()))
+        tracing.start(os.environ)
         try:
             yield
         finally:
+            tracing.stop()
             await transport.aclose()
             await fetcher.aclose()
             await state.aclose()

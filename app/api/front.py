@@ -18,6 +18,7 @@ from app.api.endpoints import Endpoints, Handler, Incoming
 from app.api.forwarded import TrustedProxies
 from app.api.replies import Reply, error_reply
 from app.errors import GatewayError, InternalError
+from app.observe import tracing
 from app.observe.logs import log_record
 from app.observe.record import RequestRecord, open_record
 from app.service.gateway import Gateway
@@ -52,6 +53,7 @@ class Front:
         peer = (scope.get("client") or ("",))[0]
         record.peer = self._proxies.client(peer, forwarded_for) if self._proxies else peer
         record.user_agent = agent
+        trace = tracing.request(scope)
         allowed = self._cors.allowed(origin) if origin is not None else None
         client = ClientWatch(receive, self._keepalive_s)
         incoming: Incoming | None = None
@@ -83,6 +85,8 @@ class Front:
         finally:
             client.stop()
             self._close(record)
+            if trace is not None:
+                trace.end(record)
             if incoming is not None and isinstance(incoming.body, bytearray):
                 self.bodies.give_back(incoming.body)
 

@@ -33,6 +33,7 @@ from app.images.process import (
     process_image,
 )
 from app.images.urls import parse_image_url
+from app.observe import tracing
 from app.observe.metrics import Metrics
 from app.observe.record import current_record
 from app.server.threads import WorkerThreads
@@ -214,7 +215,9 @@ class ImagePipeline:
             return prepared
         parse_image_url(url, param)
         async with fetches:
-            data = await self._fetcher.fetch(url, param)
+            with tracing.step("image fetch") as traced:
+                data = await self._fetcher.fetch(url, param)
+                traced.set("vision_gateway.image.bytes", len(data))
         self._metrics.image_bytes.labels("fetched").inc(len(data))
         if len(data) > self._max_bytes(needs):
             raise ImageTooLarge(f"the image is over {self._max_bytes(needs)} bytes", param=param)
@@ -298,7 +301,9 @@ class ImagePipeline:
             return image, len(data)
 
         try:
-            image, size = await self._conversions.run(work)
+            with tracing.step("image conversion") as traced:
+                image, size = await self._conversions.run(work)
+                traced.set("vision_gateway.image.converted", image.converted)
         except ImageError as exc:
             raise type(exc)(exc.message, param=param) from None
         self._count(image, size)

@@ -64,8 +64,9 @@ class ChatService:
         (429 when it is used up)."""
 
         async def run(attempt: Attempt, deadline: float) -> ChatCompletion:
-            call = await self._call(request, attempt, deadline)
-            return await self._complete_once(call, attempt)
+            with attempt.traced():
+                call = await self._call(request, attempt, deadline)
+                return await self._complete_once(call, attempt)
 
         completion, _ = await self._first_success(request, run, key_rate)
         record = current_record()
@@ -83,12 +84,13 @@ class ChatService:
         request's record names the provider that answered)."""
 
         async def run(attempt: Attempt, deadline: float) -> tuple[ChatCompletionChunk, Chunks]:
-            chunks = await self._chunks(request, attempt, deadline)
-            try:
-                return await anext(chunks), chunks
-            except BaseException:
-                await chunks.aclose()
-                raise
+            with attempt.traced() as traced:
+                chunks = await self._chunks(request, attempt, deadline)
+                try:
+                    return await anext(chunks), traced.follow(chunks)
+                except BaseException:
+                    await chunks.aclose()
+                    raise
 
         (first, chunks), attempt = await self._first_success(request, run, key_rate)
         return self._relay(request, first, chunks, attempt.deployment.entry.timeout_s)

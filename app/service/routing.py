@@ -12,6 +12,7 @@ from app.config import ConfigError, GatewayConfig, ModelEntry
 from app.config.names import ModelPattern
 from app.errors import ModelNotFound
 from app.errors.quoting import shortened
+from app.observe import tracing
 from app.providers import PROVIDER_KINDS, ProviderKinds, provider_type
 from app.providers.base import Provider, ProviderContext
 from app.service.limits import Limit
@@ -85,6 +86,11 @@ class Attempt:
     deployment: Deployment
     upstream_model: str
     variant: str | None = None
+
+    def traced(self) -> tracing.Traced:
+        """The span of one try at it (one that does nothing while traces are off)."""
+        entry = self.deployment.entry
+        return tracing.upstream_attempt(entry.provider, self.upstream_model, self.deployment.id)
 
 
 class Router:
