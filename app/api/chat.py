@@ -24,5 +24,5 @@ async def create_chat_completion(incoming: Incoming) -> Reply:
     return Response(
         completion.model_dump_json(),
         media_type=JSON,
-        headers={"x-gateway-overhead-ms": f"{record.overhead_ms():.3f}"},
+        headers={"x-gateway-overhead-ms": record.overhead_header()},
     )

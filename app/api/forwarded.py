@@ -17,9 +17,6 @@ class TrustedProxies:
     def __init__(self, networks: Sequence[IPvAnyNetwork]) -> None:
         self._networks = tuple(networks)
 
-    def __bool__(self) -> bool:
-        return bool(self._networks)
-
     def trusts(self, address: str) -> bool:
         parsed = _address(address)
         return parsed is not None and any(parsed in network for network in self._networks)

@@ -41,7 +41,7 @@ class Front:
         self.bodies = BodyBuffers(server.body_buffers_bytes)
         self._keepalive_s = server.stream_keepalive_s
         self._cors = CrossOrigin(server.cors)
-        self._proxies = TrustedProxies(server.trusted_proxies)
+        self._proxies = TrustedProxies(server.trusted_proxies) if server.trusted_proxies else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -51,7 +51,8 @@ class Front:
         request_id = sent_id or uuid.uuid4().hex
         record = open_record(RequestRecord(request_id, scope["method"], scope["path"]))
         peer = (scope.get("client") or ("",))[0]
-        record.peer = self._proxies.client(peer, forwarded_for) if self._proxies else peer
+        proxies = self._proxies
+        record.peer = peer if proxies is None else proxies.client(peer, forwarded_for)
         record.user_agent = agent
         trace = tracing.request(scope)
         allowed = self._cors.allowed(origin) if origin is not None else None

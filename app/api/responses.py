@@ -53,7 +53,7 @@ async def create_response(incoming: Incoming) -> Reply:
     return Response(
         answer,
         media_type=JSON,
-        headers={"x-gateway-overhead-ms": f"{record.overhead_ms():.3f}"},
+        headers={"x-gateway-overhead-ms": record.overhead_header()},
     )
 
 

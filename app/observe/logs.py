@@ -40,6 +40,20 @@ class JSONFormatter(logging.Formatter):
         return orjson.dumps(payload, default=str).decode()
 
 
+class TextFormatter(logging.Formatter):
+    """Lines for humans: a request line also says how long it took, and who asked."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict) and "client" in fields:
+            line += (
+                f" in {fields['duration_ms']:.1f} ms from {fields['client'] or '-'}"
+                f' "{fields["user_agent"]}"'
+            )
+        return line
+
+
 class ScrubbingFilter(logging.Filter):
     """Keys, bearer tokens, URL query strings and base64 blobs never reach a log line."""
 
@@ -89,7 +103,7 @@ def configure_logging(log_format: str, secrets: Iterable[str], level: str | None
     if log_format == "json":
         handler.setFormatter(JSONFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(ScrubbingFilter(secrets))
     root = logging.getLogger()
     for existing in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
@@ -143,15 +157,6 @@ def log_record(record: RequestRecord) -> None:
                 "prompt_tokens": record.usage.prompt_tokens,
                 "completion_tokens": record.usage.completion_tokens,
             }
-    what = f"{record.route} {record.model}" if record.model else record.route
-    ACCESS.log(
-        level,
-        '%s %s -> %d in %.1f ms from %s "%s"',
-        record.method,
-        what,
-        record.status,
-        fields["duration_ms"],
-        record.peer or "-",
-        record.user_agent,
-        extra={"fields": fields},
-    )
+    # A chat request refused before its model was read is named by its path.
+    what = record.model if record.api is not None and record.model else record.route
+    ACCESS.log(level, "%s %s -> %d", record.method, what, record.status, extra={"fields": fields})

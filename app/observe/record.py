@@ -70,6 +70,7 @@ class RequestRecord:
     _upstream_s: float = 0.0
     _waiting: int = 0
     _wait_began: float = 0.0
+    _overhead_sent: float | None = None
 
     @property
     def outcome(self) -> Outcome:
@@ -100,8 +101,17 @@ class RequestRecord:
     def elapsed_ms(self) -> float:
         return self.duration_s() * 1000
 
+    def overhead_header(self) -> str:
+        """`x-gateway-overhead-ms` for a reply about to be sent: the figure from now on, so
+        that the log line and `gateway_overhead_seconds` say what the client was told."""
+        self._overhead_sent = self.overhead_ms()
+        return f"{self._overhead_sent:.3f}"
+
     def overhead_ms(self) -> float:
-        """Time the gateway itself spent so far: everything but waiting on upstreams."""
+        """Time the gateway itself spent so far: everything but waiting on upstreams (or
+        what `overhead_header` sent)."""
+        if self._overhead_sent is not None:
+            return self._overhead_sent
         waiting = self._upstream_s
         if self._waiting:
             waiting += time.perf_counter() - self._wait_began
