@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -71,7 +72,9 @@ def create_app(config: GatewayConfig, *, resolver: Resolver = system_resolver) -
         try:
             yield
         finally:
-            tracing.stop()
+            # The last spans go out now, in a thread: sending them blocks (for the exporter's
+            # timeout, when the collector is down), and the loop has more to close.
+            await asyncio.to_thread(tracing.stop)
             await transport.aclose()
             await fetcher.aclose()
             await state.aclose()

@@ -12,8 +12,8 @@ Configured by the standard variables: on when `OTEL_TRACES_EXPORTER` names `otlp
 `OTEL_TRACES_EXPORTER=none`. The SDK reads the rest itself (`OTEL_SERVICE_NAME`,
 `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER`, the exporter's headers and timeout, ...).
 
-Off, nothing of OpenTelemetry is imported, and each seam below checks one module variable
-and hands back a shared object that does nothing."""
+Off, the SDK and its exporter are not imported, and each seam below checks one module
+variable and hands back a shared object that does nothing."""
 
 from __future__ import annotations
 
