@@ -22,6 +22,7 @@ from app.observe.metrics import Metrics
 from app.providers.base import ProviderContext
 from app.responses.store import ResponseStore
 from app.server.allocator import release_large_buffers, settle_heap
+from app.service.cache import ResponseCache
 from app.service.completions import ChatService
 from app.service.gateway import Gateway
 from app.service.limits import Cooldowns, RateLimiter
@@ -62,7 +63,14 @@ def create_app(config: GatewayConfig, *, resolver: Resolver = system_resolver) -
         config=config,
         router=router,
         service=ChatService(
-            config, router, pipeline, documents, metrics, limiter, Cooldowns(state)
+            config,
+            router,
+            pipeline,
+            documents,
+            metrics,
+            limiter,
+            Cooldowns(state),
+            cache=ResponseCache(config.cache, state, fetcher, metrics),
         ),
         documents=documents,
         metrics=metrics,

@@ -23,6 +23,7 @@ from app.service.gateway import Gateway
 logger = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = b"x-request-id"
+CACHE_HEADER = b"x-gateway-cache"
 _MAX_ID_LENGTH = 128
 
 
@@ -54,6 +55,8 @@ class Front:
             logger.exception("unexpected error on %s %s", record.method, record.route)
             reply = self._failed(record, InternalError("the gateway hit an unexpected error"))
         reply.raw_headers.append((REQUEST_ID_HEADER, request_id.encode("latin-1")))
+        if record.cache is not None:
+            reply.raw_headers.append((CACHE_HEADER, record.cache.encode("ascii")))
         if incoming is None and _expects_continue(scope):
             # Refused before its body was asked for: the client sends no body, and the
             # connection can't be told apart from one that would have sent it, so it ends here.

@@ -116,6 +116,28 @@ class DocumentsConfig(_Strict):
     cache_bytes: Annotated[int, Field(ge=0)] = 32 * 1024 * 1024
 
 
+class CacheConfig(_Strict):
+    """The response cache, as every model entry that opts in shares it."""
+
+    # What cached answers hold in the state backend altogether.
+    max_bytes: Annotated[int, Field(ge=0)] = 256 * 1024 * 1024
+    # How long an image URL's content hash is remembered, so that it is not fetched again.
+    url_memo_s: Annotated[float, Field(ge=0)] = 300.0
+
+
+class EntryCache(_Strict):
+    """A model entry's answers cached, keyed on what its upstream would be sent."""
+
+    ttl_s: Annotated[float, Field(gt=0)] = 3600.0
+    max_entry_bytes: Annotated[int, Field(gt=0)] = 1024 * 1024
+    # repeatable: only requests whose answer may be given again (temperature 0 or unset, n 1).
+    when: Literal["repeatable", "always"] = "repeatable"
+    # by_content: image URLs are keyed on their bytes (fetched once, then remembered).
+    url_images: Literal["by_content", "by_url"] = "by_content"
+    # Whether every gateway key shares the entry's answers (by default each has its own).
+    shared: bool = False
+
+
 class RequestsConfig(_Strict):
     """The shape a chat request may have, checked before the body becomes objects."""
 
@@ -172,6 +194,8 @@ class ModelEntry(_Strict):
     # PDFs: rendered to page images and text for the upstream, or passed on as they came to an
     # OpenAI-compatible upstream that reads documents itself.
     documents: Literal["render", "native"] = "render"
+    # Answers kept and given again for the same request (absent: none are).
+    cache: EntryCache | None = None
     # What one upstream reply may cost: a whole non-streamed body, one event of a stream.
     max_reply_bytes: Annotated[int, Field(gt=0)] = DEFAULT_MAX_REPLY_BYTES
     max_event_bytes: Annotated[int, Field(gt=0)] = DEFAULT_MAX_EVENT_BYTES
@@ -213,6 +237,7 @@ class GatewayConfig(_Strict):
     state: StateConfig = Field(default_factory=StateConfig)
     responses: ResponsesConfig = Field(default_factory=ResponsesConfig)
     documents: DocumentsConfig = Field(default_factory=DocumentsConfig)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
     models: list[ModelEntry] = Field(default_factory=list)
 
     def secrets(self) -> list[str]:

@@ -37,7 +37,7 @@ from app.observe.metrics import Metrics
 from app.observe.record import current_record
 from app.server.threads import WorkerThreads
 from app.wire.hashed import HashedURI
-from app.wire.inline import InlineImages
+from app.wire.inline import InlineImages, InlineURI
 from app.wire.schemas import ChatCompletionRequest, ImageURLPart, Message
 
 
@@ -62,6 +62,7 @@ class PreparedImage:
     source: Literal["url", "data_uri"]
     url: str  # the client's URL (for data URIs: the original URI)
     image: ProcessedImage | None = None  # None: a URL passed on unfetched
+    respelled: bool = False  # a data URI whose base64 was broken into lines: it goes re-encoded
 
     @property
     def replaced(self) -> bool:
@@ -70,7 +71,7 @@ class PreparedImage:
         came: no need to encode the same bytes again."""
         if self.image is None:
             return False
-        if self.source == "url" or self.image.converted:
+        if self.source == "url" or self.image.converted or self.respelled:
             return True
         # Only the canonical spelling with the real type goes on untouched.
         return not self.url.startswith(f"data:{self.image.mime};base64,")
@@ -195,19 +196,23 @@ class ImagePipeline:
                 known := self._known(url, param, target, needs, max_bytes)
             ):
                 return known
-            # A large URI is still in the request body; `url` stands in for it.
-            source = (inline.get(url) if inline else None) or url
+            # A large URI is still in the request body; `url` stands in for it. A URI parsed
+            # from JSON may have its base64 broken into lines (as MIME writes it).
+            source: str | InlineURI = (inline.get(url) if inline else None) or url
+            respelled = isinstance(source, str) and ("\n" in source or "\r" in source)
+            if respelled:
+                source = "".join(url.split())
             image = await self._process(
                 lambda: decode_data_uri(source, param, max_bytes),
                 target,
                 param,
                 # An upstream that takes the URI as it is needs only what's in it, not its bytes.
                 scan=None
-                if needs.raw_bytes
+                if needs.raw_bytes or respelled
                 else lambda probe, feed: scan_data_uri(source, param, max_bytes, probe, feed),
                 uri=url,
             )
-            prepared = PreparedImage(param, "data_uri", url, image)
+            prepared = PreparedImage(param, "data_uri", url, image, respelled)
             if prepared.image is not None and not (prepared.replaced or needs.raw_bytes):
                 # The client's URI goes on as it is: don't hold a second copy meanwhile.
                 prepared = dataclasses.replace(prepared, image=prepared.image.without_data())

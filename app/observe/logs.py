@@ -129,6 +129,8 @@ def log_record(record: RequestRecord) -> None:
             "bytes": sum(size for size, _ in record.images),
             "sha256": [prefix for _, prefix in record.images],
         }
+        if record.cache is not None:
+            fields["cache"] = record.cache
         if record.document_pages:
             fields["documents"] = {
                 "pages": record.document_pages,

@@ -149,6 +149,31 @@ class Metrics:
             "Operations the state backend could not serve (Redis unreachable).",
             registry=registry,
         )
+        self.cache_requests = Counter(
+            "gateway_cache_requests",
+            "Requests to models that cache their answers, by model and how the cache served "
+            "them: hit, miss (asked upstream), or bypass (not looked up).",
+            ["model", "result"],
+            registry=registry,
+        )
+        self.cache_bytes = Gauge(
+            "gateway_cache_bytes",
+            "What cached answers hold in the state backend, as last seen.",
+            registry=registry,
+            multiprocess_mode="mostrecent",
+        )
+        self.cache_upstream_saved = Counter(
+            "gateway_cache_upstream_seconds_saved",
+            "Upstream time the cache's hits did not spend, by model (as their answers took).",
+            ["model"],
+            registry=registry,
+        )
+        self.cache_credits_saved = Counter(
+            "gateway_cache_credits_saved",
+            "Job credits the cache's hits did not spend, by model (as their answers cost).",
+            ["model"],
+            registry=registry,
+        )
         self.failovers = Counter(
             "gateway_failovers",
             "Failovers to the next deployment before the first byte.",
