@@ -29,6 +29,7 @@ import httpx
 import orjson
 
 from app.config import CacheConfig, EntryCache
+from app.errors import GatewayError
 from app.images import PreparedImage
 from app.images.fetch import ImageFetcher
 from app.observe.metrics import Metrics
@@ -169,7 +170,11 @@ class ResponseCache:
         known = await self._state.get(memo)
         if known is not None:
             return "sha256:" + known
-        data = await self._fetcher.fetch(image.url, image.param)
+        try:
+            data = await self._fetcher.fetch(image.url, image.param)
+        except GatewayError:
+            # The upstream fetches it, perhaps from where the gateway may not: keyed on its URL.
+            return "url:" + url
         digest = hashlib.sha256(data).hexdigest()
         if self._config.url_memo_s > 0:
             await self._state.set(memo, digest, self._config.url_memo_s)
@@ -217,6 +222,8 @@ class Plan:
     active: bool  # looked up (unless `no-cache`) and stored; else straight to the upstream
     key: str = ""
     leader: bool = field(default=False, init=False)
+    _let_go: asyncio.TimerHandle | None = field(default=None, init=False, repr=False)
+    _future: asyncio.Future[Waited] | None = field(default=None, init=False, repr=False)
 
     async def complete(self, ask: Callable[[], Awaitable[ChatCompletion]]) -> ChatCompletion:
         """The answer: kept, or asked for (once among identical requests) and kept."""
@@ -287,7 +294,12 @@ class Plan:
         flight = await cache._state.hit("cache-flight:" + key, timeout_s)
         if flight.count > 1:
             return False
-        cache._in_flight[key] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future = cache._in_flight[key] = loop.create_future()
+        # Should this request never say how it ended (cancelled before its stream began),
+        # its waiters here are let go when its deadline has passed.
+        self._let_go = loop.call_later(timeout_s, _let_go, cache._in_flight, key, future)
+        self._future = future
         self.leader = True
         await cache._state.set("cache-lead:" + key, "1", timeout_s)
         return True
@@ -312,8 +324,11 @@ class Plan:
         if not self.leader:
             return
         self.leader = False
-        cache, key = self.cache, self.key
-        future = cache._in_flight.pop(key, None)
+        if self._let_go is not None:
+            self._let_go.cancel()
+        cache, key, future = self.cache, self.key, self._future
+        if future is not None and cache._in_flight.get(key) is future:
+            del cache._in_flight[key]
         kept = False
         try:
             if entry is not None and self.control.store:
@@ -405,6 +420,15 @@ class Recorder:
         if self._facts is not None:
             setattr(completion, "x_gateway", self._facts)  # noqa: B010 (an extra field)
         return completion
+
+
+def _let_go(
+    in_flight: dict[str, asyncio.Future[Waited]], key: str, future: asyncio.Future[Waited]
+) -> None:
+    if in_flight.get(key) is future:
+        del in_flight[key]
+    if not future.done():
+        future.set_result("failed")
 
 
 def _fresh(completion: ChatCompletion) -> ChatCompletion:
