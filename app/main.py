@@ -14,6 +14,7 @@ from starlette.routing import Router as LifespanRouter
 from app.api.front import Front
 from app.api.routes import build_endpoints
 from app.config import DEFAULT_CONFIG_PATH, GatewayConfig, load_config
+from app.documents import DocumentPipeline
 from app.images import ImagePipeline
 from app.images.cache import ImageCache
 from app.images.fetch import ImageFetcher, Resolver, system_resolver
@@ -23,6 +24,7 @@ from app.observe.metrics import Metrics
 from app.providers.base import ProviderContext
 from app.responses.store import ResponseStore
 from app.server.allocator import release_large_buffers, settle_heap
+from app.service.cache import ResponseCache
 from app.service.completions import ChatService
 from app.service.gateway import Gateway
 from app.service.limits import Cooldowns, RateLimiter
@@ -49,13 +51,30 @@ def create_app(config: GatewayConfig, *, resolver: Resolver = system_resolver) -
         per_client=images.max_fetches_per_client,
     )
     pipeline = ImagePipeline(images, fetcher, ImageCache(images.cache_bytes), metrics)
+    documents = DocumentPipeline(
+        config.documents,
+        config.requests,
+        fetcher,
+        metrics,
+        max_image_pixels=images.max_image_pixels,
+    )
     state = build_state(config.state, on_error=metrics.state_errors.inc)
     router = Router(config, ProviderContext(transport, config.images, state, metrics))
     limiter = RateLimiter(state)
     gateway = Gateway(
         config=config,
         router=router,
-        service=ChatService(config, router, pipeline, metrics, limiter, Cooldowns(state)),
+        service=ChatService(
+            config,
+            router,
+            pipeline,
+            documents,
+            metrics,
+            limiter,
+            Cooldowns(state),
+            cache=ResponseCache(config.cache, state, fetcher, metrics),
+        ),
+        documents=documents,
         metrics=metrics,
         limiter=limiter,
         state=state,
@@ -77,6 +96,7 @@ def create_app(config: GatewayConfig, *, resolver: Resolver = system_resolver) -
             await asyncio.to_thread(tracing.stop)
             await transport.aclose()
             await fetcher.aclose()
+            documents.close()
             await state.aclose()
             metrics.worker_exited()
 

@@ -16,11 +16,12 @@ async def create_chat_completion(incoming: Incoming) -> Reply:
     record.model, record.stream = chat.model, bool(chat.stream)
     record.model_label = gateway.router.label(chat.model)
     key_rate = gateway.admit(incoming.key, chat.model, cost=chat.choice_count)
+    cache = gateway.cache_control(incoming.scope, incoming.key)
     if chat.stream:
-        events = await gateway.service.stream(chat, key_rate)
+        events = await gateway.service.stream(chat, key_rate, cache)
         body = chat_body(events, record)
         return EventStream(body, incoming.client, record, gateway.metrics.streams)
-    completion = await gateway.service.complete(chat, key_rate)
+    completion = await gateway.service.complete(chat, key_rate, cache)
     return Response(
         completion.model_dump_json(),
         media_type=JSON,

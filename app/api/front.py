@@ -26,6 +26,7 @@ from app.service.gateway import Gateway
 logger = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = b"x-request-id"
+CACHE_HEADER = b"x-gateway-cache"
 _MAX_ID_LENGTH = 128
 _MAX_AGENT_LENGTH = 256
 
@@ -71,6 +72,8 @@ class Front:
             logger.exception("unexpected error on %s %s", record.method, record.route)
             reply = self._failed(record, InternalError("the gateway hit an unexpected error"))
         reply.raw_headers.append((REQUEST_ID_HEADER, request_id.encode("latin-1")))
+        if record.cache is not None:
+            reply.raw_headers.append((CACHE_HEADER, record.cache.encode("ascii")))
         if allowed is not None:
             reply.raw_headers.extend(self._cors.reply_headers(allowed))
         if incoming is None and _expects_continue(scope):

@@ -1,18 +1,23 @@
-"""GET /playground: a page to try any routed model with images, its files, and model hints."""
+"""GET /playground: a page to try any routed model with images and documents, its files, model
+hints, and the pages of a document it is given."""
 
 from __future__ import annotations
 
 from importlib.resources import files
 
+import orjson
+from pydantic import ValidationError
 from starlette.responses import Response
 
 from app.api.endpoints import Incoming
 from app.api.replies import json_reply
-from app.errors import RouteNotFound
+from app.errors import InvalidRequest, RouteNotFound
 from app.service.gateway import Gateway
 from app.service.routing import Group
+from app.wire.schemas import FilePart
 
 PAGE = "playground.html"
+THUMBNAIL_SIDE = 160
 JAVASCRIPT = "text/javascript; charset=utf-8"
 ASSETS = {
     "playground.css": "text/css; charset=utf-8",
@@ -66,6 +71,31 @@ def _hint(group: Group, limit: int) -> dict[str, object]:
     max_images = min([limit, *(cap for cap in caps if cap is not None)])
     jobs = any(provider.capabilities.jobs for provider in providers)
     return {"id": group.name, "max_images": max_images, "jobs": jobs}
+
+
+async def document_pages(incoming: Incoming) -> Response:
+    """A document the page was given, read as a request would read it (its pages kept for
+    that request): `{"file_data": ...}` in, its pages' thumbnails and facts out."""
+    gateway = incoming.gateway
+    _require_playground(gateway)
+    try:
+        payload = orjson.loads(incoming.body)
+        part = FilePart.model_validate({"type": "file", "file": payload})
+    except (orjson.JSONDecodeError, ValidationError):
+        raise InvalidRequest('send the document as {"file_data": ...}') from None
+    documents = gateway.documents
+    document = await documents.read(part, "file_data", max_pages=gateway.config.documents.max_pages)
+    thumbnails = await documents.thumbnails(document, THUMBNAIL_SIDE)
+    pages = [
+        {
+            "thumbnail": thumbnail,
+            "width": page.width,
+            "height": page.height,
+            "text_characters": len(page.text),
+        }
+        for thumbnail, page in zip(thumbnails, document.pages, strict=True)
+    ]
+    return json_reply({"filename": document.filename, "bytes": document.size, "pages": pages})
 
 
 async def asset(incoming: Incoming) -> Response:

@@ -37,12 +37,13 @@ async def create_response(incoming: Incoming) -> Reply:
         # The whole conversation goes upstream: the request caps hold for it, not only `input`.
         gateway.shape.check_messages([*history, *turn], param="input")
         chat = to_chat_request(request, history, turn)
+    cache = gateway.cache_control(incoming.scope, incoming.key)
     if request.stream:
-        chunks = await gateway.service.stream(chat, key_rate)
+        chunks = await gateway.service.stream(chat, key_rate, cache)
         stream = ResponseStream(request, chunks, limits=gateway.config.responses)
         body = _stream_body(stream, request, store, record, owner, (history, turn))
         return EventStream(body, incoming.client, record, gateway.metrics.streams)
-    completion = await gateway.service.complete(chat, key_rate)
+    completion = await gateway.service.complete(chat, key_rate, cache)
     # Built as plain data and serialised once: the request and the completion were validated
     # already, and this is what the client gets and what is stored.
     response = response_data(completion, request)

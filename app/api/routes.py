@@ -95,6 +95,14 @@ def build_endpoints() -> Endpoints:
             documented=False,
         ),
         Endpoint(
+            "/playground/pages",
+            ("POST",),
+            playground.document_pages,
+            "A document's pages as the playground shows them",
+            reads_body=True,
+            documented=False,
+        ),
+        Endpoint(
             "/playground/{name}",
             ("GET",),
             playground.asset,

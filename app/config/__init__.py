@@ -18,6 +18,7 @@ from pydantic import (
     PrivateAttr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from app.config.loading import ConfigError as ConfigError  # where every caller finds it
@@ -104,6 +105,50 @@ class ImagesConfig(_Strict):
     cache_bytes: Annotated[int, Field(ge=0)] = 16 * 1024 * 1024
 
 
+class DocumentsConfig(_Strict):
+    """PDFs in requests: what one may hold, and how its pages are rendered for upstreams that
+    take images."""
+
+    max_bytes: Annotated[int, Field(gt=0)] = 20 * 1024 * 1024
+    # A document of more pages is refused (400 invalid_document).
+    max_pages: Annotated[int, Field(ge=1, le=2000)] = 50
+    # Pages are rendered at `dpi`, their longer side at most `max_side` pixels.
+    dpi: Annotated[int, Field(ge=36, le=600)] = 150
+    max_side: Annotated[int, Field(ge=256, le=8192)] = 1600
+    text_layer: bool = True
+    # One document must be read and rendered within this, or it is refused.
+    timeout_s: Annotated[float, Field(gt=0)] = 30.0
+    # Processes that render documents, per worker; each renders one document at a time.
+    render_processes: Annotated[int, Field(ge=1, le=64)] = 1
+    # What one render process may map, so that no document can take the machine's memory.
+    max_render_memory_bytes: Annotated[int, Field(ge=256 * 1024 * 1024)] = 1024 * 1024 * 1024
+    # Rendered pages kept by the document's content hash, so that one sent again (or tried
+    # on the next deployment of a group) is not rendered again; 0: none.
+    cache_bytes: Annotated[int, Field(ge=0)] = 32 * 1024 * 1024
+
+
+class CacheConfig(_Strict):
+    """The response cache, as every model entry that opts in shares it."""
+
+    # What cached answers hold in the state backend altogether.
+    max_bytes: Annotated[int, Field(ge=0)] = 256 * 1024 * 1024
+    # How long an image URL's content hash is remembered, so that it is not fetched again.
+    url_memo_s: Annotated[float, Field(ge=0)] = 300.0
+
+
+class EntryCache(_Strict):
+    """A model entry's answers cached, keyed on what its upstream would be sent."""
+
+    ttl_s: Annotated[float, Field(gt=0)] = 3600.0
+    max_entry_bytes: Annotated[int, Field(gt=0)] = 1024 * 1024
+    # repeatable: only requests whose answer may be given again (temperature 0 or unset, n 1).
+    when: Literal["repeatable", "always"] = "repeatable"
+    # by_content: image URLs are keyed on their bytes (fetched once, then remembered).
+    url_images: Literal["by_content", "by_url"] = "by_content"
+    # Whether every gateway key shares the entry's answers (by default each has its own).
+    shared: bool = False
+
+
 class RequestsConfig(_Strict):
     """The shape a chat request may have, checked before the body becomes objects."""
 
@@ -136,6 +181,8 @@ class ResponsesConfig(_Strict):
     max_output_items: Annotated[int, Field(gt=0)] = 128
 
 
+# Providers whose upstreams speak OpenAI's wire, and so may read PDFs themselves.
+NATIVE_DOCUMENT_PROVIDERS = frozenset({"openai", "aimlapi"})
 ProviderKind = Literal[
     "openai", "aimlapi", "predictionguard", "masterpiecex", "vlmrun", "takeoff", "inspect"
 ]
@@ -155,6 +202,11 @@ class ModelEntry(_Strict):
     retries: Annotated[int, Field(ge=0, le=10)] = 1
     # How long a deployment that keeps failing is skipped for; 0: never skipped.
     cooldown_s: Annotated[float, Field(ge=0)] = DEFAULT_COOLDOWN_S
+    # PDFs: rendered to page images and text for the upstream, or passed on as they came to an
+    # OpenAI-compatible upstream that reads documents itself.
+    documents: Literal["render", "native"] = "render"
+    # Answers kept and given again for the same request (absent: none are).
+    cache: EntryCache | None = None
     # What one upstream reply may cost: a whole non-streamed body, one event of a stream.
     max_reply_bytes: Annotated[int, Field(gt=0)] = DEFAULT_MAX_REPLY_BYTES
     max_event_bytes: Annotated[int, Field(gt=0)] = DEFAULT_MAX_EVENT_BYTES
@@ -179,6 +231,15 @@ class ModelEntry(_Strict):
     def _strip_trailing_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
 
+    @model_validator(mode="after")
+    def _native_documents_need_an_openai_upstream(self) -> ModelEntry:
+        if self.documents == "native" and self.provider not in NATIVE_DOCUMENT_PROVIDERS:
+            raise ValueError(
+                f"documents: native passes PDFs on as OpenAI's API takes them, which only "
+                f"{' and '.join(sorted(NATIVE_DOCUMENT_PROVIDERS))} upstreams may read"
+            )
+        return self
+
 
 class GatewayConfig(_Strict):
     server: ServerConfig = Field(default_factory=ServerConfig)
@@ -186,6 +247,8 @@ class GatewayConfig(_Strict):
     requests: RequestsConfig = Field(default_factory=RequestsConfig)
     state: StateConfig = Field(default_factory=StateConfig)
     responses: ResponsesConfig = Field(default_factory=ResponsesConfig)
+    documents: DocumentsConfig = Field(default_factory=DocumentsConfig)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
     models: list[ModelEntry] = Field(default_factory=list)
 
     def secrets(self) -> list[str]:

@@ -9,6 +9,7 @@ GatewayError
 │   │   ├── TooManyImages         400 too_many_images
 │   │   ├── ImageURLForbidden     400 image_url_forbidden
 │   │   └── ImageFetchFailed      400 image_fetch_failed
+│   ├── InvalidDocument           400 invalid_document
 │   └── UpstreamRejected          400 upstream_rejected
 ├── RequestTooLarge               413 request_too_large
 ├── RequestTimeout                408 request_timeout
@@ -86,6 +87,12 @@ class UnsupportedParameter(InvalidRequest):
     """A field that changes the answer and that the chosen provider cannot honour."""
 
     code = "unsupported_parameter"
+
+
+class InvalidDocument(InvalidRequest):
+    """A document could not be used: not a PDF, corrupt, encrypted, or over a limit."""
+
+    code = "invalid_document"
 
 
 class ImageError(InvalidRequest):

@@ -129,6 +129,10 @@ def _display_unparsable(url: str) -> str:
         return "the image URL"
 
 
+# Whose fetch of which URL, under which byte limit, asking for which type.
+FetchKey = tuple[str, str, int, bytes]
+
+
 class ImageFetcher:
     """Fetches image URLs under the byte cap and the timeout: at most `per_client` at a time
     for one client (see `FetchShares`), and one per URL at a time for each client."""
@@ -153,21 +157,29 @@ class ImageFetcher:
             network_backend=GuardedBackend(resolver, allow_private=allow_private_networks),
         )
         self._shares = FetchShares(per_client)
-        self._in_flight: dict[tuple[str, str], asyncio.Task[bytes]] = {}
-        self._waiting: dict[tuple[str, str], int] = {}
+        self._in_flight: dict[FetchKey, asyncio.Task[bytes]] = {}
+        self._waiting: dict[FetchKey, int] = {}
 
     async def aclose(self) -> None:
         await self._pool.aclose()
 
-    async def fetch(self, url: str, param: str | None = None) -> bytes:
-        """The body of `url`, shared with the same client's concurrent fetches of it; the
-        fetch stops once no request waits for it any more (clients that went away). Other
-        clients fetch it on their own: a fetch queued in one client's share never keeps
-        another client waiting."""
-        key = (current_record().client, url)
+    async def fetch(
+        self,
+        url: str,
+        param: str | None = None,
+        *,
+        max_bytes: int | None = None,
+        accept: bytes = b"image/*",
+    ) -> bytes:
+        """The body of `url` (at most `max_bytes`, the image limit unless given), shared with
+        the same client's concurrent fetches of it; the fetch stops once no request waits for
+        it any more (clients that went away). Other clients fetch it on their own: a fetch
+        queued in one client's share never keeps another client waiting."""
+        limit = self._max_bytes if max_bytes is None else max_bytes
+        key = (current_record().client, url, limit, accept)
         task = self._in_flight.get(key)
         if task is None:
-            task = asyncio.ensure_future(self._fetch_shared(url, key[0]))
+            task = asyncio.ensure_future(self._fetch_shared(url, key[0], limit, accept))
             self._in_flight[key] = task
             task.add_done_callback(lambda done: self._forget(key, done))
         self._waiting[key] = self._waiting.get(key, 0) + 1
@@ -183,19 +195,19 @@ class ImageFetcher:
                     task.cancel()
                     self._forget(key, task)
 
-    def _forget(self, key: tuple[str, str], task: asyncio.Task[bytes]) -> None:
+    def _forget(self, key: FetchKey, task: asyncio.Task[bytes]) -> None:
         if self._in_flight.get(key) is task:
             del self._in_flight[key]
 
-    async def _fetch_shared(self, url: str, client: str) -> bytes:
+    async def _fetch_shared(self, url: str, client: str, limit: int, accept: bytes) -> bytes:
         async with self._shares.slot(client):
-            return await self._fetch(url)
+            return await self._fetch(url, limit, accept)
 
-    async def _fetch(self, url: str) -> bytes:
+    async def _fetch(self, url: str, limit: int, accept: bytes) -> bytes:
         shown = display_url(url)
         try:
             async with asyncio.timeout(self._timeout_s):
-                return await self._follow(url)
+                return await self._follow(url, limit, accept)
         except TimeoutError:
             raise ImageFetchFailed(f"fetching {shown} took over {self._timeout_s:g} s") from None
         except AddressRefused as exc:
@@ -206,29 +218,29 @@ class ImageFetcher:
             logger.info("image fetch of %s failed: %s", shown, type(exc).__name__)
             raise ImageFetchFailed(f"fetching {shown} failed: {_describe(exc)}") from None
 
-    async def _follow(self, url: str) -> bytes:
+    async def _follow(self, url: str, limit: int, accept: bytes) -> bytes:
         target = parse_image_url(url, None)
         for _ in range(MAX_REDIRECTS + 1):
             async with self._pool.stream(
-                "GET", str(target), headers=[(b"Accept", b"image/*"), (b"User-Agent", _USER_AGENT)]
+                "GET", str(target), headers=[(b"Accept", accept), (b"User-Agent", _USER_AGENT)]
             ) as response:
                 if response.status in _REDIRECTS:
                     target = _redirect_target(target, _header(response, b"location"))
                     continue
                 if response.status != 200:
                     raise ImageFetchFailed(f"{display_url(target)} answered HTTP {response.status}")
-                return await self._read_capped(response, target)
+                return await self._read_capped(response, target, limit)
         raise ImageFetchFailed(f"more than {MAX_REDIRECTS} redirects")
 
-    async def _read_capped(self, response: httpcore.Response, url: httpx.URL) -> bytes:
+    async def _read_capped(self, response: httpcore.Response, url: httpx.URL, limit: int) -> bytes:
         declared = _header(response, b"content-length")
-        if declared.isdigit() and int(declared) > self._max_bytes:
-            raise ImageTooLarge(f"{display_url(url)} is over {self._max_bytes} bytes")
+        if declared.isdigit() and int(declared) > limit:
+            raise ImageTooLarge(f"{display_url(url)} is over {limit} bytes")
         body = bytearray()
         async for chunk in response.aiter_stream():
             body += chunk
-            if len(body) > self._max_bytes:
-                raise ImageTooLarge(f"{display_url(url)} is over {self._max_bytes} bytes")
+            if len(body) > limit:
+                raise ImageTooLarge(f"{display_url(url)} is over {limit} bytes")
         return bytes(body)
 
 

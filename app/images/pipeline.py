@@ -38,8 +38,8 @@ from app.observe.metrics import Metrics
 from app.observe.record import current_record
 from app.server.threads import WorkerThreads
 from app.wire.hashed import HashedURI
-from app.wire.inline import InlineImages
-from app.wire.schemas import ChatCompletionRequest, ImageURLPart
+from app.wire.inline import InlineImages, InlineURI
+from app.wire.schemas import ChatCompletionRequest, ImageURLPart, Message
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,7 @@ class PreparedImage:
     source: Literal["url", "data_uri"]
     url: str  # the client's URL (for data URIs: the original URI)
     image: ProcessedImage | None = None  # None: a URL passed on unfetched
+    respelled: bool = False  # a data URI whose base64 was broken into lines: it goes re-encoded
 
     @property
     def replaced(self) -> bool:
@@ -71,7 +72,7 @@ class PreparedImage:
         came: no need to encode the same bytes again."""
         if self.image is None:
             return False
-        if self.source == "url" or self.image.converted:
+        if self.source == "url" or self.image.converted or self.respelled:
             return True
         # Only the canonical spelling with the real type goes on untouched.
         return not self.url.startswith(f"data:{self.image.mime};base64,")
@@ -196,19 +197,23 @@ class ImagePipeline:
                 known := self._known(url, param, target, needs, max_bytes)
             ):
                 return known
-            # A large URI is still in the request body; `url` stands in for it.
-            source = (inline.get(url) if inline else None) or url
+            # A large URI is still in the request body; `url` stands in for it. A URI parsed
+            # from JSON may have its base64 broken into lines (as MIME writes it).
+            source: str | InlineURI = (inline.get(url) if inline else None) or url
+            respelled = isinstance(source, str) and ("\n" in source or "\r" in source)
+            if respelled:
+                source = "".join(url.split())
             image = await self._process(
                 lambda: decode_data_uri(source, param, max_bytes),
                 target,
                 param,
                 # An upstream that takes the URI as it is needs only what's in it, not its bytes.
                 scan=None
-                if needs.raw_bytes
+                if needs.raw_bytes or respelled
                 else lambda probe, feed: scan_data_uri(source, param, max_bytes, probe, feed),
                 uri=url,
             )
-            prepared = PreparedImage(param, "data_uri", url, image)
+            prepared = PreparedImage(param, "data_uri", url, image, respelled)
             if prepared.image is not None and not (prepared.replaced or needs.raw_bytes):
                 # The client's URI goes on as it is: don't hold a second copy meanwhile.
                 prepared = dataclasses.replace(prepared, image=prepared.image.without_data())
@@ -313,20 +318,28 @@ class ImagePipeline:
 def with_images(
     request: ChatCompletionRequest, images: list[PreparedImage]
 ) -> ChatCompletionRequest:
-    """A copy of `request` whose image parts carry what the upstream should get."""
-    changed = {image.param: image.upstream_url() for image in images if image.replaced}
-    if not changed:
+    """A copy of `request` whose image parts carry what the upstream should get (`images` are
+    its image parts, in order)."""
+    if not any(image.replaced for image in images):
         return request
+    changed = iter(images)
+    messages: list[Message] = []
+    for message in request.messages:
+        content = message.content
+        if isinstance(content, list) and any(isinstance(p, ImageURLPart) for p in content):
+            parts = [
+                _carrying(part, next(changed)) if isinstance(part, ImageURLPart) else part
+                for part in content
+            ]
+            message = message.model_copy(update={"content": parts})
+        messages.append(message)
     copy = request.model_copy(deep=False)
-    copy.messages = [message.model_copy() for message in request.messages]
-    for index, message in enumerate(copy.messages):
-        if not isinstance(message.content, list):
-            continue
-        message.content = list(message.content)
-        for j, part in enumerate(message.content):
-            param = f"messages[{index}].content[{j}].image_url"
-            if param in changed and isinstance(part, ImageURLPart):
-                message.content[j] = part.model_copy(
-                    update={"image_url": part.image_url.model_copy(update={"url": changed[param]})}
-                )
+    copy.messages = messages
     return copy
+
+
+def _carrying(part: ImageURLPart, image: PreparedImage) -> ImageURLPart:
+    if not image.replaced:
+        return part
+    url = part.image_url.model_copy(update={"url": image.upstream_url()})
+    return part.model_copy(update={"image_url": url})

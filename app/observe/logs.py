@@ -150,6 +150,13 @@ def log_record(record: RequestRecord) -> None:
             "bytes": sum(size for size, _ in record.images),
             "sha256": [prefix for _, prefix in record.images],
         }
+        if record.cache is not None:
+            fields["cache"] = record.cache
+        if record.document_pages:
+            fields["documents"] = {
+                "pages": record.document_pages,
+                "render_ms": round(record.render_s * 1000, 3),
+            }
         if not record.stream:
             fields["overhead_ms"] = round(record.overhead_ms(), 3)
         if record.usage is not None:

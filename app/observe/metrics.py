@@ -93,6 +93,19 @@ class Metrics:
             ["model", "provider", "key"],
             registry=registry,
         )
+        self.document_pages = Counter(
+            "gateway_document_pages",
+            "Pages of documents rendered and sent upstream as images, by model, provider and "
+            "gateway key.",
+            ["model", "provider", "key"],
+            registry=registry,
+        )
+        self.document_render = Histogram(
+            "gateway_document_render_seconds",
+            "Time to read and render one document's pages.",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=registry,
+        )
         self.credits = Counter(
             "gateway_job_credits",
             "Credits job upstreams reported as spent, by model, provider and gateway key.",
@@ -139,6 +152,31 @@ class Metrics:
         self.state_errors = Counter(
             "gateway_state_backend_errors",
             "Operations the state backend could not serve (Redis unreachable).",
+            registry=registry,
+        )
+        self.cache_requests = Counter(
+            "gateway_cache_requests",
+            "Requests to models that cache their answers, by model and how the cache served "
+            "them: hit, miss (asked upstream), or bypass (not looked up).",
+            ["model", "result"],
+            registry=registry,
+        )
+        self.cache_bytes = Gauge(
+            "gateway_cache_bytes",
+            "What cached answers hold in the state backend, as last seen.",
+            registry=registry,
+            multiprocess_mode="mostrecent",
+        )
+        self.cache_upstream_saved = Counter(
+            "gateway_cache_upstream_seconds_saved",
+            "Upstream time the cache's hits did not spend, by model (as their answers took).",
+            ["model"],
+            registry=registry,
+        )
+        self.cache_credits_saved = Counter(
+            "gateway_cache_credits_saved",
+            "Job credits the cache's hits did not spend, by model (as their answers cost).",
+            ["model"],
             registry=registry,
         )
         self.failovers = Counter(
@@ -200,6 +238,8 @@ class Metrics:
             child(self.overhead, api, model, provider).observe(record.overhead_ms() / 1000)
         if record.image_count:
             child(self.images, model, provider, key).inc(record.image_count)
+        if record.document_pages:
+            child(self.document_pages, model, provider, key).inc(record.document_pages)
         usage = record.usage
         if usage is not None:
             child(self.tokens, model, provider, key, "prompt").inc(usage.prompt_tokens)

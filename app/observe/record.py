@@ -66,6 +66,9 @@ class RequestRecord:
     # (bytes, sha256 prefix) of each image whose bytes passed through.
     images: list[tuple[int, str]] = field(default_factory=list)
     image_count: int = 0
+    document_pages: int = 0  # pages of documents sent as images (`image_count` has them too)
+    render_s: float = 0.0  # time spent rendering documents
+    cache: str | None = None  # how the response cache served it: hit, miss, bypass
     ended: float | None = None
     _upstream_s: float = 0.0
     _waiting: int = 0

@@ -18,4 +18,5 @@ class AIMLAPI(OpenAICompatible):
         answer_fields=frozenset(ANSWER_FIELDS),
         lists_models=True,
         response_formats=ALL_RESPONSE_FORMATS,
+        audio_input=True,
     )

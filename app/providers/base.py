@@ -23,6 +23,7 @@ from app.wire.schemas import (
     ChatCompletionRequest,
     ChoiceDelta,
     ChunkChoice,
+    InputAudioPart,
     completion_id,
 )
 
@@ -40,6 +41,7 @@ class Capabilities:
     lists_models: bool = False  # `list_models()` names what a `prefix/*` route offers
     # `response_format` types it honours; `text` asks for nothing more than any answer.
     response_formats: frozenset[str] = frozenset({"text"})
+    audio_input: bool = False  # takes `input_audio` parts (it is sent the request as it came)
 
 
 @dataclass(frozen=True)
@@ -186,6 +188,20 @@ def refuse_unsupported(request: ChatCompletionRequest, capabilities: Capabilitie
             f"response_format {response_format.type!r} is not supported by this model's provider",
             param="response_format",
         )
+    if not capabilities.audio_input:
+        _refuse_audio(request)
+
+
+def _refuse_audio(request: ChatCompletionRequest) -> None:
+    """No part a provider can't carry is dropped: audio is refused, naming the part."""
+    for i, message in enumerate(request.messages):
+        if isinstance(message.content, list):
+            for j, part in enumerate(message.content):
+                if isinstance(part, InputAudioPart):
+                    raise UnsupportedParameter(
+                        "input_audio parts are not supported by this model's provider",
+                        param=f"messages[{i}].content[{j}]",
+                    )
 
 
 def role_chunk(

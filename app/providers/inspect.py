@@ -7,6 +7,7 @@ from collections.abc import AsyncGenerator
 import orjson
 
 from app.config import ModelEntry
+from app.documents import Document, DocumentRequest
 from app.images import ImageNeeds
 from app.providers.base import (
     ALL_RESPONSE_FORMATS,
@@ -26,6 +27,17 @@ from app.wire.schemas import (
     CompletionUsage,
 )
 
+# What each kind of upstream gets of a document.
+DOCUMENTS_GO = (
+    "upstreams that take images get, per page, its text (when it has any) and its image; "
+    "an entry with `documents: native` gets the PDF itself"
+)
+
+
+def _documents(call: Call) -> tuple[Document, ...]:
+    request = call.request
+    return request.documents if isinstance(request, DocumentRequest) else ()
+
 
 class Inspect(Translator):
     """Reports per image its source, type, size, bytes, hash and the conversions applied; as a
@@ -44,7 +56,15 @@ class Inspect(Translator):
 
     @staticmethod
     def describe(call: Call) -> str:
-        lines = [f"{len(call.request.messages)} message(s), {len(call.images)} image(s)"]
+        documents = _documents(call)
+        head = f"{len(call.request.messages)} message(s), {len(call.images)} image(s)"
+        if documents:
+            pages = sum(len(document.pages) for document in documents)
+            head += f", {len(documents)} document(s) of {pages} page(s)"
+        lines = [head]
+        lines += [f"document {n}: {doc.describe()}" for n, doc in enumerate(documents, 1)]
+        if documents:
+            lines.append(DOCUMENTS_GO)
         lines += [f"image {n}: {image.describe()}" for n, image in enumerate(call.images, 1)]
         lines.append(f"prompt: {len(flatten_conversation(call.request))} characters")
         return "\n".join(lines)
@@ -57,6 +77,7 @@ class Inspect(Translator):
         """The same facts as `describe`, as a JSON object."""
         facts = {
             "messages": len(call.request.messages),
+            "documents": [document.facts() for document in _documents(call)],
             "images": [image.facts() for image in call.images],
             "prompt_characters": len(flatten_conversation(call.request)),
         }

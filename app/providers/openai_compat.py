@@ -48,6 +48,7 @@ class OpenAICompatible(StreamingTranslator):
         answer_fields=frozenset(ANSWER_FIELDS),
         lists_models=True,
         response_formats=ALL_RESPONSE_FORMATS,
+        audio_input=True,
     )
 
     def __init__(self, entry: ModelEntry, context: ProviderContext) -> None:

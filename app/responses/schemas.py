@@ -53,6 +53,11 @@ class InputImage(_Wire):
 
 class InputFile(_Wire):
     type: Literal["input_file"]
+    filename: str | None = None
+    file_data: str | None = None
+    file_url: str | None = None
+    file_id: str | None = None
+    detail: str | None = None  # accepted, and without effect on documents read here
 
 
 class InputAudio(_Wire):

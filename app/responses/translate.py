@@ -1,7 +1,7 @@
 """A Responses request as the internal chat request: the conversation, tools and settings.
 
-Pure functions. What no upstream behind the gateway can take (file ids, files, audio, built-in
-tools) is refused with 400 `unsupported_parameter` and a `param` naming it.
+Pure functions. What no upstream behind the gateway can take (file ids, audio, built-in tools)
+is refused with 400 `unsupported_parameter` and a `param` naming it.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from app.responses.schemas import (
     FunctionCallItem,
     FunctionCallOutputItem,
     FunctionTool,
+    InputFile,
     InputImage,
     MessageItem,
     OtherItem,
@@ -100,17 +101,25 @@ def input_messages(request: ResponsesRequest) -> list[ChatMessage]:
     if isinstance(request.input, str):
         return [{"role": "user", "content": request.input}]
     messages: list[ChatMessage] = []
+    # Images and documents that tools returned, given to the model after the tool messages
+    # (chat's tool messages hold text only, and nothing may come between them).
+    attached: list[dict[str, object]] = []
     for i, item in enumerate(request.input):
+        if attached and not isinstance(item, FunctionCallOutputItem):
+            messages.append({"role": "user", "content": attached})
+            attached = []
         if isinstance(item, MessageItem):
             messages.append(_message(item, i))
         elif isinstance(item, FunctionCallItem):
             _add_tool_call(messages, item)
         elif isinstance(item, FunctionCallOutputItem):
-            messages.append(_tool_message(item, i))
+            messages.append(_tool_message(item, i, attached))
         elif isinstance(item, OtherItem) and item.type not in _DROPPED_ITEMS:
             raise UnsupportedParameter(
                 f"input items of type {item.type!r} are not supported", param=f"input[{i}]"
             )
+    if attached:
+        messages.append({"role": "user", "content": attached})
     return messages
 
 
@@ -125,15 +134,35 @@ def _message(item: MessageItem, i: int) -> ChatMessage:
     return {"role": item.role, "content": text}
 
 
-def _user_part(part: ContentPart, i: int, j: int) -> dict[str, object]:
+def _user_part(part: ContentPart, i: int, j: int, field: str = "content") -> dict[str, object]:
     if isinstance(part, InputImage):
-        return {"type": "image_url", "image_url": _image_url(part, i, j)}
-    return {"type": "text", "text": _text(part, i, "content", j)}
+        return {"type": "image_url", "image_url": _image_url(part, i, j, field)}
+    if isinstance(part, InputFile):
+        return {"type": "file", "file": _file(part, i, j, field)}
+    return {"type": "text", "text": _text(part, i, field, j)}
 
 
-def _image_url(part: InputImage, i: int, j: int) -> dict[str, object]:
+def _file(part: InputFile, i: int, j: int, field: str) -> dict[str, object]:
+    """A document as chat's `file` part takes it: its data, or the URL to fetch it from."""
+    data = part.file_data or part.file_url
+    if data is None:
+        where = _where(i, field, j)
+        if part.file_id is not None:
+            raise UnsupportedParameter(
+                "files by `file_id` are not supported: this gateway serves no Files API; send "
+                "the file's content in `file_data` (or its URL in `file_url`)",
+                param=where,
+            )
+        raise InvalidRequest("an input_file needs `file_data` or `file_url`", param=where)
+    file: dict[str, object] = {"file_data": data}
+    if part.filename is not None:
+        file["filename"] = part.filename
+    return file
+
+
+def _image_url(part: InputImage, i: int, j: int, field: str = "content") -> dict[str, object]:
     if part.image_url is None:
-        where = _where(i, "content", j)
+        where = _where(i, field, j)
         if part.file_id is not None:
             raise UnsupportedParameter(
                 "images by `file_id` are not supported; send `image_url` (a URL or a data URI)",
@@ -151,8 +180,11 @@ def _text(part: ContentPart, i: int, field: str, j: int) -> str:
         return part.text
     if isinstance(part, Refusal):
         return part.refusal
-    if isinstance(part, InputImage):
-        raise InvalidRequest("images are only accepted in user messages", param=_where(i, field, j))
+    if isinstance(part, InputImage | InputFile):
+        raise InvalidRequest(
+            "images and files are only accepted in user messages and tool outputs",
+            param=_where(i, field, j),
+        )
     raise UnsupportedParameter(
         f"content parts of type {part.type!r} are not supported", param=_where(i, field, j)
     )
@@ -179,11 +211,24 @@ def _add_tool_call(messages: list[ChatMessage], item: FunctionCallItem) -> None:
     calls.append(call)
 
 
-def _tool_message(item: FunctionCallOutputItem, i: int) -> ChatMessage:
+def _tool_message(
+    item: FunctionCallOutputItem, i: int, attached: list[dict[str, object]]
+) -> ChatMessage:
+    """The tool's output as a tool message; the images and documents in it join `attached`,
+    after a line saying which call they came from."""
     if isinstance(item.output, str):
-        output = item.output
-    else:
-        output = "".join([_text(p, i, "output", j) for j, p in enumerate(item.output)])
+        return {"role": "tool", "tool_call_id": item.call_id, "content": item.output}
+    texts: list[str] = []
+    files: list[dict[str, object]] = []
+    for j, part in enumerate(item.output):
+        if isinstance(part, InputImage | InputFile):
+            files.append(_user_part(part, i, j, "output"))
+        else:
+            texts.append(_text(part, i, "output", j))
+    if files:
+        intro = f"The output of tool call {item.call_id} came with these files:"
+        attached.extend([{"type": "text", "text": intro}, *files])
+    output = "".join(texts) or f"(the output is the {len(files)} file(s) that follow)"
     return {"role": "tool", "tool_call_id": item.call_id, "content": output}
 
 

@@ -12,6 +12,7 @@ from typing import TypeVar
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from app.config import GatewayConfig
+from app.documents import DocumentPipeline
 from app.errors import GatewayError, RateLimited, UpstreamTimeout
 from app.images import ImagePipeline, check_image_parts, with_images
 from app.observe.metrics import Metrics
@@ -19,6 +20,7 @@ from app.observe.record import current_record
 from app.providers.base import Call, chunks_from_completion, refuse_unsupported
 from app.service.answers import Stamp, merge_choices, replay, stream_of, whole_answer
 from app.service.backoff import retryable, wait
+from app.service.cache import CacheControl, ResponseCache
 from app.service.limits import Cooldowns, Limit, RateLimiter, check_fanout
 from app.service.routing import Attempt, Router
 from app.service.watchdog import StallWatchdog
@@ -43,33 +45,47 @@ class ChatService:
         config: GatewayConfig,
         router: Router,
         pipeline: ImagePipeline,
+        documents: DocumentPipeline,
         metrics: Metrics,
         limiter: RateLimiter,
         cooldowns: Cooldowns,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        *,
+        cache: ResponseCache | None = None,
     ) -> None:
         self._config = config
         self._router = router
         self._pipeline = pipeline
+        self._documents = documents
         self._metrics = metrics
         self._limiter = limiter
         self._cooldowns = cooldowns
         self._sleep = sleep
+        self._cache = cache
 
     async def complete(
-        self, request: ChatCompletionRequest, key_rate: Limit | None = None
+        self,
+        request: ChatCompletionRequest,
+        key_rate: Limit | None = None,
+        cache: CacheControl | None = None,
     ) -> ChatCompletion:
         """The whole answer from the first deployment that gives one (the request's record
         names its provider). `key_rate` is counted with the deployments' limits and cooldowns
-        (429 when it is used up)."""
+        (429 when it is used up); `cache` says whose request it is and what it asks of the
+        response cache, for deployments that keep answers."""
 
         async def run(attempt: Attempt, deadline: float) -> ChatCompletion:
             with attempt.traced():
                 call = await self._call(request, attempt, deadline)
-                return await self._complete_once(call, attempt)
+                plan = self._cache.plan(call, attempt, cache) if self._cache else None
+                if plan is None:
+                    return await self._complete_once(call, attempt)
+                return await plan.complete(lambda: self._complete_once(call, attempt))
 
         completion, _ = await self._first_success(request, run, key_rate)
         record = current_record()
+        if record.cache == "hit":  # no upstream spent anything on it
+            return completion
         record.count_usage(completion.usage.prompt_tokens, completion.usage.completion_tokens)
         extension = (completion.model_extra or {}).get("x_gateway")
         if isinstance(extension, dict):
@@ -77,7 +93,10 @@ class ChatService:
         return completion
 
     async def stream(
-        self, request: ChatCompletionRequest, key_rate: Limit | None = None
+        self,
+        request: ChatCompletionRequest,
+        key_rate: Limit | None = None,
+        cache: CacheControl | None = None,
     ) -> AsyncIterator[ChatCompletionChunk]:
         """A started stream of chunks: its first chunk is already in hand, so failures
         up to there were raised here, as HTTP statuses, and could be retried elsewhere (the
@@ -85,7 +104,12 @@ class ChatService:
 
         async def run(attempt: Attempt, deadline: float) -> tuple[ChatCompletionChunk, Chunks]:
             with attempt.traced() as traced:
-                chunks = await self._chunks(request, attempt, deadline)
+                call = await self._call(request, attempt, deadline)
+                plan = self._cache.plan(call, attempt, cache) if self._cache else None
+                if plan is None:
+                    chunks = await self._chunks(call, attempt)
+                else:
+                    chunks = await plan.stream(lambda: self._chunks(call, attempt), request.model)
                 try:
                     return await anext(chunks), traced.follow(chunks)
                 except BaseException:
@@ -201,8 +225,15 @@ class ChatService:
     async def _call(
         self, request: ChatCompletionRequest, attempt: Attempt, deadline: float
     ) -> Call:
-        """The upstream call: images checked and converted to what this provider takes."""
+        """The upstream call: documents and images checked and converted to what this
+        provider takes (a document's pages are images, unless the upstream reads PDFs)."""
         needs = attempt.deployment.provider.capabilities.images
+        max_images = self._config.images.max_images_per_request
+        if needs.max_images is not None:
+            max_images = min(max_images, needs.max_images)
+        request = await self._documents.prepare(
+            request, native=attempt.deployment.entry.documents == "native", max_images=max_images
+        )
         images = await self._pipeline.prepare(request, needs)
         current_record().image_count = len(images)
         return Call(
@@ -225,12 +256,9 @@ class ChatService:
             raise failures.exceptions[0] from None
         return merge_choices([task.result() for task in tasks])
 
-    async def _chunks(
-        self, request: ChatCompletionRequest, attempt: Attempt, deadline: float
-    ) -> Chunks:
+    async def _chunks(self, call: Call, attempt: Attempt) -> Chunks:
         """The provider's own stream, or, for `n` it can't do, the merged answers as one."""
-        provider = attempt.deployment.provider
-        call = await self._call(request, attempt, deadline)
+        provider, request = attempt.deployment.provider, call.request
         if request.choice_count > 1 and not provider.capabilities.native_n:
             merged = await self._complete_once(call, attempt)
             merged.id, merged.created = Stamp(request.model).id, int(time.time())
@@ -263,10 +291,11 @@ class ChatService:
                     watch.resumed()
                     if chunk.usage is not None and not chunk.choices:
                         usage = chunk.usage
-                        record.count_usage(usage.prompt_tokens, usage.completion_tokens)
                         facts = (chunk.model_extra or {}).get("x_gateway")
-                        if isinstance(facts, dict):
-                            record.count_credits(facts.get("credits_used"))
+                        if record.cache != "hit":  # else no upstream spent anything on it
+                            record.count_usage(usage.prompt_tokens, usage.completion_tokens)
+                            if isinstance(facts, dict):
+                                record.count_credits(facts.get("credits_used"))
                         if include_usage:
                             usage_sent = True
                             yield chunk

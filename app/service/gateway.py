@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from starlette.datastructures import Headers
+from starlette.types import Scope
 
 from app.config import ApiKey, GatewayConfig
+from app.documents import DocumentPipeline
 from app.errors import AuthenticationFailed, ModelNotAllowed
 from app.observe.metrics import Metrics
+from app.observe.record import ANONYMOUS
 from app.responses.store import ResponseStore
+from app.service.cache import CacheControl
 from app.service.completions import ChatService
 from app.service.limits import Limit, RateLimiter
 from app.service.routing import Router
@@ -23,6 +28,7 @@ class Gateway:
     config: GatewayConfig
     router: Router
     service: ChatService
+    documents: DocumentPipeline
     metrics: Metrics
     limiter: RateLimiter
     state: StateBackend
@@ -57,6 +63,19 @@ class Gateway:
         if key is None or key.rpm <= 0:
             return None
         return Limit(f"key:{key.label}", key.rpm, "this key", cost)
+
+    def cache_control(self, scope: Scope, key: ApiKey | None) -> CacheControl | None:
+        """Whose request it is, and what its `Cache-Control` asks of the response cache; None
+        when no model keeps answers."""
+        if not self.caching:
+            return None
+        owner = key.label if key is not None else ANONYMOUS
+        return CacheControl.of(Headers(scope=scope).get("cache-control"), owner)
+
+    @cached_property
+    def caching(self) -> bool:
+        """Whether any model keeps answers."""
+        return any(entry.cache is not None for entry in self.config.models)
 
 
 def authorize_model(key: ApiKey | None, model: str) -> None:

@@ -145,6 +145,9 @@ class MemoryState:
         self._values.pop(key, None)
         return existed
 
+    async def counted_bytes(self, quota: Quota) -> int:
+        return self._ledger(quota).total
+
     def _ledger(self, quota: Quota) -> _Ledger:
         """The quota's ledger, its expired entries dropped (values and bytes alike)."""
         ledger = self._ledgers.setdefault(quota.name, _Ledger())

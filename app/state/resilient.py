@@ -113,6 +113,13 @@ class ResilientState:
             self._failed(exc)
             return await self._fallback.delete_counted(key, quotas)
 
+    async def counted_bytes(self, quota: Quota) -> int:
+        try:
+            return await self._backend().counted_bytes(quota)
+        except (RedisError, OSError) as exc:
+            self._failed(exc)
+            return await self._fallback.counted_bytes(quota)
+
     async def ping(self) -> bool:
         try:
             alive = await self._primary.ping()

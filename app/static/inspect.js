@@ -1,5 +1,7 @@
 // What the `inspect` model says about each image ("image 2: data URI, image/png, 64×48,
-// 912 bytes, sha256 …, no conversion"), as facts to show next to its thumbnail.
+// 912 bytes, sha256 …, no conversion") and each document ("document 1: report.pdf (data),
+// 3 page(s), 65026 bytes, sha256 …; text characters per page: …; page images: …"), as facts to
+// show next to its thumbnail.
 
 const DESCRIBED = /^(.*?), (\S+\/\S+), (\d+)×(\d+), (\d+) bytes, sha256 ([0-9a-f]+), (.*)$/;
 
@@ -21,6 +23,31 @@ export function factsByImage(answer) {
   for (const line of answer.split("\n")) {
     const match = /^image (\d+): (.*)$/.exec(line);
     if (match) facts.set(Number(match[1]), imageFacts(match[2]));
+  }
+  return facts;
+}
+
+const DOCUMENT = /^(.*) \((data|fetched)\), (\d+) page\(s\), (\d+) bytes, sha256 ([0-9a-f]+); text characters per page: ([\d, ]*); page images: (.*)$/;
+
+function documentFacts(description) {
+  const parts = DOCUMENT.exec(description);
+  if (!parts) return [["gateway", description]];
+  const [, , source, pages, bytes, , texts, images] = parts;
+  return [
+    ["pages", pages],
+    ["size", `${Number(bytes).toLocaleString("en")} bytes`],
+    ["text", `${texts} characters`],
+    ["page images", images],
+    ["source", source],
+  ];
+}
+
+export function factsByDocument(answer) {
+  // The answer's per-document lines, by document number (1-based).
+  const facts = new Map();
+  for (const line of answer.split("\n")) {
+    const match = /^document (\d+): (.*)$/.exec(line);
+    if (match) facts.set(Number(match[1]), documentFacts(match[2]));
   }
   return facts;
 }

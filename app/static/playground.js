@@ -1,7 +1,8 @@
 // The playground page: one chat completion or response at a time against this gateway, read by
-// hand (fetch and the SSE stream), with the images, timings, errors and equivalent code on show.
+// hand (fetch and the SSE stream), with the images and documents, timings, errors and
+// equivalent code on show.
 import { readEvents } from "./events.js";
-import { factsByImage, showFacts } from "./inspect.js";
+import { factsByDocument, factsByImage, showFacts } from "./inspect.js";
 import { CHAT, PATHS, RESPONSES, chatEvent, readResponse, responsesBody, responsesEvent } from "./responses.js";
 import { curlSnippet, pythonSnippet } from "./snippets.js";
 
@@ -13,7 +14,9 @@ const V1 = new URL("v1", document.baseURI).href;
 const page = {
   key: "", // the gateway key: in this variable and the key field only, never stored
   hints: [], // from playground/models: [{id, max_images, jobs}]
-  images: [], // {name, url, mime, file: bool}
+  // What goes with the prompt: images {name, url, mime, file: bool}, and documents, which
+  // also have `pages`: [{thumbnail, width, height, text_characters}] as the gateway read them.
+  images: [],
   controller: null,
   waitTimer: null, // while waiting: the timer that redraws the status, and its redraw
   waitTick: null,
@@ -112,6 +115,34 @@ function addImage(image) {
   page.images.push(image);
 }
 
+function isDocument(item) {
+  return Array.isArray(item.pages);
+}
+
+function imagesSent() {
+  // A document's pages go to the model as images.
+  return page.images.reduce((count, item) => count + (isDocument(item) ? item.pages.length : 1), 0);
+}
+
+function isPdf(file) {
+  return file.type === "application/pdf" || /\.pdf$/i.test(file.name);
+}
+
+async function addDocument(file) {
+  // Read as a request would read it: the gateway renders its pages (and keeps them for the
+  // request), and the page shows their thumbnails. What went wrong, if anything.
+  const url = await readAsDataURL(file);
+  const response = await fetch("playground/pages", {
+    method: "POST",
+    headers: authHeaders({ "Content-Type": "application/json" }),
+    body: JSON.stringify({ filename: file.name, file_data: url }),
+  });
+  if (!response.ok) return `${file.name}: ${(await errorOf(response)).message}`;
+  const read = await response.json();
+  page.images.push({ name: file.name, url, mime: "application/pdf", file: true, pages: read.pages });
+  return null;
+}
+
 function readAsDataURL(file) {
   return new Promise((resolve, reject) => {
     const reader = new FileReader();
@@ -123,7 +154,12 @@ function readAsDataURL(file) {
 
 async function addFiles(files) {
   const skipped = [];
+  const documents = [];
   for (const file of files) {
+    if (isPdf(file)) {
+      documents.push(file);
+      continue;
+    }
     if (!file.type.startsWith("image/")) {
       skipped.push(file.name);
       continue;
@@ -131,8 +167,15 @@ async function addFiles(files) {
     const name = file.name || `pasted-${page.images.length + 1}.${file.type.split("/")[1]}`;
     addImage({ name, url: await readAsDataURL(file), mime: file.type, file: true });
   }
+  const unread = [];
+  for (const file of documents) {
+    const problem = await addDocument(file);
+    if (problem) unread.push(problem);
+  }
   imagesChanged();
-  if (skipped.length) $("image-note").textContent = `Not an image, left out: ${skipped.join(", ")}.`;
+  const notes = [...unread];
+  if (skipped.length) notes.push(`Not an image or a PDF, left out: ${skipped.join(", ")}.`);
+  if (notes.length) $("image-note").textContent = notes.join(" ");
 }
 
 function addUrl() {
@@ -153,12 +196,16 @@ function imagesChanged() {
   page.images.forEach((image, index) => {
     const card = document.createElement("li");
     card.className = "image-card";
-    const thumb = document.createElement("img");
-    thumb.src = image.url;
-    thumb.alt = `Image ${index + 1}: ${image.name}`;
+    const thumb = isDocument(image) ? pageStrip(image, index) : document.createElement("img");
+    if (!isDocument(image)) {
+      thumb.src = image.url;
+      thumb.alt = `Image ${index + 1}: ${image.name}`;
+    }
     const name = document.createElement("p");
     name.className = "name";
-    name.textContent = `${index + 1}. ${image.name}`;
+    name.textContent = isDocument(image)
+      ? `${index + 1}. ${image.name} (${image.pages.length} page${image.pages.length === 1 ? "" : "s"})`
+      : `${index + 1}. ${image.name}`;
     const result = document.createElement("div");
     result.className = "inspect-result";
     result.id = `inspect-${index + 1}`;
@@ -179,10 +226,26 @@ function imagesChanged() {
   checkImageCount();
 }
 
+function pageStrip(item, index) {
+  // A document's pages, as small pictures side by side.
+  const strip = document.createElement("div");
+  strip.className = "pages";
+  strip.setAttribute("role", "group");
+  strip.setAttribute("aria-label", `Document ${index + 1}: ${item.name}`);
+  item.pages.forEach((page, number) => {
+    const thumb = document.createElement("img");
+    thumb.src = page.thumbnail;
+    thumb.alt = `${item.name}, page ${number + 1}`;
+    strip.append(thumb);
+  });
+  return strip;
+}
+
 function checkImageCount() {
   const limit = maxImages();
-  $("image-note").textContent = page.images.length > limit
-    ? `This model takes at most ${limit} image${limit === 1 ? "" : "s"}: the gateway will refuse ${page.images.length}.`
+  const sent = imagesSent();
+  $("image-note").textContent = sent > limit
+    ? `This model takes at most ${limit} image${limit === 1 ? "" : "s"} (a document's pages count): the gateway will refuse ${sent}.`
     : "";
 }
 
@@ -192,7 +255,9 @@ function buildBody(urlOf) {
   const detail = $("detail").value;
   const content = [{ type: "text", text: $("prompt").value }];
   for (const image of page.images) {
-    content.push({ type: "image_url", image_url: { url: urlOf(image), detail } });
+    content.push(isDocument(image)
+      ? { type: "file", file: { filename: image.name, file_data: urlOf(image) } }
+      : { type: "image_url", image_url: { url: urlOf(image), detail } });
   }
   const body = { model: currentModel(), messages: [{ role: "user", content }] };
   const maxTokens = Number.parseInt($("max-tokens").value, 10);
@@ -438,9 +503,21 @@ async function inspectImages(body) {
     }
     return;
   }
-  for (const [index, facts] of factsByImage(answer)) {
-    if (targets[index - 1]) showFacts(targets[index - 1], facts);
-  }
+  // The answer numbers documents and images apart, a document's pages among the images.
+  const images = factsByImage(answer);
+  const documents = factsByDocument(answer);
+  let image = 0;
+  let document = 0;
+  page.images.forEach((item, index) => {
+    if (isDocument(item)) {
+      document += 1;
+      image += item.pages.length;
+      if (documents.has(document)) showFacts(targets[index], documents.get(document));
+    } else {
+      image += 1;
+      if (images.has(image)) showFacts(targets[index], images.get(image));
+    }
+  });
 }
 
 // Wiring

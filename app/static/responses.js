@@ -8,9 +8,11 @@ export const PATHS = { [CHAT]: "chat/completions", [RESPONSES]: "responses" };
 
 export function responsesBody(chat) {
   // The chat body the page builds, as the same request to /v1/responses.
-  const parts = chat.messages[0].content.map((part) => part.type === "text"
-    ? { type: "input_text", text: part.text }
-    : { type: "input_image", image_url: part.image_url.url, detail: part.image_url.detail });
+  const parts = chat.messages[0].content.map((part) => {
+    if (part.type === "text") return { type: "input_text", text: part.text };
+    if (part.type === "file") return { type: "input_file", ...part.file };
+    return { type: "input_image", image_url: part.image_url.url, detail: part.image_url.detail };
+  });
   const body = { model: chat.model, input: [{ role: "user", content: parts }] };
   if (chat.max_tokens) body.max_output_tokens = chat.max_tokens;
   if (chat.stream) body.stream = true;

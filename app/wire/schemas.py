@@ -53,9 +53,18 @@ class InputAudioPart(_Wire):
     input_audio: dict[str, object]
 
 
+class File(_Wire):
+    """A document in a chat message: its content (`file_data`: a data URI, bare base64, or an
+    http(s) URL) or, for OpenAI's Files API, an id this gateway can't resolve."""
+
+    filename: str | None = None
+    file_data: str | None = None
+    file_id: str | None = None
+
+
 class FilePart(_Wire):
     type: Literal["file"]
-    file: dict[str, object]
+    file: File
 
 
 class RefusalPart(_Wire):
@@ -158,6 +167,21 @@ class ChatCompletionRequest(_Wire):
             return {"type": "object"}
         inner = response_format.json_schema or {}
         return inner.get("schema", inner)
+
+    @property
+    def document_pages(self) -> int:
+        """How many of the image parts are pages of documents the gateway rendered."""
+        return 0
+
+    def file_parts(self) -> list[tuple[str, FilePart]]:
+        """Every document part with its `param` path, in order."""
+        found = []
+        for i, message in enumerate(self.messages):
+            if isinstance(message.content, list):
+                for j, part in enumerate(message.content):
+                    if isinstance(part, FilePart):
+                        found.append((f"messages[{i}].content[{j}]", part))
+        return found
 
     def image_parts(self) -> list[tuple[str, ImageURLPart]]:
         """Every image part with its `param` path, in order."""

@@ -9,7 +9,8 @@ import anyio
 import httpx
 import pytest
 
-from app.config import ImagesConfig
+from app.config import DocumentsConfig, ImagesConfig, RequestsConfig
+from app.documents import DocumentPipeline
 from app.images import ImagePipeline
 from app.images.cache import ImageCache
 from app.images.fetch import ImageFetcher
@@ -43,16 +44,32 @@ async def no_dns(host: str, port: int) -> list[str]:
 
 
 @pytest.fixture
-async def image_pipeline() -> AsyncIterator[ImagePipeline]:
-    """A pipeline with small limits whose fetcher cannot reach any host."""
-    limits = ImagesConfig(max_image_bytes=100_000, max_image_pixels=1_000_000)
+async def unreachable_fetcher() -> AsyncIterator[ImageFetcher]:
+    """A fetcher that cannot reach any host."""
     fetcher = ImageFetcher(
         timeout_s=1, max_bytes=100_000, allow_private_networks=False, resolver=no_dns
     )
     try:
-        yield ImagePipeline(limits, fetcher, ImageCache())
+        yield fetcher
     finally:
         await fetcher.aclose()
+
+
+@pytest.fixture
+def image_pipeline(unreachable_fetcher: ImageFetcher) -> ImagePipeline:
+    """A pipeline with small limits whose fetcher cannot reach any host."""
+    limits = ImagesConfig(max_image_bytes=100_000, max_image_pixels=1_000_000)
+    return ImagePipeline(limits, unreachable_fetcher, ImageCache())
+
+
+@pytest.fixture
+def document_pipeline(unreachable_fetcher: ImageFetcher) -> Iterator[DocumentPipeline]:
+    """A document pipeline with the default limits whose fetcher cannot reach any host."""
+    documents = DocumentPipeline(DocumentsConfig(), RequestsConfig(), unreachable_fetcher)
+    try:
+        yield documents
+    finally:
+        documents.close()
 
 
 def chat_request(content: Any = "Describe the image.", **fields: Any) -> ChatCompletionRequest:

@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from app.config import ModelEntry
+from app.documents import DocumentPipeline
 from app.errors import (
     GatewayError,
     InvalidRequest,
@@ -162,6 +163,7 @@ class Gateway:
         *,
         context: ProviderContext,
         pipeline: ImagePipeline,
+        documents: DocumentPipeline,
     ) -> None:
         config = make_config(models)
         # A second kind, so that a record can tell which provider answered.
@@ -177,6 +179,7 @@ class Gateway:
             config,
             Router(config, context, kinds),
             pipeline,
+            documents,
             self.metrics,
             RateLimiter(state),
             Cooldowns(state),
@@ -195,6 +198,7 @@ class Gateway:
 def gateway(
     provider_context: ProviderContext,
     image_pipeline: ImagePipeline,
+    document_pipeline: DocumentPipeline,
 ) -> Any:
     """Builds a Gateway: `gateway(a=FakeUpstream(), b=...)` is one model "m" with two entries,
     each tried once unless `retries` says otherwise."""
@@ -217,6 +221,7 @@ def gateway(
             models,
             context=provider_context,
             pipeline=image_pipeline,
+            documents=document_pipeline,
         )
 
     return build

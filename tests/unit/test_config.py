@@ -479,3 +479,32 @@ def test_streams_keepalive_interval_defaults_to_5_s_and_must_be_positive() -> No
     for value in ("0", "-1"):
         with pytest.raises(ConfigError, match=r"config:2: server\.stream_keepalive_s: "):
             parse_config(f"server:\n  stream_keepalive_s: {value}\n")
+
+
+def test_a_model_keeps_no_answers_unless_it_asks_and_then_with_the_defaults() -> None:
+    config = make_config(
+        [
+            {"name": "plain", "provider": "inspect"},
+            {"name": "kept", "provider": "inspect", "cache": {}},
+        ]
+    )
+    plain, kept = config.models
+
+    assert plain.cache is None
+    assert kept.cache is not None
+    assert (kept.cache.ttl_s, kept.cache.max_entry_bytes) == (3600, 1024 * 1024)
+    assert (kept.cache.when, kept.cache.url_images, kept.cache.shared) == (
+        "repeatable",
+        "by_content",
+        False,
+    )
+    assert config.cache.max_bytes == 256 * 1024 * 1024
+
+
+def test_an_unknown_key_in_a_model_s_cache_names_it_and_its_line() -> None:
+    text = "models:\n  - name: m\n    provider: inspect\n    cache:\n      tll_s: 60\n"
+
+    with pytest.raises(ConfigError) as refused:
+        parse_config(text, environ={})
+
+    assert "config:5: unknown key 'models.0.cache.tll_s'" in str(refused.value)

@@ -191,11 +191,16 @@ def test_parts_no_upstream_can_take_are_unsupported_naming_the_part(part: Any, p
         ),
         (
             {"role": "system", "content": [{"type": "input_text", "text": "x"}, FILE]},
-            UnsupportedParameter,
+            InvalidRequest,
             "input[1].content[1]",
         ),
         (
-            {"type": "function_call_output", "call_id": "c1", "output": [IMAGE]},
+            {"type": "function_call_output", "call_id": "c1", "output": [FILE]},
+            UnsupportedParameter,
+            "input[1].output[0]",
+        ),
+        (
+            {"type": "function_call_output", "call_id": "c1", "output": [{"type": "input_file"}]},
             InvalidRequest,
             "input[1].output[0]",
         ),
@@ -357,3 +362,54 @@ def test_background_false_is_what_every_request_is() -> None:
     request = parse_request({"model": "m", "input": "hi", "background": False})
 
     assert to_chat_request(request).messages
+
+
+def test_a_document_goes_as_chat_s_file_part_its_url_in_its_data() -> None:
+    content = [
+        {"type": "input_text", "text": "Compare"},
+        {
+            "type": "input_file",
+            "filename": "a.pdf",
+            "file_data": "data:application/pdf;base64,JVBERi0=",
+        },
+        {"type": "input_file", "file_url": "https://example.com/b.pdf", "detail": "high"},
+    ]
+    sent = chat(input=[{"role": "user", "content": content}])
+
+    assert sent["messages"][0]["content"][1:] == [
+        {
+            "type": "file",
+            "file": {"filename": "a.pdf", "file_data": "data:application/pdf;base64,JVBERi0="},
+        },
+        {"type": "file", "file": {"file_data": "https://example.com/b.pdf"}},
+    ]
+
+
+def test_images_and_documents_a_tool_returned_follow_the_tool_messages() -> None:
+    """Chat's tool messages hold text, and nothing may come between the tool messages of one
+    turn: what the tools returned besides text comes in one user message after them."""
+    pdf = {"type": "input_file", "filename": "r.pdf", "file_data": "JVBERi0="}
+    sent = chat(
+        input=[
+            {"role": "user", "content": "Fetch both"},
+            {"type": "function_call", "call_id": "c1", "name": "get", "arguments": "{}"},
+            {"type": "function_call", "call_id": "c2", "name": "get", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "c1", "output": [IMAGE]},
+            {
+                "type": "function_call_output",
+                "call_id": "c2",
+                "output": [{"type": "input_text", "text": "the report"}, pdf],
+            },
+        ]
+    )
+    messages = sent["messages"]
+
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool", "tool", "user"]
+    assert messages[2]["content"] == "(the output is the 1 file(s) that follow)"
+    assert messages[3]["content"] == "the report"
+    attached = messages[4]["content"]
+    assert [part["type"] for part in attached] == ["text", "image_url", "text", "file"]
+    assert "c1" in attached[0]["text"]
+    assert attached[1]["image_url"]["url"] == IMAGE["image_url"]
+    assert "c2" in attached[2]["text"]
+    assert attached[3]["file"] == {"filename": "r.pdf", "file_data": "JVBERi0="}
