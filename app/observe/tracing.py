@@ -3,8 +3,9 @@
 A request is a server span (`POST /v1/chat/completions`, the client's `traceparent` its
 parent); each upstream attempt is a client span beneath it (`chat <upstream model>`, with the
 provider, and whether it was the first try, a retry or a failover), and beneath that each
-image fetch and conversion and each job submit and poll. Upstream requests carry the
-`traceparent` of the span they belong to. Probes (`/health`, `/ready`, `/metrics`) leave none.
+image fetch and conversion, document fetch and render, and job submit and poll. Upstream
+requests carry the `traceparent` of the span they belong to. Probes (`/health`, `/ready`,
+`/metrics`) leave none.
 
 Configured by the standard variables: on when `OTEL_TRACES_EXPORTER` names `otlp` (or
 `console`), or an OTLP endpoint is set (`OTEL_EXPORTER_OTLP_ENDPOINT`,
@@ -237,8 +238,9 @@ def upstream_attempt(provider: str, model: str, deployment: str) -> Traced:
 
 
 def step(name: str, provider: str | None = None) -> Traced:
-    """The span of one piece of work (`image fetch`, `image conversion`, `job submit`,
-    `job poll`), current while it runs; `set` adds what it found."""
+    """The span of one piece of work (`image fetch`, `image conversion`, `document fetch`,
+    `document render`, `job submit`, `job poll`), current while it runs; `set` adds what it
+    found."""
     if _tracer is None:
         return OFF
     from app.observe.spans import Step

@@ -1,6 +1,7 @@
 """Traces, as a gateway process started with the standard OTEL_* variables sends them to an
-OTLP/HTTP receiver: the span tree of a request, its attempts and their work, the client's
-`traceparent` continued, and the upstream told which span each of its requests belongs to."""
+OTLP/HTTP receiver: the span tree of a request, its attempts and their work (images,
+documents, jobs), the client's `traceparent` continued, and the upstream told which span
+each of its requests belongs to."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import httpx
 import openai
 import pytest
 
+from tests.documents import REPORT_TEXTS, report_pdf
 from tests.e2e.deployments import entry, png_bytes
 from tests.e2e.fakes.images import ImageHost
 from tests.e2e.fakes.openai_compat import FakeUpstream, Reply
@@ -221,3 +223,25 @@ def test_traces_are_off_unless_the_variables_ask_for_them(
     [received] = upstream.received
     assert "traceparent" not in received.headers
     assert "traces are on" not in gateway.log_text()
+
+
+def test_a_document_is_fetched_and_rendered_within_its_attempt(
+    otlp: OTLPReceiver, image_host: ImageHost, gateways: Gateways
+) -> None:
+    url = image_host.put("report.pdf", report_pdf().data, "application/pdf")
+    config = gateway_config(images={"allow_private_networks": True})
+    gateway = gateways.start(config, env=traced_env(otlp))
+    document = {"type": "file", "file": {"filename": "report.pdf", "file_data": url}}
+    body = {"model": "inspect", "messages": [{"role": "user", "content": [document]}]}
+
+    reply = httpx.post(f"{gateway.url}/v1/chat/completions", json=body, timeout=30)
+    spans = otlp.wait_for("POST /v1/chat/completions")
+
+    assert reply.status_code == 200, reply.text
+    [request] = [span for span in spans if span.kind == "server"]
+    [attempt] = children(spans, request)
+    work = [span.name for span in children(spans, attempt)]
+    assert work[:2] == ["document fetch", "document render"]
+    assert work[2:] == ["image conversion"] * len(REPORT_TEXTS)
+    [render] = [span for span in spans if span.name == "document render"]
+    assert render.attributes["vision_gateway.document.pages"] == len(REPORT_TEXTS)
