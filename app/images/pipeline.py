@@ -49,6 +49,7 @@ class ImageNeeds:
     urls: bool = True  # fetches http(s) URLs itself; otherwise the gateway inlines the bytes
     formats: frozenset[str] = WEB_FORMATS
     max_side: int | None = None
+    min_side: int = 1  # the smallest side it reads, in pixels
     max_images: int | None = None
     max_bytes: int | None = None
     mixed: bool = True  # URLs and inline images may share one request
@@ -190,7 +191,8 @@ class ImagePipeline:
     ) -> PreparedImage:
         """A data URI checked (and converted if need be), or a URL fetched."""
         url = part.image_url.url
-        target = Target(needs.formats, needs.max_side, part.image_url.detail == "low")
+        low = part.image_url.detail == "low"
+        target = Target(needs.formats, needs.max_side, low, needs.min_side)
         if is_data_uri(url):
             max_bytes = self._max_bytes(needs)
             if isinstance(url, HashedURI) and (
