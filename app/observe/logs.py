@@ -10,7 +10,8 @@ from collections.abc import Iterable
 
 import orjson
 
-from app.observe.record import RequestRecord, current_request_id
+from app.errors.quoting import shortened
+from app.observe.record import UNMATCHED, RequestRecord, current_request_id
 from app.observe.redaction import scrub
 
 ACCESS = logging.getLogger("app.access")
@@ -130,10 +131,13 @@ def log_record(record: RequestRecord) -> None:
     level = logging.DEBUG if record.route in _PROBES else logging.INFO
     if not ACCESS.isEnabledFor(level):
         return
+    # An unknown path is logged as the client asked for it (shortened; the line is scrubbed
+    # like any other): that is what an operator looks for. Metrics keep the bounded label.
+    path = _printable(shortened(record.path)) if record.route == UNMATCHED else record.route
     fields: dict[str, object] = {
         "event": _EVENTS.get(record.api or "", "http_request"),
         "method": record.method,
-        "path": record.route,
+        "path": path,
         "status": record.status,
         "outcome": record.outcome,
         "duration_ms": round(record.elapsed_ms(), 3),
@@ -165,5 +169,13 @@ def log_record(record: RequestRecord) -> None:
                 "completion_tokens": record.usage.completion_tokens,
             }
     # A chat request refused before its model was read is named by its path.
-    what = record.model if record.api is not None and record.model else record.route
+    what = record.model if record.api is not None and record.model else path
     ACCESS.log(level, "%s %s -> %d", record.method, what, record.status, extra={"fields": fields})
+
+
+def _printable(text: str) -> str:
+    """`text` with any control character (a decoded `%0A`, say) written as an escape, so a
+    path can't break a text log line in two."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)

@@ -16,6 +16,7 @@ Outcome = Literal[
 ANONYMOUS = "anonymous"
 UNKNOWN_MODEL = "unknown"
 NO_PROVIDER = "none"
+UNMATCHED = "unmatched"  # the route of a path no endpoint serves
 
 
 def outcome_of(status: int) -> Outcome:
@@ -47,7 +48,7 @@ class RequestRecord:
     request_id: str = ""
     method: str = ""
     path: str = ""
-    route: str = "unmatched"  # the endpoint's path pattern, never the raw path
+    route: str = UNMATCHED  # the endpoint's path pattern, never the raw path
     started: float = field(default_factory=time.perf_counter)
     # Set by model endpoints (chat, responses); requests without a model leave them empty.
     api: str | None = None
