@@ -32,7 +32,7 @@ from app.wire.schemas import (
     ChoiceDelta,
     ChunkChoice,
 )
-from app.wire.sse import iter_sse_data
+from app.wire.sse import DONE_DATA, iter_sse_data
 
 _JSON = {"Content-Type": "application/json"}
 
@@ -104,19 +104,35 @@ class OpenAICompatible(StreamingTranslator):
 
     async def stream(self, call: Call) -> AsyncGenerator[Event]:
         """Accepted once the upstream answered with a stream, then its chunks as they come
-        (its own role announcement left out)."""
+        (its own role announcement left out).
+
+        Several OpenAI-compatible servers end a complete answer with `[DONE]` without ever
+        sending a `finish_reason`: such a stream gets one (`stop`), before its usage chunk.
+        A stream that ends without `[DONE]` or a `finish_reason` broke off."""
         response = await self._api.open_stream(self._request(call, stream=True))
         try:
             yield ACCEPTED
-            finished = False
+            finished, done = False, False
+            usage: ChatCompletionChunk | None = None  # held while no finish_reason came
             with map_upstream_errors(self.name):
-                async for data in iter_sse_data(response):
+                async for data in iter_sse_data(response, with_done=True):
+                    if data is DONE_DATA:
+                        done = True
+                        continue
                     chunk = _parse_chunk(data, self.name, self._api.secrets)
                     finished = finished or any(c.finish_reason for c in chunk.choices)
-                    if _strip_role(chunk):
+                    if not finished and not chunk.choices and chunk.usage is not None:
+                        usage = chunk
+                    elif _strip_role(chunk):
                         yield chunk
             if not finished:
-                raise UpstreamError(f"the {self.name} upstream stream ended before it was complete")
+                if not done:
+                    raise UpstreamError(
+                        f"the {self.name} upstream stream ended before it was complete"
+                    )
+                yield _finish_chunk(call.request.choice_count)
+            if usage is not None:
+                yield usage
         finally:
             await response.aclose()
 
@@ -134,6 +150,13 @@ def _parse_chunk(data: str, provider: str, secrets: tuple[str, ...]) -> ChatComp
         message = redact(upstream_message(data.encode()), secrets)
         raise UpstreamError(f"the {provider} upstream failed mid-stream: {message}")
     raise UpstreamError(f"the {provider} upstream sent a malformed stream event")
+
+
+def _finish_chunk(choices: int) -> ChatCompletionChunk:
+    """The end of each choice of an answer the upstream ended with `[DONE]` alone (the gateway
+    stamps the stream's id and model on it)."""
+    finish = [ChunkChoice(index=index, finish_reason="stop") for index in range(choices)]
+    return ChatCompletionChunk(id="", created=0, model="", choices=finish)
 
 
 def _strip_role(chunk: ChatCompletionChunk) -> bool:

@@ -22,6 +22,7 @@ from app.errors import GatewayError, UpstreamError
 logger = logging.getLogger(__name__)
 
 DONE = b"data: [DONE]\n\n"
+DONE_DATA = "[DONE]"  # the data of the event that ends an OpenAI-style stream
 KEEPALIVE = b": keepalive\n\n"
 _utf8 = codecs.getincrementaldecoder("utf-8")
 # The response extension that caps one upstream event (set where the stream is opened).
@@ -41,9 +42,10 @@ def encode_error(error: GatewayError) -> bytes:
     return encode_data(orjson.dumps(error.to_envelope()))
 
 
-async def iter_sse_data(response: httpx.Response) -> AsyncIterator[str]:
-    """The `data` of each upstream event, comments and keepalives skipped, until `[DONE]`;
-    parsed by httpx-sse's line and event decoders.
+async def iter_sse_data(response: httpx.Response, *, with_done: bool = False) -> AsyncIterator[str]:
+    """The `data` of each upstream event, comments and keepalives skipped, until `[DONE]`
+    (itself given too, as `DONE_DATA`, `with_done`); parsed by httpx-sse's line and event
+    decoders.
 
     The body is still read to its end after `[DONE]`, so that the connection goes back to the
     pool instead of being closed. An upstream that closes without `[DONE]` simply ends the
@@ -74,8 +76,10 @@ async def iter_sse_data(response: httpx.Response) -> AsyncIterator[str]:
             held = held + len(line) if line else 0
             event = events.decode(line.rstrip("\n"))
             if event is not None and event.data and not done:
-                if event.data == "[DONE]":
+                if event.data == DONE_DATA:
                     done = True
+                    if with_done:
+                        yield DONE_DATA
                 else:
                     yield event.data
         cut = max(decoded.rfind("\n"), decoded.rfind("\r"))
@@ -85,8 +89,11 @@ async def iter_sse_data(response: httpx.Response) -> AsyncIterator[str]:
             raise UpstreamError(f"the upstream sent a stream event over {limit} bytes")
     for line in lines.decode(text.decode(b"", final=True)) + lines.flush():
         event = events.decode(line.rstrip("\n"))
-        if event is not None and event.data and not done and event.data != "[DONE]":
-            yield event.data
+        if event is not None and event.data and not done:
+            if event.data != DONE_DATA:
+                yield event.data
+            elif with_done:
+                yield DONE_DATA
 
 
 def encode_named_event(name: str, payload: bytes) -> bytes:
