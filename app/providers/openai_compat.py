@@ -165,7 +165,13 @@ def _strip_role(chunk: ChatCompletionChunk) -> bool:
     for choice in chunk.choices:
         delta = choice.delta
         delta.role = None
-        if delta.content or choice.finish_reason or _has_extras(delta) or _has_extras(choice):
+        if (
+            delta.content
+            or choice.finish_reason
+            or choice.logprobs is not None
+            or _has_extras(delta)
+            or _has_extras(choice)
+        ):
             meaningful = True
     return meaningful
 

@@ -218,14 +218,21 @@ class CompletionUsage(_Wire):
     total_tokens: int = 0
 
 
+def _is_none(value: object) -> bool:
+    return value is None
+
+
 class ChatCompletionMessage(_Wire):
     role: Literal["assistant"] = "assistant"
     content: str | None = None
+    refusal: str | None = None
+    annotations: list[object] = Field(default_factory=list)
 
 
 class Choice(_Wire):
     index: int = 0
     message: ChatCompletionMessage
+    logprobs: object = None
     finish_reason: str | None = "stop"
 
 
@@ -248,13 +255,16 @@ class ChatCompletion(_Wire):
 
 
 class ChoiceDelta(_Wire):
-    role: Literal["assistant"] | None = None
-    content: str | None = None
+    """What a chunk adds to its choice: only what it has (OpenAI sends no `"role": null`)."""
+
+    role: Literal["assistant"] | None = Field(default=None, exclude_if=_is_none)
+    content: str | None = Field(default=None, exclude_if=_is_none)
 
 
 class ChunkChoice(_Wire):
     index: int = 0
     delta: ChoiceDelta = Field(default_factory=ChoiceDelta)
+    logprobs: object = None
     finish_reason: str | None = None
 
 
@@ -264,7 +274,8 @@ class ChatCompletionChunk(_Wire):
     created: int
     model: str
     choices: list[ChunkChoice]
-    usage: CompletionUsage | None = None
+    # Only the usage chunk (`stream_options.include_usage`) has one.
+    usage: CompletionUsage | None = Field(default=None, exclude_if=_is_none)
 
 
 class Model(_Wire):
