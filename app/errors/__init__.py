@@ -1,8 +1,10 @@
 """The gateway's error taxonomy; each error knows its OpenAI envelope (rendered in `app.api`).
 
 GatewayError
-├── InvalidRequest                400 invalid_request_error
+├── InvalidRequest                400 invalid_request_error / invalid_value
 │   ├── InvalidJSON               400 invalid_json
+│   ├── MissingParameter          400 missing_required_parameter
+│   ├── InvalidType               400 invalid_type
 │   ├── UnsupportedParameter      400 unsupported_parameter
 │   ├── ImageError                400 invalid_image
 │   │   ├── ImageTooLarge         400 image_too_large
@@ -81,6 +83,18 @@ class InvalidJSON(InvalidRequest):
     """The body is not JSON."""
 
     code = "invalid_json"
+
+
+class MissingParameter(InvalidRequest):
+    """A required field is missing (`param` names it)."""
+
+    code = "missing_required_parameter"
+
+
+class InvalidType(InvalidRequest):
+    """A field holds a value of the wrong JSON type (`"stream": "yes"`)."""
+
+    code = "invalid_type"
 
 
 class UnsupportedParameter(InvalidRequest):

@@ -26,7 +26,8 @@ ITEM_TYPES = frozenset({"message", "function_call", "function_call_output"})
 
 
 class _Wire(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    # Each field must be of its JSON type, as OpenAI checks them: no coercion.
+    model_config = ConfigDict(extra="allow", populate_by_name=True, strict=True)
 
 
 class InputText(_Wire):
@@ -190,6 +191,12 @@ class ResponsesRequest(_Wire):
     truncation: Literal["auto", "disabled"] | None = None
     include: list[str] | None = None
     service_tier: str | None = None
+    # The rest of what the API documents, declared so that their types are checked.
+    max_tool_calls: Annotated[int, Field(ge=1)] | None = None
+    top_logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
+    prompt_cache_key: str | None = None
+    safety_identifier: str | None = None
+    stream_options: dict[str, object] | None = None
 
     @property
     def stores(self) -> bool:

@@ -238,32 +238,49 @@ def test_built_in_tools_and_unknown_items_are_unsupported() -> None:
 
 
 @pytest.mark.parametrize(
-    ("body", "param"),
+    ("body", "code", "param"),
     [
         (
             {"input": [{"role": "user", "content": [{"type": "input_txt", "text": "x"}]}]},
-            "input[0].content[0]",
+            "invalid_value",
+            "input[0].content[0].type",
         ),
-        ({"input": [{"role": "robot", "content": "x"}]}, "input[0].role"),
+        ({"input": [{"role": "robot", "content": "x"}]}, "invalid_value", "input[0].role"),
         (
             {"input": [{"type": "function_call", "name": "f", "arguments": "{}"}]},
+            "missing_required_parameter",
             "input[0].call_id",
         ),
-        ({"input": "x", "temperature": 3}, "temperature"),
-        ({"input": "x", "max_output_tokens": 0}, "max_output_tokens"),
-        ({"input": "x", "tools": [{"type": "function"}]}, "tools[0].name"),
-        ({"input": "x", "text": {"format": {"type": "json_schema", "schema": {}}}}, "text.format"),
-        ({"input": []}, "input"),
+        ({"input": "x", "temperature": 3}, "invalid_value", "temperature"),
+        ({"input": "x", "max_output_tokens": 0}, "invalid_value", "max_output_tokens"),
+        (
+            {"input": "x", "tools": [{"type": "function"}]},
+            "missing_required_parameter",
+            "tools[0].name",
+        ),
+        (
+            {"input": "x", "text": {"format": {"type": "json_schema", "schema": {}}}},
+            "invalid_value",
+            "text.format",
+        ),
+        ({"input": []}, "invalid_value", "input"),
         (
             {"input": [{"role": "user", "content": [{"type": "input_image"}]}]},
+            "invalid_value",
             "input[0].content[0].image_url",
         ),
+        ({"input": "x", "stream": "yes"}, "invalid_type", "stream"),
+        ({"input": "x", "store": 1}, "invalid_type", "store"),
+        ({"input": 5}, "invalid_type", "input"),
+        ({"input": "x", "top_logprobs": "3"}, "invalid_type", "top_logprobs"),
     ],
 )
-def test_bad_values_are_invalid_value_naming_the_field(body: dict[str, Any], param: str) -> None:
+def test_bad_values_are_refused_naming_the_field(
+    body: dict[str, Any], code: str, param: str
+) -> None:
     with pytest.raises(InvalidRequest) as caught:
         chat(**body)
-    assert caught.value.code == "invalid_value"
+    assert caught.value.code == code
     assert caught.value.param == param
 
 
