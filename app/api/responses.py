@@ -16,10 +16,11 @@ from app.errors import InvalidRequest
 from app.observe.record import ANONYMOUS, RequestRecord
 from app.responses.events import ResponseStream, encode
 from app.responses.items import DEFAULT_PAGE, MAX_PAGE
+from app.responses.params import ResponsesParams
 from app.responses.payload import response_data
 from app.responses.schemas import ResponsesRequest, read_responses_request
 from app.responses.store import ResponseStore
-from app.responses.translate import ChatMessage, input_messages, to_chat_request
+from app.responses.translate import ChatMessage, Origins, input_messages, to_chat_request
 
 
 async def create_response(incoming: Incoming) -> Reply:
@@ -30,20 +31,25 @@ async def create_response(incoming: Incoming) -> Reply:
     key_rate = gateway.admit(incoming.key, request.model)
     owner, store = _owner(incoming), gateway.responses
     history: Sequence[ChatMessage] = ()
+    origins: Origins = []
     async with gateway.limiter.key_first(key_rate):
         if request.previous_response_id:
             history = await store.conversation(request.previous_response_id, owner=owner)
-        turn = input_messages(request)
+        turn = input_messages(request, origins)
         # The whole conversation goes upstream: the request caps hold for it, not only `input`.
         gateway.shape.check_messages([*history, *turn], param="input")
-        chat = to_chat_request(request, history, turn)
+        params = ResponsesParams(request, len(history), origins)
+        with params.naming():
+            chat = to_chat_request(request, history, turn)
     cache = gateway.cache_control(incoming.scope, incoming.key)
     if request.stream:
-        chunks = await gateway.service.stream(chat, key_rate, cache)
+        with params.naming():
+            chunks = await gateway.service.stream(chat, key_rate, cache)
         stream = ResponseStream(request, chunks, limits=gateway.config.responses)
         body = _stream_body(stream, request, store, record, owner, (history, turn))
         return EventStream(body, incoming.client, record, gateway.metrics.streams)
-    completion = await gateway.service.complete(chat, key_rate, cache)
+    with params.naming():
+        completion = await gateway.service.complete(chat, key_rate, cache)
     # Built as plain data and serialised once: the request and the completion were validated
     # already, and this is what the client gets and what is stored.
     response = response_data(completion, request)

@@ -99,3 +99,44 @@ def test_a_missing_field_is_a_missing_required_parameter(sync_client: openai.Ope
         "param": "model",
         "code": "missing_required_parameter",
     }
+
+
+NOT_AN_IMAGE = "data:image/png;base64,aGVsbG8gd29ybGQ="
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+def test_a_bad_image_is_named_by_its_place_in_input(
+    sync_client: openai.OpenAI, fakes: Fakes, stream: bool
+) -> None:
+    first = sync_client.responses.create(model="openai", input="Hello.", instructions="Be brief.")
+    fakes["openai"].received.clear()
+    request: dict[str, Any] = {
+        "model": "openai",
+        "instructions": "Be brief.",
+        "previous_response_id": first.id,
+        "input": [
+            {"role": "user", "content": "Look at this."},
+            *ask(QUESTION, RED_SQUARE, NOT_AN_IMAGE),
+        ],
+    }
+
+    with pytest.raises(openai.BadRequestError) as raised:
+        send(sync_client, request, {}, stream=stream)
+
+    assert raised.value.code == "invalid_image"
+    # The chat request had the instructions, two stored messages and this turn's first
+    # message before it: messages[4].content[2].image_url.
+    assert raised.value.param == "input[1].content[2].image_url"
+    assert fakes["openai"].received == []
+
+
+def test_too_many_images_names_the_first_image_past_the_limit(sync_client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as raised:
+        sync_client.responses.create(
+            model="takeoff",
+            instructions="Be brief.",
+            input=ask(QUESTION, RED_SQUARE, RED_SQUARE),
+        )
+
+    assert raised.value.code == "too_many_images"
+    assert raised.value.param == "input[0].content[2].image_url"
