@@ -35,6 +35,7 @@ async def create_response(incoming: Incoming) -> Reply:
     async with gateway.limiter.key_first(key_rate):
         if request.previous_response_id:
             history = await store.conversation(request.previous_response_id, owner=owner)
+        await store.expand_references(request, owner=owner)
         turn = input_messages(request, origins)
         # The whole conversation goes upstream: the request caps hold for it, not only `input`.
         gateway.shape.check_messages([*history, *turn], param="input")

@@ -20,6 +20,7 @@ GatewayError
 ├── ModelNotAllowed               403 permission_error / model_not_allowed
 ├── ModelNotFound                 404 model_not_found
 ├── ResponseNotFound              404 response_not_found
+├── ItemNotFound                  404 item_not_found
 ├── RouteNotFound                 404 not_found
 ├── MethodNotAllowed              405 method_not_allowed
 ├── RateLimited                   429 rate_limit_error / rate_limit_exceeded
@@ -199,6 +200,15 @@ class ResponseNotFound(GatewayError):
     status_code = 404
     type = "invalid_request_error"
     code = "response_not_found"
+
+
+class ItemNotFound(GatewayError):
+    """An `item_reference` to an output item that is unknown, expired, deleted or another
+    key's."""
+
+    status_code = 404
+    type = "invalid_request_error"
+    code = "item_not_found"
 
 
 class RouteNotFound(GatewayError):

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from app.errors import InvalidRequest, UnsupportedParameter
+from app.errors import InvalidRequest, ItemNotFound, UnsupportedParameter
 from app.responses.schemas import (
     TEXT_PARTS,
     ContentPart,
@@ -19,6 +19,7 @@ from app.responses.schemas import (
     FunctionTool,
     InputFile,
     InputImage,
+    ItemReference,
     MessageItem,
     OtherItem,
     Refusal,
@@ -126,6 +127,8 @@ def input_messages(request: ResponsesRequest, origins: Origins | None = None) ->
             messages.append(_tool_message(item, i, attached))
             if origins is not None:
                 attached_from.extend(_attached_params(item, i))
+        elif isinstance(item, ItemReference):  # the store expands those it has
+            raise ItemNotFound(f"Item with id {item.id[:100]!r} not found.", param=f"input[{i}]")
         elif isinstance(item, OtherItem) and item.type not in _DROPPED_ITEMS:
             raise UnsupportedParameter(
                 f"input items of type {item.type!r} are not supported", param=f"input[{i}]"

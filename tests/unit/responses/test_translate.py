@@ -8,7 +8,7 @@ import openai.types.responses as sdk
 import orjson
 import pytest
 
-from app.errors import InvalidRequest, UnsupportedParameter
+from app.errors import InvalidRequest, ItemNotFound, UnsupportedParameter
 from app.responses.payload import response_data
 from app.responses.schemas import parse_request
 from app.responses.translate import to_chat_request
@@ -233,8 +233,20 @@ def test_built_in_tools_and_unknown_items_are_unsupported() -> None:
         chat(input="x", tools=[{"type": "function", "name": "f"}, {"type": "web_search"}])
     assert tool.value.param == "tools[1]"
     with pytest.raises(UnsupportedParameter) as item:
-        chat(input=[{"type": "item_reference", "id": "msg_1"}])
+        chat(input=[{"type": "computer_call", "id": "cu_1"}])
     assert item.value.param == "input[0]"
+
+
+@pytest.mark.parametrize("reference", [{"type": "item_reference", "id": "msg_1"}, {"id": "msg_1"}])
+def test_an_item_reference_not_expanded_by_the_store_is_not_found(
+    reference: dict[str, Any],
+) -> None:
+    with pytest.raises(ItemNotFound) as caught:
+        chat(input=[{"role": "user", "content": "Hi."}, reference])
+
+    assert (caught.value.status_code, caught.value.code) == (404, "item_not_found")
+    assert caught.value.param == "input[1]"
+    assert caught.value.message == "Item with id 'msg_1' not found."
 
 
 @pytest.mark.parametrize(
