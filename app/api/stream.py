@@ -35,7 +35,7 @@ async def start_stream(
     try:
         await asyncio.wait((task,), timeout=quiet_s)
     except BaseException:  # the client went away, or the server is stopping
-        task.cancel()
+        await PendingStream(task).aclose()  # cancelled, or closed if it opened meanwhile
         raise
     if task.done():
         return task.result()
