@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Coroutine
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 from prometheus_client import Gauge
@@ -31,15 +32,29 @@ async def start_stream(
     its response head and keepalives go out meanwhile, so that nobody's idle timeout cuts a
     quiet upstream call (a non-streaming one working on an image, say). Failover goes on
     until the first chunk; a failure after the head is the stream's error event."""
-    task = asyncio.get_running_loop().create_task(start)
+    loop = asyncio.get_running_loop()
+    task = loop.create_task(start)
+    # What `asyncio.wait(..., timeout=quiet_s)` does, with half its work: this runs on every
+    # stream.
+    ready: asyncio.Future[None] = loop.create_future()
+    wake = partial(_wake, ready)
+    task.add_done_callback(wake)
+    timer = loop.call_later(quiet_s, wake, task)
     try:
-        await asyncio.wait((task,), timeout=quiet_s)
+        await ready
     except BaseException:  # the client went away, or the server is stopping
         await PendingStream(task).aclose()  # cancelled, or closed if it opened meanwhile
         raise
+    finally:
+        timer.cancel()
     if task.done():
         return task.result()
     return PendingStream(task)
+
+
+def _wake(ready: asyncio.Future[None], _: object) -> None:
+    if not ready.done():
+        ready.set_result(None)
 
 
 class PendingStream(Generic[T]):
