@@ -5,8 +5,7 @@ gateway's business, so `messages[3].content[1].image_url` is reported as the inp
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable
 from typing import TypeVar
 
 from app.errors import GatewayError
@@ -70,16 +69,21 @@ class ResponsesParams:
             error.message = error.message.replace(f"'{old}'", f"'{new}'")
             error.param = new
 
-    @contextmanager
-    def naming(self) -> Iterator[None]:
-        """Errors raised inside name the Responses request's fields."""
-        try:
-            yield
-        except GatewayError as exc:
-            self.rename(exc)
-            raise
+    def naming(self) -> ResponsesParams:
+        """`with params.naming():` errors raised inside name the Responses request's fields.
+        (A class's `__exit__`, not a generator's: it wraps every Responses request twice.)"""
+        return self
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, _: object
+    ) -> None:
+        if isinstance(error, GatewayError):
+            self.rename(error)
 
     async def named(self, work: Awaitable[T]) -> T:
         """`await work`, its errors naming the Responses request's fields."""
-        with self.naming():
+        with self:
             return await work
