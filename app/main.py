@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -18,11 +19,13 @@ from app.images import ImagePipeline
 from app.images.cache import ImageCache
 from app.images.fetch import ImageFetcher, Resolver, system_resolver
 from app.images.held import FetchedBytes
+from app.observe import tracing
 from app.observe.logs import configure_logging
 from app.observe.metrics import Metrics
 from app.providers.base import ProviderContext
 from app.responses.store import ResponseStore
 from app.server.allocator import release_large_buffers, settle_heap
+from app.service.cache import ResponseCache
 from app.service.completions import ChatService
 from app.service.gateway import Gateway
 from app.service.limits import Cooldowns, RateLimiter
@@ -64,7 +67,14 @@ def create_app(config: GatewayConfig, *, resolver: Resolver = system_resolver) -
         config=config,
         router=router,
         service=ChatService(
-            config, router, pipeline, documents, metrics, limiter, Cooldowns(state)
+            config,
+            router,
+            pipeline,
+            documents,
+            metrics,
+            limiter,
+            Cooldowns(state),
+            cache=ResponseCache(config.cache, state, fetcher, metrics),
         ),
         documents=documents,
         metrics=metrics,
@@ -81,9 +91,13 @@ def create_app(config: GatewayConfig, *, resolver: Resolver = system_resolver) -
     @asynccontextmanager
     async def lifespan(_: object) -> AsyncIterator[None]:
         logger.info("serving %d model(s)", len(router.served()))
+        tracing.start(os.environ)
         try:
             yield
         finally:
+            # The last spans go out now, in a thread: sending them blocks (for the exporter's
+            # timeout, when the collector is down), and the loop has more to close.
+            await asyncio.to_thread(tracing.stop)
             await transport.aclose()
             await fetcher.aclose()
             documents.close()

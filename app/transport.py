@@ -20,6 +20,8 @@ import aiohttp.payload
 import httpx
 import yarl
 
+from app.observe import tracing
+
 DEFAULT_TIMEOUT_S = 120.0
 _HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"host"})
 # Upstream bodies are relayed as they come: never ask for them compressed.
@@ -240,6 +242,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         # aiohttp adds its own User-Agent, Accept and Accept-Encoding (and a Content-Type for
         # a body) unless told otherwise; naming them here keeps its quick path.
         headers += [(name, value) for key, name, value in _OWN_DEFAULTS if key not in names]
+        headers.extend(tracing.propagation())  # the span this request belongs to, if traced
         skip = _NO_CONTENT_TYPE if body and b"content-type" not in names else None
         try:
             response = await self._session_now().request(

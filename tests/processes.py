@@ -53,6 +53,8 @@ class GatewayProcess:
         workers: int = 1,
         env: dict[str, str] | None = None,
         log_level: str = "info",
+        listen: str = HOST,
+        env_file: str = "",
     ) -> None:
         self.name = name
         self.workers = workers
@@ -61,8 +63,12 @@ class GatewayProcess:
         self.config_path = workdir / f"{name}.yaml"
         self.log_path = workdir / f"{name}.log"
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+        # The `.env` file it reads: this text, never a developer's own `.env` in the clone.
+        self.env_file_path = workdir / f"{name}.env"
+        self.env_file_path.write_text(env_file)
         self._env = env or {}
         self._log_level = log_level
+        self._listen = listen
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -75,7 +81,8 @@ class GatewayProcess:
         environ.update(self._env, PYTHONUNBUFFERED="1")
         command = [
             *(sys.executable, "-m", "app", "--config", str(self.config_path)),
-            *("--host", HOST, "--port", str(self.port)),
+            *("--env-file", str(self.env_file_path)),
+            *("--host", self._listen, "--port", str(self.port)),
             *("--workers", str(self.workers), "--log-level", self._log_level),
         ]
         with self.log_path.open("wb") as log:

@@ -6,7 +6,7 @@ from starlette.responses import Response
 
 from app.api.endpoints import Incoming
 from app.api.replies import JSON, Reply
-from app.api.stream import EventStream, chat_body
+from app.api.stream import EventStream, PendingStream, chat_body, start_stream
 from app.wire.reading import read_chat_request
 
 
@@ -16,13 +16,16 @@ async def create_chat_completion(incoming: Incoming) -> Reply:
     record.model, record.stream = chat.model, bool(chat.stream)
     record.model_label = gateway.router.label(chat.model)
     key_rate = gateway.admit(incoming.key, chat.model, cost=chat.choice_count)
+    cache = gateway.cache_control(incoming.scope, incoming.key)
     if chat.stream:
-        events = await gateway.service.stream(chat, key_rate)
+        quiet_s = gateway.config.server.stream_keepalive_s
+        events = await start_stream(gateway.service.stream(chat, key_rate, cache), quiet_s)
         body = chat_body(events, record)
-        return EventStream(body, incoming.client, record, gateway.metrics.streams)
-    completion = await gateway.service.complete(chat, key_rate)
+        pending = isinstance(events, PendingStream)
+        return EventStream(body, incoming.client, record, gateway.metrics.streams, pending=pending)
+    completion = await gateway.service.complete(chat, key_rate, cache)
     return Response(
         completion.model_dump_json(),
         media_type=JSON,
-        headers={"x-gateway-overhead-ms": f"{record.overhead_ms():.3f}"},
+        headers={"x-gateway-overhead-ms": record.overhead_header()},
     )

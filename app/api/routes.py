@@ -3,10 +3,10 @@ describes them."""
 
 from __future__ import annotations
 
-from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.responses import Response
 
-from app.api import chat, health, models, playground, responses
+from app import __version__
+from app.api import chat, docs, health, models, playground, responses
 from app.api.endpoints import Endpoint, Endpoints, Incoming
 from app.api.openapi import openapi_document
 from app.api.replies import json_reply
@@ -16,7 +16,6 @@ from app.responses.schemas import ResponsesRequest
 from app.wire.schemas import ChatCompletion, ChatCompletionRequest, Model, ModelList
 
 TITLE = "vision-gateway"
-VERSION = "0.1.0"
 
 
 def build_endpoints() -> Endpoints:
@@ -112,16 +111,24 @@ def build_endpoints() -> Endpoints:
             documented=False,
         ),
     ]
-    document = openapi_document(TITLE, VERSION, endpoints)
+    document = openapi_document(TITLE, __version__, endpoints)
 
     async def openapi(_: Incoming) -> Response:
         return json_reply(document)
 
-    async def docs(_: Incoming) -> Response:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{TITLE} API")
+    async def docs_page(_: Incoming) -> Response:
+        return docs.docs_page(f"{TITLE} API")
 
     endpoints += [
         Endpoint("/openapi.json", ("GET",), openapi, "This API, described", needs_key=False),
-        Endpoint("/docs", ("GET",), docs, "This API, to read and try", needs_key=False),
+        Endpoint("/docs", ("GET",), docs_page, "This API, to read and try", needs_key=False),
+        Endpoint(
+            "/docs/{name}",
+            ("GET",),
+            docs.asset,
+            "The docs page's files",
+            needs_key=False,
+            documented=False,
+        ),
     ]
     return Endpoints(endpoints)

@@ -1,25 +1,33 @@
-"""Load and validate `config.yaml`: `${VAR}` substitution, strict keys reported with their line."""
+"""The config model, and loading and validating `config.yaml` into it: variables substituted,
+strict keys reported with their line."""
 
 from __future__ import annotations
 
 import hashlib
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    IPvAnyNetwork,
     PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
 )
 
+from app.config.loading import ConfigError as ConfigError  # where every caller finds it
+from app.config.loading import (
+    api_key_variables,
+    describe,
+    read_tree,
+    substitute_tree,
+)
 from app.config.names import ModelPattern
 
 DEFAULT_CONFIG_PATH = "config.yaml"
@@ -29,12 +37,6 @@ DEFAULT_COOLDOWN_S = 30.0
 DEFAULT_MAX_REPLY_BYTES = 16 * 1024 * 1024
 DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
 DEFAULT_MAX_FANOUT_N = 8
-
-_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
-class ConfigError(Exception):
-    """The configuration cannot be served; the message says what and where."""
 
 
 class _Strict(BaseModel):
@@ -69,6 +71,15 @@ class ServerConfig(_Strict):
     # A stream quiet for this long gets a `: keepalive` comment (see app/api/stream.py).
     stream_keepalive_s: Annotated[float, Field(gt=0)] = 5.0
     max_connections: Annotated[int, Field(ge=1)] = 1000
+    # Origins whose browser pages may call the gateway (`*`: any); none by default.
+    cors: list[str] = Field(default_factory=list)
+    # Peers (addresses or networks) whose `X-Forwarded-For` names the client in the log.
+    trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list)
+
+    @field_validator("cors")
+    @classmethod
+    def _origins(cls, origins: list[str]) -> list[str]:
+        return [_origin(origin) for origin in origins]
 
     def active_keys(self) -> list[ApiKey]:
         """Keys with a value: an empty `${GATEWAY_API_KEY:-}` means no key is required."""
@@ -133,6 +144,28 @@ class DocumentsConfig(_Strict):
     cache_bytes: Annotated[int, Field(ge=0)] = 32 * 1024 * 1024
 
 
+class CacheConfig(_Strict):
+    """The response cache, as every model entry that opts in shares it."""
+
+    # What cached answers hold in the state backend altogether.
+    max_bytes: Annotated[int, Field(ge=0)] = 256 * 1024 * 1024
+    # How long an image URL's content hash is remembered, so that it is not fetched again.
+    url_memo_s: Annotated[float, Field(ge=0)] = 300.0
+
+
+class EntryCache(_Strict):
+    """A model entry's answers cached, keyed on what its upstream would be sent."""
+
+    ttl_s: Annotated[float, Field(gt=0)] = 3600.0
+    max_entry_bytes: Annotated[int, Field(gt=0)] = 1024 * 1024
+    # repeatable: only requests whose answer may be given again (temperature 0 or unset, n 1).
+    when: Literal["repeatable", "always"] = "repeatable"
+    # by_content: image URLs are keyed on their bytes (fetched once, then remembered).
+    url_images: Literal["by_content", "by_url"] = "by_content"
+    # Whether every gateway key shares the entry's answers (by default each has its own).
+    shared: bool = False
+
+
 class RequestsConfig(_Strict):
     """The shape a chat request may have, checked before the body becomes objects."""
 
@@ -191,6 +224,8 @@ class ModelEntry(_Strict):
     # PDFs: rendered to page images and text for the upstream, or passed on as they came to an
     # OpenAI-compatible upstream that reads documents itself.
     documents: Literal["render", "native"] = "render"
+    # Answers kept and given again for the same request (absent: none are).
+    cache: EntryCache | None = None
     # What one upstream reply may cost: a whole non-streamed body, one event of a stream.
     max_reply_bytes: Annotated[int, Field(gt=0)] = DEFAULT_MAX_REPLY_BYTES
     max_event_bytes: Annotated[int, Field(gt=0)] = DEFAULT_MAX_EVENT_BYTES
@@ -232,6 +267,7 @@ class GatewayConfig(_Strict):
     state: StateConfig = Field(default_factory=StateConfig)
     responses: ResponsesConfig = Field(default_factory=ResponsesConfig)
     documents: DocumentsConfig = Field(default_factory=DocumentsConfig)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
     models: list[ModelEntry] = Field(default_factory=list)
 
     def secrets(self) -> list[str]:
@@ -240,107 +276,15 @@ class GatewayConfig(_Strict):
         return keys + [entry.api_key for entry in self.models if entry.api_key]
 
 
-class _LineLoader(yaml.SafeLoader):
-    """A YAML loader that remembers the line of every mapping key."""
-
-
-class _Mapping(dict[str, object]):
-    lines: dict[str, int] = {}  # noqa: RUF012 - replaced per instance by the loader
-
-
-def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> _Mapping:
-    mapping = _Mapping({str(k): v for k, v in loader.construct_mapping(node, deep=True).items()})
-    mapping.lines = {str(key.value): key.start_mark.line + 1 for key, _ in node.value}
-    return mapping
-
-
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def substitute(text: str, environ: Mapping[str, str]) -> str:
-    """Replace `${VAR}` and `${VAR:-default}` in one string."""
-
-    def replace(match: re.Match[str]) -> str:
-        name, default = match.group(1), match.group(2)
-        if default is not None:  # as in the shell: the default also replaces an empty value
-            return environ.get(name) or default
-        if name in environ:
-            return environ[name]
-        raise ConfigError(f"environment variable {name} is not set (used as ${{{name}}})")
-
-    return _VARIABLE.sub(replace, text)
-
-
-def _substitute_tree(node: object, environ: Mapping[str, str], where: str) -> object:
-    if isinstance(node, _Mapping):
-        result = _Mapping(
-            {
-                key: _substitute_tree(value, environ, f"{where}{key} (line {node.lines.get(key)}) ")
-                for key, value in node.items()
-            }
-        )
-        result.lines = node.lines
-        return result
-    if isinstance(node, list):
-        return [_substitute_tree(item, environ, where) for item in node]
-    if isinstance(node, str):
-        try:
-            return substitute(node, environ)
-        except ConfigError as exc:
-            raise ConfigError(f"{where.strip()}: {exc}") from None
-    return node
-
-
-def _locate(tree: object, loc: tuple[int | str, ...]) -> tuple[tuple[int | str, ...], int | None]:
-    """The error's path through the YAML (union labels such as `str` or `ApiKey` dropped, since
-    they are no keys of the document) and the line of its last key."""
-    path: list[int | str] = []
-    line = None
-    node = tree
-    for part in loc:
-        if isinstance(part, str) and _is_union_label(part, node):
-            continue
-        if isinstance(node, _Mapping) and isinstance(part, str):
-            line = node.lines.get(part, line)
-            node = node.get(part)
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
-            node = node[part]
-        path.append(part)
-    return tuple(path), line
-
-
-def _is_union_label(part: str, node: object) -> bool:
-    """pydantic names union members in locations (`str`, `ApiKey`, `list[str]`)."""
-    if isinstance(node, _Mapping) and part in node:
-        return False
-    return "[" in part or part[:1].isupper() or part in ("str", "int", "float", "bool")
-
-
-def _describe(error: ValidationError, tree: object, source: str) -> str:
-    located = [(*_locate(tree, tuple(item["loc"])), item) for item in error.errors()]
-    problems = []
-    for path, line, item in located:
-        # A union reports every member's complaint; keep the one that went deepest.
-        if any(other[: len(path)] == path and len(other) > len(path) for other, _, _ in located):
-            continue
-        dotted = ".".join(str(part) for part in path)
-        at = f"{source}:{line}: " if line else f"{source}: "
-        if item["type"] == "extra_forbidden":
-            problems.append(f"{at}unknown key {dotted!r}")
-        else:
-            problems.append(f"{at}{dotted}: {item['msg']}")
-    return "invalid configuration\n  " + "\n  ".join(dict.fromkeys(problems))
-
-
-def _api_key_variables(raw_models: object) -> list[tuple[str, ...]]:
-    if not isinstance(raw_models, list):
-        return []
-    found = []
-    for entry in raw_models:
-        raw = entry.get("api_key") if isinstance(entry, dict) else None
-        names = tuple(m.group(1) for m in _VARIABLE.finditer(raw)) if isinstance(raw, str) else ()
-        found.append(names)
-    return found
+def _origin(text: str) -> str:
+    """An origin as browsers send it, `scheme://host[:port]` (a trailing `/` forgiven)."""
+    if text == "*":
+        return text
+    origin = text.strip().lower().removesuffix("/")
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query:
+        raise ValueError(f"{text!r} is not an origin: write scheme://host[:port], or *")
+    return origin
 
 
 def parse_config(
@@ -348,18 +292,13 @@ def parse_config(
 ) -> GatewayConfig:
     """Parse YAML text into a validated config. Raises ConfigError with a readable message."""
     environ = os.environ if environ is None else environ
-    try:
-        tree = yaml.load(text, Loader=_LineLoader) or _Mapping()  # a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
-    if not isinstance(tree, dict):
-        raise ConfigError(f"{source}: the top level must be a mapping")
-    substituted = _substitute_tree(tree, environ, "")
+    tree = read_tree(text, source)
+    substituted = substitute_tree(tree, environ, source)
     try:
         config = GatewayConfig.model_validate(substituted)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, tree, source)) from None
-    for entry, names in zip(config.models, _api_key_variables(tree.get("models")), strict=False):
+        raise ConfigError(describe(exc, tree, source)) from None
+    for entry, names in zip(config.models, api_key_variables(tree.get("models")), strict=False):
         entry._api_key_variables = names
     return config
 

@@ -39,6 +39,7 @@ from app.errors import (
 )
 from app.errors.quoting import shortened
 from app.images.fetch import ImageFetcher, display_url
+from app.observe import tracing
 from app.observe.metrics import Metrics
 from app.observe.record import current_record
 from app.server.threads import WorkerThreads
@@ -243,7 +244,10 @@ class DocumentPipeline:
     async def _fetch(self, url: str, param: str) -> bytes:
         limit = self._config.max_bytes
         try:
-            return await self._fetcher.fetch(url, param, max_bytes=limit, accept=b"application/pdf")
+            with tracing.step("document fetch"):
+                return await self._fetcher.fetch(
+                    url, param, max_bytes=limit, accept=b"application/pdf"
+                )
         except ImageTooLarge:
             raise InvalidDocument(
                 f"the document at {display_url(url)} is over {limit} bytes (documents.max_bytes)",
@@ -302,11 +306,13 @@ class DocumentPipeline:
             if pages is None:
                 started = time.perf_counter()
                 try:
-                    pages = tuple(
-                        await self._pool.render(
-                            data, settings, limits.images_left, max(0, limits.text_left)
+                    with tracing.step("document render") as traced:
+                        pages = tuple(
+                            await self._pool.render(
+                                data, settings, limits.images_left, max(0, limits.text_left)
+                            )
                         )
-                    )
+                        traced.set("vision_gateway.document.pages", len(pages))
                 finally:
                     render_s = time.perf_counter() - started
                     self._metrics.document_render.observe(render_s)

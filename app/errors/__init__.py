@@ -1,8 +1,10 @@
 """The gateway's error taxonomy; each error knows its OpenAI envelope (rendered in `app.api`).
 
 GatewayError
-├── InvalidRequest                400 invalid_request_error
+├── InvalidRequest                400 invalid_request_error / invalid_value
 │   ├── InvalidJSON               400 invalid_json
+│   ├── MissingParameter          400 missing_required_parameter
+│   ├── InvalidType               400 invalid_type
 │   ├── UnsupportedParameter      400 unsupported_parameter
 │   ├── ImageError                400 invalid_image
 │   │   ├── ImageTooLarge         400 image_too_large
@@ -18,6 +20,7 @@ GatewayError
 ├── ModelNotAllowed               403 permission_error / model_not_allowed
 ├── ModelNotFound                 404 model_not_found
 ├── ResponseNotFound              404 response_not_found
+├── ItemNotFound                  404 item_not_found
 ├── RouteNotFound                 404 not_found
 ├── MethodNotAllowed              405 method_not_allowed
 ├── RateLimited                   429 rate_limit_error / rate_limit_exceeded
@@ -81,6 +84,18 @@ class InvalidJSON(InvalidRequest):
     """The body is not JSON."""
 
     code = "invalid_json"
+
+
+class MissingParameter(InvalidRequest):
+    """A required field is missing (`param` names it)."""
+
+    code = "missing_required_parameter"
+
+
+class InvalidType(InvalidRequest):
+    """A field holds a value of the wrong JSON type (`"stream": "yes"`)."""
+
+    code = "invalid_type"
 
 
 class UnsupportedParameter(InvalidRequest):
@@ -185,6 +200,15 @@ class ResponseNotFound(GatewayError):
     status_code = 404
     type = "invalid_request_error"
     code = "response_not_found"
+
+
+class ItemNotFound(GatewayError):
+    """An `item_reference` to an output item that is unknown, expired, deleted or another
+    key's."""
+
+    status_code = 404
+    type = "invalid_request_error"
+    code = "item_not_found"
 
 
 class RouteNotFound(GatewayError):

@@ -28,6 +28,7 @@ from app.images.process import (
     Target,
 )
 from app.images.urls import parse_image_url
+from app.observe import tracing
 from app.observe.metrics import Metrics
 from app.observe.record import current_record
 from app.wire.hashed import HashedURI
@@ -42,6 +43,7 @@ class ImageNeeds:
     urls: bool = True  # fetches http(s) URLs itself; otherwise the gateway inlines the bytes
     formats: frozenset[str] = WEB_FORMATS
     max_side: int | None = None
+    min_side: int = 1  # the smallest side it reads, in pixels
     max_images: int | None = None
     max_bytes: int | None = None
     mixed: bool = True  # URLs and inline images may share one request
@@ -56,6 +58,7 @@ class PreparedImage:
     source: Literal["url", "data_uri"]
     url: str  # the client's URL (for data URIs: the original URI)
     image: ProcessedImage | None = None  # None: a URL passed on unfetched
+    respelled: bool = False  # a data URI whose base64 was broken into lines: it goes re-encoded
 
     @property
     def replaced(self) -> bool:
@@ -64,7 +67,7 @@ class PreparedImage:
         came: no need to encode the same bytes again."""
         if self.image is None:
             return False
-        if self.source == "url" or self.image.converted:
+        if self.source == "url" or self.image.converted or self.respelled:
             return True
         # Only the canonical spelling with the real type goes on untouched.
         return not self.url.startswith(f"data:{self.image.mime};base64,")
@@ -180,34 +183,41 @@ class ImagePipeline:
     ) -> PreparedImage:
         """A data URI checked (and converted if need be), or a URL fetched."""
         url = part.image_url.url
-        target = Target(needs.formats, needs.max_side, part.image_url.detail == "low")
+        low = part.image_url.detail == "low"
+        target = Target(needs.formats, needs.max_side, low, needs.min_side)
         if is_data_uri(url):
             max_bytes = self._max_bytes(needs)
             if isinstance(url, HashedURI) and (
                 known := self._known(url, param, target, needs, max_bytes)
             ):
                 return known
-            # A large URI is still in the request body; `url` stands in for it.
-            source = (inline.get(url) if inline else None) or url
+            # A large URI is still in the request body; `url` stands in for it. A URI parsed
+            # from JSON may have its base64 broken into lines (as MIME writes it).
+            source: str | InlineURI = (inline.get(url) if inline else None) or url
+            respelled = isinstance(source, str) and ("\n" in source or "\r" in source)
+            if respelled:
+                source = "".join(url.split())
             image = await self._process(
                 lambda: decode_data_uri(source, param, max_bytes),
                 target,
                 param,
                 # An upstream that takes the URI as it is needs only what's in it, not its bytes.
                 scan=None
-                if needs.raw_bytes
+                if needs.raw_bytes or respelled
                 else lambda probe, feed: scan_data_uri(source, param, max_bytes, probe, feed),
                 uri=url,
                 load_bytes=_decoded_bytes(source),
             )
-            prepared = PreparedImage(param, "data_uri", url, image)
+            prepared = PreparedImage(param, "data_uri", url, image, respelled)
             if prepared.image is not None and not (prepared.replaced or needs.raw_bytes):
                 # The client's URI goes on as it is: don't hold a second copy meanwhile.
                 prepared = dataclasses.replace(prepared, image=prepared.image.without_data())
             return prepared
         parse_image_url(url, param)
         async with fetches:
-            data = await self._fetcher.fetch(url, param)
+            with tracing.step("image fetch") as traced:
+                data = await self._fetcher.fetch(url, param)
+                traced.set("vision_gateway.image.bytes", len(data))
         self._metrics.image_bytes.labels("fetched").inc(len(data))
         if len(data) > self._max_bytes(needs):
             raise ImageTooLarge(f"the image is over {self._max_bytes(needs)} bytes", param=param)
@@ -252,9 +262,11 @@ class ImagePipeline:
         uri: str = "",
     ) -> ProcessedImage:
         """The image `load` gives, as `target` wants it (see `Converter.process`), counted."""
-        image, size = await self._converter.process(
-            load, target, param, load_bytes=load_bytes, scan=scan, uri=uri
-        )
+        with tracing.step("image conversion") as traced:
+            image, size = await self._converter.process(
+                load, target, param, load_bytes=load_bytes, scan=scan, uri=uri
+            )
+            traced.set("vision_gateway.image.converted", image.converted)
         self._count(image, size)
         return image
 

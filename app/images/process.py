@@ -18,7 +18,6 @@ from app.images.complete import check_whole
 from app.images.costs import decode_bytes, jpeg_scans
 from app.images.metadata import strip_metadata
 
-MIN_SIDE = 2
 METADATA_REMOVED = "location and identity metadata removed"
 MIB = 1024 * 1024
 # Scans of a progressive JPEG decoded at most: encoders make 10 or so, and each is a pass of
@@ -49,11 +48,13 @@ WEB_FORMATS = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 
 @dataclass(frozen=True)
 class Target:
-    """What one upstream can read: formats, largest side, animation; and the part's detail."""
+    """What one upstream can read: formats, largest and smallest side, animation; and the
+    part's detail."""
 
     formats: frozenset[str] = WEB_FORMATS
     max_side: int | None = None
     low_detail: bool = False
+    min_side: int = 1  # an upstream that reads nothing smaller says so
 
     @property
     def side_limit(self) -> int | None:
@@ -167,7 +168,7 @@ def open_image(
         if mime is None:
             raise ImageError(f"unsupported image format {image.format!r}")
         width, height = image.size
-        _check_size(width, height, limits.max_pixels)
+        _check_size(width, height, limits.max_pixels, target.min_side)
         if image.format == "GIF":
             check_whole(data)  # its blocks followed, boundedly, before Pillow looks for frames
         plan = _plan(image, mime, target)
@@ -249,7 +250,7 @@ def identify_unchanged(head: bytes, target: Target, *, max_pixels: int) -> Ident
         with image:
             mime = MIME_BY_FORMAT.get(image.format or "")
             width, height = image.size
-            _check_size(width, height, max_pixels)
+            _check_size(width, height, max_pixels, target.min_side)
             if mime is None or _plan(image, mime, target):
                 return None
     except Exception:
@@ -257,11 +258,13 @@ def identify_unchanged(head: bytes, target: Target, *, max_pixels: int) -> Ident
     return Identity(mime, width, height)
 
 
-def _check_size(width: int, height: int, max_pixels: int) -> None:
+def _check_size(width: int, height: int, max_pixels: int, min_side: int) -> None:
     if width * height > max_pixels:
         raise ImageTooLarge(f"the image has {width * height} pixels; at most {max_pixels}")
-    if width < MIN_SIDE or height < MIN_SIDE:
-        raise ImageError(f"the image is {width}×{height}; each side needs at least {MIN_SIDE}")
+    if width < min_side or height < min_side:
+        raise ImageError(
+            f"the image is {width}×{height}; this model needs at least {min_side} pixels a side"
+        )
 
 
 def _plan(image: Image.Image, mime: str, target: Target) -> list[str]:

@@ -11,11 +11,14 @@ from collections.abc import Iterable
 
 import orjson
 
-from app.observe.record import RequestRecord, current_request_id
+from app.errors.quoting import shortened
+from app.observe.record import UNMATCHED, RequestRecord, current_request_id
 from app.observe.redaction import scrub
 
 ACCESS = logging.getLogger("app.access")
 _EVENTS = {"chat": "chat_completion", "responses": "response"}
+# Probes come every few seconds from orchestrators and scrapers: their lines are debug lines.
+_PROBES = frozenset({"/health", "/ready", "/metrics"})
 _HANDLER_NAME = "vision-gateway"
 
 
@@ -40,6 +43,20 @@ class JSONFormatter(logging.Formatter):
             return orjson.dumps(payload, default=str).decode()
         except TypeError:  # an integer past 64 bits, say: the line is written all the same
             return json.dumps(payload, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    """Lines for humans: a request line also says how long it took, and who asked."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict) and "client" in fields:
+            line += (
+                f" in {fields['duration_ms']:.1f} ms from {fields['client'] or '-'}"
+                f' "{fields["user_agent"]}"'
+            )
+        return line
 
 
 class ScrubbingFilter(logging.Filter):
@@ -91,7 +108,7 @@ def configure_logging(log_format: str, secrets: Iterable[str], level: str | None
     if log_format == "json":
         handler.setFormatter(JSONFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(ScrubbingFilter(secrets))
     root = logging.getLogger()
     for existing in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
@@ -115,13 +132,21 @@ def configure_logging(log_format: str, secrets: Iterable[str], level: str | None
 
 def log_record(record: RequestRecord) -> None:
     """The one line each request leaves: what was asked, of whom, how it went, how long."""
+    level = logging.DEBUG if record.route in _PROBES else logging.INFO
+    if not ACCESS.isEnabledFor(level):
+        return
+    # An unknown path is logged as the client asked for it (shortened; the line is scrubbed
+    # like any other): that is what an operator looks for. Metrics keep the bounded label.
+    path = _printable(shortened(record.path)) if record.route == UNMATCHED else record.route
     fields: dict[str, object] = {
         "event": _EVENTS.get(record.api or "", "http_request"),
         "method": record.method,
-        "path": record.route,
+        "path": path,
         "status": record.status,
         "outcome": record.outcome,
         "duration_ms": round(record.elapsed_ms(), 3),
+        "client": record.peer,
+        "user_agent": record.user_agent,
     }
     if record.error_code:
         fields["error"] = record.error_code
@@ -133,6 +158,8 @@ def log_record(record: RequestRecord) -> None:
             "bytes": sum(size for size, _ in record.images),
             "sha256": [prefix for _, prefix in record.images],
         }
+        if record.cache is not None:
+            fields["cache"] = record.cache
         if record.document_pages:
             fields["documents"] = {
                 "pages": record.document_pages,
@@ -145,5 +172,14 @@ def log_record(record: RequestRecord) -> None:
                 "prompt_tokens": record.usage.prompt_tokens,
                 "completion_tokens": record.usage.completion_tokens,
             }
-    what = record.model if record.api is not None else record.route
-    ACCESS.info("%s %s -> %d", record.method, what, record.status, extra={"fields": fields})
+    # A chat request refused before its model was read is named by its path.
+    what = record.model if record.api is not None and record.model else path
+    ACCESS.log(level, "%s %s -> %d", record.method, what, record.status, extra={"fields": fields})
+
+
+def _printable(text: str) -> str:
+    """`text` with any control character (a decoded `%0A`, say) written as an escape, so a
+    path can't break a text log line in two."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)

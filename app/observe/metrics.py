@@ -14,11 +14,13 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    disable_created_metrics,
     generate_latest,
     multiprocess,
 )
 from prometheus_client.metrics import MetricWrapperBase
 
+from app.observe.process import Workers, describe_process, describe_workers
 from app.observe.record import RequestRecord
 
 # Set (by `python -m app --workers N`) before any worker imports prometheus_client: every
@@ -34,6 +36,9 @@ M = TypeVar("M", bound=MetricWrapperBase)
 
 class Metrics:
     def __init__(self) -> None:
+        # A `_created` series beside every counter and histogram doubles what is scraped for
+        # a timestamp no query of these uses.
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = registry = CollectorRegistry(auto_describe=True)
         self._children: dict[tuple[MetricWrapperBase, tuple[str, ...]], MetricWrapperBase] = {}
         self.http_requests = Counter(
@@ -157,25 +162,59 @@ class Metrics:
             ["key", "reason"],
             registry=registry,
         )
+        self.cache_requests = Counter(
+            "gateway_cache_requests",
+            "Requests to models that cache their answers, by model and how the cache served "
+            "them: hit, miss (asked upstream), or bypass (not looked up).",
+            ["model", "result"],
+            registry=registry,
+        )
+        self.cache_bytes = Gauge(
+            "gateway_cache_bytes",
+            "What cached answers hold in the state backend, as last seen.",
+            registry=registry,
+            multiprocess_mode="mostrecent",
+        )
+        self.cache_upstream_saved = Counter(
+            "gateway_cache_upstream_seconds_saved",
+            "Upstream time the cache's hits did not spend, by model (as their answers took).",
+            ["model"],
+            registry=registry,
+        )
+        self.cache_credits_saved = Counter(
+            "gateway_cache_credits_saved",
+            "Job credits the cache's hits did not spend, by model (as their answers cost).",
+            ["model"],
+            registry=registry,
+        )
         self.failovers = Counter(
             "gateway_failovers",
             "Failovers to the next deployment before the first byte.",
             ["model"],
             registry=registry,
         )
+        folder = os.environ.get(MULTIPROCESS_ENV)
+        if folder is None:
+            describe_process(registry)
+        else:
+            Workers.enter(folder)
 
     def render(self) -> bytes:
         """The text exposition; with several workers, the sum over all of them."""
-        if MULTIPROCESS_ENV in os.environ:
+        folder = os.environ.get(MULTIPROCESS_ENV)
+        if folder is not None:
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            describe_workers(registry, folder)
             return generate_latest(registry)
         return generate_latest(self.registry)
 
     @staticmethod
     def worker_exited() -> None:
-        if MULTIPROCESS_ENV in os.environ:
+        folder = os.environ.get(MULTIPROCESS_ENV)
+        if folder is not None:
             multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+            Workers.leave(folder)
 
     def child(self, metric: M, *values: str) -> M:
         """`metric.labels(*values)`, kept: every request counts in a few children, and

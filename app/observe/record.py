@@ -18,6 +18,7 @@ ANONYMOUS = "anonymous"
 MAX_CREDITS = 1e9
 UNKNOWN_MODEL = "unknown"
 NO_PROVIDER = "none"
+UNMATCHED = "unmatched"  # the route of a path no endpoint serves
 
 
 def outcome_of(status: int) -> Outcome:
@@ -49,7 +50,7 @@ class RequestRecord:
     request_id: str = ""
     method: str = ""
     path: str = ""
-    route: str = "unmatched"  # the endpoint's path pattern, never the raw path
+    route: str = UNMATCHED  # the endpoint's path pattern, never the raw path
     started: float = field(default_factory=time.perf_counter)
     # Set by model endpoints (chat, responses); requests without a model leave them empty.
     api: str | None = None
@@ -58,6 +59,8 @@ class RequestRecord:
     provider: str = NO_PROVIDER
     key: str = ANONYMOUS  # the gateway key's name, never the key
     client: str = ""  # whose share of the image fetches: the key's name, or the address
+    peer: str = ""  # the client's address (a trusted proxy's X-Forwarded-For believed)
+    user_agent: str = ""
     stream: bool = False
     status: int = 0
     error_code: str | None = None
@@ -69,10 +72,12 @@ class RequestRecord:
     document_pages: int = 0  # pages of documents sent as images (`image_count` has them too)
     fetched_bytes: int = 0  # of image and document URLs, held until the request ends
     render_s: float = 0.0  # time spent rendering documents
+    cache: str | None = None  # how the response cache served it: hit, miss, bypass
     ended: float | None = None
     _upstream_s: float = 0.0
     _waiting: int = 0
     _wait_began: float = 0.0
+    _overhead_sent: float | None = None
 
     @property
     def outcome(self) -> Outcome:
@@ -107,8 +112,17 @@ class RequestRecord:
     def elapsed_ms(self) -> float:
         return self.duration_s() * 1000
 
+    def overhead_header(self) -> str:
+        """`x-gateway-overhead-ms` for a reply about to be sent: the figure from now on, so
+        that the log line and `gateway_overhead_seconds` say what the client was told."""
+        self._overhead_sent = self.overhead_ms()
+        return f"{self._overhead_sent:.3f}"
+
     def overhead_ms(self) -> float:
-        """Time the gateway itself spent so far: everything but waiting on upstreams."""
+        """Time the gateway itself spent so far: everything but waiting on upstreams (or
+        what `overhead_header` sent)."""
+        if self._overhead_sent is not None:
+            return self._overhead_sent
         waiting = self._upstream_s
         if self._waiting:
             waiting += time.perf_counter() - self._wait_began

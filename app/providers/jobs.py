@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Generic, Literal, TypeVar, assert_never
 
 from app.errors import UpstreamError, UpstreamJobFailed, UpstreamRejected, UpstreamTimeout
+from app.observe import tracing
 from app.observe.metrics import Metrics
 from app.observe.record import upstream_wait
 from app.providers.base import ACCEPTED, Call, Event, Translator
@@ -143,15 +144,19 @@ class JobProvider(Translator, Generic[JobT]):
 
     async def _check(self, job: JobT) -> JobState:
         self.metrics.job_polls.labels(self.name).inc()
-        try:
-            return await self.check(job)
-        except UpstreamRejected as exc:  # a 4xx about a job we started: it is gone
-            raise UpstreamJobFailed(f"the upstream lost the job: {exc.message}") from None
+        with tracing.step("job poll", self.name) as traced:
+            try:
+                state = await self.check(job)
+            except UpstreamRejected as exc:  # a 4xx about a job we started: it is gone
+                raise UpstreamJobFailed(f"the upstream lost the job: {exc.message}") from None
+            traced.set("vision_gateway.job.status", state.status)
+            return state
 
     async def execute(self, call: Call, *, stream: bool) -> AsyncGenerator[Event]:  # noqa: ARG002
         """Accepted as soon as the job is submitted (a stream starts and keeps alive), then
         the answer once the job is done."""
-        job, first = await self.submit(call)
+        with tracing.step("job submit", self.name):
+            job, first = await self.submit(call)
         yield ACCEPTED
         state = await wait_for_job(
             lambda: self._check(job),

@@ -34,7 +34,7 @@ from app.wire.schemas import (
     ChoiceDelta,
     ChunkChoice,
 )
-from app.wire.sse import EVENTS_BEFORE_YIELD, iter_sse_batches
+from app.wire.sse import DONE_DATA, EVENTS_BEFORE_YIELD, iter_sse_batches
 
 _JSON = {"Content-Type": "application/json"}
 # A reply this large has its choices counted before it is parsed into objects.
@@ -116,19 +116,27 @@ class OpenAICompatible(StreamingTranslator):
 
     async def stream(self, call: Call) -> AsyncGenerator[Event]:
         """Accepted once the upstream answered with a stream, then its chunks as they come
-        (its own role announcement left out)."""
+        (its own role announcement left out).
+
+        Several OpenAI-compatible servers end a complete answer with `[DONE]` without ever
+        sending a `finish_reason`: such a stream gets one (`stop`), before its usage chunk.
+        A stream that ends without `[DONE]` or a `finish_reason` broke off."""
         response = await self._api.open_stream(self._request(call, stream=True))
         choices = call.request.choice_count
         try:
             yield ACCEPTED
-            finished = False
+            finished, done = False, False
+            usage: ChatCompletionChunk | None = None  # held while no finish_reason came
             with map_upstream_errors(self.name):
-                async for batch in iter_sse_batches(response):
+                async for batch in iter_sse_batches(response, with_done=True):
                     # Merged only when the gateway has fallen a whole batch behind: what
                     # comes at a pace it keeps up with goes out chunk by chunk.
                     merging = len(batch) >= EVENTS_BEFORE_YIELD
                     kept: ChatCompletionChunk | None = None
                     for data in batch:
+                        if data is DONE_DATA:
+                            done = True
+                            continue
                         if kept is not None and merging and _took_text(kept, data, choices):
                             continue
                         try:
@@ -138,6 +146,9 @@ class OpenAICompatible(StreamingTranslator):
                             if kept is not None:  # what came before the failure goes out
                                 yield kept
                             raise
+                        if not finished and not chunk.choices and chunk.usage is not None:
+                            usage = chunk
+                            continue
                         if not _strip_role(chunk):
                             continue
                         if kept is not None and merging and _joined(kept, chunk):
@@ -148,7 +159,13 @@ class OpenAICompatible(StreamingTranslator):
                     if kept is not None:
                         yield kept
             if not finished:
-                raise UpstreamError(f"the {self.name} upstream stream ended before it was complete")
+                if not done:
+                    raise UpstreamError(
+                        f"the {self.name} upstream stream ended before it was complete"
+                    )
+                yield _finish_chunk(choices)
+            if usage is not None:
+                yield usage
         finally:
             await response.aclose()
 
@@ -213,6 +230,8 @@ def _took_text(kept: ChatCompletionChunk, data: str, asked: int) -> bool:
         return False
     if kept.usage or _has_extras(before) or _has_extras(before.delta) or not content:
         return False
+    if before.logprobs is not None:
+        return False
     before.delta.content += content
     return True
 
@@ -226,6 +245,8 @@ def _joined(kept: ChatCompletionChunk, chunk: ChatCompletionChunk) -> bool:
         return False
     before, after = kept.choices[0], chunk.choices[0]
     if before.index != after.index or before.finish_reason or after.finish_reason:
+        return False
+    if before.logprobs is not None or after.logprobs is not None:
         return False
     if not (before.delta.content and after.delta.content):
         return False
@@ -252,13 +273,26 @@ def _parse_chunk(data: str, provider: str, secrets: tuple[str, ...]) -> ChatComp
     raise UpstreamError(f"the {provider} upstream sent a malformed stream event")
 
 
+def _finish_chunk(choices: int) -> ChatCompletionChunk:
+    """The end of each choice of an answer the upstream ended with `[DONE]` alone (the gateway
+    stamps the stream's id and model on it)."""
+    finish = [ChunkChoice(index=index, finish_reason="stop") for index in range(choices)]
+    return ChatCompletionChunk(id="", created=0, model="", choices=finish)
+
+
 def _strip_role(chunk: ChatCompletionChunk) -> bool:
     """Drop the upstream's own role announcement (ours went first); False if nothing is left."""
     meaningful = chunk.usage is not None or not chunk.choices
     for choice in chunk.choices:
         delta = choice.delta
         delta.role = None
-        if delta.content or choice.finish_reason or _has_extras(delta) or _has_extras(choice):
+        if (
+            delta.content
+            or choice.finish_reason
+            or choice.logprobs is not None
+            or _has_extras(delta)
+            or _has_extras(choice)
+        ):
             meaningful = True
     return meaningful
 

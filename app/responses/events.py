@@ -48,8 +48,10 @@ class ResponseStream:
     that are ready together (a stream writes each batch at once).
 
     A failure before the first event is raised from it, so that it can still be an HTTP
-    status; after it, a `GatewayError` becomes an `error` event and `response.failed`. Once
-    the events have ended, `response` is the final object (completed, incomplete or failed).
+    status; after it, a `GatewayError` becomes an `error` event and `response.failed`. So
+    does a failure while waiting for the first chunk when the response's head has gone out
+    already (`head_sent`: the upstream was slow to start). Once the events have ended,
+    `response` is the final object (completed, incomplete or failed).
     """
 
     def __init__(
@@ -60,7 +62,9 @@ class ResponseStream:
         response_id: str | None = None,
         created_at: int | None = None,
         limits: ResponsesConfig | None = None,
+        head_sent: bool = False,
     ) -> None:
+        self._head_sent = head_sent
         self.response: ResponseData = started_data(
             request, response_id=response_id, created_at=created_at
         )
@@ -82,6 +86,13 @@ class ResponseStream:
         then the closing events."""
         try:
             first = await anext(self._chunks, None)
+        except Exception as exc:
+            await self._close_chunks()
+            if not self._head_sent:
+                raise
+            opening = [self._lifecycle("response.created"), self._lifecycle("response.in_progress")]
+            yield opening + self._fail(exc)
+            return
         except BaseException:
             await self._close_chunks()
             raise

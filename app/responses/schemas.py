@@ -22,11 +22,12 @@ from app.wire.shape import RequestShape
 from app.wire.validation import validation_error
 
 # Item types this gateway translates; any other item is an `OtherItem`.
-ITEM_TYPES = frozenset({"message", "function_call", "function_call_output"})
+ITEM_TYPES = frozenset({"message", "function_call", "function_call_output", "item_reference"})
 
 
 class _Wire(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    # Each field must be of its JSON type, as OpenAI checks them: no coercion.
+    model_config = ConfigDict(extra="allow", populate_by_name=True, strict=True)
 
 
 class InputText(_Wire):
@@ -95,6 +96,14 @@ class FunctionCallOutputItem(_Wire):
     id: str | None = None
 
 
+class ItemReference(_Wire):
+    """An earlier response's output item, by its id: the Vercel AI SDK sends its earlier
+    assistant output this way while `store` is on."""
+
+    type: Literal["item_reference"] = "item_reference"
+    id: Annotated[str, Field(min_length=1)]
+
+
 class OtherItem(_Wire):
     """An item type the gateway does not translate (reasoning, built-in tool calls, ...)."""
 
@@ -103,7 +112,9 @@ class OtherItem(_Wire):
 
 def _item_kind(value: object) -> str:
     if isinstance(value, dict):
-        kind = value.get("type", "message")  # a message may leave its type out
+        # A message may leave its type out, and so may a reference (an id and nothing else).
+        default = "item_reference" if "id" in value and "role" not in value else "message"
+        kind = value.get("type", default)
     elif isinstance(value, BaseModel):
         kind = getattr(value, "type", "message")
     else:
@@ -115,6 +126,7 @@ InputItem = Annotated[
     Annotated[MessageItem, Tag("message")]
     | Annotated[FunctionCallItem, Tag("function_call")]
     | Annotated[FunctionCallOutputItem, Tag("function_call_output")]
+    | Annotated[ItemReference, Tag("item_reference")]
     | Annotated[OtherItem, Tag("other")],
     Discriminator(_item_kind),
 ]
@@ -190,6 +202,12 @@ class ResponsesRequest(_Wire):
     truncation: Literal["auto", "disabled"] | None = None
     include: list[str] | None = None
     service_tier: str | None = None
+    # The rest of what the API documents, declared so that their types are checked.
+    max_tool_calls: Annotated[int, Field(ge=1)] | None = None
+    top_logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
+    prompt_cache_key: str | None = None
+    safety_identifier: str | None = None
+    stream_options: dict[str, object] | None = None
 
     @property
     def stores(self) -> bool:

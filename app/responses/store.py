@@ -1,7 +1,8 @@
 """Stored responses in the state backend, so any worker or replica can continue or show them.
 
 One entry per response holds its object, its input items and its conversation as chat
-messages; each data-URI image is kept once under its content hash and referenced from there.
+messages; each data-URI image is kept once under its content hash and referenced from there,
+and each output item once more under its id (`item_reference`, app/responses/references.py).
 Everything counts against `responses.max_bytes`, and against the share of it each gateway key
 may hold (`max_bytes_per_key`): one key filling the store can't keep the others' responses
 out. Each key pays for the images its responses carry, once however many carry them. A
@@ -27,6 +28,7 @@ from app.observe.metrics import Metrics
 from app.responses.items import DEFAULT_PAGE, input_items, page
 from app.responses.objects import DeletedResponse
 from app.responses.payload import ResponseData, answer_message
+from app.responses.references import OutputItems
 from app.responses.schemas import ResponsesRequest
 from app.responses.translate import ChatMessage, input_messages
 from app.server.threads import WorkerThreads
@@ -68,6 +70,7 @@ class ResponseStore:
         # Encoding a record hashes its images, which lets the GIL go: as many records at once
         # as asyncio's default executor has threads (min(32, CPUs + 4)).
         self._encoding = WorkerThreads(min(32, (os.cpu_count() or 1) + 4))
+        self._items = OutputItems(state, config.ttl_s)
 
     def _quotas(self, owner: str) -> tuple[Quota, Quota]:
         """The store's quota and `owner`'s share of it (named by a digest: owners are key
@@ -122,6 +125,13 @@ class ResponseStore:
             stored = await self._state.set_counted(
                 _response_key(response_id), text, self._ttl_s, quotas
             )
+        if stored and not await self._items.keep(response, owner, quotas):
+            logger.warning(
+                "stored responses are at responses.max_bytes or the share of it of key %s; "
+                "output items of response %s can't be referenced",
+                owner,
+                response_id,
+            )
         return stored or self._refused(response_id, owner)
 
     def _refused(self, response_id: str, owner: str) -> bool:
@@ -160,11 +170,17 @@ class ResponseStore:
         return response
 
     async def delete(self, response_id: str, *, owner: str) -> DeletedResponse:
-        await self._record(response_id, owner)
-        key = _response_key(response_id)
-        if not await self._state.delete_counted(key, self._quotas(owner)):
+        record = await self._record(response_id, owner)
+        key, quotas = _response_key(response_id), self._quotas(owner)
+        if not await self._state.delete_counted(key, quotas):
             raise _not_found(response_id, None)
+        await self._items.forget(record.get("response"), quotas)
         return DeletedResponse(id=response_id)
+
+    async def expand_references(self, request: ResponsesRequest, *, owner: str) -> None:
+        """Each `item_reference` in the request's input replaced by the stored output item
+        it names (404 `item_not_found` naming it otherwise)."""
+        await self._items.expand(request, owner)
 
     async def conversation(self, previous_response_id: str, *, owner: str) -> list[ChatMessage]:
         """The conversation a request's `previous_response_id` continues, images restored."""

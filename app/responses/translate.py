@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from app.errors import InvalidRequest, UnsupportedParameter
+from app.errors import InvalidRequest, ItemNotFound, UnsupportedParameter
 from app.responses.schemas import (
     TEXT_PARTS,
     ContentPart,
@@ -19,6 +19,7 @@ from app.responses.schemas import (
     FunctionTool,
     InputFile,
     InputImage,
+    ItemReference,
     MessageItem,
     OtherItem,
     Refusal,
@@ -28,6 +29,8 @@ from app.wire.schemas import ChatCompletionRequest
 from app.wire.validation import validation_error
 
 ChatMessage = dict[str, object]
+# Where each chat message of a turn came from in `input`: one `param`, or one per part.
+Origins = list[str | list[str]]
 
 # Items that carry no input for the next answer: a reasoning model's thoughts.
 _DROPPED_ITEMS = frozenset({"reasoning"})
@@ -94,33 +97,60 @@ def _settings(request: ResponsesRequest) -> dict[str, object]:
     return settings
 
 
-def input_messages(request: ResponsesRequest) -> list[ChatMessage]:
-    """`input` as chat messages: what a stored conversation keeps of this turn."""
+def input_messages(request: ResponsesRequest, origins: Origins | None = None) -> list[ChatMessage]:
+    """`input` as chat messages: what a stored conversation keeps of this turn. `origins`, if
+    given, gets the `param` of the input each message came from (`input`, `input[2]`; for the
+    message of the files tools returned, one per part)."""
     if request.input is None:
         return []
     if isinstance(request.input, str):
+        if origins is not None:
+            origins.append("input")
         return [{"role": "user", "content": request.input}]
     messages: list[ChatMessage] = []
     # Images and documents that tools returned, given to the model after the tool messages
     # (chat's tool messages hold text only, and nothing may come between them).
     attached: list[dict[str, object]] = []
+    attached_from: list[str] = []
     for i, item in enumerate(request.input):
         if attached and not isinstance(item, FunctionCallOutputItem):
             messages.append({"role": "user", "content": attached})
             attached = []
+            if origins is not None:
+                origins.append(attached_from)
+                attached_from = []
         if isinstance(item, MessageItem):
             messages.append(_message(item, i))
         elif isinstance(item, FunctionCallItem):
             _add_tool_call(messages, item)
         elif isinstance(item, FunctionCallOutputItem):
             messages.append(_tool_message(item, i, attached))
+            if origins is not None:
+                attached_from.extend(_attached_params(item, i))
+        elif isinstance(item, ItemReference):  # the store expands those it has
+            raise ItemNotFound(f"Item with id {item.id[:100]!r} not found.", param=f"input[{i}]")
         elif isinstance(item, OtherItem) and item.type not in _DROPPED_ITEMS:
             raise UnsupportedParameter(
                 f"input items of type {item.type!r} are not supported", param=f"input[{i}]"
             )
+        if origins is not None:
+            origins.extend([f"input[{i}]"] * (len(messages) - len(origins)))
     if attached:
         messages.append({"role": "user", "content": attached})
+        if origins is not None:
+            origins.append(attached_from)
     return messages
+
+
+def _attached_params(item: FunctionCallOutputItem, i: int) -> list[str]:
+    """Where each part `_tool_message` attaches for `item` came from: the line naming the call
+    (the output), then each image or document."""
+    files = [
+        f"input[{i}].output[{j}]"
+        for j, part in enumerate(item.output if isinstance(item.output, list) else ())
+        if isinstance(part, InputImage | InputFile)
+    ]
+    return [f"input[{i}].output", *files] if files else []
 
 
 def _message(item: MessageItem, i: int) -> ChatMessage:

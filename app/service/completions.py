@@ -20,6 +20,7 @@ from app.observe.record import current_record
 from app.providers.base import Call, chunks_from_completion, refuse_unsupported
 from app.service.answers import Stamp, merge_choices, replay, stream_of, whole_answer
 from app.service.backoff import retryable, wait
+from app.service.cache import CacheControl, ResponseCache
 from app.service.limits import Cooldowns, Limit, RateLimiter, check_fanout
 from app.service.routing import Attempt, Router
 from app.service.watchdog import StallWatchdog
@@ -49,6 +50,8 @@ class ChatService:
         limiter: RateLimiter,
         cooldowns: Cooldowns,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        *,
+        cache: ResponseCache | None = None,
     ) -> None:
         self._config = config
         self._router = router
@@ -58,20 +61,31 @@ class ChatService:
         self._limiter = limiter
         self._cooldowns = cooldowns
         self._sleep = sleep
+        self._cache = cache
 
     async def complete(
-        self, request: ChatCompletionRequest, key_rate: Limit | None = None
+        self,
+        request: ChatCompletionRequest,
+        key_rate: Limit | None = None,
+        cache: CacheControl | None = None,
     ) -> ChatCompletion:
         """The whole answer from the first deployment that gives one (the request's record
         names its provider). `key_rate` is counted with the deployments' limits and cooldowns
-        (429 when it is used up)."""
+        (429 when it is used up); `cache` says whose request it is and what it asks of the
+        response cache, for deployments that keep answers."""
 
         async def run(attempt: Attempt, deadline: float) -> ChatCompletion:
-            call = await self._call(request, attempt, deadline)
-            return await self._complete_once(call, attempt)
+            with attempt.traced():
+                call = await self._call(request, attempt, deadline)
+                plan = self._cache.plan(call, attempt, cache) if self._cache else None
+                if plan is None:
+                    return await self._complete_once(call, attempt)
+                return await plan.complete(lambda: self._complete_once(call, attempt))
 
         completion, _ = await self._first_success(request, run, key_rate)
         record = current_record()
+        if record.cache == "hit":  # no upstream spent anything on it
+            return completion
         record.count_usage(completion.usage.prompt_tokens, completion.usage.completion_tokens)
         extension = (completion.model_extra or {}).get("x_gateway")
         if isinstance(extension, dict):
@@ -79,19 +93,28 @@ class ChatService:
         return completion
 
     async def stream(
-        self, request: ChatCompletionRequest, key_rate: Limit | None = None
+        self,
+        request: ChatCompletionRequest,
+        key_rate: Limit | None = None,
+        cache: CacheControl | None = None,
     ) -> AsyncIterator[ChatCompletionChunk]:
         """A started stream of chunks: its first chunk is already in hand, so failures
         up to there were raised here, as HTTP statuses, and could be retried elsewhere (the
         request's record names the provider that answered)."""
 
         async def run(attempt: Attempt, deadline: float) -> tuple[ChatCompletionChunk, Chunks]:
-            chunks = await self._chunks(request, attempt, deadline)
-            try:
-                return await anext(chunks), chunks
-            except BaseException:
-                await chunks.aclose()
-                raise
+            with attempt.traced() as traced:
+                call = await self._call(request, attempt, deadline)
+                plan = self._cache.plan(call, attempt, cache) if self._cache else None
+                if plan is None:
+                    chunks = await self._chunks(call, attempt)
+                else:
+                    chunks = await plan.stream(lambda: self._chunks(call, attempt), request.model)
+                try:
+                    return await anext(chunks), traced.follow(chunks)
+                except BaseException:
+                    await chunks.aclose()
+                    raise
 
         (first, chunks), attempt = await self._first_success(request, run, key_rate)
         return self._relay(request, first, chunks, attempt.deployment.entry.timeout_s)
@@ -237,12 +260,9 @@ class ChatService:
             raise failures.exceptions[0] from None
         return merge_choices([task.result() for task in tasks])
 
-    async def _chunks(
-        self, request: ChatCompletionRequest, attempt: Attempt, deadline: float
-    ) -> Chunks:
+    async def _chunks(self, call: Call, attempt: Attempt) -> Chunks:
         """The provider's own stream, or, for `n` it can't do, the merged answers as one."""
-        provider = attempt.deployment.provider
-        call = await self._call(request, attempt, deadline)
+        provider, request = attempt.deployment.provider, call.request
         if request.choice_count > 1 and not provider.capabilities.native_n:
             merged = await self._complete_once(call, attempt)
             merged.id, merged.created = Stamp(request.model).id, int(time.time())
@@ -275,10 +295,11 @@ class ChatService:
                     watch.resumed()
                     if chunk.usage is not None and not chunk.choices:
                         usage = chunk.usage
-                        record.count_usage(usage.prompt_tokens, usage.completion_tokens)
                         facts = (chunk.model_extra or {}).get("x_gateway")
-                        if isinstance(facts, dict):
-                            record.count_credits(facts.get("credits_used"))
+                        if record.cache != "hit":  # else no upstream spent anything on it
+                            record.count_usage(usage.prompt_tokens, usage.completion_tokens)
+                            if isinstance(facts, dict):
+                                record.count_credits(facts.get("credits_used"))
                         if include_usage:
                             usage_sent = True
                             yield chunk

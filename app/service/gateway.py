@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from starlette.datastructures import Headers
+from starlette.types import Scope
 
 from app.config import ApiKey, GatewayConfig
 from app.documents import DocumentPipeline
 from app.errors import AuthenticationFailed, ModelNotAllowed
 from app.errors.quoting import shortened
 from app.observe.metrics import Metrics
+from app.observe.record import ANONYMOUS
 from app.responses.store import ResponseStore
+from app.service.cache import CacheControl
 from app.service.completions import ChatService
 from app.service.limits import Limit, RateLimiter
 from app.service.routing import Router
@@ -68,3 +72,16 @@ class Gateway:
         """Whether the key may use `model`: any key without a `models` list may; one with a
         list, by the route the name takes (`Router.permits`)."""
         return key is None or key.models is None or self.router.permits(key.models, model)
+
+    def cache_control(self, scope: Scope, key: ApiKey | None) -> CacheControl | None:
+        """Whose request it is, and what its `Cache-Control` asks of the response cache; None
+        when no model keeps answers."""
+        if not self.caching:
+            return None
+        owner = key.label if key is not None else ANONYMOUS
+        return CacheControl.of(Headers(scope=scope).get("cache-control"), owner)
+
+    @cached_property
+    def caching(self) -> bool:
+        """Whether any model keeps answers."""
+        return any(entry.cache is not None for entry in self.config.models)

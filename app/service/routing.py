@@ -12,6 +12,7 @@ from app.config import ConfigError, GatewayConfig, ModelEntry
 from app.config.names import ModelPattern, variant_problem
 from app.errors import InvalidRequest, ModelNotFound
 from app.errors.quoting import shortened
+from app.observe import tracing
 from app.providers import PROVIDER_KINDS, ProviderKinds, provider_type
 from app.providers.base import Provider, ProviderContext
 from app.service.limits import Limit
@@ -68,6 +69,15 @@ class Group:
     def provider_kind(self) -> str:
         return self.entries[0].provider
 
+    def members(self) -> str:
+        """Its entries as an operator wrote them: provider, address, upstream model."""
+        return "; ".join(_described(entry) for entry in self.entries)
+
+
+def _described(entry: ModelEntry) -> str:
+    text = entry.provider + (f" at {entry.base_url}" if entry.base_url else "")
+    return text + (f" as {entry.upstream_model}" if entry.upstream_model else "")
+
 
 @dataclass(frozen=True)
 class Attempt:
@@ -76,6 +86,11 @@ class Attempt:
     deployment: Deployment
     upstream_model: str
     variant: str | None = None
+
+    def traced(self) -> tracing.Traced:
+        """The span of one try at it (one that does nothing while traces are off)."""
+        entry = self.deployment.entry
+        return tracing.upstream_attempt(entry.provider, self.upstream_model, self.deployment.id)
 
 
 class Router:
@@ -103,6 +118,14 @@ class Router:
                 continue
             group.deployments.append(Deployment(entry, provider, f"{entry.name}#{position}"))
         for group in self._groups.values():
+            if len(group.entries) > 1:
+                logger.info(
+                    "model %r is a group of %d entries that share its requests and fail over "
+                    "in turn: %s",
+                    group.name,
+                    len(group.entries),
+                    group.members(),
+                )
             for name in group.fallbacks:
                 if name not in self._groups:
                     raise ConfigError(f"model {group.name!r}: fallback {name!r} is not configured")
@@ -111,6 +134,10 @@ class Router:
         self._families = sorted(
             ((g.pattern.prefix, g) for g in families), key=lambda found: -len(found[0])
         )
+
+    def groups(self) -> list[Group]:
+        """Every configured name, served or not, in config order."""
+        return list(self._groups.values())
 
     def served(self) -> list[Group]:
         """Groups that can answer, in config order."""

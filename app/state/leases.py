@@ -153,6 +153,9 @@ class LeasingState:
     async def extend_counted(self, key: str, ttl_s: float, quotas: Sequence[Quota]) -> bool:
         return await self._shared.extend_counted(key, ttl_s, quotas)
 
+    async def counted_bytes(self, quota: Quota) -> int:
+        return await self._shared.counted_bytes(quota)
+
     async def delete_counted(self, key: str, quotas: Sequence[Quota]) -> bool:
         return await self._shared.delete_counted(key, quotas)
 

@@ -189,6 +189,9 @@ class MemoryState:
         self._counted.pop(key)
         return existed
 
+    async def counted_bytes(self, quota: Quota) -> int:
+        return self._ledger(quota).total
+
     def _ledger(self, quota: Quota) -> _Ledger:
         """The quota's ledger, its expired entries dropped (values and bytes alike)."""
         ledger = self._ledgers.setdefault(quota.name, _Ledger())

@@ -216,6 +216,11 @@ class RedisState:
     async def delete_counted(self, key: str, quotas: Sequence[Quota]) -> bool:
         return bool(await self._delete_counted(keys=_ledger_keys(quotas, key)))
 
+    async def counted_bytes(self, quota: Quota) -> int:
+        # The total as the last write left it: entries expired since are forgotten at the next.
+        total = await self._redis.get(_ledger_keys([quota], "")[3])
+        return int(total or 0)
+
     async def ping(self) -> bool:
         return bool(await self._redis.ping())
 

@@ -113,6 +113,13 @@ class ResilientState:
     async def delete_counted(self, key: str, quotas: Sequence[Quota]) -> bool:
         return await self._call(lambda backend: backend.delete_counted(key, quotas))
 
+    async def counted_bytes(self, quota: Quota) -> int:
+        try:
+            return await self._backend().counted_bytes(quota)
+        except (RedisError, OSError) as exc:
+            self._failed(exc)
+            return await self._fallback.counted_bytes(quota)
+
     async def ping(self) -> bool:
         """Whether Redis answers and nothing fell back to memory since the last ping: a
         process that served from memory a moment ago is not ready, even if Redis answers

@@ -29,32 +29,39 @@ class _Wire(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+class _Inbound(_Wire):
+    """What a client sends: each field must be of its JSON type, as OpenAI checks them
+    (`"stream": "yes"` is no boolean, `"n": "2"` no integer)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+
 def _hashed_as_it_is(value: object, validate: ValidatorFunctionWrapHandler) -> str:
     """A `HashedURI` stays itself: validating it as `str` would copy it into a plain one."""
     return value if isinstance(value, HashedURI) else validate(value)
 
 
-class ImageURL(_Wire):
+class ImageURL(_Inbound):
     url: Annotated[str, Field(min_length=1), WrapValidator(_hashed_as_it_is)]
     detail: Literal["auto", "low", "high"] | None = None
 
 
-class TextPart(_Wire):
+class TextPart(_Inbound):
     type: Literal["text"]
     text: str
 
 
-class ImageURLPart(_Wire):
+class ImageURLPart(_Inbound):
     type: Literal["image_url"]
     image_url: ImageURL
 
 
-class InputAudioPart(_Wire):
+class InputAudioPart(_Inbound):
     type: Literal["input_audio"]
     input_audio: dict[str, object]
 
 
-class File(_Wire):
+class File(_Inbound):
     """A document in a chat message: its content (`file_data`: a data URI, bare base64, or an
     http(s) URL) or, for OpenAI's Files API, an id this gateway can't resolve."""
 
@@ -63,12 +70,12 @@ class File(_Wire):
     file_id: str | None = None
 
 
-class FilePart(_Wire):
+class FilePart(_Inbound):
     type: Literal["file"]
     file: File
 
 
-class RefusalPart(_Wire):
+class RefusalPart(_Inbound):
     type: Literal["refusal"]
     refusal: str
 
@@ -78,26 +85,26 @@ ContentPart = Annotated[
 ]
 
 
-class SystemMessage(_Wire):
+class SystemMessage(_Inbound):
     role: Literal["system", "developer"]
     content: str | list[TextPart]
     name: str | None = None
 
 
-class UserMessage(_Wire):
+class UserMessage(_Inbound):
     role: Literal["user"]
     content: str | list[ContentPart]
     name: str | None = None
 
 
-class AssistantMessage(_Wire):
+class AssistantMessage(_Inbound):
     role: Literal["assistant"]
     content: str | list[ContentPart] | None = None
     name: str | None = None
     tool_calls: list[dict[str, object]] | None = None
 
 
-class ToolMessage(_Wire):
+class ToolMessage(_Inbound):
     role: Literal["tool", "function"]
     content: str | list[TextPart] | None = None
     tool_call_id: str | None = None
@@ -109,16 +116,16 @@ Message = Annotated[
 ]
 
 
-class StreamOptions(_Wire):
+class StreamOptions(_Inbound):
     include_usage: bool | None = None
 
 
-class ResponseFormat(_Wire):
+class ResponseFormat(_Inbound):
     type: Literal["text", "json_object", "json_schema"]
     json_schema: dict[str, object] | None = None
 
 
-class ChatCompletionRequest(_Wire):
+class ChatCompletionRequest(_Inbound):
     model: Annotated[str, Field(min_length=1)]
     messages: Annotated[list[Message], Field(min_length=1)]
     stream: bool | None = None
@@ -138,6 +145,25 @@ class ChatCompletionRequest(_Wire):
     tool_choice: str | dict[str, object] | None = None
     logprobs: bool | None = None
     top_logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
+    # The rest of what the API documents, declared so that their types are checked; each
+    # travels on as it came, to upstreams that take it.
+    parallel_tool_calls: bool | None = None
+    metadata: (
+        Annotated[dict[str, Annotated[str, Field(max_length=512)]], Field(max_length=16)] | None
+    ) = None
+    store: bool | None = None
+    logit_bias: dict[str, int] | None = None
+    service_tier: str | None = None
+    reasoning_effort: str | None = None
+    verbosity: str | None = None
+    modalities: list[str] | None = None
+    audio: dict[str, object] | None = None
+    prediction: dict[str, object] | None = None
+    web_search_options: dict[str, object] | None = None
+    function_call: str | dict[str, object] | None = None
+    functions: list[dict[str, object]] | None = None
+    prompt_cache_key: str | None = None
+    safety_identifier: str | None = None
 
     @property
     def inline(self) -> InlineImages | None:
@@ -252,14 +278,21 @@ class CompletionUsage(_Wire):
         return data
 
 
+def _is_none(value: object) -> bool:
+    return value is None
+
+
 class ChatCompletionMessage(_Wire):
     role: Literal["assistant"] = "assistant"
     content: str | None = None
+    refusal: str | None = None
+    annotations: list[object] = Field(default_factory=list)
 
 
 class Choice(_Wire):
     index: int = 0
     message: ChatCompletionMessage
+    logprobs: object = None
     finish_reason: str | None = "stop"
 
 
@@ -282,13 +315,16 @@ class ChatCompletion(_Wire):
 
 
 class ChoiceDelta(_Wire):
-    role: Literal["assistant"] | None = None
-    content: str | None = None
+    """What a chunk adds to its choice: only what it has (OpenAI sends no `"role": null`)."""
+
+    role: Literal["assistant"] | None = Field(default=None, exclude_if=_is_none)
+    content: str | None = Field(default=None, exclude_if=_is_none)
 
 
 class ChunkChoice(_Wire):
     index: int = 0
     delta: ChoiceDelta = Field(default_factory=ChoiceDelta)
+    logprobs: object = None
     finish_reason: str | None = None
 
 
@@ -298,7 +334,8 @@ class ChatCompletionChunk(_Wire):
     created: int
     model: str
     choices: list[ChunkChoice]
-    usage: CompletionUsage | None = None
+    # Only the usage chunk (`stream_options.include_usage`) has one.
+    usage: CompletionUsage | None = Field(default=None, exclude_if=_is_none)
 
 
 class Model(_Wire):

@@ -23,6 +23,7 @@ from app.errors import GatewayError, UpstreamError
 logger = logging.getLogger(__name__)
 
 DONE = b"data: [DONE]\n\n"
+DONE_DATA = "[DONE]"  # the data of the event that ends an OpenAI-style stream
 KEEPALIVE = b": keepalive\n\n"
 _utf8 = codecs.getincrementaldecoder("utf-8")
 # The response extension that caps one upstream event (set where the stream is opened).
@@ -44,18 +45,20 @@ def encode_error(error: GatewayError) -> bytes:
     return encode_data(orjson.dumps(error.to_envelope()))
 
 
-async def iter_sse_data(response: httpx.Response) -> AsyncIterator[str]:
+async def iter_sse_data(response: httpx.Response, *, with_done: bool = False) -> AsyncIterator[str]:
     """The `data` of each upstream event, one at a time (see `iter_sse_batches`)."""
-    async for batch in iter_sse_batches(response):
+    async for batch in iter_sse_batches(response, with_done=with_done):
         for data in batch:
             yield data
 
 
-async def iter_sse_batches(response: httpx.Response) -> AsyncIterator[list[str]]:
-    """The `data` of the upstream's events, comments and keepalives skipped, until `[DONE]`;
-    parsed by httpx-sse's line and event decoders, in batches: the events that came off the
-    connection together, at most `EVENTS_BEFORE_YIELD` to a batch (a caller may merge them;
-    none waits for the next).
+async def iter_sse_batches(
+    response: httpx.Response, *, with_done: bool = False
+) -> AsyncIterator[list[str]]:
+    """The `data` of the upstream's events, comments and keepalives skipped, until `[DONE]`
+    (itself given too, as `DONE_DATA`, `with_done`); parsed by httpx-sse's line and event
+    decoders, in batches: the events that came off the connection together, at most
+    `EVENTS_BEFORE_YIELD` to a batch (a caller may merge them; none waits for the next).
 
     The body is still read to its end after `[DONE]`, so that the connection goes back to the
     pool instead of being closed. An upstream that closes without `[DONE]` simply ends the
@@ -92,8 +95,10 @@ async def iter_sse_batches(response: httpx.Response) -> AsyncIterator[list[str]]
             held = held + len(line) if line else 0
             event = events.decode(line.rstrip("\n"))
             if event is not None and event.data and not done:
-                if event.data == "[DONE]":
+                if event.data == DONE_DATA:
                     done = True
+                    if with_done:
+                        batch.append(DONE_DATA)
                 else:
                     batch.append(event.data)
                     if len(batch) == EVENTS_BEFORE_YIELD:
@@ -115,8 +120,11 @@ async def iter_sse_batches(response: httpx.Response) -> AsyncIterator[list[str]]
     last = []
     for line in lines.decode(text.decode(b"", final=True)) + lines.flush():
         event = events.decode(line.rstrip("\n"))
-        if event is not None and event.data and not done and event.data != "[DONE]":
-            last.append(event.data)
+        if event is not None and event.data and not done:
+            if event.data != DONE_DATA:
+                last.append(event.data)
+            elif with_done:
+                last.append(DONE_DATA)
     if last:
         yield last
 

@@ -50,7 +50,8 @@ def expressions() -> list[str]:
 def test_the_dashboard_has_the_panels_operators_ask_for() -> None:
     titles = {panel["title"] for panel in json.loads(DASHBOARD.read_text())["panels"]}
 
-    for wanted in ("Requests", "Errors by code", "Latency", "first token", "Tokens by", "streams"):
+    wanted_titles = ("Requests", "Errors by code", "Latency", "first token", "Tokens by", "streams")
+    for wanted in (*wanted_titles, "Response cache"):
         assert any(wanted.lower() in title.lower() for title in titles), wanted
 
 

@@ -162,22 +162,51 @@ def test_an_unknown_path_is_answered_logged_and_counted(
     assert "/v1/chat/completions" in wrong_method.json()["error"]["message"]
     logged = access_log(url)
     by_method = {fields["method"]: fields for fields in logged if fields.get("status", 0) >= 400}
-    assert {"path": "unmatched", "status": 404}.items() <= by_method["POST"].items()
+    assert {"path": "/v1/no-such-endpoint", "status": 404}.items() <= by_method["POST"].items()
     assert {"path": "/v1/chat/completions", "status": 405}.items() <= by_method["DELETE"].items()
     text = scrape(url)
     assert metric_value(text, "gateway_http_requests_total", route="unmatched", status="404") == 1
     assert metric_value(text, "gateway_http_requests_total", status="405") == 1
 
 
-def test_an_unknown_path_is_quoted_short_whatever_its_length(start_gateway: StartGateway) -> None:
+def test_an_unknown_path_is_quoted_short_whatever_its_length(
+    start_gateway: StartGateway, access_log: AccessLog
+) -> None:
     url = start_gateway([{"name": "inspect", "provider": "inspect"}])
     path = "/v1/" + "a" * 8000
 
     response = httpx.get(f"{url}{path}")
+    wait_for(lambda: any(line["status"] == 404 for line in access_log(url)))
 
     assert response.status_code == 404
     assert len(response.json()["error"]["message"]) < 1000
     assert "a" * 200 not in response.text
+    [line] = [line for line in access_log(url) if line["status"] == 404]
+    assert line["path"] == "/v1/" + "a" * 96 + "…"
+    assert line["message"] == f"GET {line['path']} -> 404"
+
+
+def test_an_unknown_paths_log_line_is_scrubbed_of_keys_and_line_breaks(
+    start_gateway: StartGateway, access_log: AccessLog
+) -> None:
+    key = "gw-unknown-path-5c2e81f07a"
+    url = start_gateway([{"name": "inspect", "provider": "inspect"}], server={"api_keys": [key]})
+    headers = {"Authorization": f"Bearer {key}"}
+
+    typo = httpx.post(f"{url}/v1/chat/completion", json={}, headers=headers)
+    leaked = httpx.get(f"{url}/v1/keys/{key}", headers=headers)
+    forged = httpx.get(f"{url}/v1/a%0A%7B%22level%22%3A%22error%22%7D", headers=headers)
+    wait_for(lambda: sum(line["status"] == 404 for line in access_log(url)) == 3)
+
+    assert typo.status_code == leaked.status_code == forged.status_code == 404
+    paths = [line["path"] for line in access_log(url) if line["status"] == 404]
+    assert paths == [
+        "/v1/chat/completion",
+        "/v1/keys/[redacted]",
+        '/v1/a\\n{"level":"error"}',
+    ]
+    log = "\n".join(str(line) for line in access_log(url))
+    assert key not in log
 
 
 def test_the_api_description_covers_every_public_endpoint(start_gateway: StartGateway) -> None:

@@ -71,8 +71,113 @@ def test_bad_content_part_names_the_part(http: httpx.Client) -> None:
 
     response = http.post("/v1/chat/completions", json=body)
 
-    error = assert_error(response, 400, "invalid_request_error", "invalid_value")
+    error = assert_error(response, 400, "invalid_request_error", "missing_required_parameter")
     assert error["param"] == "messages[0].content[0].image_url.url"
+    assert error["message"] == (
+        "Missing required parameter: 'messages[0].content[0].image_url.url'."
+    )
+
+
+def test_a_missing_field_is_a_missing_required_parameter(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.post("/chat/completions", body={"model": "inspect"}, cast_to=object)
+
+    assert raised.value.code == "missing_required_parameter"
+    assert raised.value.param == "messages"
+    assert raised.value.body == {
+        "message": "Missing required parameter: 'messages'.",
+        "type": "invalid_request_error",
+        "param": "messages",
+        "code": "missing_required_parameter",
+    }
+
+
+# Words of the validation library that no client should read.
+LIBRARY_WORDS = (
+    "Input should",
+    "instance of",
+    "dictionary",
+    "Input tag",
+    "found using",
+    "pydantic",
+)
+CHAT_TYPE_ERRORS = [
+    ({"stream": "yes"}, "stream", "expected a boolean, but got a string"),
+    ({"n": "2"}, "n", "expected an integer, but got a string"),
+    ({"max_tokens": 1.5}, "max_tokens", "expected an integer, but got a decimal number"),
+    ({"temperature": "0.5"}, "temperature", "expected a number, but got a string"),
+    ({"logprobs": "yes"}, "logprobs", "expected a boolean, but got a string"),
+    ({"parallel_tool_calls": 1}, "parallel_tool_calls", "expected a boolean, but got an integer"),
+    ({"metadata": {"team": 7}}, "metadata.team", "expected a string, but got an integer"),
+    ({"user": 42}, "user", "expected a string, but got an integer"),
+    ({"stream_options": "usage"}, "stream_options", "expected an object, but got a string"),
+    (
+        {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": "x"}]}]},
+        "messages[0].content[0].image_url",
+        "expected an object, but got a string",
+    ),
+]
+
+
+@pytest.mark.parametrize(("fields", "param", "words"), CHAT_TYPE_ERRORS)
+def test_a_field_of_the_wrong_type_is_refused_before_anything_is_sent(
+    client: openai.OpenAI,
+    openai_upstream: FakeUpstream,
+    fields: dict[str, Any],
+    param: str,
+    words: str,
+) -> None:
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(
+            model="gpt-vision", messages=user_message(), extra_body=fields
+        )
+
+    assert raised.value.code == "invalid_type"
+    assert raised.value.param == param
+    assert raised.value.body == {
+        "message": f"Invalid type for '{param}': {words} instead.",
+        "type": "invalid_request_error",
+        "param": param,
+        "code": "invalid_type",
+    }
+    assert openai_upstream.received == []
+
+
+@pytest.mark.parametrize(
+    ("message", "param", "text"),
+    [
+        (
+            {"role": "bot", "content": "Hi."},
+            "messages[0].role",
+            "Invalid value: 'bot'. Supported values are: 'system', 'developer', 'user', "
+            "'assistant', 'tool', and 'function'.",
+        ),
+        (
+            {"role": "user", "content": [{"type": "image", "image": "x"}]},
+            "messages[0].content[0].type",
+            "Invalid value: 'image'. Supported values are: 'text', 'image_url', 'input_audio', "
+            "'file', and 'refusal'.",
+        ),
+        (
+            {
+                "role": "user",
+                "content": [{"type": "image_url", "image_url": {"url": "x", "detail": "max"}}],
+            },
+            "messages[0].content[0].image_url.detail",
+            "Invalid value: 'max'. Supported values are: 'auto', 'low', and 'high'.",
+        ),
+    ],
+)
+def test_a_value_not_allowed_is_refused_listing_the_allowed_ones(
+    client: openai.OpenAI, message: Any, param: str, text: str
+) -> None:
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(model="inspect", messages=[message])
+
+    assert (raised.value.code, raised.value.param) == ("invalid_value", param)
+    assert isinstance(raised.value.body, dict)
+    assert raised.value.body["message"] == text
+    assert not any(word in text for word in LIBRARY_WORDS)
 
 
 @pytest.mark.parametrize(

@@ -79,20 +79,6 @@ def test_undecodable_image(http: httpx.Client, url: str) -> None:
     )
 
 
-def test_degenerate_image(http: httpx.Client) -> None:
-    messages = user_message(image_url=png_data_uri(1, 40))
-
-    response = http.post("/v1/chat/completions", json=chat_request("inspect", messages=messages))
-
-    assert_error(
-        response,
-        400,
-        "invalid_request_error",
-        "invalid_image",
-        param="messages[0].content[1].image_url",
-    )
-
-
 @pytest.mark.parametrize("model", ["inspect", "fake/vision"])
 def test_non_http_image_url_is_forbidden(http: httpx.Client, model: str) -> None:
     messages = user_message(image_url="ftp://files.example.invalid/cat.png")

@@ -11,8 +11,10 @@ import httpx
 import openai
 import pytest
 
-from tests.e2e.deployments import OPENAI_KEY, chat_request, user_message
+from tests.e2e.conftest import AccessLog, MakeClient, StartGateway
+from tests.e2e.deployments import OPENAI_KEY, chat_request, entry, user_message
 from tests.e2e.fakes.openai_compat import FakeUpstream, ReceivedRequest, Reply
+from tests.e2e.test_accounting import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -175,6 +177,37 @@ def test_stream_that_breaks_off_is_an_error_event(
     assert set(last["error"]) == {"message", "type", "param", "code"}
     assert last["error"]["type"] == "upstream_error"
     assert last["error"]["code"] == "upstream_failed"
+
+
+@pytest.mark.parametrize("include_usage", [False, True])
+def test_a_stream_ending_with_done_but_no_finish_reason_is_complete(
+    start_gateway: StartGateway,
+    make_client: MakeClient,
+    access_log: AccessLog,
+    openai_upstream: FakeUpstream,
+    include_usage: bool,
+) -> None:
+    url = start_gateway([entry("lenient", openai_upstream)])
+    openai_upstream.script("lenient", Reply(deltas=DELTAS, sends_finish=False))
+    options: Any = {"include_usage": True} if include_usage else openai.omit
+
+    with make_client(url).chat.completions.create(
+        model="lenient", messages=user_message(), stream=True, stream_options=options
+    ) as stream:
+        chunks = list(stream)
+
+    *answer, last = chunks
+    if include_usage:
+        assert last.choices == []
+        assert last.usage is not None
+        assert (last.usage.prompt_tokens, last.usage.completion_tokens) == (12, 7)
+        *answer, last = answer
+    assert "".join(c.choices[0].delta.content or "" for c in answer) == "".join(DELTAS)
+    assert [c.finish_reason for c in last.choices] == ["stop"]
+    assert all(c.finish_reason is None for chunk in answer for c in chunk.choices)
+    wait_for(lambda: any(line.get("model") == "lenient" for line in access_log(url)))
+    [line] = [line for line in access_log(url) if line.get("model") == "lenient"]
+    assert (line["status"], line["outcome"]) == (200, "completed")
 
 
 def test_sdk_raises_on_a_mid_stream_error(

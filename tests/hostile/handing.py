@@ -101,8 +101,9 @@ class HandingUpstream(Recorder):
         return Response(status_code=200)
 
     async def _refused(self, request: Request) -> Response:
+        """Storage failing, saying what it was asked."""
         self.record(request)
-        return Response(f"<Error>{STORAGE_DETAIL}</Error>", status_code=403)
+        return Response(f"<Error>{STORAGE_DETAIL}</Error>", status_code=500)
 
     async def _predict(self, request: Request) -> Response:
         self.record(request)

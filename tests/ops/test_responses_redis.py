@@ -4,6 +4,7 @@ on whichever worker of `python -m app --workers 2` takes each request, and read 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
@@ -82,4 +83,38 @@ def test_a_conversation_continues_on_either_worker(
     assert image.image_url == IMAGE
     images = [key for key in redis.stored_keys() if key.startswith("vg:responses:image:")]
     assert len(images) == 1  # kept once, however many responses carry it
+    client.close()
+
+
+def test_item_references_expand_on_either_worker(
+    redis: RedisServer, upstream: FakeUpstream, gateways: Gateways, tmp_path: Path
+) -> None:
+    """As the Vercel AI SDK builds a conversation: every turn sends the whole of it, each
+    earlier answer by reference, to whichever worker takes it."""
+    config = gateway_config(
+        [entry("vision", upstream, upstream_model="up-vision")], redis_url=redis.url
+    )
+    gateway = gateways.start(config, workers=2, env={"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})
+    client = fresh_client(gateway.url)
+    conversation: list[Any] = []
+    answers: list[str] = []
+    for turn in range(TURNS):
+        conversation.append({"role": "user", "content": f"Turn {turn}."})
+        response: Any
+        if turn % 2:
+            with client.responses.stream(model="vision", input=conversation) as stream:
+                response = stream.get_final_response()
+        else:
+            response = client.responses.create(model="vision", input=conversation)
+        conversation.append({"type": "item_reference", "id": response.output[0].id})
+        answers.append(response.output_text)
+
+    served = counted_by_worker(tmp_path, api="responses")
+    assert len(served) == 2, served
+    assert all(count > 0 for count in served.values()), served
+    last = upstream.received[-1].body["messages"]
+    assert [m["content"] for m in last[1::2]] == answers[:-1]
+    assert {m["role"] for m in last[1::2]} == {"assistant"}
+    items = [key for key in redis.stored_keys() if key.startswith("vg:responses:item:")]
+    assert len(items) == TURNS
     client.close()

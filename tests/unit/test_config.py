@@ -144,6 +144,97 @@ def test_missing_variable_inside_a_list_names_the_variable() -> None:
 
 
 @pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        pytest.param("$UPSTREAM_KEY", "sk-live", id="alone"),
+        pytest.param("Bearer-$UPSTREAM_KEY", "Bearer-sk-live", id="inside text"),
+        pytest.param("$UPSTREAM_KEY.suffix", "sk-live.suffix", id="up to a non-name character"),
+        pytest.param("cost$$5", "cost$5", id="$$ is a dollar"),
+        pytest.param("$$UPSTREAM_KEY", "$UPSTREAM_KEY", id="$$ before a name"),
+        pytest.param("5 $", "5 $", id="a lone dollar"),
+    ],
+)
+def test_a_variable_without_braces_is_substituted_as_compose_does(
+    written: str, expected: str
+) -> None:
+    text = ONE_MODEL + f"    api_key: '{written}'\n"
+
+    assert parse_config(text, {"UPSTREAM_KEY": "sk-live"}).models[0].api_key == expected
+
+
+def test_a_missing_variable_without_braces_names_it_its_field_and_line() -> None:
+    text = ONE_MODEL + "    api_key: $MY_KEY\n"
+
+    with pytest.raises(ConfigError) as raised:
+        parse_config(text, {}, source="gw.yaml")
+
+    assert "gw.yaml:4: models.0.api_key: environment variable MY_KEY is not set" in str(
+        raised.value
+    )
+    assert "(used as $MY_KEY)" in str(raised.value)
+
+
+def test_every_missing_variable_is_reported_at_once() -> None:
+    text = 'server:\n  api_keys: ["${GATEWAY_KEY}"]\n' + ONE_MODEL + "    api_key: $KEY_B\n"
+
+    with pytest.raises(ConfigError) as raised:
+        parse_config(text, {}, source="gw.yaml")
+
+    message = str(raised.value)
+    assert "gw.yaml:2: server.api_keys.0: environment variable GATEWAY_KEY" in message
+    assert "gw.yaml:6: models.0.api_key: environment variable KEY_B" in message
+
+
+@pytest.mark.parametrize("written", ["${MY KEY}", "${1ABC}", "${KEY:?needed}", "${KEY"])
+def test_a_malformed_reference_is_refused_never_sent_as_text(written: str) -> None:
+    text = ONE_MODEL + f"    api_key: '{written}'\n"
+
+    with pytest.raises(ConfigError, match="is not a variable reference"):
+        parse_config(text, {"KEY": "sk", "MY": "x", "1ABC": "y"})
+
+
+def test_api_key_variables_written_without_braces_are_recorded() -> None:
+    text = ONE_MODEL + "    api_key: $UPSTREAM_KEY\n"
+
+    entry = parse_config(text, {"UPSTREAM_KEY": ""}).models[0]
+
+    assert entry.api_key_variables == ("UPSTREAM_KEY",)
+
+
+@pytest.mark.parametrize(
+    ("written", "origin"),
+    [
+        ("https://app.example.com", "https://app.example.com"),
+        ("http://localhost:5173/", "http://localhost:5173"),
+        ("HTTPS://App.Example.com", "https://app.example.com"),
+        ("*", "*"),
+    ],
+)
+def test_cors_origins_are_kept_as_browsers_send_them(written: str, origin: str) -> None:
+    config = make_config(server={"cors": [written]})
+
+    assert config.server.cors == [origin]
+
+
+@pytest.mark.parametrize("written", ["app.example.com", "https://app.example.com/path", "ftp://x"])
+def test_a_cors_entry_that_is_no_origin_is_refused(written: str) -> None:
+    with pytest.raises(ConfigError, match="is not an origin"):
+        make_config(server={"cors": [written]})
+
+
+def test_trusted_proxies_are_addresses_or_networks() -> None:
+    config = make_config(server={"trusted_proxies": ["10.0.0.0/8", "127.0.0.1", "::1"]})
+
+    assert [str(network) for network in config.server.trusted_proxies] == [
+        "10.0.0.0/8",
+        "127.0.0.1/32",
+        "::1/128",
+    ]
+    with pytest.raises(ConfigError, match="trusted_proxies"):
+        make_config(server={"trusted_proxies": ["proxy.internal"]})
+
+
+@pytest.mark.parametrize(
     ("text", "key", "line"),
     [
         pytest.param(ONE_MODEL + "colour: blue\n", "colour", 4, id="top level"),
@@ -388,3 +479,32 @@ def test_streams_keepalive_interval_defaults_to_5_s_and_must_be_positive() -> No
     for value in ("0", "-1"):
         with pytest.raises(ConfigError, match=r"config:2: server\.stream_keepalive_s: "):
             parse_config(f"server:\n  stream_keepalive_s: {value}\n")
+
+
+def test_a_model_keeps_no_answers_unless_it_asks_and_then_with_the_defaults() -> None:
+    config = make_config(
+        [
+            {"name": "plain", "provider": "inspect"},
+            {"name": "kept", "provider": "inspect", "cache": {}},
+        ]
+    )
+    plain, kept = config.models
+
+    assert plain.cache is None
+    assert kept.cache is not None
+    assert (kept.cache.ttl_s, kept.cache.max_entry_bytes) == (3600, 1024 * 1024)
+    assert (kept.cache.when, kept.cache.url_images, kept.cache.shared) == (
+        "repeatable",
+        "by_content",
+        False,
+    )
+    assert config.cache.max_bytes == 256 * 1024 * 1024
+
+
+def test_an_unknown_key_in_a_model_s_cache_names_it_and_its_line() -> None:
+    text = "models:\n  - name: m\n    provider: inspect\n    cache:\n      tll_s: 60\n"
+
+    with pytest.raises(ConfigError) as refused:
+        parse_config(text, environ={})
+
+    assert "config:5: unknown key 'models.0.cache.tll_s'" in str(refused.value)

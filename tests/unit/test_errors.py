@@ -243,7 +243,135 @@ def test_validation_error_param_is_the_path_to_the_bad_value(
     error = first_validation_error(body)
 
     assert error.param == param
-    assert param in error.message
+    assert "Input should" not in error.message
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "param", "message"),
+    [
+        pytest.param(
+            {"model": "m"},
+            "missing_required_parameter",
+            "messages",
+            "Missing required parameter: 'messages'.",
+            id="missing",
+        ),
+        pytest.param(
+            {**user_message("hi"), "stream": "yes"},
+            "invalid_type",
+            "stream",
+            "Invalid type for 'stream': expected a boolean, but got a string instead.",
+            id="a string for a boolean",
+        ),
+        pytest.param(
+            {**user_message("hi"), "n": 2.5},
+            "invalid_type",
+            "n",
+            "Invalid type for 'n': expected an integer, but got a decimal number instead.",
+            id="a decimal for an integer",
+        ),
+        pytest.param(
+            {**user_message("hi"), "max_tokens": True},
+            "invalid_type",
+            "max_tokens",
+            "Invalid type for 'max_tokens': expected an integer, but got a boolean instead.",
+            id="a boolean for an integer",
+        ),
+        pytest.param(
+            user_message([{"type": "image_url", "image_url": "https://x.test/a.png"}]),
+            "invalid_type",
+            "messages[0].content[0].image_url",
+            "Invalid type for 'messages[0].content[0].image_url': expected an object, but got "
+            "a string instead.",
+            id="a string for an object",
+        ),
+        pytest.param(
+            user_message(5),
+            "invalid_type",
+            "messages[0].content",
+            "Invalid type for 'messages[0].content': expected one of a string or an array, but "
+            "got an integer instead.",
+            id="neither of a union",
+        ),
+        pytest.param(
+            {"model": "m", "messages": [{"role": "bot", "content": "hi"}]},
+            "invalid_value",
+            "messages[0].role",
+            "Invalid value: 'bot'. Supported values are: 'system', 'developer', 'user', "
+            "'assistant', 'tool', and 'function'.",
+            id="unknown role",
+        ),
+        pytest.param(
+            {"model": "m", "messages": [{"role": 7, "content": "hi"}]},
+            "invalid_type",
+            "messages[0].role",
+            "Invalid type for 'messages[0].role': expected a string, but got an integer instead.",
+            id="a role that is no string",
+        ),
+        pytest.param(
+            {"model": "m", "messages": [{"content": "hi"}]},
+            "missing_required_parameter",
+            "messages[0].role",
+            "Missing required parameter: 'messages[0].role'.",
+            id="no role",
+        ),
+        pytest.param(
+            user_message([{"type": "video", "video": {}}]),
+            "invalid_value",
+            "messages[0].content[0].type",
+            "Invalid value: 'video'. Supported values are: 'text', 'image_url', 'input_audio', "
+            "'file', and 'refusal'.",
+            id="unknown part type",
+        ),
+        pytest.param(
+            {**user_message("hi"), "temperature": 2.5},
+            "invalid_value",
+            "temperature",
+            "Invalid 'temperature': decimal above maximum value. Expected a value <= 2, but got "
+            "2.5 instead.",
+            id="above the maximum",
+        ),
+        pytest.param(
+            {"model": "m", "messages": []},
+            "invalid_value",
+            "messages",
+            "Invalid 'messages': empty array. Expected an array with minimum length 1, but got "
+            "an empty array instead.",
+            id="empty array",
+        ),
+        pytest.param(
+            {"model": "", "messages": [{"role": "user", "content": "hi"}]},
+            "invalid_value",
+            "model",
+            "Invalid 'model': string too short. Expected a string with minimum length 1, but got "
+            "an empty string instead.",
+            id="empty string",
+        ),
+        pytest.param(
+            {**user_message("hi"), "metadata": {"k": "v" * 513}},
+            "invalid_value",
+            "metadata.k",
+            "Invalid 'metadata.k': string too long. Expected a string with maximum length 512, "
+            "but got a string with length 513 instead.",
+            id="long string",
+        ),
+        pytest.param(
+            {**user_message("hi"), "stop": ["a", "b", "c", "d", "e"]},
+            "invalid_value",
+            "stop",
+            "Invalid 'stop': at most 4 stop sequences are allowed.",
+            id="a check of the gateway's own",
+        ),
+    ],
+)
+def test_validation_errors_speak_openais_codes_and_words(
+    body: dict[str, Any], code: str, param: str, message: str
+) -> None:
+    error = first_validation_error(body, prefix=False)
+
+    assert (error.code, error.param, error.message) == (code, param, message)
+    assert error.status_code == 400
+    assert error.type == "invalid_request_error"
 
 
 async def call(app: Front, method: str, path: str) -> httpx.Response:

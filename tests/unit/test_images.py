@@ -229,17 +229,18 @@ def test_low_detail_means_at_most_512_a_side() -> None:
 
 
 @pytest.mark.parametrize("size", [(1, 50), (50, 1), (1, 1)])
-def test_degenerate_images_are_refused(size: tuple[int, int]) -> None:
-    with pytest.raises(ImageError, match="at least 2") as caught:
-        process_image(image_bytes("PNG", size), Target(), max_pixels=MAX_PIXELS)
+def test_images_under_a_models_smallest_side_are_refused(size: tuple[int, int]) -> None:
+    with pytest.raises(ImageError, match="at least 2 pixels a side") as caught:
+        process_image(image_bytes("PNG", size), Target(min_side=2), max_pixels=MAX_PIXELS)
 
     assert caught.value.code == "invalid_image"
 
 
-def test_two_by_two_is_the_smallest_accepted_image() -> None:
-    image = process_image(image_bytes("PNG", (2, 2)), Target(), max_pixels=MAX_PIXELS)
+def test_one_pixel_is_an_image_where_the_model_states_no_smallest_side() -> None:
+    image = process_image(image_bytes("PNG", (1, 1)), Target(), max_pixels=MAX_PIXELS)
 
-    assert (image.width, image.height) == (2, 2)
+    assert (image.width, image.height) == (1, 1)
+    assert not image.converted
 
 
 def test_more_pixels_than_allowed_is_too_large() -> None:
@@ -318,12 +319,24 @@ async def test_converted_images_replace_the_clients_part(image_pipeline: ImagePi
 
 
 @pytest.mark.anyio
+async def test_an_image_under_the_models_smallest_side_names_its_part(
+    image_pipeline: ImagePipeline,
+) -> None:
+    request = request_with("https://x.test/ok.png", image_uri("PNG", "image/png", (1, 9)))
+
+    with pytest.raises(ImageError, match="1×9; this model needs at least 2") as caught:
+        await image_pipeline.prepare(request, ImageNeeds(min_side=2))
+
+    assert caught.value.param == "messages[0].content[2].image_url"
+    assert caught.value.code == "invalid_image"
+
+
+@pytest.mark.anyio
 @pytest.mark.parametrize(
     ("url", "error_class"),
     [
         ("data:text/plain;base64,aGk=", ImageError),
         ("data:image/png;base64,aGVsbG8gd29ybGQ=", ImageError),
-        (image_uri("PNG", "image/png", (1, 9)), ImageError),
         (image_uri("PNG", "image/png", (1001, 1000)), ImageTooLarge),
         ("ftp://x.test/a.png", ImageURLForbidden),
     ],

@@ -12,11 +12,18 @@ import orjson
 import pytest
 
 from app.api.client import ClientWatch
-from app.api.stream import EventStream, chat_body
+from app.api.stream import EventStream, PendingStream, chat_body, start_stream
 from app.errors import UpstreamError, UpstreamTimeout
 from app.observe.record import RequestRecord
 from app.wire.schemas import ChatCompletionChunk, ChoiceDelta, ChunkChoice
-from app.wire.sse import DONE, encode_data, encode_error, encode_event, iter_sse_data
+from app.wire.sse import (
+    DONE,
+    KEEPALIVE,
+    encode_data,
+    encode_error,
+    encode_event,
+    iter_sse_data,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -256,3 +263,102 @@ async def test_unexpected_error_mid_stream_is_a_generic_server_error() -> None:
     assert error["error"]["type"] == "server_error"
     assert error["error"]["code"] is None
     assert DONE not in body
+
+
+class Opening:
+    """A stream that opens after `delay_s` (or fails then), and notes what became of it."""
+
+    def __init__(self, delay_s: float, error: Exception | None = None) -> None:
+        self.delay_s = delay_s
+        self.error = error
+        self.cancelled = False
+        self.source = Events([chunk("a"), chunk("b")])
+
+    async def open(self) -> AsyncIterator[ChatCompletionChunk]:
+        try:
+            await asyncio.sleep(self.delay_s)
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+        if self.error is not None:
+            raise self.error
+        return self.source()
+
+
+async def test_a_stream_that_opens_within_the_quiet_time_is_given_as_it_is() -> None:
+    opening = Opening(0.01)
+
+    chunks = await start_stream(opening.open(), quiet_s=1.0)
+
+    assert not isinstance(chunks, PendingStream)
+    assert [c.choices[0].delta.content async for c in chunks] == ["a", "b"]
+
+
+async def test_a_failure_within_the_quiet_time_is_raised() -> None:
+    with pytest.raises(UpstreamError):
+        await start_stream(Opening(0.01, UpstreamError("down")).open(), quiet_s=1.0)
+
+
+async def test_a_stream_slower_than_the_quiet_time_is_pending_then_read_whole() -> None:
+    opening = Opening(0.1)
+
+    chunks = await start_stream(opening.open(), quiet_s=0.01)
+
+    assert isinstance(chunks, PendingStream)
+    assert [c.choices[0].delta.content async for c in chunks] == ["a", "b"]
+    await chunks.aclose()
+    assert opening.source.closed
+
+
+async def test_a_pending_stream_raises_the_failure_where_it_is_read() -> None:
+    chunks = await start_stream(Opening(0.05, UpstreamError("down")).open(), quiet_s=0.01)
+
+    assert isinstance(chunks, PendingStream)
+    with pytest.raises(UpstreamError):
+        await anext(chunks)
+    await chunks.aclose()
+
+
+async def test_closing_a_pending_stream_cancels_its_opening() -> None:
+    opening = Opening(10.0)
+    chunks = await start_stream(opening.open(), quiet_s=0.01)
+
+    assert isinstance(chunks, PendingStream)
+    await chunks.aclose()
+    await asyncio.sleep(0)
+
+    assert opening.cancelled
+
+
+async def test_a_cancelled_wait_cancels_the_opening() -> None:
+    opening = Opening(10.0)
+    waiting = asyncio.ensure_future(start_stream(opening.open(), quiet_s=5.0))
+    await asyncio.sleep(0.01)
+
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    await asyncio.sleep(0)
+
+    assert opening.cancelled
+
+
+async def test_a_pending_stream_sends_a_keepalive_with_its_head() -> None:
+    chunks = await start_stream(Opening(0.05).open(), quiet_s=0.01)
+    record = RequestRecord()
+    sent: list[bytes] = []
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.body" and message["body"]:
+            sent.append(message["body"])
+
+    async def receive() -> dict[str, Any]:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    watch = ClientWatch(receive, keepalive_s=5.0)
+    await EventStream(chat_body(chunks, record), watch, record, pending=True)(
+        {"type": "http"}, receive, send
+    )
+
+    assert sent == [KEEPALIVE, encode_event(chunk("a")), encode_event(chunk("b")), DONE]

@@ -59,6 +59,7 @@ class Reply:
     usage: tuple[int, int] | None = (12, 7)  # prompt and completion tokens; None: not sent
     tool_calls: list[ToolCall] | None = None  # asked for after the text (if any)
     finish_reason: str | None = None  # None: `tool_calls` when there are some, else `stop`
+    sends_finish: bool = True  # False: the stream ends with `[DONE]` without a finish chunk
     # Compress the reply although nobody asked: `gzip` or `deflate` (each stream event
     # flushed), or a coding the fake can't make, sent with the body as it is (`br`).
     encoding: str | None = None
@@ -225,7 +226,8 @@ class FakeUpstream:
             for index, call in enumerate(reply.tool_calls or []):
                 for delta in _call_deltas(index, call):
                     yield stream.chunk({"tool_calls": [delta]})
-            yield stream.chunk({}, finish_reason=reply.finish)
+            if reply.sends_finish:
+                yield stream.chunk({}, finish_reason=reply.finish)
             if stream.include_usage and reply.usage is not None:
                 yield stream.data(
                     {**stream.envelope, "choices": [], "usage": usage_body(reply.usage)}

@@ -249,7 +249,7 @@ def test_an_input_file_part_in_a_chat_message_is_refused_naming_it(openai_gatewa
     reply = httpx.post(f"{openai_gateway}/v1/chat/completions", json=body, timeout=10)
 
     assert reply.status_code == 400
-    assert reply.json()["error"]["param"] == "messages[0].content[1]"
+    assert reply.json()["error"]["param"] == "messages[0].content[1].type"
 
 
 def test_a_part_the_provider_cannot_carry_is_refused_naming_it(

@@ -285,7 +285,12 @@ def test_missing_usage_and_finish_reason_are_filled(
     completion = response.json()
     assert completion["object"] == "chat.completion"
     assert completion["choices"][0]["finish_reason"] == "stop"
-    assert completion["choices"][0]["message"] == {"role": "assistant", "content": ANSWER}
+    assert completion["choices"][0]["message"] == {
+        "role": "assistant",
+        "content": ANSWER,
+        "refusal": None,
+        "annotations": [],
+    }
     assert completion["usage"] == {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
 
 

@@ -74,6 +74,21 @@ def test_the_sdk_sees_the_error_and_the_failed_response(
     assert events[-1].response.status == "failed"  # type: ignore[union-attr]
 
 
+def test_an_upstream_stream_ending_with_done_but_no_finish_reason_completes(
+    sync_client: openai.OpenAI, fakes: Fakes
+) -> None:
+    fakes["openai"].script("upstream-vision", Reply(text="A red square.", sends_finish=False))
+
+    with sync_client.responses.stream(model="openai", input="Hi.") as stream:
+        types = [event.type for event in stream]
+        response = stream.get_final_response()
+
+    assert types[-1] == "response.completed"
+    assert response.status == "completed"
+    assert response.output_text == "A red square."
+    assert sync_client.responses.retrieve(response.id).status == "completed"
+
+
 def test_a_failed_job_after_the_first_byte_ends_the_stream_with_response_failed(
     all_gateway: str, fakes: Fakes
 ) -> None:

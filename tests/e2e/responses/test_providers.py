@@ -10,7 +10,7 @@ from typing import Any
 import openai
 import pytest
 
-from tests.e2e.deployments import png_bytes
+from tests.e2e.deployments import png_bytes, png_data_uri
 from tests.e2e.responses.conftest import Fakes
 from tests.e2e.responses.helpers import QUESTION, ask
 
@@ -111,3 +111,27 @@ def test_job_providers_facts_are_in_x_gateway(
     else:
         assert facts["credits_used"] == 100
         assert facts["domain"] == "image.caption"
+
+
+@pytest.mark.parametrize("source", ["data-uri", "url"])
+@pytest.mark.parametrize("model", list(CASES))
+def test_a_one_pixel_image_is_an_image_for_every_provider(
+    sync_client: openai.OpenAI, fakes: Fakes, model: str, source: str
+) -> None:
+    pixel = png_bytes(1, 1)
+    url = fakes["images"].put("pixel.png", pixel) if source == "url" else png_data_uri(1, 1)
+    content: list[Any] = [
+        {"type": "text", "text": QUESTION},
+        {"type": "image_url", "image_url": {"url": url}},
+    ]
+
+    completion = sync_client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": content}]
+    )
+    response = sync_client.responses.create(model=model, input=ask(QUESTION, url))
+
+    assert completion.choices[0].message.content
+    assert response.status == "completed"
+    if model == "inspect":
+        assert "1×1" in completion.choices[0].message.content
+        assert "1×1" in response.output_text

@@ -5,17 +5,24 @@ OpenAI Agents SDK (an image and a function tool round trip) and pydantic-ai's
 from __future__ import annotations
 
 import json
+import re
+import textwrap
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from agents import (
     Agent,
+    MultiProvider,
+    RunConfig,
     Runner,
+    UserError,
     function_tool,
     set_default_openai_api,
     set_default_openai_client,
     set_tracing_disabled,
 )
+from openai import AsyncOpenAI
 from pydantic import BaseModel
 from pydantic_ai import Agent as PydanticAgent
 from pydantic_ai import BinaryContent, ImageUrl, NativeOutput
@@ -23,14 +30,15 @@ from pydantic_ai.models.openai import OpenAIResponsesModel
 from pydantic_ai.providers.openai import OpenAIProvider
 
 from tests.e2e.clients import async_sdk
-from tests.e2e.deployments import png_bytes
+from tests.e2e.deployments import entry, png_bytes
 from tests.e2e.fakes.openai_compat import Reply, ToolCall
-from tests.e2e.responses.conftest import Fakes
+from tests.e2e.responses.conftest import Fakes, StartAll
 from tests.e2e.responses.helpers import RED_SQUARE
 
 pytestmark = pytest.mark.e2e
 
 SUNNY = "It is sunny in Paris, and the picture shows a red square."
+README = Path(__file__).parents[3] / "README.md"
 
 
 @pytest.fixture
@@ -153,3 +161,80 @@ async def test_pydantic_ai_structured_output(
     format_ = fakes["openai"].received[0].body["response_format"]
     assert format_["type"] == "json_schema"
     assert format_["json_schema"]["schema"]["properties"]["colors"]["type"] == "array"
+
+
+# The Agents SDK reads a model name with a `/` as `provider/model`: a gateway model named
+# `team/vision` (a `prefix/*` family's member, say) is asked for as `openai/team/vision`, or
+# through a `MultiProvider` that passes an unknown prefix on as part of the model id.
+
+
+@pytest.fixture
+async def team_gateway(start_all: StartAll, fakes: Fakes) -> AsyncIterator[AsyncOpenAI]:
+    """A gateway that also serves `team/vision`, as the Agents SDK's default client."""
+    url = start_all(entry("team/vision", fakes["openai"], upstream_model="team-upstream"))
+    set_tracing_disabled(True)
+    set_default_openai_api("responses")
+    async with async_sdk(url) as client:
+        set_default_openai_client(client, use_for_tracing=False)
+        yield client
+
+
+@pytest.mark.anyio
+@pytest.mark.usefixtures("team_gateway")
+async def test_a_model_name_with_a_slash_is_the_agents_sdks_provider_prefix(fakes: Fakes) -> None:
+    agent = Agent(name="looker", model="team/vision")
+
+    with pytest.raises(UserError, match="team"):
+        await Runner.run(agent, "Describe a red square.")
+
+    assert fakes["openai"].received == []
+
+
+@pytest.mark.anyio
+@pytest.mark.usefixtures("team_gateway")
+async def test_openai_slash_then_the_gateways_name_reaches_it(fakes: Fakes) -> None:
+    agent = Agent(name="looker", model="openai/team/vision")
+
+    result = await Runner.run(agent, "Describe a red square.")
+
+    assert result.final_output == "A red square on a white background."
+    [sent] = fakes["openai"].received
+    assert sent.model == "team-upstream"
+
+
+@pytest.mark.anyio
+async def test_a_multi_provider_passing_unknown_prefixes_on_reaches_it(
+    team_gateway: AsyncOpenAI, fakes: Fakes
+) -> None:
+    provider = MultiProvider(openai_client=team_gateway, unknown_prefix_mode="model_id")
+    agent = Agent(name="looker", model="team/vision")
+
+    result = await Runner.run(
+        agent, "Describe a red square.", run_config=RunConfig(model_provider=provider)
+    )
+
+    assert result.final_output == "A red square on a white background."
+    [sent] = fakes["openai"].received
+    assert sent.model == "team-upstream"
+
+
+def readme_recipe(heading: str, imports: str) -> str:
+    """The README's Python block under `heading` that imports from `imports`, as written."""
+    text = README.read_text()
+    section = text[text.index(heading) :]
+    section = section[: section.index("\n### ", 1)]
+    blocks = re.findall(r"\n( *)```python\n(.*?)\n\1```", section, re.DOTALL)
+    [code] = [textwrap.dedent(body) for _, body in blocks if f"from {imports}" in body]
+    return code
+
+
+def test_the_readmes_agents_sdk_recipe_runs_as_written(
+    start_all: StartAll, fakes: Fakes, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = start_all(entry("aimlapi/*", fakes["openai"]))
+    code = readme_recipe("### Clients and their quirks", "agents")
+
+    exec(compile(code.replace("http://localhost:8080", url), "README.md", "exec"), {})
+
+    assert capsys.readouterr().out == "A red square on a white background.\n" * 2
+    assert [received.model for received in fakes["openai"].received] == ["gpt-4o-mini"] * 2

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -11,7 +12,7 @@ import pytest
 
 from tests.e2e.conftest import MakeClient, StartGateway
 from tests.e2e.envelope import assert_error
-from tests.e2e.fakes.openai_compat import Reply
+from tests.e2e.fakes.openai_compat import Reply, ToolCall
 from tests.e2e.responses.conftest import Fakes, StartAll
 from tests.e2e.responses.helpers import QUESTION, RED_SQUARE, ask
 
@@ -19,6 +20,12 @@ pytestmark = pytest.mark.e2e
 
 TEAM_A = {"key": "sk-gw-resp-team-a-51c0", "name": "team-a"}
 TEAM_B = {"key": "sk-gw-resp-team-b-93de", "name": "team-b"}
+SKY_TOOL: Any = {
+    "type": "function",
+    "name": "sky_colour",
+    "description": "The colour of the sky somewhere.",
+    "parameters": {"type": "object", "properties": {"place": {"type": "string"}}},
+}
 
 
 def not_found(call: Any, param: str | None = None) -> None:
@@ -218,3 +225,105 @@ def test_the_request_caps_hold_for_the_whole_continued_conversation(
     assert third.status_code == 400
     assert third.json()["error"]["param"] == "input"
     assert "requests.max_messages" in third.json()["error"]["message"]
+
+
+# `item_reference`: an earlier response's output item by its id.
+
+
+def output_id(response: Any, index: int = 0) -> str:
+    """The id of one of a response's output items."""
+    return str(response.output[index].id)
+
+
+def item_not_found(call: Any, param: str) -> None:
+    with pytest.raises(openai.NotFoundError) as raised:
+        call()
+    assert raised.value.body == {
+        "message": raised.value.body["message"],  # type: ignore[index]
+        "type": "invalid_request_error",
+        "param": param,
+        "code": "item_not_found",
+    }
+
+
+def test_item_references_by_hand_expand_to_the_stored_items(
+    sync_client: openai.OpenAI, fakes: Fakes
+) -> None:
+    call = ToolCall("call_sky_1", "sky_colour", '{"place":"here"}')
+    fakes["openai"].script(
+        "upstream-vision", Reply(text="Let me check.", tool_calls=[call]), Reply(text="Blue.")
+    )
+    first = sync_client.responses.create(
+        model="openai", input="What colour is the sky?", tools=[SKY_TOOL]
+    )
+    message, function_call = first.output
+    assert (message.type, function_call.type) == ("message", "function_call")
+    items: Any = [
+        {"role": "user", "content": "What colour is the sky?"},
+        {"type": "item_reference", "id": message.id},
+        {"type": "item_reference", "id": function_call.id},
+        {"type": "function_call_output", "call_id": call.call_id, "output": "blue"},
+    ]
+
+    second = sync_client.responses.create(model="openai", input=items, tools=[SKY_TOOL])
+
+    assert second.output_text == "Blue."
+    messages = fakes["openai"].received[-1].body["messages"]
+    assert messages[1:] == [
+        {"role": "assistant", "content": "Let me check.", "tool_calls": [call.as_chat()]},
+        {"role": "tool", "tool_call_id": call.call_id, "content": "blue"},
+    ]
+    listed = sync_client.responses.input_items.list(second.id, order="asc").data
+    assert [item.id for item in listed[1:3]] == [message.id, function_call.id]
+
+
+def test_an_item_reference_streamed_and_with_previous_response_id(
+    sync_client: openai.OpenAI, fakes: Fakes
+) -> None:
+    with sync_client.responses.stream(model="openai", input="Name a colour.") as stream:
+        first = stream.get_final_response()
+    second = sync_client.responses.create(
+        model="openai",
+        previous_response_id=first.id,
+        input=[{"type": "item_reference", "id": output_id(first)}, *ask("Again?")],
+    )
+
+    assert second.output_text
+    messages = fakes["openai"].received[-1].body["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant", "assistant", "user"]
+    assert messages[1] == messages[2] == {"role": "assistant", "content": first.output_text}
+
+
+def test_an_unknown_deleted_or_other_keys_item_is_item_not_found(
+    start_all: StartAll, make_client: MakeClient, fakes: Fakes
+) -> None:
+    url = start_all(server={"api_keys": [TEAM_A, TEAM_B]})
+    team_a = make_client(url, api_key=TEAM_A["key"])
+    team_b = make_client(url, api_key=TEAM_B["key"])
+    mine = team_a.responses.create(model="openai", input="Private question.")
+    gone = team_a.responses.create(model="openai", input="Short-lived.")
+    team_a.responses.delete(gone.id)
+
+    def refer(client: openai.OpenAI, item_id: str) -> Any:
+        items: Any = [
+            {"role": "user", "content": "Go on."},
+            {"type": "item_reference", "id": item_id},
+        ]
+        return lambda: client.responses.create(model="openai", input=items)
+
+    item_not_found(refer(team_b, output_id(mine)), "input[1]")
+    item_not_found(refer(team_a, "msg_0123456789abcdef"), "input[1]")
+    item_not_found(refer(team_a, output_id(gone)), "input[1]")
+    assert len(fakes["openai"].received) == 2  # the refused ones never went upstream
+    assert refer(team_a, output_id(mine))().output_text
+
+
+def test_an_item_expires_with_its_response(start_all: StartAll, make_client: MakeClient) -> None:
+    client = make_client(start_all(responses={"ttl_s": 1}))
+    first = client.responses.create(model="openai", input="Hi.")
+    items: Any = [{"type": "item_reference", "id": output_id(first)}, *ask("Again?")]
+    assert client.responses.create(model="openai", input=items).output_text
+
+    time.sleep(1.5)
+
+    item_not_found(lambda: client.responses.create(model="openai", input=items), "input[0]")

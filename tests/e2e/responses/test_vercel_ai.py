@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import skip_unless_ci
-from tests.e2e.fakes.openai_compat import Reply
+from tests.e2e.fakes.openai_compat import Reply, ToolCall
 from tests.e2e.responses.conftest import Fakes
 from tests.e2e.responses.helpers import RED_SQUARE
 from tests.e2e.test_accounting import scrape, wait_for
@@ -46,11 +46,14 @@ def node_clients() -> Path:
     return CLIENTS
 
 
-def run_client(clients: Path, version: str, url: str, model: str) -> dict[str, Any]:
+def run_client(
+    clients: Path, version: str, url: str, model: str, script: str = "run.mjs"
+) -> dict[str, Any]:
     node = shutil.which("node")
     assert node is not None
+    args = [url, model, RED_SQUARE, IMAGE_URL] if script == "run.mjs" else [url, model]
     done = subprocess.run(
-        [node, str(clients / version / "run.mjs"), url, model, RED_SQUARE, IMAGE_URL],
+        [node, str(clients / version / script), *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -83,3 +86,67 @@ def test_generate_and_stream_text_with_an_image(
     wait_for(lambda: metric_value(scrape(all_gateway), "gateway_requests_total") == 2)
     text = scrape(all_gateway)
     assert metric_value(text, "gateway_requests_total", api="responses", status="200") == 2
+
+
+def plain(message: dict[str, Any]) -> dict[str, Any]:
+    """A chat message with its text parts as one string, as the tests compare them."""
+    content = message.get("content")
+    if isinstance(content, list):
+        message = {**message, "content": "".join(part["text"] for part in content)}
+    return message
+
+
+WEATHER = ToolCall("call_weather_paris", "weather", '{"city":"Paris"}')
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_turns_and_tool_loops_send_earlier_output_as_item_references(
+    node_clients: Path, all_gateway: str, fakes: Fakes, version: str
+) -> None:
+    upstream = fakes["openai"]
+    streamed_call = ToolCall("call_weather_lyon", "weather", '{"city":"Paris"}')
+    upstream.script(
+        "upstream-vision",
+        Reply(text="A red square."),
+        Reply(text="Red."),
+        Reply(text="You are welcome."),
+        Reply(text="Let me look that up.", tool_calls=[WEATHER]),
+        Reply(text="It is sunny in Paris."),
+        Reply(text="Let me look that up.", tool_calls=[streamed_call]),
+        Reply(text="Sunny, in Paris."),
+    )
+
+    result = run_client(node_clients, version, all_gateway, "openai", "turns.mjs")
+
+    assert result["texts"] == ["A red square.", "Red.", "You are welcome."]
+    assert result["generatedLoop"] == {"text": "It is sunny in Paris.", "steps": 2}
+    assert result["streamedLoop"] == {"text": "Sunny, in Paris.", "steps": 2}
+    assert result["called"] == ["Paris", "Paris"]
+    # What the SDK sent: its earlier output by reference, in every later turn and step 2.
+    references = [
+        [item for item in body["input"] if item.get("type") == "item_reference"]
+        for body in result["sent"]
+    ]
+    assert [len(found) for found in references] == [0, 1, 2, 0, 1, 0, 1]
+    # What the upstream was asked: the whole conversation, the referenced output expanded.
+    asked = [[plain(m) for m in received.body["messages"]] for received in upstream.received]
+    assert asked[1] == [
+        {"role": "user", "content": "What is in this image?"},
+        {"role": "assistant", "content": "A red square."},
+        {"role": "user", "content": "And its colour?"},
+    ]
+    assert asked[2][-2:] == [
+        {"role": "assistant", "content": "Red."},
+        {"role": "user", "content": "Thanks."},
+    ]
+    for step, call in ((asked[4], WEATHER), (asked[6], streamed_call)):
+        user, assistant, tool = step
+        assert user == {"role": "user", "content": "What is the weather in Paris?"}
+        assert assistant == {
+            "role": "assistant",
+            "content": "Let me look that up.",
+            "tool_calls": [call.as_chat()],
+        }
+        assert tool["role"] == "tool"
+        assert tool["tool_call_id"] == call.call_id
+        assert "sunny in Paris" in tool["content"]

@@ -45,7 +45,7 @@ async def test_each_refusal_carries_the_parts_param(
     images = make_pipeline(fetchers.make(), max_image_pixels=100_000)
 
     with pytest.raises(ImageError) as caught:
-        await images.prepare(request, ImageNeeds(urls=False, max_bytes=2_000))
+        await images.prepare(request, ImageNeeds(urls=False, max_bytes=2_000, min_side=2))
 
     assert type(caught.value) is error
     assert caught.value.param == PARAM

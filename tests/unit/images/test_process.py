@@ -80,11 +80,16 @@ def test_a_truncated_image_that_needs_converting_is_refused() -> None:
 
 
 @pytest.mark.parametrize("size", [(1, 100), (100, 1), (1, 1)])
-def test_degenerate_sizes_are_refused(size: tuple[int, int]) -> None:
+def test_sizes_under_the_targets_smallest_side_are_refused(size: tuple[int, int]) -> None:
     with pytest.raises(ImageError) as caught:
-        process_image(picture(size), Target(), max_pixels=MAX_PIXELS)
+        process_image(picture(size), Target(min_side=2), max_pixels=MAX_PIXELS)
 
     assert type(caught.value) is ImageError
+
+
+@pytest.mark.parametrize("size", [(1, 100), (100, 1), (1, 1)])
+def test_thin_images_pass_a_target_with_no_smallest_side(size: tuple[int, int]) -> None:
+    assert (process_image(picture(size), Target(), max_pixels=MAX_PIXELS).width) == size[0]
 
 
 def test_images_over_the_pixel_limit_are_too_large() -> None:

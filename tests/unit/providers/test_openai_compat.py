@@ -461,15 +461,34 @@ async def test_string_error_event_mid_stream_is_an_upstream_error(
         await collect(chunks_of(provider(transport), vision_call(stream=True)))
 
 
+@pytest.mark.parametrize("choices", [1, 2])
+async def test_done_without_a_finish_reason_ends_each_choice_before_the_usage(
+    transport: httpx.AsyncBaseTransport, respx_mock: respx.MockRouter, choices: int
+) -> None:
+    respx_mock.post("/chat/completions").mock(
+        return_value=sse(delta_event({"content": "A "}), USAGE_EVENT, "[DONE]")
+    )
+
+    chunks = await collect(chunks_of(provider(transport), vision_call(stream=True, n=choices)))
+
+    *_, content, finish, usage = chunks
+    assert content.choices[0].delta.content == "A "
+    assert [(c.index, c.finish_reason) for c in finish.choices] == [
+        (index, "stop") for index in range(choices)
+    ]
+    assert usage.choices == []
+    assert usage.usage is not None
+
+
 @pytest.mark.parametrize(
     "events",
     [
-        pytest.param([delta_event({"content": "A "}), "[DONE]"], id="done without finish"),
         pytest.param([delta_event({"content": "A "})], id="cut off"),
+        pytest.param([delta_event({"content": "A "}), USAGE_EVENT], id="cut off after usage"),
         pytest.param([], id="nothing at all"),
     ],
 )
-async def test_stream_ending_without_finish_reason_is_an_upstream_error(
+async def test_stream_ending_without_finish_reason_or_done_is_an_upstream_error(
     transport: httpx.AsyncBaseTransport,
     respx_mock: respx.MockRouter,
     events: list[dict[str, Any] | str | bytes],

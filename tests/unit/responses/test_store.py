@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from app.config import ResponsesConfig
-from app.errors import InvalidRequest, ResponseNotFound
+from app.errors import InvalidRequest, ItemNotFound, ResponseNotFound
 from app.observe.metrics import Metrics
 from app.responses.payload import ResponseData, response_data
 from app.responses.schemas import ResponsesRequest, parse_request
@@ -320,3 +320,87 @@ async def test_a_response_over_the_size_of_one_record_is_not_stored(backend: Bac
         "gateway_responses_not_stored_total", {"key": "a", "reason": "too_large"}
     )
     assert counted == 1
+
+
+def with_tool_call(text: str) -> tuple[ResponsesRequest, ResponseData]:
+    """A turn whose answer is a message and a function call."""
+    request = parse_request({"model": "m", "input": text})
+    call = {"id": "call_7", "type": "function", "function": {"name": "f", "arguments": '{"a":1}'}}
+    message = {"role": "assistant", "content": f"re: {text}", "tool_calls": [call]}
+    answer = ChatCompletion.model_validate({"model": "m", "choices": [{"message": message}]})
+    return request, response_data(answer, request)
+
+
+def output_ids(response: ResponseData) -> list[str]:
+    output = response["output"]
+    assert isinstance(output, list)
+    return [str(item["id"]) for item in output]
+
+
+def references(*ids: object, before: str = "Go on.") -> ResponsesRequest:
+    refs = [{"type": "item_reference", "id": item_id} for item_id in ids]
+    return parse_request({"model": "m", "input": [{"role": "user", "content": before}, *refs]})
+
+
+async def test_an_item_reference_expands_to_the_stored_output_item(backend: Backend) -> None:
+    store = ResponseStore(backend.state, ResponsesConfig())
+    request, response = with_tool_call("weather?")
+    assert await store.save(request, response, owner="team-a")
+    follow_up = references(*output_ids(response))
+
+    await store.expand_references(follow_up, owner="team-a")
+
+    chat = to_chat_request(follow_up)
+    assert [message.model_dump(exclude_none=True) for message in chat.messages] == [
+        {"role": "user", "content": "Go on."},
+        {
+            "role": "assistant",
+            "content": "re: weather?",
+            "tool_calls": [
+                {
+                    "id": "call_7",
+                    "type": "function",
+                    "function": {"name": "f", "arguments": '{"a":1}'},
+                }
+            ],
+        },
+    ]
+
+
+async def test_another_keys_expired_or_unknown_item_is_not_found(backend: Backend) -> None:
+    store = ResponseStore(backend.state, ResponsesConfig(ttl_s=0.5))
+    request, response = turn("mine")
+    await store.save(request, response, owner="team-a")
+    [message] = output_ids(response)
+
+    for owner, item_id in [("team-b", message), ("team-a", "msg_unknown")]:
+        with pytest.raises(ItemNotFound) as caught:
+            await store.expand_references(references(item_id), owner=owner)
+        assert (caught.value.status_code, caught.value.param) == (404, "input[1]")
+    await store.expand_references(references(message), owner="team-a")
+    await backend.advance(0.7)
+    with pytest.raises(ItemNotFound):
+        await store.expand_references(references(message), owner="team-a")
+
+
+async def test_a_deleted_responses_items_are_gone_and_free_their_bytes(backend: Backend) -> None:
+    store = ResponseStore(backend.state, ResponsesConfig(max_bytes=9000), keyed=False)
+    request, response = with_tool_call("x" * 1000)
+    assert await store.save(request, response, owner="a")
+    ids = output_ids(response)
+
+    await store.delete(id_of(response), owner="a")
+
+    for item_id in ids:
+        with pytest.raises(ItemNotFound):
+            await store.expand_references(references(item_id), owner="a")
+    assert await store.save(*with_tool_call("y" * 1000), owner="a")
+
+
+async def test_store_false_indexes_no_item(backend: Backend) -> None:
+    store = ResponseStore(backend.state, ResponsesConfig())
+    request, response = turn("unkept", store=False)
+    await store.save(request, response, owner="a")
+
+    with pytest.raises(ItemNotFound):
+        await store.expand_references(references(*output_ids(response)), owner="a")

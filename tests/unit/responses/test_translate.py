@@ -8,7 +8,7 @@ import openai.types.responses as sdk
 import orjson
 import pytest
 
-from app.errors import InvalidRequest, UnsupportedParameter
+from app.errors import InvalidRequest, ItemNotFound, UnsupportedParameter
 from app.responses.payload import response_data
 from app.responses.schemas import parse_request
 from app.responses.translate import to_chat_request
@@ -233,37 +233,66 @@ def test_built_in_tools_and_unknown_items_are_unsupported() -> None:
         chat(input="x", tools=[{"type": "function", "name": "f"}, {"type": "web_search"}])
     assert tool.value.param == "tools[1]"
     with pytest.raises(UnsupportedParameter) as item:
-        chat(input=[{"type": "item_reference", "id": "msg_1"}])
+        chat(input=[{"type": "computer_call", "id": "cu_1"}])
     assert item.value.param == "input[0]"
 
 
+@pytest.mark.parametrize("reference", [{"type": "item_reference", "id": "msg_1"}, {"id": "msg_1"}])
+def test_an_item_reference_not_expanded_by_the_store_is_not_found(
+    reference: dict[str, Any],
+) -> None:
+    with pytest.raises(ItemNotFound) as caught:
+        chat(input=[{"role": "user", "content": "Hi."}, reference])
+
+    assert (caught.value.status_code, caught.value.code) == (404, "item_not_found")
+    assert caught.value.param == "input[1]"
+    assert caught.value.message == "Item with id 'msg_1' not found."
+
+
 @pytest.mark.parametrize(
-    ("body", "param"),
+    ("body", "code", "param"),
     [
         (
             {"input": [{"role": "user", "content": [{"type": "input_txt", "text": "x"}]}]},
-            "input[0].content[0]",
+            "invalid_value",
+            "input[0].content[0].type",
         ),
-        ({"input": [{"role": "robot", "content": "x"}]}, "input[0].role"),
+        ({"input": [{"role": "robot", "content": "x"}]}, "invalid_value", "input[0].role"),
         (
             {"input": [{"type": "function_call", "name": "f", "arguments": "{}"}]},
+            "missing_required_parameter",
             "input[0].call_id",
         ),
-        ({"input": "x", "temperature": 3}, "temperature"),
-        ({"input": "x", "max_output_tokens": 0}, "max_output_tokens"),
-        ({"input": "x", "tools": [{"type": "function"}]}, "tools[0].name"),
-        ({"input": "x", "text": {"format": {"type": "json_schema", "schema": {}}}}, "text.format"),
-        ({"input": []}, "input"),
+        ({"input": "x", "temperature": 3}, "invalid_value", "temperature"),
+        ({"input": "x", "max_output_tokens": 0}, "invalid_value", "max_output_tokens"),
+        (
+            {"input": "x", "tools": [{"type": "function"}]},
+            "missing_required_parameter",
+            "tools[0].name",
+        ),
+        (
+            {"input": "x", "text": {"format": {"type": "json_schema", "schema": {}}}},
+            "invalid_value",
+            "text.format",
+        ),
+        ({"input": []}, "invalid_value", "input"),
         (
             {"input": [{"role": "user", "content": [{"type": "input_image"}]}]},
+            "invalid_value",
             "input[0].content[0].image_url",
         ),
+        ({"input": "x", "stream": "yes"}, "invalid_type", "stream"),
+        ({"input": "x", "store": 1}, "invalid_type", "store"),
+        ({"input": 5}, "invalid_type", "input"),
+        ({"input": "x", "top_logprobs": "3"}, "invalid_type", "top_logprobs"),
     ],
 )
-def test_bad_values_are_invalid_value_naming_the_field(body: dict[str, Any], param: str) -> None:
+def test_bad_values_are_refused_naming_the_field(
+    body: dict[str, Any], code: str, param: str
+) -> None:
     with pytest.raises(InvalidRequest) as caught:
         chat(**body)
-    assert caught.value.code == "invalid_value"
+    assert caught.value.code == code
     assert caught.value.param == param
 
 

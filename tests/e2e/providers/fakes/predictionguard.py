@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -41,6 +42,7 @@ class PGReply:
     status: int = 200
     error: str = "required fields are missing"
     done: bool = True  # end streams with `data: [DONE]` (the real one's habit is unverified)
+    delay_s: float = 0.0  # before it answers (watching for its caller leaving meanwhile)
 
     def pieces(self) -> list[str]:
         if self.deltas is not None:
@@ -76,6 +78,9 @@ class FakePredictionGuard:
             record.refused = refusal.message
             return JSONResponse({"error": refusal.message}, status_code=refusal.status)
         reply = self._script.next()
+        if reply.delay_s:
+            await _wait(request, record, reply.delay_s)
+        record.answered_at = time.monotonic()
         if reply.status != 200:
             return JSONResponse({"error": reply.error}, status_code=reply.status)
         if body.get("stream"):
@@ -108,6 +113,15 @@ class FakePredictionGuard:
         if record.images and body.get("stream"):
             raise Refused(400, PG_NO_VISION_STREAMING)
         return body
+
+
+async def _wait(request: Request, record: Received, seconds: float) -> None:
+    """`seconds`, working on the answer; a caller that leaves meanwhile is noted when seen."""
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        await anyio.sleep(0.02)
+        if record.abandoned_at is None and await request.is_disconnected():
+            record.abandoned_at = time.monotonic()
 
 
 def _image_urls(messages: object) -> list[str]:

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 from python_multipart.multipart import parse_options_header
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -19,6 +20,7 @@ from tests.e2e.providers.fakes.wire import Received, Refused, Script, parse_mult
 
 EOS = "</s>"
 TAKEOFF_NOT_READY = "The server is not ready to process requests yet"
+BREAK_DELAY_S = 0.05  # between the last token and a broken-off stream's end
 
 
 class _BrokenOff(Exception):
@@ -153,7 +155,15 @@ async def _takeoff_events(
 ) -> AsyncIterator[bytes]:
     for sent, (index, token) in enumerate(_interleave(answers)):
         if sent == break_after:
-            raise _BrokenOff
+            await _break_off()
         yield sse(json.dumps({"text": token, "batch_id": index}) if batched else token)
     if break_after is not None:
-        raise _BrokenOff
+        await _break_off()
+
+
+async def _break_off() -> None:
+    """Drop the connection a moment after the last token, as a server that crashed does. (An
+    HTTP client may drop data that arrives together with the connection's end: the tokens
+    before a break are sure to be read only if they came before it.)"""
+    await anyio.sleep(BREAK_DELAY_S)
+    raise _BrokenOff

@@ -33,6 +33,8 @@ class Received:
     images: list[tuple[str, bytes]] = field(default_factory=list)  # data URIs: type and bytes
     refused: str | None = None
     raw: bytes = b""  # the body's bytes as they came
+    answered_at: float | None = None  # when the fake answered (`time.monotonic()`)
+    abandoned_at: float | None = None  # when it saw its caller gone, if it did
 
     def part(self, name: str) -> Part:
         [found] = [part for part in self.parts if part.name == name]
