@@ -310,7 +310,7 @@ def openai_node(node_clients: Path) -> Path:
     """The pinned SDK installed from its lock file (`npm ci`) once a session."""
     npm = shutil.which("npm")
     assert npm is not None  # `node_clients` checked it
-    folder = node_clients / "openai-node"
+    folder = node_clients / "openai-js"  # the same SDK the browser tests load
     done = subprocess.run(
         [npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error"],
         cwd=folder,
@@ -320,7 +320,7 @@ def openai_node(node_clients: Path) -> Path:
         check=False,
     )
     if done.returncode != 0:
-        pytest.fail(f"npm ci in tests/clients/openai-node failed:\n{done.stderr[-2000:]}")
+        pytest.fail(f"npm ci in tests/clients/openai-js failed:\n{done.stderr[-2000:]}")
     return folder
 
 

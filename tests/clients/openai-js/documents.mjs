@@ -1,6 +1,6 @@
 // The official openai Node SDK with a PDF, against the gateway: a chat `file` part and a
 // Responses `input_file`, as the SDK's own types spell them. Prints the answers as JSON.
-// Usage: node openai-node/documents.mjs <gateway base URL> <model> <PDF as base64>
+// Usage: node openai-js/documents.mjs <gateway base URL> <model> <PDF as base64>
 import OpenAI from "openai";
 
 const [baseURL, model, pdf] = process.argv.slice(2);
