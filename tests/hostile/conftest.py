@@ -4,15 +4,13 @@ meanwhile."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import skip_unless_ci
 from tests.e2e.servers import serving
 from tests.hostile.fakes import HostileUpstream
-from tests.ops.redis_server import RedisServer
+from tests.ops.redis_server import RedisServer, running_redis
 from tests.processes import Gateways
 
 
@@ -35,13 +33,6 @@ def hostile_upstream() -> Iterator[HostileUpstream]:
 
 @pytest.fixture(scope="module")
 def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """A `redis-server` of the module's own (skipped without one, but under CI)."""
-    executable = shutil.which("redis-server")
-    if executable is None:
-        skip_unless_ci("redis-server is not installed (apt-get install redis-server)", "Redis")
-    server = RedisServer(executable, tmp_path_factory.mktemp("redis"))
-    server.start()
-    try:
+    """A `redis-server` of the module's own."""
+    with running_redis(tmp_path_factory.mktemp("redis")) as server:
         yield server
-    finally:
-        server.stop()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -23,7 +22,7 @@ from tests.documents import (
     slow_pdf,
 )
 from tests.hostile.raw import connect
-from tests.hostile.watch import Watch, memory_kb
+from tests.hostile.watch import Watch, cpu_s, descendants, memory_kb
 from tests.ops.configs import gateway_config
 from tests.processes import GatewayProcess, Gateways
 
@@ -58,37 +57,6 @@ def ask(gateway: GatewayProcess, pdf: Pdf, timeout_s: float = 30) -> httpx.Respo
         ],
     }
     return httpx.post(f"{gateway.url}/v1/chat/completions", json=body, timeout=timeout_s)
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process under `pid` (its render processes, and the server that forks them)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue  # gone meanwhile
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def cpu_s(pids: list[int]) -> float:
-    """User and system time the processes have used."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / ticks
 
 
 def peak_rss_mb(pids: list[int]) -> float:

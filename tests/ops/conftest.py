@@ -3,32 +3,20 @@ processes come from `tests/conftest.py`)."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import skip_unless_ci
 from tests.e2e.fakes.openai_compat import FakeUpstream
 from tests.e2e.servers import ServedFakes
-from tests.ops.redis_server import RedisServer
-
-REDIS_MISSING = "redis-server is not installed (apt-get install redis-server)"
+from tests.ops.redis_server import RedisServer, running_redis
 
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """A `redis-server` for the session. Without one the tests that need it are skipped,
-    except under CI, where that fails them: CI must run them."""
-    executable = shutil.which("redis-server")
-    if executable is None:
-        skip_unless_ci(REDIS_MISSING, "Redis")
-    server = RedisServer(executable, tmp_path_factory.mktemp("redis"))
-    server.start()
-    try:
+    """A `redis-server` for the session."""
+    with running_redis(tmp_path_factory.mktemp("redis")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

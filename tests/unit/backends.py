@@ -3,29 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import pytest
 
 from app.state import MemoryState, StateBackend
-from tests.conftest import skip_unless_ci
-from tests.ops.redis_server import RedisServer
+from tests.ops.redis_server import RedisServer, running_redis
 
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """A `redis-server` for the session; skipped without one, except under CI."""
-    executable = shutil.which("redis-server")
-    if executable is None:
-        skip_unless_ci("redis-server is not installed (apt-get install redis-server)", "Redis")
-    server = RedisServer(executable, tmp_path_factory.mktemp("redis"))
-    server.start()
-    try:
+    """A `redis-server` for the session."""
+    with running_redis(tmp_path_factory.mktemp("redis")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 class FakeClock:
