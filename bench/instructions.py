@@ -126,12 +126,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--kinds", default="small,stream", help="scenarios, comma-separated")
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        metavar="DIR",
+        help="keep callgrind's dumps here, for callgrind_annotate (a dump per kind)",
+    )
     args = parser.parse_args(argv)
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         raise SystemExit("valgrind is not installed (apt-get install -y valgrind)")
-    with tempfile.TemporaryDirectory(prefix="bench-instructions-") as folder:
-        kinds = [kind.strip() for kind in args.kinds.split(",") if kind.strip()]
-        found = uvloop.run(measure(kinds, args.requests, args.connections, Path(folder)))
+    kinds = [kind.strip() for kind in args.kinds.split(",") if kind.strip()]
+    if args.keep is not None:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        found = uvloop.run(measure(kinds, args.requests, args.connections, args.keep.resolve()))
+    else:
+        with tempfile.TemporaryDirectory(prefix="bench-instructions-") as folder:
+            found = uvloop.run(measure(kinds, args.requests, args.connections, Path(folder)))
     for kind, per_request in found.items():
         print(f"{kind:<16}{per_request:>14,} instructions per request")
 
