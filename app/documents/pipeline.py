@@ -189,8 +189,10 @@ class DocumentPipeline:
         if not parts:
             return request
         loaded = [(param, part, await self._load(param, part)) for param, part in parts]
-        if native:
-            return _with_pdfs(request, loaded)
+        if native:  # megabytes of base64, made on a worker thread
+            pdfs = [data for _, _, (data, _) in loaded]
+            encoded = await self._decoding.run(lambda: [_base64(data) for data in pdfs])
+            return _with_pdfs(request, loaded, encoded)
         limits = _Limits(
             max_images,
             max_images - len(request.image_parts()),
@@ -202,7 +204,8 @@ class DocumentPipeline:
             limits.images_left -= len(document.pages)
             limits.text_left -= sum(len(page.text) for page in document.pages)
             documents.append(document)
-        return _with_pages(request, documents)
+        urls = await self._decoding.run(lambda: [_page_urls(document) for document in documents])
+        return _with_pages(request, documents, urls)
 
     async def read(self, part: FilePart, param: str, *, max_pages: int) -> Document:
         """One document part, read and rendered as `prepare` renders it (the same pages, kept
@@ -366,7 +369,7 @@ def _thumbnail(page: RenderedPage, side: int) -> str:
         image.thumbnail((side, side))
         out = io.BytesIO()
         image.save(out, "JPEG", quality=80)
-    return "data:image/jpeg;base64," + pybase64.b64encode(out.getvalue()).decode("ascii")
+    return "data:image/jpeg;base64," + _base64(out.getvalue())
 
 
 def _cost(pages: Sequence[RenderedPage]) -> int:
@@ -384,19 +387,29 @@ def _text_chars(messages: Sequence[Message]) -> int:
     return total
 
 
-def _page_parts(document: Document) -> list[ContentPart]:
+def _base64(data: bytes) -> str:
+    return pybase64.b64encode(data).decode("ascii")
+
+
+def _page_urls(document: Document) -> list[str]:
+    """Each page's image as a data URI (on a worker thread: a document's pages are megabytes)."""
+    return [f"data:{page.mime};base64,{_base64(page.image)}" for page in document.pages]
+
+
+def _page_parts(document: Document, urls: list[str]) -> list[ContentPart]:
     parts: list[ContentPart] = []
-    for page in document.pages:
+    for page, url in zip(document.pages, urls, strict=True):
         if page.text:
             parts.append(TextPart(type="text", text=page.text))
-        url = f"data:{page.mime};base64,{pybase64.b64encode(page.image).decode('ascii')}"
         parts.append(ImageURLPart(type="image_url", image_url=ImageURL(url=url)))
     return parts
 
 
-def _with_pages(request: ChatCompletionRequest, documents: list[Document]) -> DocumentRequest:
-    """`request` with each document part replaced by its pages' parts."""
-    by_param = {document.param: document for document in documents}
+def _with_pages(
+    request: ChatCompletionRequest, documents: list[Document], urls: list[list[str]]
+) -> DocumentRequest:
+    """`request` with each document part replaced by its pages' parts, `urls` their images."""
+    by_param = {doc.param: (doc, pages) for doc, pages in zip(documents, urls, strict=True)}
     image_params: list[str] = []
     messages: list[Message] = []
     for i, message in enumerate(request.messages):
@@ -408,7 +421,7 @@ def _with_pages(request: ChatCompletionRequest, documents: list[Document]) -> Do
         for j, part in enumerate(content):
             param = f"messages[{i}].content[{j}]"
             if isinstance(part, FilePart):
-                pages = _page_parts(by_param[param])
+                pages = _page_parts(*by_param[param])
                 parts.extend(pages)
                 image_params.extend(param for p in pages if isinstance(p, ImageURLPart))
             else:
@@ -430,12 +443,13 @@ def _with_pages(request: ChatCompletionRequest, documents: list[Document]) -> Do
 def _with_pdfs(
     request: ChatCompletionRequest,
     loaded: list[tuple[str, FilePart, tuple[bytes, Literal["data", "url"]]]],
+    encoded_pdfs: list[str],
 ) -> ChatCompletionRequest:
     """`request` with each document as a PDF data URI, for an upstream that reads PDFs: the
-    type is the one its bytes are, whatever the client declared, and a URL is fetched."""
+    type is the one its bytes are, whatever the client declared, and a URL is fetched.
+    `encoded_pdfs` are their bytes in base64."""
     replaced: dict[str, FilePart] = {}
-    for param, part, (data, _) in loaded:
-        encoded = pybase64.b64encode(data).decode("ascii")
+    for (param, part, _), encoded in zip(loaded, encoded_pdfs, strict=True):
         file = File(
             filename=shortened(part.file.filename or "") or DEFAULT_FILENAME,
             file_data=f"data:application/pdf;base64,{encoded}",

@@ -24,12 +24,15 @@ from app.images.held import FetchedBytes
 from app.images.shares import FetchShares
 from app.images.urls import parse_image_url
 from app.observe.record import RequestRecord, current_record
+from app.server.threads import WorkerThreads
 
 logger = logging.getLogger(__name__)
 
 MAX_REDIRECTS = 3
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _USER_AGENT = b"vision-gateway image fetcher"
+# A larger body's pieces are joined on a worker thread: copying megabytes stalls the loop.
+JOIN_ON_LOOP_BYTES = 1024 * 1024
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
@@ -162,6 +165,7 @@ class ImageFetcher:
         self._shares = FetchShares(per_client)
         self._in_flight: dict[FetchKey, asyncio.Task[bytes]] = {}
         self._waiting: dict[FetchKey, int] = {}
+        self._joining = WorkerThreads(2)
 
     async def aclose(self) -> None:
         await self._pool.aclose()
@@ -248,13 +252,17 @@ class ImageFetcher:
             raise ImageTooLarge(f"{display_url(url)} is over {limit} bytes")
         if declared.isdigit() and int(declared) > self._held.room(record):
             self._held.take(record, int(declared))  # refused before a byte is read
-        body = bytearray()
+        pieces: list[bytes] = []
+        size = 0
         async for chunk in response.aiter_stream():
             self._held.take(record, len(chunk))
-            body += chunk
-            if len(body) > limit:
+            pieces.append(chunk)
+            size += len(chunk)
+            if size > limit:
                 raise ImageTooLarge(f"{display_url(url)} is over {limit} bytes")
-        return bytes(body)
+        if size > JOIN_ON_LOOP_BYTES:
+            return await self._joining.run(lambda: b"".join(pieces))
+        return b"".join(pieces)
 
 
 def _redirect_target(current: httpx.URL, location: str) -> httpx.URL:

@@ -59,6 +59,8 @@ class PreparedImage:
     url: str  # the client's URL (for data URIs: the original URI)
     image: ProcessedImage | None = None  # None: a URL passed on unfetched
     respelled: bool = False  # a data URI whose base64 was broken into lines: it goes re-encoded
+    # A large image that goes inline: its base64, made on a worker thread (its bytes dropped).
+    encoded: bytes | None = None
 
     @property
     def replaced(self) -> bool:
@@ -113,6 +115,10 @@ class PreparedImage:
             f"{origin}{fetched}, {image.mime}, {image.width}×{image.height}, "
             f"{image.size} bytes, sha256 {image.sha256[:12]}, {done}"
         )
+
+
+# Smaller images are encoded where they are carried: quicker than a worker thread's turn.
+ENCODE_ON_LOOP_BYTES = 256 * 1024
 
 
 def is_data_uri(url: str) -> bool:
@@ -174,6 +180,28 @@ class ImagePipeline:
         return [prepared[index] for index in range(len(parts))]
 
     async def _prepare_one(
+        self,
+        param: str,
+        part: ImageURLPart,
+        needs: ImageNeeds,
+        fetches: asyncio.Semaphore,
+        inline: InlineImages | None,
+    ) -> PreparedImage:
+        """One image part as its upstream takes it; a large image that goes inline as base64
+        has it made here, on a worker thread, where the event loop would stall for it."""
+        prepared = await self._checked(param, part, needs, fetches, inline)
+        image = prepared.image
+        if needs.raw_bytes or not prepared.replaced or image is None:
+            return prepared
+        if len(image.data) <= ENCODE_ON_LOOP_BYTES:
+            return prepared
+        data, cost = image.data, len(image.data) * 4 // 3
+        encoded = await self._converter.conversions.run(
+            current_record().client, cost, lambda _: pybase64.b64encode(data)
+        )
+        return dataclasses.replace(prepared, image=image.without_data(), encoded=encoded)
+
+    async def _checked(
         self,
         param: str,
         part: ImageURLPart,
@@ -282,7 +310,8 @@ def with_images(
     """A copy of `request` whose image parts carry what the upstream should get (`images` are
     its image parts, in order), and the data URIs their stand-ins are for: the request's own,
     and one more for each image the gateway fetched or converted, its base64 made once as
-    bytes (never a string, nor a copy in an encoded body: see `InlineImages.add`)."""
+    bytes (never a string, nor a copy in an encoded body: see `InlineImages.add`), on a
+    worker thread for a large one (`ImagePipeline.prepare` made it)."""
     if not any(image.replaced for image in images):
         return request, request.inline
     inline = InlineImages.extending(request.inline)
@@ -305,5 +334,8 @@ def with_images(
 def _carrying(part: ImageURLPart, image: PreparedImage, inline: InlineImages) -> ImageURLPart:
     if not image.replaced or image.image is None:
         return part
-    url = part.image_url.model_copy(update={"url": inline.add(image.image.mime, image.image.data)})
+    encoded = image.encoded
+    if encoded is None:  # a small image, encoded now
+        encoded = pybase64.b64encode(image.image.data)
+    url = part.image_url.model_copy(update={"url": inline.add(image.image.mime, encoded)})
     return part.model_copy(update={"image_url": url})

@@ -35,6 +35,7 @@ from app.images.fetch import ImageFetcher
 from app.observe.metrics import Metrics
 from app.observe.record import current_record
 from app.providers.base import Call, chunks_from_completion
+from app.server.threads import WorkerThreads
 from app.service.routing import Attempt
 from app.state import Quota, StateBackend
 from app.wire.schemas import (
@@ -115,6 +116,7 @@ class ResponseCache:
         self._quota = Quota("response-cache", config.max_bytes)
         self._in_flight: dict[str, asyncio.Future[Waited]] = {}
         self._down_logged = float("-inf")
+        self._hashing = WorkerThreads(1)  # a fetched image's megabytes, off the event loop
 
     def plan(self, call: Call, attempt: Attempt, control: CacheControl | None) -> Plan | None:
         """How `call` goes through the cache, or None when its deployment keeps no answers
@@ -175,7 +177,7 @@ class ResponseCache:
         except GatewayError:
             # The upstream fetches it, perhaps from where the gateway may not: keyed on its URL.
             return "url:" + url
-        digest = hashlib.sha256(data).hexdigest()
+        digest = await self._hashing.run(lambda: hashlib.sha256(data).hexdigest())
         if self._config.url_memo_s > 0:
             await self._state.set(memo, digest, self._config.url_memo_s)
         return "sha256:" + digest

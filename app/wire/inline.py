@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import orjson
-import pybase64
 
 from app.transport import BodyParts
 
@@ -108,13 +107,13 @@ class InlineImages:
             extended._tokens = dict(inline._tokens)
         return extended
 
-    def add(self, mime: str, data: bytes) -> str:
-        """A stand-in for the data URI of `data`, an image the gateway made or fetched: its
-        base64 is made once, as bytes, and goes into an upstream body as it is, never into a
+    def add(self, mime: str, encoded: bytes) -> str:
+        """A stand-in for a data URI of an image the gateway made or fetched, `encoded` its
+        base64: made once, as bytes, it goes into an upstream body as it is, never into a
         string nor into a copy of the whole body."""
         header = f"data:{mime};base64,"
         stand_in = f"{header}{_MARK}{self._nonce}.{len(self._found)}"
-        made = InlineURI(header, memoryview(pybase64.b64encode(data)), memoryview(b""))
+        made = InlineURI(header, memoryview(encoded), memoryview(b""))
         self._found[stand_in] = made
         self._tokens[orjson.dumps(stand_in)] = made
         return stand_in

@@ -221,7 +221,7 @@ def test_an_image_the_gateway_made_goes_into_the_body_as_buffers_beside_the_clie
     made = os.urandom(50_000)
 
     extended = InlineImages.extending(inline)
-    stand_in = extended.add("image/png", made)
+    stand_in = extended.add("image/png", base64.b64encode(made))
     payload = orjson.loads(skeleton)
     payload["messages"][0]["content"].append({"type": "image_url", "image_url": {"url": stand_in}})
     sent = extended.dumps(payload)
