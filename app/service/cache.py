@@ -55,6 +55,8 @@ _NOT_KEYED = {"stream", "stream_options", "user", "metadata"}
 WAIT_POLL_S = 0.05
 # How rarely the cache says it is skipped while the shared state is unreachable.
 DOWN_LOG_EVERY_S = 60.0
+# Larger keyed content is hashed on a worker thread, where the event loop would wait for it.
+HASH_ON_LOOP_BYTES = 256 * 1024
 # How long requests waiting for an answer that was not kept may still learn so.
 DONE_MARK_S = 2.0
 _VERSION = 1
@@ -152,7 +154,7 @@ class ResponseCache:
                     part["image_url"]["url"] = await self._image_key(next(images), settings)
                 elif part.get("type") == "file":
                     data = str(part["file"].get("file_data", ""))
-                    part["file"] = {"sha256": hashlib.sha256(data.encode()).hexdigest()}
+                    part["file"] = {"sha256": await self._digest(data)}
         owner = "*" if settings.shared else plan.control.owner
         keyed = {
             "deployment": plan.attempt.deployment.id,
@@ -177,10 +179,19 @@ class ResponseCache:
         except GatewayError:
             # The upstream fetches it, perhaps from where the gateway may not: keyed on its URL.
             return "url:" + url
-        digest = await self._hashing.run(lambda: hashlib.sha256(data).hexdigest())
+        digest = await self._digest(data)
         if self._config.url_memo_s > 0:
             await self._state.set(memo, digest, self._config.url_memo_s)
         return "sha256:" + digest
+
+    async def _digest(self, data: str | bytes) -> str:
+        """The SHA-256 of `data` (a string as UTF-8), on a worker thread once it is large: a
+        PDF's data URI, a fetched image."""
+
+        def digest() -> str:
+            return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
+
+        return digest() if len(data) <= HASH_ON_LOOP_BYTES else await self._hashing.run(digest)
 
     async def get(self, key: str) -> Entry | None:
         text = await self._state.get("cache:" + key)

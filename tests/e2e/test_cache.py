@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.documents import pages_pdf
 from tests.e2e.clients import sdk
 from tests.e2e.conftest import AccessLog, StartGateway
 from tests.e2e.deployments import entry, png_bytes
@@ -45,6 +46,16 @@ def ask(url: str, image_url: str, *, model: str = "vision", **fields: Any) -> ht
     headers = {"authorization": f"Bearer {fields.pop('key', KEYS[0])}"}
     headers.update(fields.pop("headers", {}))
     body = {"model": model, "messages": [{"role": "user", "content": content}], **fields}
+    return httpx.post(f"{url}/v1/chat/completions", json=body, headers=headers, timeout=30)
+
+
+def ask_about(url: str, file_data: str, *, model: str) -> httpx.Response:
+    content = [
+        {"type": "text", "text": QUESTION},
+        {"type": "file", "file": {"file_data": file_data}},
+    ]
+    body = {"model": model, "messages": [{"role": "user", "content": content}]}
+    headers = {"authorization": f"Bearer {KEYS[0]}"}
     return httpx.post(f"{url}/v1/chat/completions", json=body, headers=headers, timeout=30)
 
 
@@ -91,6 +102,24 @@ def test_the_same_image_however_it_is_sent_is_one_answer(
     # The URL was fetched once to learn what it holds, then remembered.
     ask(gateway, url)
     assert image_host.fetched == ["photo.png"]
+
+
+def test_a_document_its_upstream_reads_is_one_answer_however_it_is_sent(
+    start_gateway: StartGateway, openai_upstream: FakeUpstream
+) -> None:
+    openai_upstream.script("up-native", Reply(text=ANSWER))
+    url = start_gateway(
+        [{**cached("native", openai_upstream), "documents": "native"}], server={"api_keys": KEYS}
+    )
+    pdf, other = pages_pdf(20_000), pages_pdf(20_001)
+    assert len(pdf.base64) > 256 * 1024  # hashed for the key on a worker thread
+    spellings = [pdf.data_uri, pdf.base64, "data:application/octet-stream;base64," + pdf.base64]
+
+    replies = [ask_about(url, data, model="native") for data in [*spellings, other.data_uri]]
+
+    assert [r.status_code for r in replies] == [200] * 4
+    assert [r.headers["x-gateway-cache"] for r in replies] == ["miss", "hit", "hit", "miss"]
+    assert upstream_calls(openai_upstream, "up-native") == 2
 
 
 def test_by_url_keys_a_url_image_on_its_address(
