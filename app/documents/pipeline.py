@@ -51,6 +51,7 @@ from app.wire.schemas import (
     FilePart,
     ImageURL,
     ImageURLPart,
+    InlineChatRequest,
     Message,
     TextPart,
 )
@@ -191,7 +192,7 @@ class DocumentPipeline:
         loaded = [(param, part, await self._load(param, part)) for param, part in parts]
         if native:  # megabytes of base64, made on a worker thread
             pdfs = [data for _, _, (data, _) in loaded]
-            encoded = await self._decoding.run(lambda: [_base64(data) for data in pdfs])
+            encoded = await self._decoding.run(lambda: [pybase64.b64encode(pdf) for pdf in pdfs])
             return _with_pdfs(request, loaded, encoded)
         limits = _Limits(
             max_images,
@@ -443,16 +444,18 @@ def _with_pages(
 def _with_pdfs(
     request: ChatCompletionRequest,
     loaded: list[tuple[str, FilePart, tuple[bytes, Literal["data", "url"]]]],
-    encoded_pdfs: list[str],
-) -> ChatCompletionRequest:
+    encoded_pdfs: list[bytes],
+) -> InlineChatRequest:
     """`request` with each document as a PDF data URI, for an upstream that reads PDFs: the
     type is the one its bytes are, whatever the client declared, and a URL is fetched.
-    `encoded_pdfs` are their bytes in base64."""
+    `encoded_pdfs` are their bytes in base64, which go into the upstream body as they are,
+    as a large image does, never into a string (see `InlineImages.add`)."""
+    inline = InlineImages.extending(request.inline)
     replaced: dict[str, FilePart] = {}
     for (param, part, _), encoded in zip(loaded, encoded_pdfs, strict=True):
         file = File(
             filename=shortened(part.file.filename or "") or DEFAULT_FILENAME,
-            file_data=f"data:application/pdf;base64,{encoded}",
+            file_data=inline.add("application/pdf", encoded),
         )
         replaced[param] = part.model_copy(update={"file": file})
     messages: list[Message] = []
@@ -464,4 +467,10 @@ def _with_pdfs(
             ]
             message = message.model_copy(update={"content": parts})
         messages.append(message)
-    return request.model_copy(update={"messages": messages})
+    values = dict(request)
+    values["messages"] = messages
+    carrying = InlineChatRequest.model_construct(
+        _fields_set={*request.model_fields_set, "messages"}, **values
+    )
+    carrying._inline = inline
+    return carrying

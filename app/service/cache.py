@@ -154,7 +154,9 @@ class ResponseCache:
                     part["image_url"]["url"] = await self._image_key(next(images), settings)
                 elif part.get("type") == "file":
                     data = str(part["file"].get("file_data", ""))
-                    part["file"] = {"sha256": await self._digest(data)}
+                    uri = call.inline.get(data) if call.inline else None  # a PDF passed on
+                    pieces = (data,) if uri is None else (uri.header, uri.payload)
+                    part["file"] = {"sha256": await self._digest(*pieces)}
         owner = "*" if settings.shared else plan.control.owner
         keyed = {
             "deployment": plan.attempt.deployment.id,
@@ -184,14 +186,19 @@ class ResponseCache:
             await self._state.set(memo, digest, self._config.url_memo_s)
         return "sha256:" + digest
 
-    async def _digest(self, data: str | bytes) -> str:
-        """The SHA-256 of `data` (a string as UTF-8), on a worker thread once it is large: a
-        PDF's data URI, a fetched image."""
+    async def _digest(self, *pieces: str | bytes | memoryview) -> str:
+        """The SHA-256 of `pieces` one after another (strings as UTF-8), on a worker thread
+        once they are large: a PDF's data URI, a fetched image."""
 
         def digest() -> str:
-            return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
+            hashed = hashlib.sha256()
+            for piece in pieces:
+                hashed.update(piece.encode() if isinstance(piece, str) else piece)
+            return hashed.hexdigest()
 
-        return digest() if len(data) <= HASH_ON_LOOP_BYTES else await self._hashing.run(digest)
+        if sum(len(piece) for piece in pieces) <= HASH_ON_LOOP_BYTES:
+            return digest()
+        return await self._hashing.run(digest)
 
     async def get(self, key: str) -> Entry | None:
         text = await self._state.get("cache:" + key)

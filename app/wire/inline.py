@@ -108,9 +108,10 @@ class InlineImages:
         return extended
 
     def add(self, mime: str, encoded: bytes) -> str:
-        """A stand-in for a data URI of an image the gateway made or fetched, `encoded` its
-        base64: made once, as bytes, it goes into an upstream body as it is, never into a
-        string nor into a copy of the whole body."""
+        """A stand-in for a data URI the gateway made (an image it fetched or converted, a
+        document for an upstream that reads PDFs), `encoded` its base64: made once, as bytes,
+        it goes into an upstream body as it is, never into a string nor into a copy of the
+        whole body."""
         header = f"data:{mime};base64,"
         stand_in = f"{header}{_MARK}{self._nonce}.{len(self._found)}"
         made = InlineURI(header, memoryview(encoded), memoryview(b""))

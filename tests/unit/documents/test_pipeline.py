@@ -216,7 +216,11 @@ async def test_an_upstream_that_reads_pdfs_gets_the_document_as_a_pdf_data_uri(
     assert isinstance(content, list)
     assert isinstance(content[0], TextPart)
     assert isinstance(content[1], FilePart)
-    assert content[1].file.file_data == report_pdf().data_uri
+    # The document's base64 goes into the upstream body as bytes, where its stand-in is.
+    assert prepared.inline is not None
+    pdf = prepared.inline.get(content[1].file.file_data or "")
+    assert pdf is not None
+    assert pdf.header + bytes(pdf.payload).decode() == report_pdf().data_uri
     assert content[1].file.filename is not None
     assert len(content[1].file.filename) <= 101  # shortened, not refused
     assert record.document_pages == 0
