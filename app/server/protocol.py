@@ -5,7 +5,8 @@ uvicorn takes the protocol class of each connection as its `http=` option; this 
 uvicorn's own, with the limits added in the callbacks the HTTP parser and the event loop make
 (`data_received`, `on_message_begin`, `on_url`, `on_header`, `on_headers_complete`,
 `on_body`, `on_message_complete`, and uvicorn's `on_response_complete`). Everything else,
-the request cycle included, is uvicorn's. A request the limits refuse never reaches uvicorn's
+the request cycle included, is uvicorn's, but for what the cycle holds of a body between two
+reads of the application (`BodyPieces`). A request the limits refuse never reaches uvicorn's
 cycle: its answer is written here, and the connection closes.
 """
 
@@ -65,6 +66,33 @@ class Connections:
 
     def __init__(self) -> None:
         self.open = 0
+
+
+class BodyPieces(bytearray):
+    """What uvicorn's request cycle holds of a body between two reads of the application (its
+    `body`): the pieces the parser gave, kept as they are. uvicorn adds each piece with `+=`,
+    weighs them with `len()` and hands them on with `bytes()`, which joins them: a body read
+    as it arrives is one piece at a time, handed on without a copy, where a `bytearray` copied
+    every byte in and out again. (uvicorn 0.54's cycle, pinned; see
+    tests/unit/test_library_seams.py.)"""
+
+    __slots__ = ("_pieces", "_size")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pieces: list[bytes] = []
+        self._size = 0
+
+    def __iadd__(self, piece: bytes) -> BodyPieces:  # type: ignore[override,misc]
+        self._pieces.append(piece)
+        self._size += len(piece)
+        return self
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __bytes__(self) -> bytes:
+        return b"".join(self._pieces)  # one piece: that piece itself
 
 
 class LimitedHttpProtocol(HttpToolsProtocol):
@@ -223,6 +251,9 @@ class LimitedHttpProtocol(HttpToolsProtocol):
 
     def on_body(self, body: bytes) -> None:
         if self._refusal is None:
+            cycle = self.cycle
+            if type(cycle.body) is bytearray:  # a fresh one, after each read of the application
+                cycle.body = BodyPieces()
             super().on_body(body)
 
     def on_message_complete(self) -> None:

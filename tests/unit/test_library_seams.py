@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 import uvicorn
 import uvloop
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.supervisors import Multiprocess
 
 from app.config import ServerConfig
 from app.server.listener import CatchUpLoop
-from app.server.protocol import GatewayServerConfig, LimitedHttpProtocol
+from app.server.protocol import BodyPieces, GatewayServerConfig, LimitedHttpProtocol
 
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 
@@ -71,6 +71,33 @@ def test_the_protocol_takes_what_uvicorn_gives_a_protocol_class() -> None:
     ours = inspect.signature(LimitedHttpProtocol.__init__)
 
     assert list(ours.parameters) == list(theirs.parameters)
+
+
+def test_the_request_cycle_holds_a_body_as_body_pieces_expect() -> None:
+    """`BodyPieces` takes the place of the cycle's `body`, a private attribute: uvicorn must
+    start each read of the application with a fresh `bytearray`, add each piece with `+=`,
+    weigh them with `len()` and hand them on with `bytes()`."""
+    on_body = inspect.getsource(HttpToolsProtocol.on_body)
+    receive = inspect.getsource(RequestResponseCycle.receive)
+    made = inspect.getsource(RequestResponseCycle.__init__)
+
+    assert "self.cycle.body += body" in on_body
+    assert "len(self.cycle.body)" in on_body
+    assert '"body": bytes(self.body)' in receive
+    assert "self.body = bytearray()" in receive
+    assert "self.body = bytearray()" in made
+
+
+def test_body_pieces_hand_on_one_piece_as_it_is_and_several_joined() -> None:
+    one, two = b"a" * 100_000, b"bc"
+    body = BodyPieces()
+
+    assert (len(body), bytes(body)) == (0, b"")
+    body += one
+    assert len(body) == 100_000
+    assert bytes(body) is one  # not a copy
+    body += two
+    assert (len(body), bytes(body)) == (100_002, one + two)
 
 
 def test_uvicorn_takes_the_protocol_class_the_loop_factory_and_no_websockets() -> None:
