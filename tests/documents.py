@@ -34,6 +34,15 @@ class Pdf:
         return f"data:application/pdf;base64,{self.base64}"
 
 
+def asking_about(pdf: Pdf, model: str, question: str = "What does it say?") -> dict[str, object]:
+    """A chat request asking `model` about `pdf`, sent as a `file` part's data URI."""
+    content = [
+        {"type": "text", "text": question},
+        {"type": "file", "file": {"filename": "x.pdf", "file_data": pdf.data_uri}},
+    ]
+    return {"model": model, "messages": [{"role": "user", "content": content}]}
+
+
 def report_pdf(texts: tuple[str | None, ...] = REPORT_TEXTS) -> Pdf:
     """A letter-size document: a page of text for each string, a scanned-looking page (an
     image, no text layer) for each None."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -163,7 +163,9 @@ class ImagePipeline:
         # A few fetches at a time per request; the first failure stops the others.
         fetches = asyncio.Semaphore(self._limits.max_fetches_per_request)
         work = {
-            index: self._prepare_one(param, part, needs, fetches, request.inline)
+            index: self._for_upstream(
+                self._prepare_one(param, part, needs, fetches, request.inline), needs
+            )
             for index, (param, part) in enumerate(parts)
             if index not in prepared
         }
@@ -179,17 +181,12 @@ class ImagePipeline:
             prepared.update((index, task.result()) for index, task in tasks.items())
         return [prepared[index] for index in range(len(parts))]
 
-    async def _prepare_one(
-        self,
-        param: str,
-        part: ImageURLPart,
-        needs: ImageNeeds,
-        fetches: asyncio.Semaphore,
-        inline: InlineImages | None,
+    async def _for_upstream(
+        self, preparing: Awaitable[PreparedImage], needs: ImageNeeds
     ) -> PreparedImage:
         """One image part as its upstream takes it; a large image that goes inline as base64
         has it made here, on a worker thread, where the event loop would stall for it."""
-        prepared = await self._checked(param, part, needs, fetches, inline)
+        prepared = await preparing
         image = prepared.image
         if needs.raw_bytes or not prepared.replaced or image is None:
             return prepared
@@ -201,7 +198,7 @@ class ImagePipeline:
         )
         return dataclasses.replace(prepared, image=image.without_data(), encoded=encoded)
 
-    async def _checked(
+    async def _prepare_one(
         self,
         param: str,
         part: ImageURLPart,

@@ -14,6 +14,7 @@ import pytest
 
 from tests.documents import (
     Pdf,
+    asking_about,
     deep_pdf,
     encrypted_pdf,
     image_bomb_pdf,
@@ -44,18 +45,7 @@ def gateway(gateways: Gateways) -> GatewayProcess:
 
 
 def ask(gateway: GatewayProcess, pdf: Pdf, timeout_s: float = 30) -> httpx.Response:
-    body = {
-        "model": "inspect",
-        "messages": [
-            {
-                "role": "user",
-                "content": [
-                    {"type": "text", "text": "What does it say?"},
-                    {"type": "file", "file": {"filename": "x.pdf", "file_data": pdf.data_uri}},
-                ],
-            }
-        ],
-    }
+    body = asking_about(pdf, "inspect")
     return httpx.post(f"{gateway.url}/v1/chat/completions", json=body, timeout=timeout_s)
 
 

@@ -10,7 +10,7 @@ import os
 import httpx
 import pytest
 
-from tests.documents import Pdf, report_pdf
+from tests.documents import Pdf, asking_about, report_pdf
 from tests.hostile.fakes import HostileUpstream
 from tests.hostile.watch import Watch
 from tests.ops.configs import gateway_config
@@ -46,21 +46,7 @@ async def _ask_at_once(gateway: GatewayProcess, pdfs: list[Pdf]) -> list[int]:
     async with httpx.AsyncClient(base_url=gateway.url, timeout=120) as client:
         replies = await asyncio.gather(
             *[
-                client.post(
-                    "/v1/chat/completions",
-                    json={
-                        "model": "reads-pdf",
-                        "messages": [
-                            {
-                                "role": "user",
-                                "content": [
-                                    {"type": "text", "text": "What does it say?"},
-                                    {"type": "file", "file": {"file_data": pdf.data_uri}},
-                                ],
-                            }
-                        ],
-                    },
-                )
+                client.post("/v1/chat/completions", json=asking_about(pdf, "reads-pdf"))
                 for pdf in pdfs
             ]
         )
